@@ -33,6 +33,9 @@ def _erf(h: Any, xp: Any) -> Any:
 class Activation:
     """One activation: ``phi``, ``dphi`` (φ') and ``d2phi`` (φ''), each ``f(h, xp)``.
 
+    ``dphi_hx(h, x, xp)`` is φ'(h) given also ``x = φ(h)``, which is cheaper for tanh
+    (1 − x²); the propagation loop has ``x`` at hand already.
+
     ``homogeneous`` marks φ(a h) = a φ(h) for a > 0 (relu, linear): for those χ1 does not
     depend on q, which the mean-field theory uses when q* does not exist.
     """
@@ -41,6 +44,7 @@ class Activation:
     phi: ArrayFn
     dphi: ArrayFn
     d2phi: ArrayFn
+    dphi_hx: Callable[[Any, Any, Any], Any]
     homogeneous: bool = False
 
 
@@ -55,12 +59,14 @@ def _tanh_d2(h: Any, xp: Any) -> Any:
 
 
 ACTIVATIONS: dict[str, Activation] = {
-    "tanh": Activation("tanh", lambda h, xp: xp.tanh(h), _tanh_d, _tanh_d2),
+    "tanh": Activation("tanh", lambda h, xp: xp.tanh(h), _tanh_d, _tanh_d2,
+                       lambda h, x, xp: 1 - x * x),
     "relu": Activation(
         "relu",
         lambda h, xp: xp.maximum(h, 0),
         lambda h, xp: (h > 0).astype(h.dtype),
         lambda h, xp: xp.zeros_like(h),
+        lambda h, x, xp: (h > 0).astype(h.dtype),
         homogeneous=True,
     ),
     "erf": Activation(
@@ -68,12 +74,14 @@ ACTIVATIONS: dict[str, Activation] = {
         _erf,
         lambda h, xp: (_TWO_OVER_SQRT_PI * xp.exp(-h * h)).astype(h.dtype),
         lambda h, xp: (-2 * _TWO_OVER_SQRT_PI * h * xp.exp(-h * h)).astype(h.dtype),
+        lambda h, x, xp: (_TWO_OVER_SQRT_PI * xp.exp(-h * h)).astype(h.dtype),
     ),
     "linear": Activation(
         "linear",
         lambda h, xp: h.copy(),
         lambda h, xp: xp.ones_like(h),
         lambda h, xp: xp.zeros_like(h),
+        lambda h, x, xp: xp.ones_like(h),
         homogeneous=True,
     ),
 }

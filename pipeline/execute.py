@@ -1,0 +1,200 @@
+"""Run a sweep through Dask: map ``compute_chunk`` over the chunks not yet done.
+
+This is the only module that knows about Dask. A task is :func:`run_chunk` (compute one chunk,
+write it, mark it done); the driver (:func:`run_sweep`) creates or checks the store, starts or
+connects to a cluster, submits the missing chunks, shows progress and reports what failed.
+Finished chunks are kept whatever happens to the rest, so re-running resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.backend import resolve_backend
+from pipeline.experiments import get_experiment
+from pipeline.plan import ChunkKey, chunk_coords, iter_chunk_keys, key_to_str
+from pipeline.spec import SweepSpec
+from pipeline.store import create_or_open_store, done_keys, write_chunk
+
+__all__ = ["RunReport", "run_chunk", "run_sweep", "SweepFailed"]
+
+
+class SweepFailed(RuntimeError):
+    """Some chunks failed after their retries; finished chunks are kept in the store."""
+
+
+@dataclass
+class RunReport:
+    """What one ``run_sweep`` call did.
+
+    ``computed``: keys computed and written by this call; ``already_done``: chunks skipped
+    because their marker was in the store; ``failed``: key string → error text.
+    """
+
+    store: str
+    total: int
+    already_done: int
+    computed: list[ChunkKey] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        """True when every chunk of the sweep is done."""
+        return self.already_done + len(self.computed) == self.total
+
+
+def run_chunk(
+    spec: SweepSpec, store: str, key: ChunkKey, backend: str = "numpy", threads: int = 1
+) -> ChunkKey:
+    """Compute chunk ``key`` of ``spec`` and write it (then its done marker) into ``store``.
+
+    Runs on a Dask worker (or anywhere: it is a plain function). Returns the key.
+    """
+    exp = get_experiment(spec.experiment)
+    arrays = exp.compute_chunk(spec, chunk_coords(spec, key), backend=backend, threads=threads)
+    write_chunk(spec, store, key, arrays)
+    return key
+
+
+def _chunk_task(
+    key: ChunkKey, *, spec: SweepSpec, store: str, backend: str, threads: int
+) -> ChunkKey:
+    """``client.map`` maps over the first argument: the chunk key."""
+    return run_chunk(spec, store, key, backend=backend, threads=threads)
+
+
+def _local_cluster(n_workers: int | None) -> Any:
+    from distributed import LocalCluster
+
+    n = n_workers or os.cpu_count() or 1
+    return LocalCluster(
+        n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+        silence_logs=50,
+    )
+
+
+def _dashboard_available() -> bool:
+    try:
+        import bokeh  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_sweep(
+    spec: SweepSpec,
+    store: str | Path | None = None,
+    *,
+    scheduler: str | None = None,
+    client: Any = None,
+    n_workers: int | None = None,
+    retries: int = 2,
+    backend: str = "auto",
+    threads: int = 1,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> RunReport:
+    """Run (or resume) a sweep and return a :class:`RunReport`.
+
+    Parameters
+    ----------
+    store : output path (default: the spec's ``store``).
+    scheduler : address of a running Dask scheduler; default a LocalCluster with one
+        single-threaded worker process per core (``n_workers`` to change).
+    client : an existing ``distributed.Client`` (e.g. on a SLURMCluster); overrides both.
+    retries : extra attempts per chunk before it is reported as failed.
+    backend : ``"auto"`` or ``"numpy"``.
+    threads : tile threads inside one task (results do not depend on it).
+
+    Finished chunks stay marked done whatever else fails; failed chunks are listed in the
+    report (and a re-run retries them).
+    """
+    say = log or (lambda msg: print(msg, file=sys.stderr))
+    path = store if store is not None else spec.store
+    if path is None:
+        raise ValueError("store: no output path (set 'store' in the spec or pass --store)")
+    path = str(path)
+    backend_name = resolve_backend(backend)
+    created = create_or_open_store(spec, path, provenance={"backend": backend_name})
+    all_keys = list(iter_chunk_keys(spec))
+    done = done_keys(path)
+    todo = [k for k in all_keys if k not in done]
+    report = RunReport(store=path, total=len(all_keys), already_done=len(all_keys) - len(todo))
+    say(f"store {path}: {'created' if created else 'resuming'}; "
+        f"{report.already_done}/{report.total} chunks already done, {len(todo)} to compute")
+    if not todo:
+        return report
+
+    t0 = time.perf_counter()
+    with ExitStack() as stack:
+        if client is None:
+            from distributed import Client
+
+            if scheduler:
+                client = stack.enter_context(Client(scheduler))
+            else:
+                cluster = stack.enter_context(_local_cluster(n_workers))
+                client = stack.enter_context(Client(cluster))
+            if _dashboard_available():
+                say(f"dashboard: {client.dashboard_link}")
+            else:
+                say("dashboard: install the 'dashboard' extra (bokeh) to get one")
+        report = _submit_and_wait(client, spec, path, todo, report, backend_name, threads,
+                                  retries, progress)
+    report.seconds = time.perf_counter() - t0
+    say(f"{len(report.computed)} chunks computed in {report.seconds:.1f} s, "
+        f"{len(report.failed)} failed; {report.already_done + len(report.computed)}/"
+        f"{report.total} done")
+    for k, err in report.failed.items():
+        say(f"  chunk {k} failed: {err}")
+    return report
+
+
+def _submit_and_wait(
+    client: Any,
+    spec: SweepSpec,
+    path: str,
+    todo: list[ChunkKey],
+    report: RunReport,
+    backend: str,
+    threads: int,
+    retries: int,
+    progress: bool,
+) -> RunReport:
+    from distributed import as_completed
+    from tqdm.auto import tqdm
+
+    futures = client.map(
+        _chunk_task,
+        todo,
+        spec=spec,
+        store=path,
+        backend=backend,
+        threads=threads,
+        key=[f"chunk-{key_to_str(k)}-{spec.experiment}" for k in todo],
+        retries=retries,
+        pure=False,
+    )
+    fut_key = {f.key: k for f, k in zip(futures, todo, strict=True)}
+    bar = tqdm(total=len(todo), desc="chunks", unit="chunk", disable=not progress,
+               file=sys.stderr)
+    try:
+        for fut in as_completed(futures):
+            k = fut_key[fut.key]
+            if fut.status == "finished":
+                report.computed.append(k)
+            else:
+                exc = fut.exception()
+                report.failed[key_to_str(k)] = f"{type(exc).__name__}: {exc}"
+            bar.update(1)
+    finally:
+        bar.close()
+    return report

@@ -1,0 +1,276 @@
+"""The ``propagation`` experiment: finite-width signal propagation over a phase-diagram grid.
+
+Spec side (axes, parameters, output variables, costs) of DESIGN §3; the numerics live in
+:mod:`pipeline.propagate`. Grid dims, in order: ``width, alpha, seed, activation,
+sigma_w | sigma_w2, sigma_b | sigma_b2``; every output variable adds ``layer`` (the recorded
+layers), except ``nonfinite_layer``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from pipeline.activations import ACTIVATIONS
+from pipeline.experiments import Variable
+from pipeline.propagate import (
+    TILE_ROWS,
+    BatchProbe,
+    CircleProbe,
+    PairProbe,
+    Probes,
+    propagate_network,
+)
+from pipeline.spec import Axis, AxisRule, SpecError, SweepSpec, check_keys
+
+AXIS_RULES = (
+    AxisRule("width", "int", low=1, default=None, long_name="width N", units="1"),
+    AxisRule("alpha", "float", low=0, high=2, low_open=True, default=(2.0,),
+             long_name="tail index α of the α-stable weights", units="1"),
+    AxisRule("seed", "int", low=0, high=2**64 - 1, default=(0,),
+             long_name="seed of the quenched disorder", units="1"),
+    AxisRule("activation", "str", choices=tuple(sorted(ACTIVATIONS)), default=("tanh",),
+             long_name="activation φ", units="1"),
+    AxisRule("sigma_w", "float", low=0, squared_name="sigma_w2", default=None,
+             long_name="weight scale σ_w", units="1"),
+    AxisRule("sigma_b", "float", low=0, squared_name="sigma_b2", default=(0.0,),
+             long_name="bias scale σ_b", units="1"),
+)
+
+VARIABLE_DOCS = {
+    "q": ("mean squared pre-activation q = mean_i (h_a,i)^2 of input a", "1"),
+    "c": ("correlation c = <h_a, h_b> / (|h_a| |h_b|)", "1"),
+    "dist": ("squared distance mean_i (h_a,i - h_b,i)^2", "1"),
+    "lyap_growth": ("one-layer log growth log(|dh^l| / |dh^(l-1)|) of the tangent", "nepers"),
+    "lyapunov": ("finite-depth Lyapunov exponent: mean of lyap_growth over layers 1..l",
+                 "nepers per layer"),
+    "cv": ("coefficient of variation std_k D_k / mean_k D_k of neighbour distances on the "
+           "propagated circle", "1"),
+    "eff_rank": ("numerical rank of the m x N post-activation batch matrix", "1"),
+    "participation_ratio": ("participation ratio (sum s_i^2)^2 / sum s_i^4 of the batch "
+                            "matrix's singular values", "1"),
+}
+
+
+@dataclass(frozen=True)
+class PropagationParams:
+    """Validated parameters of a propagation sweep.
+
+    depth : L, layers per network. record_layers : layers 1..L where observables are kept.
+    probes : which probes run. threads : tile threads per task (does not change results).
+    """
+
+    depth: int
+    record_layers: tuple[int, ...]
+    probes: Probes
+
+
+def _positive_int(value: Any, field_name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SpecError(field_name, f"value {value!r} is not an integer >= {minimum}")
+    return value
+
+
+def _number(value: Any, field_name: str, lo: float, hi: float, lo_open: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise SpecError(field_name, f"value {value!r} is not a finite number")
+    if (value <= lo if lo_open else value < lo) or value > hi:
+        left = "(" if lo_open else "["
+        right = ")" if math.isinf(hi) else "]"
+        raise SpecError(field_name, f"value {value!r} is outside {left}{lo:g}, {hi:g}{right}")
+    return float(value)
+
+
+def _parse_probes(raw: Any) -> Probes:
+    if raw is None:
+        return Probes(pair=PairProbe())
+    if not isinstance(raw, Mapping) or not raw:
+        raise SpecError("probes", f"expected a mapping with some of pair, circle, batch; "
+                        f"got {raw!r}")
+    check_keys(raw, ("pair", "circle", "batch"), "probes")
+    out: dict[str, Any] = {}
+    for name, cls, fields in (
+        ("pair", PairProbe, ("q0", "c0")),
+        ("circle", CircleProbe, ("K", "q0")),
+        ("batch", BatchProbe, ("m", "q0")),
+    ):
+        if name not in raw:
+            continue
+        body = raw[name] or {}
+        if not isinstance(body, Mapping):
+            raise SpecError(f"probes.{name}", f"expected a mapping of {', '.join(fields)}, "
+                            f"got {body!r}")
+        check_keys(body, fields, f"probes.{name}")
+        kw: dict[str, Any] = {}
+        if "q0" in body:
+            kw["q0"] = _number(body["q0"], f"probes.{name}.q0", 0, math.inf, lo_open=True)
+        if "c0" in body:
+            kw["c0"] = _number(body["c0"], f"probes.{name}.c0", -1, 1)
+        if "K" in body:
+            kw["K"] = _positive_int(body["K"], f"probes.{name}.K", 3)
+        if "m" in body:
+            kw["m"] = _positive_int(body["m"], f"probes.{name}.m", 1)
+        out[name] = cls(**kw)
+    return Probes(**out)
+
+
+def _parse_record_layers(raw: Any, depth: int) -> tuple[int, ...]:
+    field_name = "record_layers"
+    if raw is None or raw == "all":
+        return tuple(range(1, depth + 1))
+    if raw == "last":
+        return (depth,)
+    if isinstance(raw, Mapping):
+        check_keys(raw, ("every",), field_name)
+        every = _positive_int(raw.get("every"), f"{field_name}.every", 1)
+        layers = list(range(every, depth + 1, every))
+        if not layers or layers[-1] != depth:
+            layers.append(depth)
+        return tuple(layers)
+    if isinstance(raw, list | tuple) and raw:
+        out = []
+        for v in raw:
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= depth:
+                raise SpecError(field_name, f"value {v!r} is outside 1..{depth} (depth)")
+            out.append(v)
+        if len(set(out)) != len(out):
+            raise SpecError(field_name, f"duplicate layers in {list(raw)!r}")
+        return tuple(sorted(out))
+    raise SpecError(field_name, f"value {raw!r} is not 'all', 'last', {{every: k}} or a list "
+                    f"of layers in 1..{depth}")
+
+
+class PropagationExperiment:
+    """Signal propagation through random finite-width networks (DESIGN §3)."""
+
+    name = "propagation"
+    axis_rules = AXIS_RULES
+    param_keys = ("depth", "record_layers", "probes")
+
+    def parse_params(
+        self, raw: Mapping[str, Any], axes: tuple[Axis, ...]
+    ) -> tuple[PropagationParams, dict[str, Any]]:
+        """Validate ``depth``, ``record_layers`` and ``probes``; return them and their
+        canonical form."""
+        if "depth" not in raw:
+            raise SpecError("depth", "missing (number of layers L >= 1)")
+        depth = _positive_int(raw["depth"], "depth", 1)
+        layers = _parse_record_layers(raw.get("record_layers"), depth)
+        probes = _parse_probes(raw.get("probes"))
+        canonical = {
+            "depth": depth,
+            "record_layers": list(layers),
+            "probes": {k: v for k, v in asdict(probes).items() if v is not None},
+        }
+        return PropagationParams(depth, layers, probes), canonical
+
+    def default_chunk(self, axis: Axis) -> int:
+        """Whole σ planes (up to 64 × 64) and one network per chunk by default."""
+        if axis.base_name in ("sigma_w", "sigma_b"):
+            return min(len(axis), 64)
+        if axis.name == "activation":
+            return len(axis)
+        return 1
+
+    def variables(self, spec: SweepSpec) -> list[Variable]:
+        """Observables of the chosen probes (with a ``layer`` dim) plus ``nonfinite_layer``."""
+        out = [
+            Variable(name, ("layer",), VARIABLE_DOCS[name][0], VARIABLE_DOCS[name][1])
+            for name in spec.params.probes.observables()
+        ]
+        out.append(
+            Variable(
+                "nonfinite_layer", (), "first layer with a non-finite pre-activation "
+                "(0: none; -1: not computed)", "1", dtype="int32", fill=-1,
+            )
+        )
+        return out
+
+    def extra_coords(self, spec: SweepSpec) -> dict[str, tuple[np.ndarray, dict[str, str]]]:
+        """The ``layer`` coordinate: the recorded layers (1-based)."""
+        return {
+            "layer": (
+                np.asarray(spec.params.record_layers, np.int32),
+                {"long_name": "layer l (1 = first hidden layer)", "units": "1"},
+            )
+        }
+
+    def chunk_cost(self, spec: SweepSpec, chunk_shape: tuple[int, ...]) -> dict[str, float]:
+        """FLOPs (GEMMs only: 2·N²·rows per layer) and peak working bytes of a chunk."""
+        sizes = dict(zip(spec.dims, chunk_shape, strict=True))
+        widths = spec.axis("width").values
+        n_max = max(widths)
+        probes = spec.params.probes
+        r = probes.rows_per_point
+        per_net = sizes[spec.axis("activation").name] * sizes[spec.axis("sigma_w").name] \
+            * sizes[spec.axis("sigma_b").name]
+        networks = sizes["width"] * sizes["alpha"] * sizes["seed"]
+        n_mean = float(np.mean(widths))
+        rows = per_net * r
+        flops = 2.0 * n_mean**2 * rows * spec.params.depth * networks
+        item = np.dtype(spec.dtype).itemsize
+        ppt = max(1, TILE_ROWS // r)
+        padded_rows = -(-per_net // ppt) * ppt * r
+        # state + one tile's temporaries per thread, the weight matrix, outputs
+        n_out = len(probes.observables()) * len(spec.params.record_layers)
+        peak = (
+            padded_rows * n_max * item
+            + 4 * ppt * r * n_max * item
+            + n_max * n_max * (item + 8 * 256 / max(n_max, 1))
+            + math.prod(chunk_shape) * (n_out * item + 4)
+        )
+        return {"flops": flops, "peak_bytes": float(peak)}
+
+    def compute_chunk(
+        self,
+        spec: SweepSpec,
+        coords: dict[str, np.ndarray],
+        backend: str = "numpy",
+        threads: int = 1,
+    ) -> dict[str, np.ndarray]:
+        """All variables for the points of one chunk; arrays of shape chunk shape (+ layer)."""
+        if backend != "numpy":
+            raise ValueError(f"backend: unknown value {backend!r} (allowed: numpy)")
+        p = spec.params
+        names = [a.name for a in spec.axes]
+        shape = tuple(len(coords[nm]) for nm in names)
+        n_rec = len(p.record_layers)
+        obs = p.probes.observables()
+        out = {k: np.full((*shape, n_rec), np.nan, spec.dtype) for k in obs}
+        out["nonfinite_layer"] = np.full(shape, -1, np.int32)
+
+        ax_sw, ax_sb = spec.axis("sigma_w"), spec.axis("sigma_b")
+        sw_vals = np.asarray(coords[ax_sw.name], np.float64)
+        sb_vals = np.asarray(coords[ax_sb.name], np.float64)
+        if ax_sw.squared:
+            sw_vals = np.sqrt(sw_vals)
+        if ax_sb.squared:
+            sb_vals = np.sqrt(sb_vals)
+        sw_grid = np.repeat(sw_vals, len(sb_vals))
+        sb_grid = np.tile(sb_vals, len(sw_vals))
+        acts = list(coords["activation"])
+        for iw, width in enumerate(coords["width"]):
+            for ia, alpha in enumerate(coords["alpha"]):
+                for i_s, seed in enumerate(coords["seed"]):
+                    res = propagate_network(
+                        int(width), float(alpha), int(seed),
+                        [(a, sw_grid, sb_grid) for a in acts],
+                        depth=p.depth, record_layers=p.record_layers, probes=p.probes,
+                        dtype=spec.dtype, threads=threads,
+                    )
+                    for ig, r in enumerate(res):
+                        for k in obs:
+                            out[k][iw, ia, i_s, ig] = r[k].reshape(
+                                len(sw_vals), len(sb_vals), n_rec
+                            )
+                        out["nonfinite_layer"][iw, ia, i_s, ig] = r["nonfinite_layer"].reshape(
+                            len(sw_vals), len(sb_vals)
+                        )
+        return out
+
+
+EXPERIMENT = PropagationExperiment()

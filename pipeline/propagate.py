@@ -1,0 +1,374 @@
+"""Finite-width signal propagation through one random network: the NumPy reference.
+
+Pure computation (no I/O, no scheduler). Conventions are those of DESIGN §3:
+
+* width N, depth L, ``h¹ = W¹x⁰ + b¹``, ``xˡ = φ(hˡ)``, ``hˡ⁺¹ = Wˡ⁺¹xˡ + bˡ⁺¹``;
+* ``Wˡᵢⱼ = σ_w (2N)^(−1/α) Zˡᵢⱼ`` and ``bˡᵢ = σ_b 2^(−1/α) ζˡᵢ`` with Z, ζ standard symmetric
+  α-stable S_α(1) drawn by :mod:`pipeline.rng`, keyed by (seed, stream, layer, row, column):
+  every (σ_w, σ_b, activation) point of one (N, α, seed) sees the same Z and ζ;
+* probe inputs x⁰ (the input of layer 1) have mean square q0 exactly.
+
+Layout: every probe vector is a *row* of a (rows, N) array and a layer is ``X @ Zᵀ``. The rows
+of one grid point are contiguous (``pair``: a, b, tangent; then the K ``circle`` rows; then the
+m ``batch`` rows) and points are processed in *tiles* of a fixed number of rows. Every tile
+has the same shape (the last one is padded with inert points), each tile's GEMM runs on one
+BLAS thread, and tiles go to a small thread pool. That makes every number a function of the
+point alone, bit for bit: independent of chunking, of its position in the chunk and of the
+number of threads (OpenBLAS picks other kernels, with other rounding, for other shapes and
+thread splits), while the tile work stays in cache and uses every core.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from pipeline import rng
+from pipeline.activations import Activation, get_activation
+
+__all__ = [
+    "BatchProbe",
+    "CircleProbe",
+    "PairProbe",
+    "Probes",
+    "propagate_network",
+    "probe_inputs",
+    "OBSERVABLES",
+]
+
+TILE_ROWS = 128
+"""Target rows per tile: big enough for an efficient GEMM, small enough to stay in cache."""
+
+
+@dataclass(frozen=True)
+class PairProbe:
+    """Two inputs with mean square ``q0`` and correlation ``c0``, plus a tangent vector."""
+
+    q0: float = 1.0
+    c0: float = 0.5
+
+
+@dataclass(frozen=True)
+class CircleProbe:
+    """``K`` inputs ``√(N q0)(cos θ_k e₁ + sin θ_k e₂)``, θ_k = 2πk/K, e₁ ⟂ e₂ unit vectors."""
+
+    K: int = 64
+    q0: float = 1.0
+
+
+@dataclass(frozen=True)
+class BatchProbe:
+    """``m`` independent Gaussian inputs, each rescaled to mean square ``q0`` exactly."""
+
+    m: int = 8
+    q0: float = 1.0
+
+
+@dataclass(frozen=True)
+class Probes:
+    """Which probes a sweep propagates (any non-empty subset)."""
+
+    pair: PairProbe | None = None
+    circle: CircleProbe | None = None
+    batch: BatchProbe | None = None
+
+    @property
+    def rows_per_point(self) -> int:
+        """Rows (probe vectors) one grid point propagates."""
+        return (
+            (3 if self.pair else 0)
+            + (self.circle.K if self.circle else 0)
+            + (self.batch.m if self.batch else 0)
+        )
+
+    @property
+    def offsets(self) -> dict[str, int]:
+        """First row of each probe inside a point's block of rows."""
+        out, at = {}, 0
+        for name, n in (
+            ("pair", 3 if self.pair else 0),
+            ("circle", self.circle.K if self.circle else 0),
+            ("batch", self.batch.m if self.batch else 0),
+        ):
+            if n:
+                out[name] = at
+                at += n
+        return out
+
+    def observables(self) -> tuple[str, ...]:
+        """Names of the per-layer observables these probes produce."""
+        out: list[str] = []
+        for probe, names in OBSERVABLES.items():
+            if getattr(self, probe) is not None:
+                out.extend(names)
+        return tuple(out)
+
+
+OBSERVABLES: dict[str, tuple[str, ...]] = {
+    "pair": ("q", "c", "dist", "lyap_growth", "lyapunov"),
+    "circle": ("cv",),
+    "batch": ("eff_rank", "participation_ratio"),
+}
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v)
+
+
+def probe_inputs(seed: int, width: int, probes: Probes) -> np.ndarray:
+    """Input rows x⁰ of one grid point, float64, shape (rows_per_point, width).
+
+    They depend only on (seed, width) and the probes, never on σ_w, σ_b, α or the activation
+    (Gaussian directions are α = 2 draws of the ``input``/``tangent``/``circle``/``batch``
+    streams at layer 0). The tangent row (δh⁰) has unit norm.
+    """
+    n = width
+    rows = np.arange(n)
+    blocks = []
+    if probes.pair:
+        g = rng.normal_block(seed, rng.STREAMS["input"], 0, 0, n, 0, 2)
+        u1 = _unit(g[:, 0])
+        u2 = _unit(g[:, 1] - (u1 @ g[:, 1]) * u1) if n > 1 else np.zeros(n)
+        r = math.sqrt(n * probes.pair.q0)
+        c0 = probes.pair.c0
+        xa = r * u1
+        xb = r * (c0 * u1 + math.sqrt(max(0.0, 1.0 - c0 * c0)) * u2)
+        t = _unit(rng.normal_block(seed, rng.STREAMS["tangent"], 0, 0, n, 0, 1)[:, 0])
+        blocks += [xa, xb, t]
+    if probes.circle:
+        g = rng.normal_block(seed, rng.STREAMS["circle"], 0, 0, n, 0, 2)
+        e1 = _unit(g[:, 0])
+        e2 = _unit(g[:, 1] - (e1 @ g[:, 1]) * e1)
+        theta = 2 * np.pi * np.arange(probes.circle.K) / probes.circle.K
+        r = math.sqrt(n * probes.circle.q0)
+        blocks += list(r * (np.cos(theta)[:, None] * e1 + np.sin(theta)[:, None] * e2))
+    if probes.batch:
+        g = rng.normal_block(seed, rng.STREAMS["batch"], 0, 0, n, 0, probes.batch.m)
+        g = g / np.linalg.norm(g, axis=0, keepdims=True)
+        blocks += list(math.sqrt(n * probes.batch.q0) * g.T)
+    del rows
+    return np.asarray(blocks, dtype=np.float64).reshape(len(blocks), n)
+
+
+@dataclass
+class _Tile:
+    """Rows of ``n_points`` grid points of one activation; mutable state of the layer loop."""
+
+    act: Activation
+    x: np.ndarray  # (n_points * R, N) layer input
+    w_scale: np.ndarray  # (n_points * R, 1) σ_w (2N)^(-1/α) per row
+    b_scale: np.ndarray  # (n_points * R, 1) σ_b 2^(-1/α) per row (0 on tangent rows)
+    out: dict[str, np.ndarray]  # observable -> (n_points, n_record)
+    first_nonfinite: np.ndarray  # (n_points,) int32
+    growth_sum: np.ndarray  # (n_points,) float64, Σ lyap_growth so far
+
+
+def _new_tile(
+    act: Activation,
+    x0: np.ndarray,
+    sw: np.ndarray,
+    sb: np.ndarray,
+    w_coef: float,
+    b_coef: float,
+    probes: Probes,
+    names: Sequence[str],
+    n_record: int,
+    dtype: np.dtype,
+) -> _Tile:
+    p, r = len(sw), x0.shape[0]
+    first = x0.copy()
+    if probes.pair:
+        # The tangent starts as a unit perturbation δh⁰ of the input read as layer-0
+        # pre-activations (h⁰ := x⁰_a), so layer 1 applies the same Jacobian map
+        # δhˡ = Wˡ (φ'(hˡ⁻¹) ⊙ δhˡ⁻¹) as every later layer and λ_L has no first-layer bias.
+        first[2] = act.dphi(x0[0], np) * x0[2]
+    x = np.tile(first.astype(dtype), (p, 1))
+    w_scale = np.repeat((np.asarray(sw, np.float64) * w_coef).astype(dtype), r)[:, None]
+    b_rows = np.repeat((np.asarray(sb, np.float64) * b_coef).astype(dtype), r).reshape(p, r)
+    if probes.pair:
+        b_rows[:, 2] = 0  # the tangent is propagated by the Jacobian: no bias
+    return _Tile(
+        act=act,
+        x=x,
+        w_scale=w_scale,
+        b_scale=b_rows.reshape(-1, 1),
+        out={k: np.full((p, n_record), np.nan, dtype) for k in names},
+        first_nonfinite=np.zeros(p, np.int32),
+        growth_sum=np.zeros(p, np.float64),
+    )
+
+
+def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise dot products in float64, shape (rows,)."""
+    return np.einsum("ij,ij->i", a, b, dtype=np.float64)
+
+
+def _step(
+    tile: _Tile,
+    zt: np.ndarray,
+    zeta: np.ndarray,
+    layer: int,
+    record_at: int,
+    probes: Probes,
+) -> None:
+    """Advance one tile by one layer; record observables when ``record_at >= 0``."""
+    with np.errstate(all="ignore"):  # per thread: overflow and 0/0 are data here, not errors
+        _step_inner(tile, zt, zeta, layer, record_at, probes)
+
+
+def _step_inner(
+    tile: _Tile,
+    zt: np.ndarray,
+    zeta: np.ndarray,
+    layer: int,
+    record_at: int,
+    probes: Probes,
+) -> None:
+    n = zt.shape[0]
+    p = len(tile.first_nonfinite)
+    r = probes.rows_per_point
+    h = tile.x @ zt
+    h *= tile.w_scale
+    h += tile.b_scale * zeta
+    h3 = h.reshape(p, r, n)
+
+    # Squared norm of every row, in float64; a row is non-finite when its squared norm
+    # is not a finite number of the compute dtype (a non-finite entry, or an overflow).
+    ss = _rowdot(h, h).reshape(p, r)
+    bad = ~(ss <= np.finfo(h.dtype).max).all(axis=1)
+    tile.first_nonfinite[bad & (tile.first_nonfinite == 0)] = layer
+
+    x3 = tile.x.reshape(p, r, n)
+    x3[...] = tile.act.phi(h3, np)
+    off = probes.offsets
+    rec = record_at >= 0
+    if probes.pair:
+        ha, hb, ht = h3[:, 0], h3[:, 1], h3[:, 2]
+        norm = np.sqrt(ss[:, 2])
+        growth = np.log(norm)
+        tile.growth_sum += growth
+        dphi = tile.act.dphi_hx(ha, x3[:, 0], np)
+        x3[:, 2] = dphi * ht * (1.0 / norm).astype(h.dtype)[:, None]
+        if rec:
+            saa, sbb, sab = ss[:, 0], ss[:, 1], _rowdot(ha, hb)
+            d = ha - hb
+            tile.out["q"][:, record_at] = saa / n
+            tile.out["c"][:, record_at] = sab / np.sqrt(saa * sbb)
+            tile.out["dist"][:, record_at] = _rowdot(d, d) / n
+            tile.out["lyap_growth"][:, record_at] = growth
+            tile.out["lyapunov"][:, record_at] = tile.growth_sum / layer
+    if rec and probes.circle:
+        k = probes.circle.K
+        hc = h3[:, off["circle"] : off["circle"] + k]
+        delta = np.roll(hc, -1, axis=1) - hc
+        dn = np.sqrt(np.einsum("pkn,pkn->pk", delta, delta, dtype=np.float64))
+        tile.out["cv"][:, record_at] = dn.std(axis=1) / dn.mean(axis=1)
+    if rec and probes.batch:
+        m = probes.batch.m
+        xb = x3[:, off["batch"] : off["batch"] + m].astype(np.float64)
+        ok = np.isfinite(xb).all(axis=(1, 2))
+        rank = np.full(p, np.nan)
+        pr = np.full(p, np.nan)
+        if ok.any():
+            s = np.linalg.svd(xb[ok], compute_uv=False)  # (p_ok, m) descending
+            tol = s[:, :1] * max(m, n) * np.finfo(h.dtype).eps
+            rank[ok] = (s > tol).sum(axis=1)
+            s2 = s * s
+            with np.errstate(invalid="ignore", divide="ignore"):
+                pr[ok] = s2.sum(axis=1) ** 2 / (s2 * s2).sum(axis=1)
+        tile.out["eff_rank"][:, record_at] = rank
+        tile.out["participation_ratio"][:, record_at] = pr
+
+
+def propagate_network(
+    width: int,
+    alpha: float,
+    seed: int,
+    groups: Sequence[tuple[str, np.ndarray, np.ndarray]],
+    *,
+    depth: int,
+    record_layers: Sequence[int],
+    probes: Probes,
+    dtype: str | np.dtype = "float32",
+    threads: int = 1,
+) -> list[dict[str, np.ndarray]]:
+    """Propagate every probe of every point of one network (N = ``width``, α, seed).
+
+    Parameters
+    ----------
+    groups : one entry per activation: ``(activation name, sigma_w, sigma_b)`` with σ_w, σ_b
+        1-D arrays of equal length P (scales, not variances): the P grid points of that
+        activation. All groups share the same Z and ζ.
+    depth : L, number of layers.
+    record_layers : layers (1..L, increasing) at which observables are recorded.
+    dtype : compute precision of the GEMM and elementwise pass (reductions in float64).
+    threads : worker threads (tiles run in parallel; the result does not depend on it).
+
+    Returns
+    -------
+    One dict per group: each observable of ``probes.observables()`` as an array
+    (P, len(record_layers)) of ``dtype``, and ``nonfinite_layer`` (P,) int32: the first layer
+    at which one of the point's pre-activation vectors has a squared norm that is not a finite
+    number of ``dtype`` (a non-finite entry, or an overflow; 0: none). Non-finite values
+    are kept in the observables, never dropped.
+    """
+    dt = np.dtype(dtype)
+    n = int(width)
+    w_coef = (2.0 * n) ** (-1.0 / alpha)
+    b_coef = 2.0 ** (-1.0 / alpha)
+    x0 = probe_inputs(seed, n, probes)
+    r = x0.shape[0]
+    ppt = max(1, TILE_ROWS // r)
+    names = probes.observables()
+    rec_index = np.full(depth + 1, -1)
+    rec_index[np.asarray(record_layers)] = np.arange(len(record_layers))
+
+    tiles: list[tuple[int, _Tile]] = []
+    for g, (act_name, sw, sb) in enumerate(groups):
+        act = get_activation(act_name)
+        sw, sb = np.asarray(sw, np.float64), np.asarray(sb, np.float64)
+        n_tiles = -(-len(sw) // ppt)
+        pad = n_tiles * ppt - len(sw)
+        sw = np.concatenate([sw, np.zeros(pad)])
+        sb = np.concatenate([sb, np.zeros(pad)])
+        for t in range(n_tiles):
+            s = slice(t * ppt, (t + 1) * ppt)
+            tiles.append(
+                (g, _new_tile(act, x0, sw[s], sb[s], w_coef, b_coef, probes, names,
+                              len(record_layers), dt))
+            )
+
+    z = np.empty((n, n), dt)
+    zeta = np.empty((n, 1), dt)
+    row_blocks = [(s, min(n, s + 256)) for s in range(0, n, 256)]
+
+    def gen(block: tuple[int, int], layer: int) -> None:
+        a, b = block
+        rng.stable_block(seed, rng.STREAMS["weight"], layer, a, b - a, 0, n, alpha, out=z[a:b])
+
+    with (
+        threadpool_limits(limits=1, user_api="blas"),
+        ThreadPoolExecutor(max_workers=max(1, threads)) as pool,
+        np.errstate(all="ignore"),
+    ):
+        for layer in range(1, depth + 1):
+            list(pool.map(lambda blk, layer=layer: gen(blk, layer), row_blocks))
+            rng.stable_block(seed, rng.STREAMS["bias"], layer, 0, n, 0, 1, alpha, out=zeta)
+            zt, zrow = z.T, zeta.reshape(1, n)
+            ri = int(rec_index[layer])
+            list(pool.map(lambda t, layer=layer, ri=ri: _step(t[1], zt, zrow, layer, ri, probes),
+                          tiles))
+
+    results: list[dict[str, np.ndarray]] = []
+    for g, (_, sw, _) in enumerate(groups):
+        mine = [t for gi, t in tiles if gi == g]
+        p = len(sw)
+        res = {k: np.concatenate([t.out[k] for t in mine])[:p] for k in names}
+        res["nonfinite_layer"] = np.concatenate([t.first_nonfinite for t in mine])[:p]
+        results.append(res)
+    return results

@@ -1,0 +1,200 @@
+"""The Zarr v3 store of a sweep: template first, one region write per chunk, done markers.
+
+Layout of a store directory::
+
+    STORE/zarr.json, STORE/<variable>/...   a Zarr v3 group written through xarray
+    STORE/_done/<key>                        one empty file per finished chunk
+
+The template holds every coordinate (with units and long names), every variable (filled with
+its fill value: NaN, or -1 for integer flags) and attrs with the full spec, the package
+version, git revision, backend, dtype and creation time. ``xarray.open_zarr(STORE)`` opens it
+with nothing of this package imported. A chunk's marker is written only after all of its
+variables are in the store (:func:`write_chunk`), so "done" always means "written"; writing a
+chunk twice is harmless.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import subprocess
+import warnings
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+import zarr
+
+from pipeline.experiments import get_experiment
+from pipeline.plan import ChunkKey, chunk_slices, iter_chunk_keys, key_from_str, key_to_str
+from pipeline.spec import SweepSpec, parse_spec
+
+__all__ = [
+    "SpecMismatchError",
+    "create_or_open_store",
+    "done_keys",
+    "missing_keys",
+    "open_sweep",
+    "read_spec",
+    "write_chunk",
+]
+
+DONE_DIR = "_done"
+SPEC_ATTR = "sweep_spec"
+
+
+class SpecMismatchError(ValueError):
+    """The store was made by a different spec; names the fields that differ."""
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("phase-sweep")
+    except Exception:  # not installed (running from a checkout)
+        return "unknown"
+
+
+def _git_revision() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+        capture_output=True, text=True, timeout=5,
+    ).stdout.strip()
+    return out.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def build_template(spec: SweepSpec, provenance: dict[str, Any] | None = None) -> xr.Dataset:
+    """The lazy (dask) dataset of fill values that defines the store's layout."""
+    exp = get_experiment(spec.experiment)
+    rules = {r.name: r for r in exp.axis_rules}
+    coords: dict[str, Any] = {}
+    for ax in spec.axes:
+        rule = rules[ax.base_name]
+        attrs = {"long_name": rule.long_name, "units": rule.units}
+        if ax.squared:
+            attrs = {"long_name": f"{rule.long_name}² (variance)", "units": rule.units}
+            coords[ax.base_name] = (ax.name, ax.physical, {"long_name": rule.long_name,
+                                                           "units": rule.units})
+        coords[ax.name] = (ax.name, np.asarray(ax.values), attrs)
+    extra = exp.extra_coords(spec)
+    for name, (values, attrs) in extra.items():
+        coords[name] = (name, values, attrs)
+    data_vars = {}
+    for v in exp.variables(spec):
+        dims = (*spec.dims, *v.extra_dims)
+        shape = (*spec.shape, *(len(extra[d][0]) for d in v.extra_dims))
+        chunks = (*spec.chunks, *(len(extra[d][0]) for d in v.extra_dims))
+        dtype = np.dtype(v.dtype or spec.dtype)
+        arr = da.full(shape, v.fill, dtype=dtype, chunks=chunks)
+        data_vars[v.name] = (dims, arr, {"long_name": v.long_name, "units": v.units})
+    attrs = {
+        SPEC_ATTR: spec.to_dict(),
+        "experiment": spec.experiment,
+        "title": spec.name or f"{spec.experiment} sweep",
+        "dtype": spec.dtype,
+        "package_version": _version(),
+        "git_revision": _git_revision() or "unknown",
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        **(provenance or {}),
+    }
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def read_spec(store: str | Path) -> SweepSpec:
+    """The spec a store was created with."""
+    g = zarr.open_group(str(store), mode="r")
+    raw = g.attrs.get(SPEC_ATTR)
+    if raw is None:
+        raise ValueError(f"{store}: not a sweep store (no '{SPEC_ATTR}' attribute)")
+    return parse_spec(raw)
+
+
+def create_or_open_store(
+    spec: SweepSpec, store: str | Path, provenance: dict[str, Any] | None = None
+) -> bool:
+    """Make the store's template, or check that an existing store was made by ``spec``.
+
+    Returns True when the store was created. Raises :class:`SpecMismatchError` naming the
+    differing fields when the store holds another spec.
+    """
+    path = Path(store)
+    if (path / "zarr.json").exists():
+        old = read_spec(path)
+        diff = old.differences(spec)
+        if diff:
+            raise SpecMismatchError(
+                f"store {str(path)!r} was made by a different spec; fields that differ: "
+                f"{', '.join(diff)}. Use a new store path, or delete the old store to start over."
+            )
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds = build_template(spec, provenance)
+    encoding = {
+        v: {"fill_value": int(ds[v].dtype.type(-1))}
+        for v in ds.data_vars if np.issubdtype(ds[v].dtype, np.integer)
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # fixed-width string coords are not in the v3 spec
+        ds.to_zarr(str(path), mode="w-", compute=False, zarr_format=3, encoding=encoding)
+    (path / DONE_DIR).mkdir(exist_ok=True)
+    return True
+
+
+def write_chunk(
+    spec: SweepSpec, store: str | Path, key: ChunkKey, arrays: dict[str, np.ndarray]
+) -> None:
+    """Write one chunk's arrays into their region, then (only then) its done marker.
+
+    ``arrays`` maps every variable to an array of shape chunk shape + extra dims.
+    """
+    exp = get_experiment(spec.experiment)
+    names = [v.name for v in exp.variables(spec)]
+    missing = set(names) - set(arrays)
+    if missing:
+        raise ValueError(f"chunk {key_to_str(key)}: variables {sorted(missing)} were not "
+                         "computed; refusing to mark it done")
+    region = chunk_slices(spec, key)
+    g = zarr.open_group(str(store), mode="r+")
+    for name in names:
+        arr = g[name]
+        full = region + (slice(None),) * (arr.ndim - len(region))
+        arr[full] = np.asarray(arrays[name], dtype=arr.dtype)
+    marker = Path(store) / DONE_DIR / key_to_str(key)
+    tmp = marker.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text("")
+    os.replace(tmp, marker)
+
+
+def done_keys(store: str | Path) -> set[ChunkKey]:
+    """Keys of the chunks marked done in the store."""
+    d = Path(store) / DONE_DIR
+    if not d.is_dir():
+        return set()
+    return {key_from_str(p.name) for p in d.iterdir() if ".tmp" not in p.name}
+
+
+def missing_keys(spec: SweepSpec, store: str | Path) -> list[ChunkKey]:
+    """Chunks of ``spec`` not yet done in ``store``, in plan order."""
+    done = done_keys(store)
+    return [k for k in iter_chunk_keys(spec) if k not in done]
+
+
+def open_sweep(store: str | Path, **kwargs: Any) -> xr.Dataset:
+    """Open a sweep store as a lazy (dask-backed) :class:`xarray.Dataset`.
+
+    Same as ``xarray.open_zarr(store)``; chunks not yet computed read as NaN (or -1 for
+    integer flags).
+    """
+    return xr.open_zarr(str(store), **kwargs)
