@@ -11,8 +11,9 @@ Conventions (DESIGN §3): ``tanh``; ``relu`` = max(h, 0) with φ'(0) = 0; ``erf`
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -21,17 +22,26 @@ ArrayFn = Callable[[Any, Any], Any]
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 
 
-def _erf(h: Any, xp: Any) -> Any:
+def _erf(h: Any, xp: Any, out: Any = None) -> Any:
     if xp is np:
         from scipy.special import erf
     else:  # cupy
         from cupyx.scipy.special import erf
-    return erf(h)
+    return erf(h, out=out)
+
+
+def _copy(h: Any, xp: Any, out: Any = None) -> Any:
+    if out is None:
+        return h.copy()
+    out[...] = h
+    return out
 
 
 @dataclass(frozen=True)
 class Activation:
     """One activation: ``phi``, ``dphi`` (φ') and ``d2phi`` (φ''), each ``f(h, xp)``.
+
+    ``phi`` also takes ``out=`` (an array of ``h``'s shape and dtype) to write in place.
 
     ``dphi_hx(h, x, xp)`` is φ'(h) given also ``x = φ(h)``, which is cheaper for tanh
     (1 − x²); the propagation loop has ``x`` at hand already.
@@ -59,11 +69,16 @@ def _tanh_d2(h: Any, xp: Any) -> Any:
 
 
 ACTIVATIONS: dict[str, Activation] = {
-    "tanh": Activation("tanh", lambda h, xp: xp.tanh(h), _tanh_d, _tanh_d2,
-                       lambda h, x, xp: 1 - x * x),
+    "tanh": Activation(
+        "tanh",
+        lambda h, xp, out=None: xp.tanh(h, out=out),
+        _tanh_d,
+        _tanh_d2,
+        lambda h, x, xp: 1 - x * x,
+    ),
     "relu": Activation(
         "relu",
-        lambda h, xp: xp.maximum(h, 0),
+        lambda h, xp, out=None: xp.maximum(h, 0, out=out),
         lambda h, xp: (h > 0).astype(h.dtype),
         lambda h, xp: xp.zeros_like(h),
         lambda h, x, xp: (h > 0).astype(h.dtype),
@@ -78,7 +93,7 @@ ACTIVATIONS: dict[str, Activation] = {
     ),
     "linear": Activation(
         "linear",
-        lambda h, xp: h.copy(),
+        _copy,
         lambda h, xp: xp.ones_like(h),
         lambda h, xp: xp.zeros_like(h),
         lambda h, x, xp: xp.ones_like(h),

@@ -28,14 +28,26 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run or resume a sweep")
     run.add_argument("spec", help="YAML sweep spec")
     run.add_argument("--store", help="output Zarr store (default: the spec's 'store')")
-    run.add_argument("--scheduler", metavar="ADDRESS",
-                     help="address of a running Dask scheduler (default: a local cluster)")
-    run.add_argument("--workers", type=int, default=None,
-                     help="local cluster: worker processes (default: one per core)")
-    run.add_argument("--threads", type=int, default=1,
-                     help="threads inside each task (default 1; results do not depend on it)")
-    run.add_argument("--retries", type=int, default=2,
-                     help="extra attempts per failing chunk (default 2)")
+    run.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="address of a running Dask scheduler (default: a local cluster)",
+    )
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="local cluster: worker processes (default: one per core)",
+    )
+    run.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="threads inside each task (default 1; results do not depend on it)",
+    )
+    run.add_argument(
+        "--retries", type=int, default=2, help="extra attempts per failing chunk (default 2)"
+    )
     run.add_argument("--backend", default="auto", help="auto (default) or numpy")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--no-summary", action="store_true", help="do not print the summary")
@@ -67,13 +79,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.retries < 0:
         raise ValueError(f"--retries: value {args.retries} must be >= 0")
     report = run_sweep(
-        spec, args.store, scheduler=args.scheduler, n_workers=args.workers,
-        retries=args.retries, backend=args.backend, threads=args.threads,
+        spec,
+        args.store,
+        scheduler=args.scheduler,
+        n_workers=args.workers,
+        retries=args.retries,
+        backend=args.backend,
+        threads=args.threads,
         progress=not args.no_progress,
     )
     if report.failed:
-        print(f"{len(report.failed)} chunk(s) failed; finished chunks are kept. "
-              f"Run the same command again to retry them.", file=sys.stderr)
+        print(
+            f"{len(report.failed)} chunk(s) failed; finished chunks are kept. "
+            f"Run the same command again to retry them.",
+            file=sys.stderr,
+        )
         return 1
     if not args.no_summary and spec.experiment == "propagation":
         print(format_summary(open_sweep(report.store)))
@@ -108,9 +128,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(f"missing chunks ({len(missing)}):")
         for k in show:
             c = chunk_coords(spec, k)
-            where = ", ".join(
-                f"{d}={_span(v)}" for d, v in c.items() if len(spec.axis(d)) > 1
-            )
+            where = ", ".join(f"{d}={_span(v)}" for d, v in c.items() if len(spec.axis(d)) > 1)
             print(f"  {key_to_str(k)}  {where}")
         if len(show) < len(missing):
             print(f"  ... and {len(missing) - len(show)} more (--all lists them)")
@@ -132,16 +150,18 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sweep`` console script; returns the exit status."""
     args = _parser().parse_args(argv)
-    handler = {"run": _cmd_run, "plan": _cmd_plan, "status": _cmd_status,
-               "summary": _cmd_summary}[args.command]
+    handler = {"run": _cmd_run, "plan": _cmd_plan, "status": _cmd_status, "summary": _cmd_summary}[
+        args.command
+    ]
     try:
         return handler(args)
     except (ValueError, TypeError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: finished chunks are kept; run the same command to resume",
-              file=sys.stderr)
+        print(
+            "interrupted: finished chunks are kept; run the same command to resume", file=sys.stderr
+        )
         return 130
 
 

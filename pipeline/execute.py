@@ -76,7 +76,10 @@ def _local_cluster(n_workers: int | None) -> Any:
 
     n = n_workers or os.cpu_count() or 1
     return LocalCluster(
-        n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+        n_workers=n,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",
         silence_logs=50,
     )
 
@@ -128,8 +131,10 @@ def run_sweep(
     done = done_keys(path)
     todo = [k for k in all_keys if k not in done]
     report = RunReport(store=path, total=len(all_keys), already_done=len(all_keys) - len(todo))
-    say(f"store {path}: {'created' if created else 'resuming'}; "
-        f"{report.already_done}/{report.total} chunks already done, {len(todo)} to compute")
+    say(
+        f"store {path}: {'created' if created else 'resuming'}; "
+        f"{report.already_done}/{report.total} chunks already done, {len(todo)} to compute"
+    )
     if not todo:
         return report
 
@@ -147,12 +152,15 @@ def run_sweep(
                 say(f"dashboard: {client.dashboard_link}")
             else:
                 say("dashboard: install the 'dashboard' extra (bokeh) to get one")
-        report = _submit_and_wait(client, spec, path, todo, report, backend_name, threads,
-                                  retries, progress)
+        report = _submit_and_wait(
+            client, spec, path, todo, report, backend_name, threads, retries, progress
+        )
     report.seconds = time.perf_counter() - t0
-    say(f"{len(report.computed)} chunks computed in {report.seconds:.1f} s, "
+    say(
+        f"{len(report.computed)} chunks computed in {report.seconds:.1f} s, "
         f"{len(report.failed)} failed; {report.already_done + len(report.computed)}/"
-        f"{report.total} done")
+        f"{report.total} done"
+    )
     for k, err in report.failed.items():
         say(f"  chunk {k} failed: {err}")
     return report
@@ -184,8 +192,7 @@ def _submit_and_wait(
         pure=False,
     )
     fut_key = {f.key: k for f, k in zip(futures, todo, strict=True)}
-    bar = tqdm(total=len(todo), desc="chunks", unit="chunk", disable=not progress,
-               file=sys.stderr)
+    bar = tqdm(total=len(todo), desc="chunks", unit="chunk", disable=not progress, file=sys.stderr)
     try:
         for fut in as_completed(futures):
             k = fut_key[fut.key]

@@ -45,8 +45,9 @@ def iter_chunk_keys(spec: SweepSpec) -> Iterator[ChunkKey]:
 def chunk_slices(spec: SweepSpec, key: ChunkKey) -> tuple[slice, ...]:
     """Grid slices (one per axis) covered by chunk ``key``; the last chunk may be short."""
     if len(key) != len(spec.axes):
-        raise ValueError(f"chunk key {key!r} has {len(key)} indices, the grid has "
-                         f"{len(spec.axes)} axes")
+        raise ValueError(
+            f"chunk key {key!r} has {len(key)} indices, the grid has {len(spec.axes)} axes"
+        )
     out = []
     for i, c, n in zip(key, spec.chunks, spec.shape, strict=True):
         if not 0 <= i < -(-n // c):
@@ -89,18 +90,20 @@ class Plan:
         """Human-readable summary (what ``sweep plan`` prints)."""
         dims = " × ".join(f"{a.name}={len(a)}" for a in spec.axes)
         chunk = " × ".join(f"{d}={c}" for d, c in zip(spec.dims, self.chunk_shape, strict=True))
-        return "\n".join([
-            f"experiment        {spec.experiment}  ({spec.dtype})",
-            f"grid              {dims}",
-            f"grid points       {self.n_points:,}",
-            f"chunk shape       {chunk}",
-            f"chunks            {self.n_chunks:,}",
-            f"FLOPs (GEMM)      {self.flops:.3e}",
-            f"output size       {_bytes(self.output_bytes)}",
-            f"peak per task     {_bytes(self.peak_task_bytes)}",
-            f"variables         {', '.join(self.variables)}",
-            f"store             {spec.store}",
-        ])
+        return "\n".join(
+            [
+                f"experiment        {spec.experiment}  ({spec.dtype})",
+                f"grid              {dims}",
+                f"grid points       {self.n_points:,}",
+                f"chunk shape       {chunk}",
+                f"chunks            {self.n_chunks:,}",
+                f"FLOPs (GEMM)      {self.flops:.3e}",
+                f"output size       {_bytes(self.output_bytes)}",
+                f"peak per task     {_bytes(self.peak_task_bytes)}",
+                f"variables         {', '.join(self.variables)}",
+                f"store             {spec.store}",
+            ]
+        )
 
 
 def _bytes(n: float) -> str:

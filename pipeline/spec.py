@@ -332,8 +332,8 @@ def parse_spec(raw: Any) -> SweepSpec:
         plain, sq = rule.name in raw_axes, rule.squared_name in raw_axes
         if plain and sq:
             raise SpecError(
-                f"axes.{rule.squared_name}", f"give either '{rule.name}' or "
-                f"'{rule.squared_name}', not both",
+                f"axes.{rule.squared_name}",
+                f"give either '{rule.name}' or '{rule.squared_name}', not both",
             )
         if sq:
             axes.append(parse_axis(raw_axes[rule.squared_name], rule, squared=True))
@@ -348,8 +348,9 @@ def parse_spec(raw: Any) -> SweepSpec:
     # chunks
     raw_chunks = raw.get("chunks", {}) or {}
     if not isinstance(raw_chunks, Mapping):
-        raise SpecError("chunks", f"expected a mapping of axis name to chunk length, got "
-                        f"{raw_chunks!r}")
+        raise SpecError(
+            "chunks", f"expected a mapping of axis name to chunk length, got {raw_chunks!r}"
+        )
     names = [a.name for a in axes_t]
     check_keys(raw_chunks, names, "chunks")
     chunks = []

@@ -69,8 +69,11 @@ def _git_revision() -> str | None:
     if out.returncode != 0:
         return None
     dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-        capture_output=True, text=True, timeout=5,
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=here,
+        capture_output=True,
+        text=True,
+        timeout=5,
     ).stdout.strip()
     return out.stdout.strip() + ("-dirty" if dirty else "")
 
@@ -85,8 +88,11 @@ def build_template(spec: SweepSpec, provenance: dict[str, Any] | None = None) ->
         attrs = {"long_name": rule.long_name, "units": rule.units}
         if ax.squared:
             attrs = {"long_name": f"{rule.long_name}² (variance)", "units": rule.units}
-            coords[ax.base_name] = (ax.name, ax.physical, {"long_name": rule.long_name,
-                                                           "units": rule.units})
+            coords[ax.base_name] = (
+                ax.name,
+                ax.physical,
+                {"long_name": rule.long_name, "units": rule.units},
+            )
         coords[ax.name] = (ax.name, np.asarray(ax.values), attrs)
     extra = exp.extra_coords(spec)
     for name, (values, attrs) in extra.items():
@@ -143,7 +149,8 @@ def create_or_open_store(
     ds = build_template(spec, provenance)
     encoding = {
         v: {"fill_value": int(ds[v].dtype.type(-1))}
-        for v in ds.data_vars if np.issubdtype(ds[v].dtype, np.integer)
+        for v in ds.data_vars
+        if np.issubdtype(ds[v].dtype, np.integer)
     }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # fixed-width string coords are not in the v3 spec
@@ -163,8 +170,10 @@ def write_chunk(
     names = [v.name for v in exp.variables(spec)]
     missing = set(names) - set(arrays)
     if missing:
-        raise ValueError(f"chunk {key_to_str(key)}: variables {sorted(missing)} were not "
-                         "computed; refusing to mark it done")
+        raise ValueError(
+            f"chunk {key_to_str(key)}: variables {sorted(missing)} were not "
+            "computed; refusing to mark it done"
+        )
     region = chunk_slices(spec, key)
     g = zarr.open_group(str(store), mode="r+")
     for name in names:

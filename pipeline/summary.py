@@ -54,8 +54,9 @@ def lyapunov_crossings(ds: xr.Dataset) -> list[dict]:
             for act in lam["activation"].values:
                 for sb_val in lam[sb_dim].values:
                     sb = math.sqrt(sb_val) if sb_dim.endswith("2") else float(sb_val)
-                    y = lam.sel({"width": width, "alpha": alpha, "activation": act,
-                                 sb_dim: sb_val}).values
+                    y = lam.sel(
+                        {"width": width, "alpha": alpha, "activation": act, sb_dim: sb_val}
+                    ).values
                     cross = zero_crossings(sw, y)
                     theory = np.nan
                     if float(alpha) == 2.0:
@@ -63,11 +64,16 @@ def lyapunov_crossings(ds: xr.Dataset) -> list[dict]:
                             theory = float(critical_sigma_w(sb, str(act)))
                         except (ValueError, RuntimeError):
                             theory = np.nan
-                    rows.append({
-                        "width": int(width), "alpha": float(alpha), "activation": str(act),
-                        "sigma_b": sb, "sigma_w_measured": cross[0] if cross else np.nan,
-                        "sigma_w_theory": theory,
-                    })
+                    rows.append(
+                        {
+                            "width": int(width),
+                            "alpha": float(alpha),
+                            "activation": str(act),
+                            "sigma_b": sb,
+                            "sigma_w_measured": cross[0] if cross else np.nan,
+                            "sigma_w_theory": theory,
+                        }
+                    )
     return rows
 
 
@@ -93,6 +99,8 @@ def format_summary(ds: xr.Dataset) -> str:
     if nf is not None:
         n_bad = int((nf > 0).sum())
         if n_bad:
-            lines.append(f"note: {n_bad} grid points hold non-finite values "
-                         "(see 'nonfinite_layer'); they are kept in the store")
+            lines.append(
+                f"note: {n_bad} grid points hold non-finite values "
+                "(see 'nonfinite_layer'); they are kept in the store"
+            )
     return "\n".join(lines)

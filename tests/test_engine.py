@@ -40,8 +40,13 @@ def client():
     from distributed import Client, LocalCluster
 
     with (
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                     silence_logs=50) as cluster,
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            silence_logs=50,
+        ) as cluster,
         Client(cluster) as c,
     ):
         yield c
@@ -86,10 +91,21 @@ def test_store_layout_attrs_and_plain_xarray_open(tmp_path, client):
         "print(ds.attrs['sweep_spec']['depth'], ds.attrs['dtype'], ds.attrs['backend'],"
         " ds.sigma_b.attrs['long_name'], ds.layer.values.tolist(), float(ds.q.mean()) > 0)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=tmp_path, check=True)
-    assert out.stdout.split() == ["6", "float32", "numpy", "bias", "scale", "σ_b", "[2,", "4,",
-                                  "6]", "True"]
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True
+    )
+    assert out.stdout.split() == [
+        "6",
+        "float32",
+        "numpy",
+        "bias",
+        "scale",
+        "σ_b",
+        "[2,",
+        "4,",
+        "6]",
+        "True",
+    ]
     attrs = open_sweep(tmp_path / "s.zarr").attrs
     for k in ("package_version", "git_revision", "created", "experiment"):
         assert attrs[k]
@@ -107,8 +123,13 @@ def test_rerun_computes_nothing_and_other_spec_is_refused(tmp_path, client):
 
 
 def test_failing_chunk_is_reported_and_the_rest_kept(tmp_path, client):
-    spec = parse_spec({**SMALL, "axes": {**SMALL["axes"], "width": [16], "alpha": [2.0],
-                                         "seed": [0]}, "chunks": {"sigma_b": 1}})
+    spec = parse_spec(
+        {
+            **SMALL,
+            "axes": {**SMALL["axes"], "width": [16], "alpha": [2.0], "seed": [0]},
+            "chunks": {"sigma_b": 1},
+        }
+    )
     store = tmp_path / "s.zarr"
     from pipeline.store import create_or_open_store
 
@@ -135,9 +156,14 @@ def _write_spec(path: Path, raw: dict) -> Path:
 def test_sigkill_midway_then_resume_gives_identical_dataset(tmp_path, client):
     raw = {
         **SMALL,
-        "axes": {"width": [192], "alpha": [1.7, 2.0], "seed": {"start": 0, "count": 4},
-                 "activation": ["tanh"], "sigma_w": {"linspace": [0.5, 2.5], "count": 8},
-                 "sigma_b": [0.1, 0.4]},
+        "axes": {
+            "width": [192],
+            "alpha": [1.7, 2.0],
+            "seed": {"start": 0, "count": 4},
+            "activation": ["tanh"],
+            "sigma_w": {"linspace": [0.5, 2.5], "count": 8},
+            "sigma_b": [0.1, 0.4],
+        },
         "depth": 25,
         "chunks": {"sigma_w": 8, "sigma_b": 2},
     }
@@ -146,9 +172,19 @@ def test_sigkill_midway_then_resume_gives_identical_dataset(tmp_path, client):
     store = tmp_path / "killed.zarr"
     spec_file = _write_spec(tmp_path / "spec.yaml", {**raw, "store": str(store)})
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "run", str(spec_file), "--workers", "1",
-         "--no-progress"],
-        start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "run",
+            str(spec_file),
+            "--workers",
+            "1",
+            "--no-progress",
+        ],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 120
     try:
@@ -163,10 +199,15 @@ def test_sigkill_midway_then_resume_gives_identical_dataset(tmp_path, client):
     assert 2 <= len(before) < total, f"killed too late: {len(before)}/{total} done"
     mtimes = {k: (store / DONE_DIR / key_to_str(k)).stat().st_mtime_ns for k in before}
 
-    status = subprocess.run([sys.executable, "-m", "pipeline", "status", str(store)],
-                            capture_output=True, text=True, check=True).stdout
-    assert status.splitlines()[0].endswith(f"{len(before)}/{total} chunks done "
-                                           f"({100 * len(before) / total:.1f} %)")
+    status = subprocess.run(
+        [sys.executable, "-m", "pipeline", "status", str(store)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert status.splitlines()[0].endswith(
+        f"{len(before)}/{total} chunks done ({100 * len(before) / total:.1f} %)"
+    )
     assert f"missing chunks ({total - len(before)}):" in status
 
     report = run_sweep(spec, store, client=client, progress=False)

@@ -10,15 +10,22 @@ from pipeline.propagate import BatchProbe, CircleProbe, PairProbe, Probes, propa
 from pipeline.spec import parse_spec
 
 
-def run_grid(activation, sw, sb, *, width, depth, seeds, probes=None, dtype="float64",
-             alpha=2.0, threads=2):
+def run_grid(
+    activation, sw, sb, *, width, depth, seeds, probes=None, dtype="float64", alpha=2.0, threads=2
+):
     """Observables stacked over seeds: dict name -> (seeds, points, layers)."""
     probes = probes or Probes(pair=PairProbe(q0=1.0, c0=0.5))
     out: dict[str, list] = {}
     for seed in seeds:
         (res,) = propagate_network(
-            width, alpha, seed, [(activation, np.asarray(sw, float), np.asarray(sb, float))],
-            depth=depth, record_layers=range(1, depth + 1), probes=probes, dtype=dtype,
+            width,
+            alpha,
+            seed,
+            [(activation, np.asarray(sw, float), np.asarray(sb, float))],
+            depth=depth,
+            record_layers=range(1, depth + 1),
+            probes=probes,
+            dtype=dtype,
             threads=threads,
         )
         for k, v in res.items():
@@ -31,8 +38,15 @@ def test_tanh_lyapunov_and_q_match_mean_field():
     """DESIGN §3 check: N = 1024, L = 40, 8 seeds, σ_b² = 0.05, three σ_w² across the line."""
     sw2 = np.array([1.5, 2.5, 4.0])
     sb2 = 0.05
-    res = run_grid("tanh", np.sqrt(sw2), np.full(3, np.sqrt(sb2)), width=1024, depth=40,
-                   seeds=range(8), dtype="float32")
+    res = run_grid(
+        "tanh",
+        np.sqrt(sw2),
+        np.full(3, np.sqrt(sb2)),
+        width=1024,
+        depth=40,
+        seeds=range(8),
+        dtype="float32",
+    )
     lam = res["lyap_growth"][:, :, 10:40].mean(axis=(0, 2))
     q = res["q"][:, :, 30:40].mean(axis=(0, 2))
     for i, s2 in enumerate(sw2):
@@ -90,12 +104,18 @@ def test_circle_and_batch_observables_at_layer_one():
 def test_nonfinite_values_are_kept_and_flagged():
     # Heavy tails (α = 0.5) in float32 with a huge σ_w overflow; relu explodes.
     (res,) = propagate_network(
-        64, 0.5, 0, [("relu", np.array([1.0, 1e6]), np.array([0.0, 0.0]))], depth=10,
-        record_layers=range(1, 11), probes=Probes(pair=PairProbe()), dtype="float32",
+        64,
+        0.5,
+        0,
+        [("relu", np.array([1.0, 1e6]), np.array([0.0, 0.0]))],
+        depth=10,
+        record_layers=range(1, 11),
+        probes=Probes(pair=PairProbe()),
+        dtype="float32",
     )
     flag = res["nonfinite_layer"]
     assert flag[1] > 0
-    assert not np.isfinite(res["q"][1, flag[1] - 1:]).all()  # kept, not dropped
+    assert not np.isfinite(res["q"][1, flag[1] - 1 :]).all()  # kept, not dropped
     assert np.isfinite(res["q"][1, : flag[1] - 1]).all()
     assert flag[0] == 0 and np.isfinite(res["q"][0]).all()
 
@@ -103,12 +123,18 @@ def test_nonfinite_values_are_kept_and_flagged():
 def test_results_do_not_depend_on_threads_or_neighbours():
     sw = np.linspace(0.5, 2.5, 50)
     sb = np.full(50, 0.2)
-    kw = dict(depth=6, record_layers=range(1, 7), probes=Probes(pair=PairProbe(),
-              circle=CircleProbe(K=5)), dtype="float32")
+    kw = dict(
+        depth=6,
+        record_layers=range(1, 7),
+        probes=Probes(pair=PairProbe(), circle=CircleProbe(K=5)),
+        dtype="float32",
+        points_per_tile=50,
+    )
     (a,) = propagate_network(100, 1.5, 7, [("tanh", sw, sb)], threads=1, **kw)
     (b,) = propagate_network(100, 1.5, 7, [("tanh", sw[17:18], sb[17:18])], threads=2, **kw)
-    c = propagate_network(100, 1.5, 7, [("erf", sw[:3], sb[:3]), ("tanh", sw[10:30],
-                             sb[10:30])], threads=2, **kw)
+    c = propagate_network(
+        100, 1.5, 7, [("erf", sw[:3], sb[:3]), ("tanh", sw[10:30], sb[10:30])], threads=2, **kw
+    )
     for k in a:
         np.testing.assert_array_equal(a[k][17:18], b[k])
         np.testing.assert_array_equal(a[k][10:30], c[1][k])
@@ -117,15 +143,30 @@ def test_results_do_not_depend_on_threads_or_neighbours():
 def test_compute_chunk_shapes_and_squared_axes():
     from pipeline.experiments import get_experiment
 
-    spec = parse_spec({
-        "axes": {"width": [32], "sigma_w2": [1.0, 4.0], "sigma_b2": [0.0, 0.04, 0.09],
-                 "activation": ["tanh", "relu"]},
-        "depth": 4, "record_layers": [2, 4], "probes": {"pair": {}},
-    })
+    spec = parse_spec(
+        {
+            "axes": {
+                "width": [32],
+                "sigma_w2": [1.0, 4.0],
+                "sigma_b2": [0.0, 0.04, 0.09],
+                "activation": ["tanh", "relu"],
+            },
+            "depth": 4,
+            "record_layers": [2, 4],
+            "probes": {"pair": {}},
+        }
+    )
     coords = {a.name: np.asarray(a.values) for a in spec.axes}
     out = get_experiment("propagation").compute_chunk(spec, coords)
     assert out["q"].shape == (1, 1, 1, 2, 2, 3, 2)
     assert out["nonfinite_layer"].shape == (1, 1, 1, 2, 2, 3)
-    (direct,) = propagate_network(32, 2.0, 0, [("relu", np.array([2.0]), np.array([0.3]))],
-                                  depth=4, record_layers=[2, 4], probes=Probes(pair=PairProbe()))
+    (direct,) = propagate_network(
+        32,
+        2.0,
+        0,
+        [("relu", np.array([2.0]), np.array([0.3]))],
+        depth=4,
+        record_layers=[2, 4],
+        probes=Probes(pair=PairProbe()),
+    )
     np.testing.assert_array_equal(out["q"][0, 0, 0, 1, 1, 2], direct["q"][0])

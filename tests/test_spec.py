@@ -62,9 +62,16 @@ def test_differences_name_fields():
 
 
 def test_squared_axes_and_forms():
-    raw = with_("axes", {"width": {"values": [32, 64]}, "sigma_w2": {"linspace": [1, 4],
-                "count": 4}, "sigma_b2": [0.05], "seed": {"start": 3, "count": 2},
-                "alpha": {"logspace": [-0.3, 0.3], "count": 3}})
+    raw = with_(
+        "axes",
+        {
+            "width": {"values": [32, 64]},
+            "sigma_w2": {"linspace": [1, 4], "count": 4},
+            "sigma_b2": [0.05],
+            "seed": {"start": 3, "count": 2},
+            "alpha": {"logspace": [-0.3, 0.3], "count": 3},
+        },
+    )
     spec = parse_spec(raw)
     ax = spec.axis("sigma_w")
     assert ax.name == "sigma_w2" and ax.squared
@@ -100,14 +107,38 @@ BAD = [
     # (path, value, fragment of the one-line message)
     ("axes.sigma_x", [1.0], "spec field 'axes.sigma_x': unknown key; did you mean 'sigma_w'?"),
     ("dpeth", 3, "spec field 'dpeth': unknown key; did you mean 'depth'?"),
-    ("axes.width", [0], "spec field 'axes.width': value 0 is outside the allowed integers [1, inf)"),
-    ("axes.alpha", [2.5], "spec field 'axes.alpha': value 2.5 is outside the allowed numbers (0, 2]"),
+    (
+        "axes.width",
+        [0],
+        "spec field 'axes.width': value 0 is outside the allowed integers [1, inf)",
+    ),
+    (
+        "axes.alpha",
+        [2.5],
+        "spec field 'axes.alpha': value 2.5 is outside the allowed numbers (0, 2]",
+    ),
     ("axes.alpha", [0], "spec field 'axes.alpha': value 0.0 is outside the allowed numbers (0, 2]"),
-    ("axes.sigma_w", [-0.1], "spec field 'axes.sigma_w': value -0.1 is outside the allowed numbers [0, inf)"),
+    (
+        "axes.sigma_w",
+        [-0.1],
+        "spec field 'axes.sigma_w': value -0.1 is outside the allowed numbers [0, inf)",
+    ),
     ("axes.sigma_b", [0.0, -1.0], "spec field 'axes.sigma_b[1]': value -1.0 is outside"),
-    ("axes.sigma_w", {"linspace": [0, 1], "count": 0}, "spec field 'axes.sigma_w.count': count 0 must be >= 1"),
-    ("chunks", {"sigma_w": 9}, "spec field 'chunks.sigma_w': value 9 is larger than the axis (4 values)"),
-    ("axes.activation", ["tahn"], "spec field 'axes.activation': unknown value 'tahn'; did you mean 'tanh'?"),
+    (
+        "axes.sigma_w",
+        {"linspace": [0, 1], "count": 0},
+        "spec field 'axes.sigma_w.count': count 0 must be >= 1",
+    ),
+    (
+        "chunks",
+        {"sigma_w": 9},
+        "spec field 'chunks.sigma_w': value 9 is larger than the axis (4 values)",
+    ),
+    (
+        "axes.activation",
+        ["tahn"],
+        "spec field 'axes.activation': unknown value 'tahn'; did you mean 'tanh'?",
+    ),
     ("depth", 0, "spec field 'depth': value 0 is not an integer >= 1"),
     ("probes.circle.K", 2, "spec field 'probes.circle.K': value 2 is not an integer >= 3"),
     ("probes.batch.m", 0, "spec field 'probes.batch.m': value 0 is not an integer >= 1"),
@@ -118,7 +149,9 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize(("path", "value", "message"), BAD, ids=[b[0] + "=" + repr(b[1]) for b in BAD])
+@pytest.mark.parametrize(
+    ("path", "value", "message"), BAD, ids=[b[0] + "=" + repr(b[1]) for b in BAD]
+)
 def test_bad_input_one_line_message(path, value, message):
     with pytest.raises(SpecError) as info:
         parse_spec(with_(path, value))
@@ -140,14 +173,18 @@ def test_malformed_yaml(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(SpecError) as info:
         load_spec(tmp_path / "nope.yaml")
-    assert str(info.value) == f"spec field '<file>': spec file '{tmp_path / 'nope.yaml'}' does not exist"
+    assert (
+        str(info.value)
+        == f"spec field '<file>': spec file '{tmp_path / 'nope.yaml'}' does not exist"
+    )
 
 
 def test_cli_prints_one_line_error_and_exits_2(tmp_path):
     p = tmp_path / "s.yaml"
     p.write_text(yaml.safe_dump(with_("axes.alpha", [3.0])))
-    out = subprocess.run([sys.executable, "-m", "pipeline", "plan", str(p)],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "pipeline", "plan", str(p)], capture_output=True, text=True
+    )
     assert out.returncode == 2
     assert out.stderr.strip() == (
         "error: spec field 'axes.alpha': value 3.0 is outside the allowed numbers (0, 2]"

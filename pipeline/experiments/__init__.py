@@ -80,7 +80,5 @@ def known_experiments() -> tuple[str, ...]:
 def get_experiment(name: str) -> Experiment:
     """The experiment object registered as ``name``."""
     if name not in _REGISTRY:
-        raise ValueError(
-            f"experiment: unknown value {name!r} (allowed: {', '.join(_REGISTRY)})"
-        )
+        raise ValueError(f"experiment: unknown value {name!r} (allowed: {', '.join(_REGISTRY)})")
     return importlib.import_module(_REGISTRY[name]).EXPERIMENT

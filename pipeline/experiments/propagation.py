@@ -18,27 +18,62 @@ import numpy as np
 from pipeline.activations import ACTIVATIONS
 from pipeline.experiments import Variable
 from pipeline.propagate import (
-    TILE_ROWS,
     BatchProbe,
     CircleProbe,
     PairProbe,
     Probes,
     propagate_network,
+    tile_points,
 )
 from pipeline.spec import Axis, AxisRule, SpecError, SweepSpec, check_keys
 
 AXIS_RULES = (
     AxisRule("width", "int", low=1, default=None, long_name="width N", units="1"),
-    AxisRule("alpha", "float", low=0, high=2, low_open=True, default=(2.0,),
-             long_name="tail index α of the α-stable weights", units="1"),
-    AxisRule("seed", "int", low=0, high=2**64 - 1, default=(0,),
-             long_name="seed of the quenched disorder", units="1"),
-    AxisRule("activation", "str", choices=tuple(sorted(ACTIVATIONS)), default=("tanh",),
-             long_name="activation φ", units="1"),
-    AxisRule("sigma_w", "float", low=0, squared_name="sigma_w2", default=None,
-             long_name="weight scale σ_w", units="1"),
-    AxisRule("sigma_b", "float", low=0, squared_name="sigma_b2", default=(0.0,),
-             long_name="bias scale σ_b", units="1"),
+    AxisRule(
+        "alpha",
+        "float",
+        low=0,
+        high=2,
+        low_open=True,
+        default=(2.0,),
+        long_name="tail index α of the α-stable weights",
+        units="1",
+    ),
+    AxisRule(
+        "seed",
+        "int",
+        low=0,
+        high=2**64 - 1,
+        default=(0,),
+        long_name="seed of the quenched disorder",
+        units="1",
+    ),
+    AxisRule(
+        "activation",
+        "str",
+        choices=tuple(sorted(ACTIVATIONS)),
+        default=("tanh",),
+        long_name="activation φ",
+        units="1",
+    ),
+    AxisRule(
+        "sigma_w",
+        "float",
+        low=0,
+        squared_name="sigma_w2",
+        default=None,
+        long_name="weight scale σ_w",
+        units="1",
+    ),
+    AxisRule(
+        "sigma_b",
+        "float",
+        low=0,
+        squared_name="sigma_b2",
+        default=(0.0,),
+        long_name="bias scale σ_b",
+        units="1",
+    ),
 )
 
 VARIABLE_DOCS = {
@@ -46,13 +81,20 @@ VARIABLE_DOCS = {
     "c": ("correlation c = <h_a, h_b> / (|h_a| |h_b|)", "1"),
     "dist": ("squared distance mean_i (h_a,i - h_b,i)^2", "1"),
     "lyap_growth": ("one-layer log growth log(|dh^l| / |dh^(l-1)|) of the tangent", "nepers"),
-    "lyapunov": ("finite-depth Lyapunov exponent: mean of lyap_growth over layers 1..l",
-                 "nepers per layer"),
-    "cv": ("coefficient of variation std_k D_k / mean_k D_k of neighbour distances on the "
-           "propagated circle", "1"),
+    "lyapunov": (
+        "finite-depth Lyapunov exponent: mean of lyap_growth over layers 1..l",
+        "nepers per layer",
+    ),
+    "cv": (
+        "coefficient of variation std_k D_k / mean_k D_k of neighbour distances on the "
+        "propagated circle",
+        "1",
+    ),
     "eff_rank": ("numerical rank of the m x N post-activation batch matrix", "1"),
-    "participation_ratio": ("participation ratio (sum s_i^2)^2 / sum s_i^4 of the batch "
-                            "matrix's singular values", "1"),
+    "participation_ratio": (
+        "participation ratio (sum s_i^2)^2 / sum s_i^4 of the batch matrix's singular values",
+        "1",
+    ),
 }
 
 
@@ -89,8 +131,9 @@ def _parse_probes(raw: Any) -> Probes:
     if raw is None:
         return Probes(pair=PairProbe())
     if not isinstance(raw, Mapping) or not raw:
-        raise SpecError("probes", f"expected a mapping with some of pair, circle, batch; "
-                        f"got {raw!r}")
+        raise SpecError(
+            "probes", f"expected a mapping with some of pair, circle, batch; got {raw!r}"
+        )
     check_keys(raw, ("pair", "circle", "batch"), "probes")
     out: dict[str, Any] = {}
     for name, cls, fields in (
@@ -102,8 +145,9 @@ def _parse_probes(raw: Any) -> Probes:
             continue
         body = raw[name] or {}
         if not isinstance(body, Mapping):
-            raise SpecError(f"probes.{name}", f"expected a mapping of {', '.join(fields)}, "
-                            f"got {body!r}")
+            raise SpecError(
+                f"probes.{name}", f"expected a mapping of {', '.join(fields)}, got {body!r}"
+            )
         check_keys(body, fields, f"probes.{name}")
         kw: dict[str, Any] = {}
         if "q0" in body:
@@ -140,8 +184,10 @@ def _parse_record_layers(raw: Any, depth: int) -> tuple[int, ...]:
         if len(set(out)) != len(out):
             raise SpecError(field_name, f"duplicate layers in {list(raw)!r}")
         return tuple(sorted(out))
-    raise SpecError(field_name, f"value {raw!r} is not 'all', 'last', {{every: k}} or a list "
-                    f"of layers in 1..{depth}")
+    raise SpecError(
+        field_name,
+        f"value {raw!r} is not 'all', 'last', {{every: k}} or a list of layers in 1..{depth}",
+    )
 
 
 class PropagationExperiment:
@@ -184,8 +230,12 @@ class PropagationExperiment:
         ]
         out.append(
             Variable(
-                "nonfinite_layer", (), "first layer with a non-finite pre-activation "
-                "(0: none; -1: not computed)", "1", dtype="int32", fill=-1,
+                "nonfinite_layer",
+                (),
+                "first layer with a non-finite pre-activation (0: none; -1: not computed)",
+                "1",
+                dtype="int32",
+                fill=-1,
             )
         )
         return out
@@ -206,21 +256,28 @@ class PropagationExperiment:
         n_max = max(widths)
         probes = spec.params.probes
         r = probes.rows_per_point
-        per_net = sizes[spec.axis("activation").name] * sizes[spec.axis("sigma_w").name] \
+        per_net = (
+            sizes[spec.axis("activation").name]
+            * sizes[spec.axis("sigma_w").name]
             * sizes[spec.axis("sigma_b").name]
+        )
         networks = sizes["width"] * sizes["alpha"] * sizes["seed"]
         n_mean = float(np.mean(widths))
         rows = per_net * r
         flops = 2.0 * n_mean**2 * rows * spec.params.depth * networks
         item = np.dtype(spec.dtype).itemsize
-        ppt = max(1, TILE_ROWS // r)
-        padded_rows = -(-per_net // ppt) * ppt * r
-        # state + one tile's temporaries per thread, the weight matrix, outputs
+        ppt = tile_points(probes, len(spec.axis("sigma_w")) * len(spec.axis("sigma_b")))
+        per_act = per_net // max(1, sizes[spec.axis("activation").name])
+        padded_rows = sizes[spec.axis("activation").name] * -(-per_act // ppt) * ppt * r
+        # probe state of the chunk, two scratch tiles (one task thread), the drawn weight
+        # matrix and bias, the drawing's work buffers (~32K values x 8 arrays of 8 bytes),
+        # and the chunk's outputs
         n_out = len(probes.observables()) * len(spec.params.record_layers)
         peak = (
             padded_rows * n_max * item
-            + 4 * ppt * r * n_max * item
-            + n_max * n_max * (item + 8 * 256 / max(n_max, 1))
+            + 2 * ppt * r * n_max * item
+            + (n_max * n_max + n_max) * item
+            + 32768 * 8 * 8
             + math.prod(chunk_shape) * (n_out * item + 4)
         )
         return {"flops": flops, "peak_bytes": float(peak)}
@@ -253,14 +310,22 @@ class PropagationExperiment:
         sw_grid = np.repeat(sw_vals, len(sb_vals))
         sb_grid = np.tile(sb_vals, len(sw_vals))
         acts = list(coords["activation"])
+        # tile shape from the whole grid (never the chunk): bit-identical across chunkings
+        ppt = tile_points(p.probes, len(ax_sw) * len(ax_sb))
         for iw, width in enumerate(coords["width"]):
             for ia, alpha in enumerate(coords["alpha"]):
                 for i_s, seed in enumerate(coords["seed"]):
                     res = propagate_network(
-                        int(width), float(alpha), int(seed),
+                        int(width),
+                        float(alpha),
+                        int(seed),
                         [(a, sw_grid, sb_grid) for a in acts],
-                        depth=p.depth, record_layers=p.record_layers, probes=p.probes,
-                        dtype=spec.dtype, threads=threads,
+                        depth=p.depth,
+                        record_layers=p.record_layers,
+                        probes=p.probes,
+                        dtype=spec.dtype,
+                        threads=threads,
+                        points_per_tile=ppt,
                     )
                     for ig, r in enumerate(res):
                         for k in obs:
