@@ -181,7 +181,8 @@ def main() -> None:
             "",
             "What the fraction pays for besides the GEMMs: drawing the N×N α-stable matrix and the "
             "bias vector every layer (Philox + CMS, O(N²) per layer, amortised over the rows), the "
-            "elementwise pass (scale, bias, φ, φ′, tangent) and the per-row reductions. It grows "
+            "elementwise pass (φ, φ′, tangent, σ_w pre-scaling; the bias rides in the GEMM as an "
+            "extra column) and the per-row reductions. It grows "
             "with the points per network (more rows share one drawn matrix) and with N (GEMM work "
             "per element is 2N FLOPs, elementwise work is constant).",
         ]

@@ -1,0 +1,80 @@
+"""The ``sweep`` command line: plan, run (with its summary), status, errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import yaml
+
+from pipeline import open_sweep, theory
+
+SPEC = {
+    "store": "cli.zarr",
+    "axes": {
+        "width": [128],
+        "seed": [0, 1],
+        "activation": ["relu"],
+        "sigma_w2": {"linspace": [1.0, 3.0], "count": 9},
+        "sigma_b": [0.0],
+    },
+    "depth": 20,
+    "record_layers": "last",
+    "chunks": {"sigma_w2": 3},
+}
+
+
+def sweep(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, cwd=cwd
+    )
+
+
+def test_plan_prints_sizes_without_computing(tmp_path):
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(SPEC))
+    out = sweep("plan", "s.yaml", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "grid points       18" in text
+    assert "chunks            6" in text
+    flops = 2 * 128**2 * 18 * 3 * 20
+    assert f"FLOPs (GEMM)      {flops:.3e}" in text
+    assert not (tmp_path / "cli.zarr").exists()
+
+
+def test_run_prints_summary_and_status_reports_complete(tmp_path):
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(SPEC))
+    out = sweep("run", "s.yaml", "--workers", "1", "--no-progress", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "6 chunks computed" in out.stderr
+    # relu at σ_b = 0: λ_L changes sign at σ_w = √2 (mean field), measured within a grid step
+    row = [ln for ln in out.stdout.splitlines() if ln.strip().startswith("128")][0].split()
+    measured, theory_value = float(row[4]), float(row[5])
+    assert theory_value == round(float(theory.critical_sigma_w(0.0, "relu")), 3)
+    assert abs(measured - np.sqrt(2)) < 0.1, row
+    ds = open_sweep(tmp_path / "cli.zarr")
+    assert ds.lyapunov.dims[-1] == "layer" and ds.layer.values.tolist() == [20]
+    status = sweep("status", "cli.zarr", cwd=tmp_path)
+    assert status.stdout.strip() == "cli.zarr: 6/6 chunks done (100.0 %)"
+    again = sweep("run", "s.yaml", "--workers", "1", "--no-progress", "--no-summary", cwd=tmp_path)
+    assert "6/6 chunks already done, 0 to compute" in again.stderr and again.stdout == ""
+
+
+def test_store_of_another_spec_is_refused_with_exit_2(tmp_path):
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(SPEC))
+    assert sweep("run", "s.yaml", "--workers", "1", "--no-progress", cwd=tmp_path).returncode == 0
+    other = {**SPEC, "depth": 21}
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(other))
+    out = sweep("run", "t.yaml", "--workers", "1", cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1] == (
+        "error: store 'cli.zarr' was made by a different spec; fields that differ: depth, "
+        "record_layers. Use a new store path, or delete the old store to start over."
+    )
+
+
+def test_status_of_a_non_store(tmp_path):
+    out = sweep("status", "nothing.zarr", cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip() == "error: store: 'nothing.zarr' is not a sweep store (no zarr.json)"
