@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import shutil
 import subprocess
 import warnings
 from pathlib import Path
@@ -145,6 +146,11 @@ def create_or_open_store(
                 f"{', '.join(diff)}. Use a new store path, or delete the old store to start over."
             )
         return False
+    if path.exists() and any(path.iterdir()):
+        raise ValueError(
+            f"store: {str(path)!r} exists and is not a sweep store (no zarr.json); "
+            "choose another path"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     ds = build_template(spec, provenance)
     encoding = {
@@ -152,10 +158,23 @@ def create_or_open_store(
         for v in ds.data_vars
         if np.issubdtype(ds[v].dtype, np.integer)
     }
+    # Build the template beside the target and rename it into place: a driver killed
+    # while writing it leaves no half-made store behind.
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # fixed-width string coords are not in the v3 spec
-        ds.to_zarr(str(path), mode="w-", compute=False, zarr_format=3, encoding=encoding)
-    (path / DONE_DIR).mkdir(exist_ok=True)
+        ds.to_zarr(str(tmp), mode="w-", compute=False, zarr_format=3, encoding=encoding)
+    (tmp / DONE_DIR).mkdir(exist_ok=True)
+    try:
+        if path.exists():
+            path.rmdir()  # an empty directory made by the user
+        os.rename(tmp, path)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if (path / "zarr.json").exists():  # another driver made it first: check its spec
+            return create_or_open_store(spec, path, provenance)
+        raise
     return True
 
 

@@ -220,3 +220,19 @@ def test_sigkill_midway_then_resume_gives_identical_dataset(tmp_path, client):
     ref = tmp_path / "uninterrupted.zarr"
     run_sweep(spec, ref, client=client, progress=False)
     assert_bit_identical(open_sweep(store), open_sweep(ref))
+
+
+def test_store_path_that_is_something_else_is_refused(tmp_path):
+    from pipeline.store import create_or_open_store
+
+    spec = parse_spec({**SMALL, "axes": {**SMALL["axes"], "width": [16]}})
+    other = tmp_path / "taken"
+    other.mkdir()
+    (other / "data.txt").write_text("not a store")
+    with pytest.raises(ValueError, match="exists and is not a sweep store"):
+        create_or_open_store(spec, other)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert create_or_open_store(spec, empty) is True
+    assert create_or_open_store(spec, empty) is False
+    assert not list(tmp_path.glob(".*tmp-*"))
