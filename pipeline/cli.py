@@ -1,9 +1,11 @@
 """The ``sweep`` command line (also ``python -m pipeline``).
 
     sweep run SPEC      run or resume a sweep, then print its summary
+    sweep submit SPEC   run the sweep's driver as a SLURM batch job; print the job id
     sweep plan SPEC     sizes, chunks, FLOPs, bytes and peak memory, computing nothing
     sweep status STORE  done/total chunks and which are missing
     sweep summary STORE the λ_L sign-change table vs mean-field theory
+    sweep zoom SPEC --frames K   a zoom sequence into the boundary
 
 Errors in the input print one line (``error: ...``) and exit with status 2; failed chunks
 exit with status 1 after the finished ones are kept.
@@ -12,9 +14,18 @@ exit with status 1 after the finished ones are kept.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline.cluster import SlurmError
+
+if TYPE_CHECKING:
+    from pipeline.cluster import SlurmOptions
 
 __all__ = ["main"]
 
@@ -51,6 +62,25 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", default="auto", help="auto (default) or numpy")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--no-summary", action="store_true", help="do not print the summary")
+    run.add_argument(
+        "--cluster",
+        choices=["local", "slurm"],
+        default="local",
+        help="local (default) or slurm: worker jobs through dask-jobqueue",
+    )
+    _add_slurm_args(run)
+
+    submit = sub.add_parser("submit", help="run a sweep's driver as a SLURM batch job")
+    submit.add_argument("spec", help="YAML sweep spec")
+    submit.add_argument("--store", help="output Zarr store (default: the spec's 'store')")
+    submit.add_argument("--retries", type=int, default=2, help="extra attempts per chunk")
+    submit.add_argument("--backend", default="auto", help="auto (default) or numpy")
+    submit.add_argument("--threads", type=int, default=1, help="threads inside each task")
+    _add_slurm_args(submit)
+    submit.add_argument("--partition", help="partition of the driver job (default: the profile's)")
+    submit.add_argument("--walltime", default="24:00:00", help="driver job walltime (24:00:00)")
+    submit.add_argument("--driver-mem", default="4G", help="driver job memory (default 4G)")
+    submit.add_argument("--dry-run", action="store_true", help="print the job script only")
 
     plan = sub.add_parser("plan", help="show what a sweep will compute, computing nothing")
     plan.add_argument("spec")
@@ -62,7 +92,63 @@ def _parser() -> argparse.ArgumentParser:
 
     summary = sub.add_parser("summary", help="print the λ_L sign-change table of a store")
     summary.add_argument("store")
+
+    analyze = sub.add_parser(
+        "analyze", help="critical lines, regime areas and boundary dimensions of a store"
+    )
+    analyze.add_argument("store")
+    analyze.add_argument(
+        "--factor", type=float, default=10.0, help="critical: |λ_L| L <= log(factor) (default 10)"
+    )
+    analyze.add_argument(
+        "--burn-in", type=int, default=0, help="λ over the layers after this recorded layer"
+    )
+    analyze.add_argument("--no-write", action="store_true", help="print only, write nothing")
+
+    zoom = sub.add_parser("zoom", help="a zoom sequence: frames halving around the boundary")
+    zoom.add_argument("spec", help="YAML sweep spec (its plane window is frame 0)")
+    zoom.add_argument("--frames", type=int, required=True, help="number of frames K >= 1")
+    zoom.add_argument("--store", help="output zoom store (default: the spec's 'store')")
+    zoom.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler")
+    zoom.add_argument("--workers", type=int, default=None, help="local worker processes")
+    zoom.add_argument("--retries", type=int, default=2, help="extra attempts per chunk")
+    zoom.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
+
+
+def _add_slurm_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("SLURM (--cluster slurm, sweep submit)")
+    g.add_argument("--profile", default="gpu", help="dask-jobqueue profile name (default gpu)")
+    g.add_argument(
+        "--profiles", metavar="FILE", help="profiles file (default: Dask config, slurm/)"
+    )
+    n = g.add_mutually_exclusive_group()
+    n.add_argument("--jobs", type=int, help="fixed number of worker jobs (default 1)")
+    n.add_argument("--adapt", metavar="MIN:MAX", help="adaptive number of worker jobs")
+    g.add_argument(
+        "--start-timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="give up when no worker has joined for this long (default 600)",
+    )
+    g.add_argument("--log-dir", help="directory for the job logs")
+
+
+def _slurm_options(args: argparse.Namespace) -> SlurmOptions:
+    from pipeline.cluster import SlurmOptions, load_profile, parse_adapt
+
+    return SlurmOptions(
+        profile=load_profile(args.profile, args.profiles),
+        jobs=args.jobs,
+        adapt=parse_adapt(args.adapt) if args.adapt else None,
+        start_timeout=args.start_timeout,
+        log_dir=os.path.abspath(args.log_dir) if args.log_dir else None,
+    )
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM from scancel or walltime: cancel worker jobs, then exit
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -78,6 +164,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise ValueError(f"--{name}: value {v} must be >= 1")
     if args.retries < 0:
         raise ValueError(f"--retries: value {args.retries} must be >= 0")
+    slurm = None
+    if args.cluster == "slurm":
+        if args.scheduler or args.workers:
+            raise ValueError("--cluster slurm: --scheduler and --workers do not apply")
+        slurm = _slurm_options(args)
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+    elif args.jobs is not None or args.adapt is not None:
+        raise ValueError("--jobs/--adapt: they need --cluster slurm")
     report = run_sweep(
         spec,
         args.store,
@@ -87,6 +181,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         backend=args.backend,
         threads=args.threads,
         progress=not args.no_progress,
+        slurm=slurm,
     )
     if report.failed:
         print(
@@ -97,6 +192,67 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 1
     if not args.no_summary and spec.experiment == "propagation":
         print(format_summary(open_sweep(report.store)))
+    elif not args.no_summary and spec.experiment == "trainability":
+        from pipeline.summary import format_trainability
+
+        print(format_trainability(open_sweep(report.store)))
+    return 0
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    from pipeline.cluster import driver_argv, render_driver_script, submit_driver
+    from pipeline.spec import load_spec
+    from pipeline.store import read_spec
+
+    spec = load_spec(args.spec)
+    store = os.path.abspath(args.store or spec.store or "")
+    if not (args.store or spec.store):
+        raise ValueError("store: no output path (set 'store' in the spec or pass --store)")
+    if (Path(store) / "zarr.json").exists() and (diff := read_spec(store).differences(spec)):
+        raise ValueError(f"store {store!r} was made by a different spec; fields: {', '.join(diff)}")
+    if args.threads < 1 or args.retries < 0:
+        raise ValueError("--threads must be >= 1 and --retries >= 0")
+    slurm = _slurm_options(args)
+    if slurm.log_dir is None:  # the driver's worker jobs log beside it
+        slurm = dataclasses.replace(slurm, log_dir=os.path.abspath("slurm-logs"))
+    log_dir = slurm.log_dir
+    profiles = os.path.abspath(args.profiles) if args.profiles else None
+    argv = driver_argv(
+        os.path.abspath(args.spec),
+        store,
+        slurm,
+        profiles,
+        retries=args.retries,
+        backend=args.backend,
+        threads=args.threads,
+    )
+    opts = slurm.profile.options
+    script = render_driver_script(
+        argv,
+        python=sys.executable,
+        workdir=os.getcwd(),
+        log_file=os.path.join(log_dir, "sweep-driver-%j.out"),
+        job_name=f"sweep-{spec.name or 'driver'}".replace(" ", "_"),
+        partition=args.partition or opts.get("queue"),
+        account=opts.get("account"),
+        walltime=args.walltime,
+        memory=args.driver_mem,
+        prologue=opts.get("job_script_prologue", ()),
+    )
+    if args.dry_run:
+        print(script, end="")
+        return 0
+    from pipeline.cluster import check_submittable
+
+    check_submittable(slurm.profile)
+    os.makedirs(log_dir, exist_ok=True)
+    job_id = submit_driver(script)
+    print(job_id)
+    print(
+        f"submitted the sweep driver as SLURM job {job_id}; log: "
+        f"{os.path.join(log_dir, f'sweep-driver-{job_id}.out')}; progress: sweep status {store}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -147,15 +303,51 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_zoom(args: argparse.Namespace) -> int:
+    from pipeline.spec import load_spec
+    from pipeline.zoom import run_zoom, zoom_summary
+
+    spec = load_spec(args.spec)
+    frames = run_zoom(
+        spec,
+        args.frames,
+        args.store,
+        scheduler=args.scheduler,
+        n_workers=args.workers,
+        retries=args.retries,
+        progress=not args.no_progress,
+    )
+    print(zoom_summary(frames, args.store or spec.store))
+    return 0
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from pipeline.analysis.report import analyze_store, format_analysis
+
+    an = analyze_store(
+        args.store, factor=args.factor, burn_in=args.burn_in, write=not args.no_write
+    )
+    print(format_analysis(an))
+    if not args.no_write:
+        print(f"written: group 'analysis' of {args.store}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sweep`` console script; returns the exit status."""
     args = _parser().parse_args(argv)
-    handler = {"run": _cmd_run, "plan": _cmd_plan, "status": _cmd_status, "summary": _cmd_summary}[
-        args.command
-    ]
+    handler = {
+        "run": _cmd_run,
+        "submit": _cmd_submit,
+        "plan": _cmd_plan,
+        "status": _cmd_status,
+        "summary": _cmd_summary,
+        "analyze": _cmd_analyze,
+        "zoom": _cmd_zoom,
+    }[args.command]
     try:
         return handler(args)
-    except (ValueError, TypeError, FileNotFoundError) as e:
+    except (ValueError, TypeError, FileNotFoundError, SlurmError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

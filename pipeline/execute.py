@@ -2,7 +2,8 @@
 
 This is the only module that knows about Dask. A task is :func:`run_chunk` (compute one chunk,
 write it, mark it done); the driver (:func:`run_sweep`) creates or checks the store, starts or
-connects to a cluster, submits the missing chunks, shows progress and reports what failed.
+connects to a cluster (local, a scheduler address, or SLURM worker jobs through
+:mod:`pipeline.cluster`), submits the missing chunks, shows progress and reports what failed.
 Finished chunks are kept whatever happens to the rest, so re-running resumes.
 """
 
@@ -11,17 +12,21 @@ from __future__ import annotations
 import os
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipeline.backend import resolve_backend
+from pipeline.backend import backend_info, resolve_backend
 from pipeline.experiments import get_experiment
 from pipeline.plan import ChunkKey, chunk_coords, iter_chunk_keys, key_to_str
 from pipeline.spec import SweepSpec
 from pipeline.store import create_or_open_store, done_keys, write_chunk
+
+if TYPE_CHECKING:
+    from pipeline.cluster import SlurmOptions
 
 __all__ = ["RunReport", "run_chunk", "run_sweep", "SweepFailed"]
 
@@ -104,6 +109,7 @@ def run_sweep(
     threads: int = 1,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    slurm: SlurmOptions | None = None,
 ) -> RunReport:
     """Run (or resume) a sweep and return a :class:`RunReport`.
 
@@ -113,6 +119,9 @@ def run_sweep(
     scheduler : address of a running Dask scheduler; default a LocalCluster with one
         single-threaded worker process per core (``n_workers`` to change).
     client : an existing ``distributed.Client`` (e.g. on a SLURMCluster); overrides both.
+    slurm : run on SLURM worker jobs (:class:`pipeline.cluster.SlurmOptions`): SLURM is
+        asked first whether it accepts the profile's jobs (before the store is touched), the
+        jobs are cancelled when the sweep ends, and jobs that SLURM ends midway are replaced.
     retries : extra attempts per chunk before it is reported as failed.
     backend : ``"auto"`` or ``"numpy"``.
     threads : tile threads inside one task (results do not depend on it).
@@ -125,8 +134,12 @@ def run_sweep(
     if path is None:
         raise ValueError("store: no output path (set 'store' in the spec or pass --store)")
     path = str(path)
+    if slurm is not None and client is None:
+        from pipeline.cluster import check_submittable
+
+        check_submittable(slurm.profile)
     backend_name = resolve_backend(backend)
-    created = create_or_open_store(spec, path, provenance={"backend": backend_name})
+    created = create_or_open_store(spec, path, provenance=backend_info(backend_name))
     all_keys = list(iter_chunk_keys(spec))
     done = done_keys(path)
     todo = [k for k in all_keys if k not in done]
@@ -139,8 +152,13 @@ def run_sweep(
         return report
 
     t0 = time.perf_counter()
+    watch: Callable[[], None] | None = None
     with ExitStack() as stack:
-        if client is None:
+        if client is None and slurm is not None:
+            from pipeline.cluster import slurm_client
+
+            client, watch = stack.enter_context(slurm_client(slurm, say))
+        elif client is None:
             from distributed import Client
 
             if scheduler:
@@ -153,7 +171,7 @@ def run_sweep(
             else:
                 say("dashboard: install the 'dashboard' extra (bokeh) to get one")
         report = _submit_and_wait(
-            client, spec, path, todo, report, backend_name, threads, retries, progress
+            client, spec, path, todo, report, backend_name, threads, retries, progress, watch
         )
     report.seconds = time.perf_counter() - t0
     say(
@@ -176,10 +194,17 @@ def _submit_and_wait(
     threads: int,
     retries: int,
     progress: bool,
+    watch: Callable[[], None] | None = None,
 ) -> RunReport:
-    from distributed import as_completed
+    """Submit ``todo`` and collect results; ``watch()`` runs about once a second meanwhile.
+
+    ``watch`` (the SLURM job keeper) may raise to give up: the pending chunks are then
+    cancelled and the error propagates; finished chunks stay done.
+    """
+    from distributed import wait
     from tqdm.auto import tqdm
 
+    run_id = uuid.uuid4().hex[:12]
     futures = client.map(
         _chunk_task,
         todo,
@@ -187,21 +212,33 @@ def _submit_and_wait(
         store=path,
         backend=backend,
         threads=threads,
-        key=[f"chunk-{key_to_str(k)}-{spec.experiment}" for k in todo],
+        key=[f"chunk-{key_to_str(k)}-{run_id}" for k in todo],  # unique per run: a key
+        # reused on one client would return the old (other store's) result unrun
         retries=retries,
         pure=False,
     )
     fut_key = {f.key: k for f, k in zip(futures, todo, strict=True)}
     bar = tqdm(total=len(todo), desc="chunks", unit="chunk", disable=not progress, file=sys.stderr)
+    pending = set(futures)
     try:
-        for fut in as_completed(futures):
-            k = fut_key[fut.key]
-            if fut.status == "finished":
-                report.computed.append(k)
-            else:
-                exc = fut.exception()
-                report.failed[key_to_str(k)] = f"{type(exc).__name__}: {exc}"
-            bar.update(1)
+        while pending:
+            try:
+                finished, pending = wait(pending, timeout=1.0, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                finished = set()
+            for fut in sorted(finished, key=lambda f: fut_key[f.key]):
+                k = fut_key[fut.key]
+                if fut.status == "finished":
+                    report.computed.append(k)
+                else:
+                    exc = fut.exception()
+                    report.failed[key_to_str(k)] = f"{type(exc).__name__}: {exc}"
+                bar.update(1)
+            if watch is not None and pending:
+                watch()
+    except BaseException:
+        client.cancel(list(pending))
+        raise
     finally:
         bar.close()
     return report
