@@ -1,0 +1,171 @@
+"""``sweep analyze``: critical lines, regime areas and boundary dimensions of a store.
+
+Reads the main group lazily, computes the analysis, prints it, and writes it as the Zarr
+group ``analysis`` inside the store (``xarray.open_zarr(store, group="analysis")``) with
+provenance attrs. The main group is never touched: ``xarray.open_zarr(store)`` still opens
+the sweep.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from pipeline.analysis.fractal import box_counting_dimension
+from pipeline.analysis.regimes import critical_line, regime_area, regime_maps, sigma_dims
+
+__all__ = ["ANALYSIS_GROUP", "analyze", "analyze_store", "format_analysis"]
+
+ANALYSIS_GROUP = "analysis"
+MIN_PIXELS = 16
+"""Fewest grid points along each σ axis for a boundary dimension (box counting needs scales)."""
+
+
+def _boundary_dimensions(lam: xr.DataArray, sw: str, sb: str) -> xr.Dataset:
+    """Box-counting dimension of the λ_L = 0 boundary in every (σ_w, σ_b) slice of ``lam``."""
+    other = [d for d in lam.dims if d not in (sw, sb)]
+    shape = tuple(lam.sizes[d] for d in other)
+    est = np.full(shape, np.nan)
+    lo = np.full(shape, np.nan)
+    hi = np.full(shape, np.nan)
+    small = lam.sizes[sw] < MIN_PIXELS or lam.sizes[sb] < MIN_PIXELS
+    if not small:
+        for idx in np.ndindex(shape):
+            sl = lam.isel(dict(zip(other, idx, strict=True))).transpose(sw, sb).values
+            try:
+                d = box_counting_dimension(sl, min_points=3)
+            except ValueError:
+                continue
+            est[idx], (lo[idx], hi[idx]) = d.estimate, d.interval
+    coords = {d: lam[d] for d in other}
+    attrs = {"method": "box counting of sign changes of λ_L in 2x2 neighbourhoods"}
+    return xr.Dataset(
+        {
+            "boundary_dimension": (other, est, attrs),
+            "boundary_dimension_low": (other, lo, {"long_name": "95 % interval, low"}),
+            "boundary_dimension_high": (other, hi, {"long_name": "95 % interval, high"}),
+        },
+        coords=coords,
+    )
+
+
+def analyze(
+    ds: xr.Dataset,
+    *,
+    factor: float = 10.0,
+    burn_in: int = 0,
+    threshold: float = 0.01,
+) -> xr.Dataset:
+    """The analysis dataset of a propagation sweep ``ds`` (see :func:`analyze_store`)."""
+    if "lyapunov" not in ds:
+        raise ValueError("store: no 'lyapunov' variable (pair probe); nothing to analyse")
+    sw, sb = sigma_dims(ds)
+    cl = critical_line(ds, burn_in=burn_in, threshold=threshold)
+    maps = regime_maps(ds, factor)
+    area = regime_area(maps["regime_lyapunov"])
+    deepest = ds["lyapunov"].isel(layer=-1, drop=True).load()
+    dims = _boundary_dimensions(deepest, sw, sb)
+    out = xr.Dataset(
+        {
+            **cl.data_vars,
+            **maps.data_vars,
+            "critical_fraction": area["fraction"],
+            "critical_area": area["area"],
+            **dims.data_vars,
+        }
+    )
+    out.attrs = {
+        "analysis": "pipeline.analysis",
+        "factor": float(factor),
+        "burn_in": int(burn_in),
+        "levy_threshold": float(threshold),
+        "source_title": str(ds.attrs.get("title", "")),
+        "source_git_revision": str(ds.attrs.get("git_revision", "unknown")),
+        "source_created": str(ds.attrs.get("created", "")),
+        "package_version": _version(),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
+    return out
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("phase-sweep")
+    except Exception:  # not installed (running from a checkout)
+        return "unknown"
+
+
+def analyze_store(
+    store: str | Path,
+    *,
+    factor: float = 10.0,
+    burn_in: int = 0,
+    threshold: float = 0.01,
+    write: bool = True,
+) -> xr.Dataset:
+    """Analyse the sweep in ``store`` and (if ``write``) save it as its ``analysis`` group.
+
+    Variables: ``sigma_w_measured``, ``sigma_w_theory``, ``deviation_steps`` (critical lines,
+    :func:`~pipeline.analysis.regimes.critical_line`), ``regime_*`` (class maps per layer,
+    seed-averaged), ``critical_fraction``/``critical_area`` (critical regime from λ_L with
+    ``factor``), ``boundary_dimension[_low|_high]`` (λ_L = 0 boundary at the deepest layer,
+    per seed; NaN where the plane has fewer than 16 points per axis or no boundary).
+    """
+    path = Path(store)
+    if not (path / "zarr.json").exists():
+        raise ValueError(f"store: {str(store)!r} is not a sweep store (no zarr.json)")
+    ds = xr.open_zarr(path)
+    out = analyze(ds, factor=factor, burn_in=burn_in, threshold=threshold)
+    if write:
+        out.to_zarr(path, group=ANALYSIS_GROUP, mode="w", consolidated=False)
+    return out
+
+
+def _f(v: float, fmt: str = "7.3f") -> str:
+    return "      —" if not math.isfinite(v) else format(v, fmt)
+
+
+def format_analysis(an: xr.Dataset) -> str:
+    """Text tables: critical lines vs theory, critical-regime areas, boundary dimensions."""
+    sw, sb = sigma_dims(an["regime_lyapunov"])
+    lines = [
+        f"Critical line (λ_L = 0 along {sw}) vs mean field, burn-in {an.attrs.get('burn_in', 0)}"
+    ]
+    lines.append(
+        f"{'width':>6} {'alpha':>5} {'act':>6} {sb:>8} {'layer':>5} {'measured':>9} "
+        f"{'theory':>8} {'steps':>7}"
+    )
+    cl = an[["sigma_w_measured", "sigma_w_theory", "deviation_steps"]]
+    flat = cl.to_dataframe().reset_index()
+    for _, r in flat.iterrows():
+        lines.append(
+            f"{int(r.get('width', 0)):>6} {float(r.get('alpha', 2.0)):>5.2f} "
+            f"{str(r.get('activation', '')):>6} {float(r[sb]):>8.3f} {int(r['layer']):>5} "
+            f"{_f(r['sigma_w_measured'], '9.3f'):>9} {_f(r['sigma_w_theory'], '8.3f'):>8} "
+            f"{_f(r['deviation_steps'], '7.2f'):>7}"
+        )
+    lines.append(f"Critical regime from λ_L (factor {an.attrs.get('factor')}): fraction, area")
+    ar = an[["critical_fraction", "critical_area"]].to_dataframe().reset_index()
+    for _, r in ar.iterrows():
+        keys = " ".join(f"{k}={r[k]}" for k in ("width", "alpha", "activation", "layer") if k in r)
+        lines.append(f"  {keys}: {r['critical_fraction']:.3f}, {r['critical_area']:.4g}")
+    bd = an[["boundary_dimension", "boundary_dimension_low", "boundary_dimension_high"]]
+    if bool(np.isfinite(bd["boundary_dimension"].values).any()):
+        lines.append("Box-counting dimension of the λ_L = 0 boundary (deepest layer)")
+        for _, r in bd.to_dataframe().reset_index().iterrows():
+            keys = " ".join(
+                f"{k}={r[k]}" for k in ("width", "alpha", "activation", "seed") if k in r
+            )
+            est, lo, hi = (_f(r[f"boundary_dimension{s}"], ".3f") for s in ("", "_low", "_high"))
+            lines.append(f"  {keys}: {est} [{lo}, {hi}]")
+    else:
+        lines.append(
+            f"Boundary dimension: not computed (needs >= {MIN_PIXELS} points along both σ axes)"
+        )
+    return "\n".join(lines)
