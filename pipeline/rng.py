@@ -74,6 +74,12 @@ STREAMS: dict[str, int] = {
     "tangent": 3,
     "circle": 4,
     "batch": 5,
+    # trainability experiment (DESIGN §4)
+    "train_weight": 6,
+    "train_perturb": 7,
+    "train_x": 8,
+    "train_y": 9,
+    "train_minibatch": 10,
 }
 """Stream ids (the fourth counter word) for each kind of draw."""
 

@@ -218,7 +218,8 @@ class SweepSpec:
     axes : grid axes in dimension order (the dataset's dims, ``layer`` etc. follow them).
     params : the experiment's own validated parameters (a frozen dataclass).
     chunks : chunk length along each axis, same order as ``axes``.
-    dtype : ``"float32"`` (default) or ``"float64"``: the compute and storage precision.
+    dtype : ``"float32"`` or ``"float64"``: the compute and storage precision (default: the
+        experiment's, float32 for propagation, float64 for trainability).
     store : output Zarr store path, or ``None`` when given only on the command line.
     name, description : free text carried into the store's attrs.
     """
@@ -324,7 +325,7 @@ def parse_spec(raw: Any) -> SweepSpec:
     raw_axes = raw.get("axes", {})
     if not isinstance(raw_axes, Mapping):
         raise SpecError("axes", f"expected a mapping of axis name to values, got {raw_axes!r}")
-    rules = exp.axis_rules
+    rules = exp.axis_rules_for(raw) if hasattr(exp, "axis_rules_for") else exp.axis_rules
     allowed_names = [r.name for r in rules] + [r.squared_name for r in rules if r.squared_name]
     check_keys(raw_axes, allowed_names, "axes")
     axes = []
@@ -365,7 +366,7 @@ def parse_spec(raw: Any) -> SweepSpec:
             )
         chunks.append(c)
 
-    dtype = raw.get("dtype", "float32")
+    dtype = raw.get("dtype", getattr(exp, "default_dtype", "float32"))
     if dtype not in DTYPES:
         raise SpecError("dtype", f"unknown value {dtype!r} (allowed: {', '.join(DTYPES)})")
     store = raw.get("store")

@@ -348,4 +348,9 @@ def test_streams_are_distinct_and_fixed():
         "tangent": 3,
         "circle": 4,
         "batch": 5,
+        "train_weight": 6,
+        "train_perturb": 7,
+        "train_x": 8,
+        "train_y": 9,
+        "train_minibatch": 10,
     }

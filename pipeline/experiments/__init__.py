@@ -20,7 +20,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Experiment", "Variable", "get_experiment", "known_experiments"]
 
-_REGISTRY = {"propagation": "pipeline.experiments.propagation"}
+_REGISTRY = {
+    "propagation": "pipeline.experiments.propagation",
+    "trainability": "pipeline.experiments.trainability",
+}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,116 @@
+"""Zoom sequences: the window rule, and a 5-frame zoom that resumes after SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from pipeline.plan import key_to_str
+from pipeline.spec import parse_spec
+from pipeline.store import DONE_DIR, done_keys
+from pipeline.zoom import frame_group, next_window, open_zoom, run_zoom
+
+
+def test_window_rule_picks_the_boundary_block_nearest_the_centre():
+    a = np.linspace(0.0, 8.0, 9)
+    b = np.linspace(10.0, 18.0, 9)
+    field = np.ones((9, 9))
+    field[:, 6:] = -1  # boundary between columns 5 and 6
+    (alo, ahi), (blo, bhi) = next_window(field, a, b)
+    # nearest boundary block to the centre (4, 4): rows 3/4 tie -> row 3, column 5 -> (3.5, 5.5)
+    assert (alo + ahi) / 2 == pytest.approx(3.5) and (blo + bhi) / 2 == pytest.approx(15.5)
+    assert ahi - alo == pytest.approx(4.0) and bhi - blo == pytest.approx(4.0)
+    with pytest.raises(ValueError, match="no boundary"):
+        next_window(np.ones((4, 4)), a[:4], b[:4])
+
+
+SPEC = {
+    "experiment": "trainability",
+    "axes": {
+        "width": [8],
+        "lr_in": {"linspace": [-3, 6], "count": 32},
+        "lr_out": {"linspace": [-3, 6], "count": 32},
+    },
+    "steps": 100,
+    "chunks": {"lr_in": 16, "lr_out": 16},
+}
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, dashboard_address=":0", silence_logs=50
+        ) as cluster,
+        Client(cluster) as c,
+    ):
+        yield c
+
+
+def test_five_frame_zoom_resumes_after_sigkill(tmp_path, client):
+    store = tmp_path / "zoom.zarr"
+    spec_file = tmp_path / "zoom.yaml"
+    spec_file.write_text(yaml.safe_dump({**SPEC, "store": str(store)}))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "zoom",
+            str(spec_file),
+            "--frames",
+            "5",
+            "--workers",
+            "1",
+            "--no-progress",
+        ],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    frame2 = store / frame_group(2)
+    deadline = time.monotonic() + 180
+    try:
+        while len(done_keys(frame2)) < 1:
+            assert proc.poll() is None, proc.stdout.read().decode()
+            assert time.monotonic() < deadline, "frame 2 never started"
+            time.sleep(0.01)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    before = {k: done_keys(store / frame_group(k)) for k in range(5)}
+    assert len(before[0]) == len(before[1]) == 4
+    assert 1 <= len(before[2]) < 4 and not before[3], before
+    mtimes = {
+        (k, key): (store / frame_group(k) / DONE_DIR / key_to_str(key)).stat().st_mtime_ns
+        for k, keys in before.items()
+        for key in keys
+    }
+
+    spec = parse_spec({**SPEC, "store": str(store)})
+    frames = run_zoom(spec, 5, client=client, progress=False)
+    computed = [len(f.report.computed) for f in frames]
+    assert computed == [0, 0, 4 - len(before[2]), 4, 4]
+    for (k, key), t in mtimes.items():
+        assert (store / frame_group(k) / DONE_DIR / key_to_str(key)).stat().st_mtime_ns == t
+
+    ref = run_zoom(spec.with_store(tmp_path / "ref.zarr"), 5, client=client, progress=False)
+    assert [f.window for f in ref] == [f.window for f in frames]
+    widths = [f.window["lr_in"][1] - f.window["lr_in"][0] for f in frames]
+    np.testing.assert_allclose(widths, [9 / 2**k for k in range(5)])
+    got, want = open_zoom(store), open_zoom(tmp_path / "ref.zarr")
+    assert len(got) == len(want) == 5
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g.score.values, w.score.values)
+        np.testing.assert_array_equal(g.lr_in.values, w.lr_in.values)
+        field = g.score.values
+        assert (field < 0).any() and (field > 0).any()  # every frame holds the boundary
