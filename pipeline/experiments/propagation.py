@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.activations import ACTIVATIONS
+from pipeline.backend import resolve_backend
 from pipeline.experiments import Variable
 from pipeline.propagate import (
     BatchProbe,
@@ -289,9 +290,20 @@ class PropagationExperiment:
         backend: str = "numpy",
         threads: int = 1,
     ) -> dict[str, np.ndarray]:
-        """All variables for the points of one chunk; arrays of shape chunk shape (+ layer)."""
-        if backend != "numpy":
-            raise ValueError(f"backend: unknown value {backend!r} (allowed: numpy)")
+        """All variables for the points of one chunk; arrays of shape chunk shape (+ layer).
+
+        ``backend``: ``numpy``, ``cupy`` or ``auto`` (resolved here, i.e. on the worker that
+        runs the task: ``cupy`` when it sees a GPU). Each backend has its own fixed tile
+        shape, derived from the whole grid, so results never depend on the chunking.
+        """
+        backend = resolve_backend(backend)
+        if backend == "cupy":
+            from pipeline.gpu import gpu_tile_points
+            from pipeline.gpu import propagate_network as propagate
+
+            tiler = gpu_tile_points
+        else:
+            propagate, tiler = propagate_network, tile_points
         p = spec.params
         names = [a.name for a in spec.axes]
         shape = tuple(len(coords[nm]) for nm in names)
@@ -311,11 +323,11 @@ class PropagationExperiment:
         sb_grid = np.tile(sb_vals, len(sw_vals))
         acts = list(coords["activation"])
         # tile shape from the whole grid (never the chunk): bit-identical across chunkings
-        ppt = tile_points(p.probes, len(ax_sw) * len(ax_sb))
+        ppt = tiler(p.probes, len(ax_sw) * len(ax_sb))
         for iw, width in enumerate(coords["width"]):
             for ia, alpha in enumerate(coords["alpha"]):
                 for i_s, seed in enumerate(coords["seed"]):
-                    res = propagate_network(
+                    res = propagate(
                         int(width),
                         float(alpha),
                         int(seed),

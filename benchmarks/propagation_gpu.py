@@ -1,0 +1,216 @@
+"""Propagation throughput of the CuPy backend as a fraction of cuBLAS GEMM throughput.
+
+One Dask worker drives one GPU, so this measures one task on one device: the GPU
+``propagate_network`` (device Philox + CMS for [Z | ζ], one cuBLAS GEMM per tile, the fused
+elementwise kernel, reductions) against ``cupy.matmul`` of the same shape
+((rows × N) @ (N × N), same dtype, TF32 as configured) timed in the same run, interleaved,
+median of repeats, with CUDA events around device-synchronised work. The useful FLOPs are the
+GEMMs, 2·N²·rows per layer; everything else is overhead the fraction charges for.
+
+One command on a GPU machine runs the GPU tests, then the benchmark, and writes the
+``propagation-gpu`` section of BENCHMARKS.md (and, when ``$OUT`` is set, the table and the
+test log under it)::
+
+    python benchmarks/propagation_gpu.py             # tests + full table + BENCHMARKS.md
+    python benchmarks/propagation_gpu.py --quick     # smaller, prints only, no tests
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.backend import backend_info, resolve_backend
+from pipeline.propagate import PairProbe, Probes
+
+ROOT = Path(__file__).resolve().parent.parent
+SECTION = "propagation-gpu"
+
+
+def write_section(text: str) -> None:
+    """Replace (or append) this script's section of BENCHMARKS.md, between the markers
+    ``<!-- begin propagation-gpu -->`` / ``<!-- end propagation-gpu -->`` (the convention of
+    benchmarks/propagation_numpy.py)."""
+    path = ROOT / "BENCHMARKS.md"
+    begin, end = f"<!-- begin {SECTION} -->", f"<!-- end {SECTION} -->"
+    body = f"{begin}\n{text}\n{end}"
+    if path.exists():
+        old = path.read_text()
+        if begin in old and end in old:
+            new = old[: old.index(begin)] + body + old[old.index(end) + len(end) :]
+        else:
+            new = old.rstrip() + "\n\n" + body + "\n"
+    else:
+        new = (
+            "# Benchmarks\n\nResults of the scripts in `benchmarks/`. Speeds are ratios "
+            "measured in one run against a reference on the same machine.\n\n" + body + "\n"
+        )
+    path.write_text(new)
+
+
+def one_case(n: int, points: int, dtype: str, depth: int, repeats: int) -> dict:
+    import cupy as cp
+
+    from pipeline.gpu import propagate_network
+    from pipeline.gpu.kernels import CupyOps
+
+    ops = CupyOps()
+    sw = np.linspace(0.5, 3.0, points)
+    sb = np.full(points, 0.3)
+    probes = Probes(pair=PairProbe())
+    rows = 3 * points
+    flops = 2.0 * n * n * rows * depth
+    x = cp.random.standard_normal((rows, n), dtype=np.float32).astype(dtype)
+    zt = cp.random.standard_normal((n, n), dtype=np.float32).astype(dtype).T
+    out = cp.empty((rows, n), dtype)
+
+    def timed(fn) -> float:
+        cp.cuda.Device().synchronize()
+        t = time.perf_counter()
+        fn()
+        cp.cuda.Device().synchronize()
+        return time.perf_counter() - t
+
+    def e2e() -> None:
+        propagate_network(
+            n,
+            2.0,
+            0,
+            [("tanh", sw, sb)],
+            depth=depth,
+            record_layers=[depth],
+            probes=probes,
+            dtype=dtype,
+            ops=ops,
+        )
+
+    def gemm() -> None:
+        for _ in range(depth):
+            cp.matmul(x, zt, out=out)
+
+    timed(gemm)  # warm up: cuBLAS handles, kernel compilation
+    propagate_network(
+        n,
+        2.0,
+        0,
+        [("tanh", sw[:8], sb[:8])],
+        depth=1,
+        record_layers=[1],
+        probes=probes,
+        dtype=dtype,
+        ops=ops,
+    )
+    ratios, t_e2e, t_ref = [], [], []
+    for _ in range(repeats):
+        a, b = timed(gemm), timed(e2e)
+        t_ref.append(a)
+        t_e2e.append(b)
+        ratios.append(a / b)
+    return {
+        "N": n,
+        "points": points,
+        "rows": rows,
+        "dtype": dtype,
+        "depth": depth,
+        "gemm_tflops": flops / statistics.median(t_ref) / 1e12,
+        "e2e_tflops": flops / statistics.median(t_e2e) / 1e12,
+        "fraction": statistics.median(ratios),
+    }
+
+
+def free_device_pool() -> None:
+    import cupy as cp
+
+    cp.get_default_memory_pool().free_all_blocks()
+
+
+def table(results: list[dict], info: dict) -> str:
+    lines = [
+        f"GPU backend on **{info['device']}** (CuPy {info['cupy_version']}, CUDA runtime "
+        f"{info['cuda_runtime_version']}, TF32 {'on' if info['tf32'] else 'off'}); "
+        "fraction = cuBLAS GEMM time / end-to-end propagation time for the same FLOPs, "
+        "pair probe, tanh, α = 2, median of repeats.",
+        "",
+        "| N | dtype | points per network | probe rows | depth | cuBLAS GEMM TFLOP/s | "
+        "propagation TFLOP/s | fraction |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['N']} | {r['dtype']} | {r['points']} | {r['rows']} | {r['depth']} | "
+            f"{r['gemm_tflops']:.2f} | {r['e2e_tflops']:.2f} | **{r['fraction']:.2f}** |"
+        )
+    return "\n".join(lines)
+
+
+def run_gpu_tests(out_dir: Path | None) -> int:
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-rs",
+        "tests/test_gpu.py",
+        "tests/test_kernels_compile.py",
+    ]
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    log = res.stdout + res.stderr
+    print(log[-6000:])
+    if out_dir is not None:
+        (out_dir / "gpu_tests.log").write_text(log)
+    return res.returncode
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes, print only, no tests")
+    ap.add_argument("--no-tests", action="store_true", help="skip the GPU test run")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    resolve_backend("cupy")  # a clear error when there is no GPU
+    info = backend_info("cupy")
+    out_dir = Path(os.environ["OUT"]) if os.environ.get("OUT") else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    rc = 0
+    if not (args.quick or args.no_tests):
+        rc = run_gpu_tests(out_dir)
+    if args.quick:
+        cases, depth = [(1024, 1024, "float32")], 4
+    else:
+        # 64 x 64 sigma planes (4096 points, 12288 probe rows), as a default chunk
+        cases = [(n, 4096, dt) for dt in ("float32", "float64") for n in (1024, 4096)]
+        depth = 20
+    results = []
+    for n, p, dt in cases:
+        r = one_case(n, p, dt, depth, args.repeats)
+        free_device_pool()
+        print(
+            f"N={n} {dt} points={p}: GEMM {r['gemm_tflops']:.2f} TFLOP/s, propagation "
+            f"{r['e2e_tflops']:.2f} TFLOP/s, fraction {r['fraction']:.2f}",
+            flush=True,
+        )
+        results.append(r)
+    text = table(results, info)
+    print(text)
+    if out_dir is not None:
+        (out_dir / "propagation_gpu.md").write_text(text + "\n")
+    if not args.quick:
+        write_section(
+            "## Propagation, CuPy backend (GPU)\n\n"
+            f"Command: `python benchmarks/propagation_gpu.py`. Date: {time.strftime('%Y-%m-%d')}. "
+            f"Depth {depth}, observables at the last layer; the reference GEMM is "
+            "`cupy.matmul` (cuBLAS) of the same (rows × N) @ (N × N) shape and dtype.\n\n" + text
+        )
+    sys.exit(rc)
+
+
+if __name__ == "__main__":
+    main()

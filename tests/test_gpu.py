@@ -1,0 +1,172 @@
+"""The CuPy backend against the NumPy reference (DESIGN §2: same function on every backend).
+
+Tests marked ``gpu`` need CuPy and a CUDA device and skip with the reason otherwise. The
+backend seam and the multi-GPU cluster's pinning are tested without a GPU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline import rng
+from pipeline.backend import backend_info, cupy_unavailable_reason, resolve_backend
+from pipeline.propagate import PairProbe, Probes
+from pipeline.propagate import propagate_network as propagate_numpy
+
+WHY_NO_GPU = cupy_unavailable_reason()
+needs_gpu = pytest.mark.skipif(WHY_NO_GPU is not None, reason=f"no GPU backend: {WHY_NO_GPU}")
+
+
+# ---------------------------------------------------------------- without a GPU
+
+
+def test_backend_seam():
+    assert resolve_backend("numpy") == "numpy"
+    assert resolve_backend("auto") == ("numpy" if WHY_NO_GPU else "cupy")
+    with pytest.raises(ValueError, match="allowed: auto, numpy, cupy"):
+        resolve_backend("jax")
+    info = backend_info("numpy")
+    assert info["backend"] == "numpy" and "numpy_version" in info
+
+
+@pytest.mark.skipif(WHY_NO_GPU is None, reason="a GPU backend is available here")
+def test_cupy_unavailable_is_a_clear_error():
+    with pytest.raises(ValueError, match="'cupy' is unavailable here: .*(CuPy|device)"):
+        resolve_backend("cupy")
+
+
+def test_gpu_cluster_pins_one_device_per_worker():
+    """One single-threaded worker per listed device, each seeing only its device."""
+    from distributed import Client
+
+    from pipeline.gpu.cluster import gpu_local_cluster
+
+    with (
+        gpu_local_cluster(["0", "1"], env={"CUPY_CACHE_DIR": "/tmp/x"}) as cluster,
+        Client(cluster) as client,
+    ):
+        client.wait_for_workers(2, timeout=60)
+        seen = client.run(lambda: __import__("os").environ["CUDA_VISIBLE_DEVICES"])
+        assert sorted(seen.values()) == ["0", "1"]
+        assert set(client.nthreads().values()) == {1}
+        cache = client.run(lambda: __import__("os").environ["CUPY_CACHE_DIR"])
+        assert set(cache.values()) == {"/tmp/x"}
+    with pytest.raises(ValueError, match="no visible GPU"):
+        gpu_local_cluster([])
+
+
+# ---------------------------------------------------------------- on a GPU
+
+
+@pytest.fixture(scope="module")
+def ops():
+    if WHY_NO_GPU is not None:
+        pytest.skip(f"no GPU backend: {WHY_NO_GPU}")
+    from pipeline.gpu.kernels import CupyOps
+
+    return CupyOps()
+
+
+def _ulps(got: np.ndarray, want: np.ndarray) -> np.ndarray:
+    """|got - want| in units of the last place of ``want`` (same dtype)."""
+    return np.abs(got.astype(np.float64) - want.astype(np.float64)) / np.spacing(
+        np.abs(want)
+    ).astype(np.float64)
+
+
+@pytest.mark.gpu
+@needs_gpu
+@pytest.mark.parametrize("seed", [0, 12345, 2**40 + 3, 2**64 - 1])
+def test_device_uniforms_bit_identical(ops, seed):
+    cp = ops.xp
+    for stream, layer, r0, nr, c0, nc in [(0, 1, 0, 300, 0, 301), (1, 7, 2**32 - 40, 40, 5, 3)]:
+        u1, u2 = ops.uniforms(seed, stream, layer, r0, nr, c0, nc)
+        rows = np.arange(r0, r0 + nr, dtype=np.uint64)[:, None]
+        cols = np.arange(c0, c0 + nc, dtype=np.uint64)[None, :]
+        w1, w2 = rng.uniforms(seed, stream, layer, rows, cols)
+        assert np.array_equal(cp.asnumpy(u1).view(np.uint64), w1.view(np.uint64))
+        assert np.array_equal(cp.asnumpy(u2).view(np.uint64), w2.view(np.uint64))
+
+
+@pytest.mark.gpu
+@needs_gpu
+@pytest.mark.parametrize("alpha", [2.0, 1.5, 1.0, 0.5])
+def test_device_stable_draws_within_ulps(ops, alpha):
+    """float64: the uniforms are identical and every float64 op is the same (no FMA
+    contraction), so only tan/log/exp/sqrt differ between CUDA and the host libm: ≤ 2 ulp
+    nearly everywhere; the exp of a large log (far tails) amplifies an ulp of its argument,
+    so the tail is held to 1e-13 relative. float32 (one rounding of those): ≤ 1 ulp."""
+    cp = ops.xp
+    n, k = 512, 528
+    for dtype in (np.float64, np.float32):
+        z = cp.zeros((n, k), dtype)
+        ops.fill_stable(z, 0, k, 99, rng.STREAMS["weight"], 3, 0, n, 0, n, alpha)
+        ops.fill_stable(z, n, k, 99, rng.STREAMS["bias"], 3, 0, n, 0, 1, alpha)
+        got = cp.asnumpy(z)
+        want_z = rng.stable_block(99, rng.STREAMS["weight"], 3, 0, n, 0, n, alpha)
+        want_b = rng.stable_block(99, rng.STREAMS["bias"], 3, 0, n, 0, 1, alpha)[:, 0]
+        for g, w in ((got[:, :n], want_z), (got[:, n], want_b)):
+            w = w.astype(dtype)
+            fin = np.isfinite(w)
+            assert np.array_equal(fin, np.isfinite(g))
+            u = _ulps(g[fin], w[fin])
+            if dtype == np.float32:
+                assert u.max() <= 1, f"alpha={alpha}: max {u.max()} float32 ulp"
+            else:
+                assert np.mean(u <= 2) >= 0.999, f"alpha={alpha}: {np.mean(u <= 2)} within 2 ulp"
+                np.testing.assert_allclose(g[fin], w[fin], rtol=1e-13, atol=0)
+        assert not got[:, n + 1 :].any()  # padding untouched
+
+
+@pytest.mark.gpu
+@needs_gpu
+@pytest.mark.parametrize(("act", "alpha"), [("tanh", 2.0), ("relu", 2.0), ("erf", 1.5)])
+def test_q_and_lyap_growth_match_numpy_float64(ops, act, alpha):
+    from pipeline.gpu import propagate_network as propagate_cupy
+
+    sw, sb = np.linspace(0.8, 2.5, 12), np.linspace(0.0, 0.6, 12)
+    kw = {"depth": 12, "record_layers": range(1, 13), "probes": Probes(pair=PairProbe())}
+    (ref,) = propagate_numpy(256, alpha, 5, [(act, sw, sb)], dtype="float64", **kw)
+    (got,) = propagate_cupy(256, alpha, 5, [(act, sw, sb)], dtype="float64", ops=ops, **kw)
+    np.testing.assert_array_equal(got["nonfinite_layer"], ref["nonfinite_layer"])
+    for name in ("q", "lyap_growth", "c", "dist"):
+        np.testing.assert_allclose(got[name], ref[name], rtol=1e-4, atol=1e-9, err_msg=name)
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_lyapunov_class_agrees_on_64x64_grid_float32(ops):
+    from pipeline.gpu import propagate_network as propagate_cupy
+
+    sw = np.repeat(np.linspace(0.5, 4.0, 64), 64)
+    sb = np.tile(np.linspace(0.0, 1.5, 64), 64)
+    kw = {"depth": 30, "record_layers": [30], "probes": Probes(pair=PairProbe())}
+    (ref,) = propagate_numpy(256, 2.0, 2, [("tanh", sw, sb)], dtype="float32", threads=8, **kw)
+    (got,) = propagate_cupy(256, 2.0, 2, [("tanh", sw, sb)], dtype="float32", ops=ops, **kw)
+    agree = np.mean(np.sign(got["lyapunov"][:, -1]) == np.sign(ref["lyapunov"][:, -1]))
+    assert agree >= 0.995, f"ordered/chaotic class agrees at {agree:.4f} of 4096 points"
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_gpu_results_do_not_depend_on_chunking(ops):
+    """Same tile shape ⇒ a point's numbers are bit-identical whatever its neighbours."""
+    from pipeline.gpu import propagate_network as propagate_cupy
+
+    sw, sb = np.linspace(0.5, 3.0, 40), np.linspace(0.0, 1.0, 40)
+    kw = {"depth": 6, "record_layers": [3, 6], "probes": Probes(pair=PairProbe())}
+    (full,) = propagate_cupy(128, 1.7, 1, [("tanh", sw, sb)], points_per_tile=16, ops=ops, **kw)
+    (part,) = propagate_cupy(
+        128, 1.7, 1, [("tanh", sw[17:29], sb[17:29])], points_per_tile=16, ops=ops, **kw
+    )
+    for k in part:
+        np.testing.assert_array_equal(part[k], full[k][17:29], err_msg=k)
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_backend_info_on_gpu():
+    assert resolve_backend("cupy") == "cupy"
+    info = backend_info("cupy")
+    assert info["device"] and info["cupy_version"] and info["tf32"] in (True, False)

@@ -1,0 +1,187 @@
+"""The CUDA sources of ``kernels/`` without a GPU: they compile (nvcc, sm_80 and sm_90), they
+stay NVRTC-compatible, and the integer/float formulation they use reproduces pipeline.rng; the
+GPU driver loop runs against a NumPy emulation of the kernels and matches the reference."""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from pipeline import rng
+from pipeline.gpu.emulate import NumpyOps
+from pipeline.gpu.kernels import KERNEL_DIR, cms_args, kernel_source
+from pipeline.gpu.propagate_cupy import (
+    device_peak_bytes,
+    gpu_tile_points,
+)
+from pipeline.gpu.propagate_cupy import (
+    propagate_network as propagate_gpu,
+)
+from pipeline.propagate import BatchProbe, CircleProbe, PairProbe, Probes, propagate_network
+
+SOURCES = sorted(p.name for p in KERNEL_DIR.glob("*.cu"))
+NVCC = shutil.which("nvcc")
+
+
+def test_kernel_sources_exist():
+    assert {"rng.cu", "propagate.cu"} <= set(SOURCES)
+
+
+@pytest.mark.skipif(NVCC is None, reason="nvcc not on PATH: cannot compile the CUDA kernels")
+def test_every_kernel_compiles_for_sm80_and_sm90(tmp_path):
+    """Compile-only, both architectures in one nvcc call per file, files in parallel. The
+    inlined source (what NVRTC gets through cupy.RawModule) is compiled, not the file, so an
+    include that the loader cannot resolve fails here too."""
+
+    def build(name: str) -> subprocess.CompletedProcess[str]:
+        src = tmp_path / name
+        src.write_text(kernel_source(name))
+        cmd = [
+            NVCC,
+            "--fatbin",
+            "-std=c++14",
+            "-Werror",
+            "all-warnings",
+            "-gencode=arch=compute_80,code=sm_80",
+            "-gencode=arch=compute_90,code=sm_90",
+            "-o",
+            str(tmp_path / f"{name}.fatbin"),
+            str(src),
+        ]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+
+    with ThreadPoolExecutor(max_workers=len(SOURCES)) as pool:
+        results = dict(zip(SOURCES, pool.map(build, SOURCES), strict=True))
+    for name, res in results.items():
+        assert res.returncode == 0, f"{name}: nvcc exit {res.returncode}\n{res.stderr}"
+
+
+@pytest.mark.parametrize("name", SOURCES)
+def test_sources_are_nvrtc_compatible(name):
+    """NVRTC has no host headers: only our own quoted headers may be included, and every
+    entry point is extern "C" (no name mangling: RawModule.get_function finds it by name)."""
+    text = kernel_source(name)
+    assert "#include" not in text, f"{name}: unresolved include after inlining"
+    for m in re.finditer(r"__global__\s+void", text):
+        line = text[text.rfind("\n", 0, m.start()) + 1 : m.end()]
+        assert 'extern "C"' in line, f'{name}: kernel without extern "C": {line!r}'
+
+
+# ---------------------------------------------------------------- NumPy emulation of the kernels
+
+
+def _umulhi(a: np.ndarray, b: int) -> np.ndarray:
+    return ((a.astype(np.uint64) * np.uint64(b)) >> np.uint64(32)).astype(np.uint32)
+
+
+def _philox_as_in_kernel(c0, c1, c2, c3, k0, k1):
+    """philox_cms.cuh's loop: __umulhi for the high words, wrapping uint32 products for the
+    low words, uint32 key bumps; (rng.py keeps 64-bit products and masks)."""
+    x0, x1, x2, x3 = (np.asarray(v, np.uint32).copy() for v in (c0, c1, c2, c3))
+    k0, k1 = np.uint32(k0), np.uint32(k1)
+    with np.errstate(over="ignore"):
+        for _ in range(10):
+            hi0, lo0 = _umulhi(x0, 0xD2511F53), x0 * np.uint32(0xD2511F53)
+            hi1, lo1 = _umulhi(x2, 0xCD9E8D57), x2 * np.uint32(0xCD9E8D57)
+            x0, x1, x2, x3 = hi1 ^ x1 ^ k0, lo1, hi0 ^ x3 ^ k1, lo0
+            k0 = np.uint32(k0 + np.uint32(0x9E3779B9))
+            k1 = np.uint32(k1 + np.uint32(0xBB67AE85))
+    return x0, x1, x2, x3
+
+
+def _uniform_as_in_kernel(hi, lo):
+    n = (hi.astype(np.uint64) << np.uint64(32) | lo.astype(np.uint64)) >> np.uint64(12)
+    return (n.astype(np.float64) + 0.5) * 2.220446049250313080847263336181640625e-16
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2**32 + 7, 2**64 - 1])
+def test_kernel_philox_formulation_matches_rng(seed):
+    rows = np.arange(0, 40, dtype=np.uint32)[:, None] * np.uint32(104729)
+    cols = np.arange(0, 50, dtype=np.uint32)[None, :] * np.uint32(7919) + np.uint32(2**32 - 60)
+    rows, cols = np.broadcast_arrays(rows, cols)
+    layer, stream = 3, rng.STREAMS["bias"]
+    w = _philox_as_in_kernel(cols, rows, layer, stream, seed & 0xFFFFFFFF, seed >> 32)
+    u1, u2 = rng.uniforms(seed, stream, layer, rows, cols)
+    assert np.array_equal(_uniform_as_in_kernel(w[0], w[1]), u1)
+    assert np.array_equal(_uniform_as_in_kernel(w[2], w[3]), u2)
+
+
+def test_kernel_philox_known_answer():
+    """Random123's published Philox4x32-10 vector (pi digits), through the kernel loop."""
+    w = _philox_as_in_kernel(
+        [0x243F6A88], [0x85A308D3], [0x13198A2E], [0x03707344], 0xA4093822, 0x299F31D0
+    )
+    assert [int(v[0]) for v in w] == [0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1]
+
+
+@pytest.mark.parametrize("alpha", [2.0, 1.5, 1.0, 0.7])
+def test_cms_kernel_constants_are_rng_constants(alpha):
+    k = rng._cms_constants(alpha, False)
+    got = cms_args(alpha)
+    want = (k["pi"], k["pi_1ma"], k["pi_a2"], k["c_t"], k["c_s"])
+    assert all(float(a) == float(b) for a, b in zip(got, want, strict=True))
+    assert math.pi == float(got[0])
+
+
+# ---------------------------------------------------------------- the GPU driver, emulated
+
+
+def _compare(a, b, rtol, atol):
+    for ga, gb in zip(a, b, strict=True):
+        assert ga.keys() == gb.keys()
+        for k in ga:
+            x, y = ga[k].astype(np.float64), gb[k].astype(np.float64)
+            assert x.shape == y.shape, k
+            assert np.array_equal(np.isnan(x), np.isnan(y)), k
+            np.testing.assert_allclose(y, x, rtol=rtol, atol=atol, err_msg=k)
+
+
+@pytest.mark.parametrize(("dtype", "alpha"), [("float64", 2.0), ("float64", 1.3), ("float32", 1.8)])
+def test_gpu_driver_with_emulated_kernels_matches_reference(dtype, alpha):
+    probes = Probes(pair=PairProbe(c0=0.3), circle=CircleProbe(K=6), batch=BatchProbe(m=3))
+    sw, sb = np.linspace(0.6, 2.8, 5), np.linspace(0.0, 0.8, 5)
+    groups = [("tanh", sw, sb), ("relu", sw[:3], sb[:3]), ("erf", sw, sb)]
+    kw = {"depth": 5, "record_layers": [1, 4, 5], "probes": probes, "dtype": dtype}
+    ref = propagate_network(48, alpha, 11, groups, **kw)
+    got = propagate_gpu(48, alpha, 11, groups, ops=NumpyOps(), points_per_tile=2, **kw)
+    # float32: the kernels sum in float64, the reference in float32 (log growth near 0 is
+    # compared in absolute terms)
+    _compare(ref, got, *((1e-10, 1e-13) if dtype == "float64" else (2e-4, 2e-6)))
+
+
+def test_gpu_tiles_and_peak_bytes():
+    probes = Probes(pair=PairProbe())
+    assert gpu_tile_points(probes, 64 * 64) == 2048  # 2 balanced tiles of 6144 rows
+    assert gpu_tile_points(probes, 10) == 10
+    b32 = device_peak_bytes(1024, probes, 2048, 2, 10, "float32")
+    b64 = device_peak_bytes(1024, probes, 2048, 2, 10, "float64")
+    # the two tiles' augmented inputs (2 x 6144 x 1040 values), one h, Z
+    assert 2 * 6144 * 1040 * 4 < b32 < 2 * 2 * 6144 * 1040 * 4
+    assert b64 > 1.9 * b32
+
+
+def test_chunk_device_peak_bytes_from_spec():
+    from pipeline.gpu.propagate_cupy import chunk_device_peak_bytes
+    from pipeline.spec import parse_spec
+
+    spec = parse_spec(
+        {
+            "axes": {
+                "width": [512, 1024],
+                "sigma_w": {"linspace": [0.5, 3.0], "count": 64},
+                "sigma_b": {"linspace": [0.0, 1.0], "count": 64},
+            },
+            "depth": 10,
+            "record_layers": "last",
+        }
+    )
+    got = chunk_device_peak_bytes(spec, spec.chunks)
+    ppt = gpu_tile_points(spec.params.probes, 64 * 64)
+    want = device_peak_bytes(1024, spec.params.probes, ppt, -(-4096 // ppt), 1, spec.dtype)
+    assert got == want > 4096 * 3 * 1040 * np.dtype(spec.dtype).itemsize
