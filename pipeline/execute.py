@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.backend import backend_info, resolve_backend
+from pipeline.backend import BACKENDS, backend_info, resolve_backend
 from pipeline.experiments import get_experiment
 from pipeline.plan import ChunkKey, chunk_coords, iter_chunk_keys, key_to_str
 from pipeline.spec import SweepSpec
@@ -61,11 +61,14 @@ def run_chunk(
 ) -> ChunkKey:
     """Compute chunk ``key`` of ``spec`` and write it (then its done marker) into ``store``.
 
-    Runs on a Dask worker (or anywhere: it is a plain function). Returns the key.
+    Runs on a Dask worker (or anywhere: it is a plain function); ``backend`` (``auto``
+    included) is resolved there, and the backend and device are kept in the chunk's done
+    marker (:func:`pipeline.store.chunk_info`). Returns the key.
     """
     exp = get_experiment(spec.experiment)
-    arrays = exp.compute_chunk(spec, chunk_coords(spec, key), backend=backend, threads=threads)
-    write_chunk(spec, store, key, arrays)
+    resolved = resolve_backend(backend)  # here, on the worker that computes
+    arrays = exp.compute_chunk(spec, chunk_coords(spec, key), backend=resolved, threads=threads)
+    write_chunk(spec, store, key, arrays, info=backend_info(resolved))
     return key
 
 
@@ -123,7 +126,9 @@ def run_sweep(
         asked first whether it accepts the profile's jobs (before the store is touched), the
         jobs are cancelled when the sweep ends, and jobs that SLURM ends midway are replaced.
     retries : extra attempts per chunk before it is reported as failed.
-    backend : ``"auto"`` or ``"numpy"``.
+    backend : ``"auto"``, ``"numpy"`` or ``"cupy"``. A local run resolves it here (and
+        ``cupy`` starts one worker per visible GPU); on a scheduler, a client or SLURM each
+        worker resolves ``auto``/``cupy`` itself.
     threads : tile threads inside one task (results do not depend on it).
 
     Finished chunks stay marked done whatever else fails; failed chunks are listed in the
@@ -138,8 +143,17 @@ def run_sweep(
         from pipeline.cluster import check_submittable
 
         check_submittable(slurm.profile)
-    backend_name = resolve_backend(backend)
-    created = create_or_open_store(spec, path, provenance=backend_info(backend_name))
+    remote = client is not None or scheduler is not None or slurm is not None
+    if remote and backend in ("auto", "cupy"):
+        # the workers, not this driver (often a login node without a GPU), decide
+        if backend not in BACKENDS:
+            resolve_backend(backend)  # raises the usual error for an unknown name
+        backend_name = backend
+        provenance = {"backend": f"{backend} (resolved on each worker)"}
+    else:
+        backend_name = resolve_backend(backend)
+        provenance = backend_info(backend_name)
+    created = create_or_open_store(spec, path, provenance=provenance)
     all_keys = list(iter_chunk_keys(spec))
     done = done_keys(path)
     todo = [k for k in all_keys if k not in done]
@@ -163,6 +177,11 @@ def run_sweep(
 
             if scheduler:
                 client = stack.enter_context(Client(scheduler))
+            elif backend_name == "cupy" and n_workers is None:
+                from pipeline.gpu.cluster import gpu_local_cluster
+
+                cluster = stack.enter_context(gpu_local_cluster())  # one worker per GPU
+                client = stack.enter_context(Client(cluster))
             else:
                 cluster = stack.enter_context(_local_cluster(n_workers))
                 client = stack.enter_context(Client(cluster))

@@ -85,6 +85,7 @@ class Plan:
     output_bytes: int
     peak_task_bytes: float
     variables: tuple[str, ...]
+    device_peak_bytes: float | None = None
 
     def describe(self, spec: SweepSpec) -> str:
         """Human-readable summary (what ``sweep plan`` prints)."""
@@ -97,9 +98,14 @@ class Plan:
                 f"grid points       {self.n_points:,}",
                 f"chunk shape       {chunk}",
                 f"chunks            {self.n_chunks:,}",
-                f"FLOPs (GEMM)      {self.flops:.3e}",
+                f"FLOPs             {self.flops:.3e}",
                 f"output size       {_bytes(self.output_bytes)}",
-                f"peak per task     {_bytes(self.peak_task_bytes)}",
+                f"peak per task     {_bytes(self.peak_task_bytes)} (host, NumPy backend)",
+                *(
+                    [f"peak per task     {_bytes(self.device_peak_bytes)} (GPU memory, CuPy)"]
+                    if self.device_peak_bytes is not None
+                    else []
+                ),
                 f"variables         {', '.join(self.variables)}",
                 f"store             {spec.store}",
             ]
@@ -135,6 +141,7 @@ def make_plan(spec: SweepSpec) -> Plan:
         flops=flops,
         output_bytes=out_bytes,
         peak_task_bytes=full["peak_bytes"],
+        device_peak_bytes=full.get("device_peak_bytes"),
         variables=tuple(v.name for v in variables),
     )
 

@@ -16,9 +16,11 @@ chunk twice is harmless.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import shutil
 import subprocess
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from pipeline.spec import SweepSpec, parse_spec
 
 __all__ = [
     "SpecMismatchError",
+    "chunk_info",
     "create_or_open_store",
     "done_keys",
     "missing_keys",
@@ -179,11 +182,17 @@ def create_or_open_store(
 
 
 def write_chunk(
-    spec: SweepSpec, store: str | Path, key: ChunkKey, arrays: dict[str, np.ndarray]
+    spec: SweepSpec,
+    store: str | Path,
+    key: ChunkKey,
+    arrays: dict[str, np.ndarray],
+    info: dict[str, Any] | None = None,
 ) -> None:
     """Write one chunk's arrays into their region, then (only then) its done marker.
 
-    ``arrays`` maps every variable to an array of shape chunk shape + extra dims.
+    ``arrays`` maps every variable to an array of shape chunk shape + extra dims. ``info``
+    (e.g. the worker's backend and device) is kept as JSON in the marker:
+    :func:`chunk_info` reads it back.
     """
     exp = get_experiment(spec.experiment)
     names = [v.name for v in exp.variables(spec)]
@@ -200,9 +209,15 @@ def write_chunk(
         full = region + (slice(None),) * (arr.ndim - len(region))
         arr[full] = np.asarray(arrays[name], dtype=arr.dtype)
     marker = Path(store) / DONE_DIR / key_to_str(key)
-    tmp = marker.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text("")
+    tmp = marker.with_name(f"{marker.name}.tmp{os.getpid()}-{threading.get_ident()}")
+    tmp.write_text(json.dumps(info or {}))
     os.replace(tmp, marker)
+
+
+def chunk_info(store: str | Path, key: ChunkKey) -> dict[str, Any]:
+    """What the worker that wrote chunk ``key`` recorded (backend, device, ...)."""
+    text = (Path(store) / DONE_DIR / key_to_str(key)).read_text()
+    return json.loads(text) if text.strip() else {}
 
 
 def done_keys(store: str | Path) -> set[ChunkKey]:

@@ -39,7 +39,7 @@ def test_plan_prints_sizes_without_computing(tmp_path):
     assert "grid points       18" in text
     assert "chunks            6" in text
     flops = 2 * 128**2 * 18 * 3 * 20
-    assert f"FLOPs (GEMM)      {flops:.3e}" in text
+    assert f"FLOPs             {flops:.3e}" in text
     assert not (tmp_path / "cli.zarr").exists()
 
 

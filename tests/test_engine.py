@@ -74,6 +74,11 @@ def test_chunk_sizes_do_not_change_a_single_bit(tmp_path, client):
     assert r1.total == 2 * 2 * 2 * 2 * 3 * 3 and r2.total == 2 * 2 * 1 * 1 * 1 * 1
     a, b = open_sweep(tmp_path / "fine.zarr"), open_sweep(tmp_path / "coarse.zarr")
     assert_bit_identical(a, b)
+    # on a cluster each worker resolves 'auto' and says what it used in the chunk's marker
+    from pipeline.store import chunk_info
+
+    assert a.attrs["backend"] == "auto (resolved on each worker)"
+    assert {chunk_info(tmp_path / "fine.zarr", k)["backend"] for k in r1.computed} == {"numpy"}
     # and the data is real: every point computed, observables finite where expected
     assert int((a.nonfinite_layer < 0).sum()) == 0
     assert np.isfinite(a.q.sel(alpha=2.0).values).all()
@@ -83,7 +88,10 @@ def test_chunk_sizes_do_not_change_a_single_bit(tmp_path, client):
 
 def test_store_layout_attrs_and_plain_xarray_open(tmp_path, client):
     spec = parse_spec({**SMALL, "axes": {**SMALL["axes"], "width": [16], "alpha": [2.0]}})
-    run_sweep(spec, tmp_path / "s.zarr", client=client, progress=False)
+    run_sweep(spec, tmp_path / "s.zarr", client=client, progress=False, backend="numpy")
+    from pipeline.store import chunk_info
+
+    assert chunk_info(tmp_path / "s.zarr", (0, 0, 0, 0, 0, 0))["backend"] == "numpy"
     code = (
         "import sys, xarray as xr\n"
         f"ds = xr.open_zarr({str(tmp_path / 's.zarr')!r})\n"

@@ -281,7 +281,13 @@ class PropagationExperiment:
             + 32768 * 8 * 8
             + math.prod(chunk_shape) * (n_out * item + 4)
         )
-        return {"flops": flops, "peak_bytes": float(peak)}
+        from pipeline.gpu.propagate_cupy import chunk_device_peak_bytes  # no CuPy import
+
+        return {
+            "flops": flops,
+            "peak_bytes": float(peak),
+            "device_peak_bytes": float(chunk_device_peak_bytes(spec, chunk_shape)),
+        }
 
     def compute_chunk(
         self,
