@@ -30,7 +30,7 @@ NVCC = shutil.which("nvcc")
 
 
 def test_kernel_sources_exist():
-    assert {"rng.cu", "propagate.cu"} <= set(SOURCES)
+    assert {"rng.cu", "propagate.cu", "train.cu"} <= set(SOURCES)
 
 
 @pytest.mark.skipif(NVCC is None, reason="nvcc not on PATH: cannot compile the CUDA kernels")

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.backend import resolve_backend
 from pipeline.experiments import Variable
 from pipeline.spec import Axis, AxisRule, SpecError, SweepSpec
 from pipeline.train import DATASETS, TILE_POINTS, TRAIN_ACTIVATIONS, make_problem, n_params
@@ -218,11 +219,18 @@ class TrainabilityExperiment:
         backend: str = "numpy",
         threads: int = 1,
     ) -> dict[str, np.ndarray]:
-        """Train every point of the chunk; arrays of the chunk's shape (+ ``step``)."""
-        if backend != "numpy":
-            raise ValueError(
-                f"backend: unknown value {backend!r} for trainability (allowed: numpy)"
-            )
+        """Train every point of the chunk; arrays of the chunk's shape (+ ``step``).
+
+        ``backend``: ``numpy``, ``cupy`` or ``auto`` (resolved here, i.e. on the worker that
+        runs the task: ``cupy`` when it sees a GPU). The NumPy tiles come from the whole
+        plane, never the chunk; the GPU kernel trains every point independently. Both give
+        chunking-independent results.
+        """
+        backend = resolve_backend(backend)
+        if backend == "cupy":
+            from pipeline.gpu.train_cupy import train_points as train
+        else:
+            train = _train_points
         p = spec.params
         names = [a.name for a in spec.axes]
         shape = tuple(len(coords[nm]) for nm in names)
@@ -251,7 +259,7 @@ class TrainabilityExperiment:
             problem = make_problem(
                 int(net["width"]), int(net["depth"]), int(net["seed"]), float(net["eps"]), p.dataset
             )
-            res = _train_points(
+            res = train(
                 problem,
                 str(net["activation"]),
                 lr_in,
