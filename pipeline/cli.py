@@ -6,6 +6,9 @@
     sweep status STORE  done/total chunks and which are missing
     sweep summary STORE the λ_L sign-change table vs mean-field theory
     sweep zoom SPEC --frames K   a zoom sequence into the boundary
+    sweep figures STORE [-o DIR] the figure the store's workflow declares (PNG and PDF)
+
+SPEC may be a workflow file with ``scales:``; ``--scale NAME`` (run, plan, zoom) applies one.
 
 Errors in the input print one line (``error: ...``) and exit with status 2; failed chunks
 exit with status 1 after the finished ones are kept.
@@ -38,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run or resume a sweep")
     run.add_argument("spec", help="YAML sweep spec")
+    _add_scale_arg(run)
     run.add_argument("--store", help="output Zarr store (default: the spec's 'store')")
     run.add_argument(
         "--scheduler",
@@ -84,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
 
     plan = sub.add_parser("plan", help="show what a sweep will compute, computing nothing")
     plan.add_argument("spec")
+    _add_scale_arg(plan)
     plan.add_argument("--store", help="output store (default: the spec's 'store')")
 
     status = sub.add_parser("status", help="done/total chunks of a store, and the missing ones")
@@ -108,12 +113,23 @@ def _parser() -> argparse.ArgumentParser:
     zoom = sub.add_parser("zoom", help="a zoom sequence: frames halving around the boundary")
     zoom.add_argument("spec", help="YAML sweep spec (its plane window is frame 0)")
     zoom.add_argument("--frames", type=int, required=True, help="number of frames K >= 1")
+    _add_scale_arg(zoom)
     zoom.add_argument("--store", help="output zoom store (default: the spec's 'store')")
     zoom.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler")
     zoom.add_argument("--workers", type=int, default=None, help="local worker processes")
     zoom.add_argument("--retries", type=int, default=2, help="extra attempts per chunk")
     zoom.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    figures = sub.add_parser("figures", help="draw the figure a store's workflow declares")
+    figures.add_argument("store")
+    figures.add_argument("-o", "--out", help="output directory (default: STORE-figures)")
     return p
+
+
+def _add_scale_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--scale", help="a scale the workflow file declares (e.g. smoke, paper); default: base"
+    )
 
 
 def _add_slurm_args(p: argparse.ArgumentParser) -> None:
@@ -153,11 +169,11 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from pipeline.execute import run_sweep
-    from pipeline.spec import load_spec
     from pipeline.store import open_sweep
     from pipeline.summary import format_summary
+    from pipeline.workflow import load_workflow
 
-    spec = load_spec(args.spec)
+    spec = load_workflow(args.spec, args.scale)
     for name in ("workers", "threads"):
         v = getattr(args, name)
         if v is not None and v < 1:
@@ -258,12 +274,15 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
 def _cmd_plan(args: argparse.Namespace) -> int:
     from pipeline.plan import make_plan
-    from pipeline.spec import load_spec
+    from pipeline.workflow import gpu_hours_text, load_workflow
 
-    spec = load_spec(args.spec)
+    spec = load_workflow(args.spec, args.scale)
     if args.store:
         spec = spec.with_store(args.store)
-    print(make_plan(spec).describe(spec))
+    plan = make_plan(spec)
+    print(plan.describe(spec))
+    if spec.experiment == "propagation":
+        print(gpu_hours_text(plan.flops, spec.dtype))
     return 0
 
 
@@ -304,10 +323,10 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
 
 def _cmd_zoom(args: argparse.Namespace) -> int:
-    from pipeline.spec import load_spec
+    from pipeline.workflow import load_workflow
     from pipeline.zoom import run_zoom, zoom_summary
 
-    spec = load_spec(args.spec)
+    spec = load_workflow(args.spec, args.scale)
     frames = run_zoom(
         spec,
         args.frames,
@@ -318,6 +337,24 @@ def _cmd_zoom(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     print(zoom_summary(frames, args.store or spec.store))
+    return 0
+
+
+def _cmd_figures(args: argparse.Namespace) -> int:
+    from pipeline.figures import figure_notes, render_store
+    from pipeline.store import open_sweep, read_spec
+
+    if not (Path(args.store) / "zarr.json").exists():
+        raise ValueError(f"store: {args.store!r} is not a sweep store (no zarr.json)")
+    try:
+        paths = render_store(args.store, args.out)
+    except ImportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for line in figure_notes(open_sweep(args.store), dict(read_spec(args.store).figure or {})):
+        print(line)
+    for p in paths:
+        print(f"written: {p}")
     return 0
 
 
@@ -344,6 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "summary": _cmd_summary,
         "analyze": _cmd_analyze,
         "zoom": _cmd_zoom,
+        "figures": _cmd_figures,
     }[args.command]
     try:
         return handler(args)

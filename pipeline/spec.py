@@ -32,7 +32,20 @@ __all__ = [
 ]
 
 DTYPES = ("float32", "float64")
-TOP_LEVEL_KEYS = ("experiment", "name", "description", "store", "axes", "chunks", "dtype")
+TOP_LEVEL_KEYS = (
+    "experiment",
+    "name",
+    "description",
+    "store",
+    "axes",
+    "chunks",
+    "dtype",
+    "figure",
+    "scale",
+)
+# ``figure`` (what ``sweep figures`` draws) and ``scale`` (the workflow scale the spec was
+# made at, see pipeline.workflow) are carried into the store's attrs but change no number.
+NON_NUMERIC_KEYS = ("store", "name", "description", "figure", "scale")
 
 
 class SpecError(ValueError):
@@ -222,6 +235,9 @@ class SweepSpec:
         experiment's, float32 for propagation, float64 for trainability).
     store : output Zarr store path, or ``None`` when given only on the command line.
     name, description : free text carried into the store's attrs.
+    figure : what ``sweep figures`` draws from the store (``{"kind": ..., **options}``), or
+        ``None``; validated by :func:`pipeline.workflow.load_workflow`.
+    scale : the workflow scale (e.g. ``"smoke"``, ``"paper"``) the spec was built at, or ``None``.
     """
 
     experiment: str
@@ -232,6 +248,8 @@ class SweepSpec:
     store: str | None = None
     name: str = ""
     description: str = ""
+    figure: Mapping[str, Any] | None = field(default=None, compare=False)
+    scale: str | None = None
     raw_params: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     # ---- derived sizes -------------------------------------------------------------------
@@ -259,7 +277,13 @@ class SweepSpec:
 
     # ---- round trip ----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """Canonical JSON-able dict: every axis as its explicit value list."""
+        """Canonical JSON-able dict: every axis as its explicit value list (``figure`` and
+        ``scale`` only when set, so older stores' dicts are unchanged)."""
+        extra: dict[str, Any] = {}
+        if self.figure is not None:
+            extra["figure"] = json.loads(json.dumps(dict(self.figure)))
+        if self.scale is not None:
+            extra["scale"] = self.scale
         return {
             "experiment": self.experiment,
             "name": self.name,
@@ -269,6 +293,7 @@ class SweepSpec:
             "axes": {a.name: list(a.values) for a in self.axes},
             "chunks": dict(zip(self.dims, self.chunks, strict=True)),
             **json.loads(json.dumps(dict(self.raw_params))),
+            **extra,
         }
 
     @classmethod
@@ -283,11 +308,11 @@ class SweepSpec:
         return parse_spec(d)
 
     def differences(self, other: SweepSpec) -> list[str]:
-        """Dotted names of the fields where the two specs differ (``store``, ``name`` and
-        ``description`` are ignored: they do not change a single number)."""
+        """Dotted names of the fields where the two specs differ (``store``, ``name``,
+        ``description``, ``figure`` and ``scale`` are ignored: they do not change a number)."""
         a, b = self.to_dict(), other.to_dict()
         for d in (a, b):
-            for k in ("store", "name", "description"):
+            for k in NON_NUMERIC_KEYS:
                 d.pop(k, None)
         return _diff(a, b, "")
 
@@ -373,6 +398,15 @@ def parse_spec(raw: Any) -> SweepSpec:
     if store is not None and not isinstance(store, str | Path):
         raise SpecError("store", f"value {store!r} is not a path")
 
+    figure = raw.get("figure")
+    if figure is not None and (
+        not isinstance(figure, Mapping) or not isinstance(figure.get("kind"), str)
+    ):
+        raise SpecError("figure", f"expected a mapping with a 'kind' name, got {figure!r}")
+    scale = raw.get("scale")
+    if scale is not None and not isinstance(scale, str):
+        raise SpecError("scale", f"value {scale!r} is not a scale name")
+
     params, raw_params = exp.parse_params(raw, axes_t)
     return SweepSpec(
         experiment=exp_name,
@@ -383,6 +417,8 @@ def parse_spec(raw: Any) -> SweepSpec:
         store=None if store is None else str(store),
         name=str(raw.get("name", "") or ""),
         description=str(raw.get("description", "") or ""),
+        figure=None if figure is None else dict(figure),
+        scale=scale,
         raw_params=raw_params,
     )
 

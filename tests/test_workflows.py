@@ -1,0 +1,225 @@
+"""Workflow files (scales, figure) and `sweep figures`: every workflow loads at every scale,
+the paper workflows run at smoke scale and render a PNG with labelled axes and content."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from pipeline import open_sweep, parse_spec, read_spec, run_sweep
+from pipeline.spec import SpecError
+from pipeline.workflow import gpu_hours, load_workflow, workflow_scales
+
+WORKFLOWS = Path(__file__).resolve().parent.parent / "workflows"
+PAPER_WORKFLOWS = {
+    "schoenholz2016_xi_c": "xi_c_map",
+    "qu2022_phase_cv": "phase_cv",
+    "effective_rank_relu": "effective_rank",
+}
+
+
+def sweep(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, cwd=cwd
+    )
+
+
+@pytest.mark.parametrize("path", sorted(WORKFLOWS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_workflow_loads_at_every_scale(path):
+    base = load_workflow(path)
+    assert base.scale is None
+    for scale in workflow_scales(path):
+        spec = load_workflow(path, scale)
+        assert spec.scale == scale
+        assert spec.to_dict()["scale"] == scale
+        assert parse_spec(spec.to_dict()).differences(spec) == []
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_WORKFLOWS))
+def test_paper_workflows_declare_smoke_and_paper(name):
+    path = WORKFLOWS / f"{name}.yaml"
+    assert {"smoke", "paper"} <= set(workflow_scales(path))
+    assert load_workflow(path, "paper").figure["kind"] == PAPER_WORKFLOWS[name]
+
+
+def test_scale_overrides_merge_deeply(tmp_path):
+    raw = {
+        "axes": {"width": [64], "sigma_w": {"linspace": [0.5, 2.0], "count": 8}},
+        "depth": 10,
+        "probes": {"pair": {"q0": 1.0}, "circle": {"K": 16}},
+        "scales": {"tiny": {"axes": {"sigma_w": [1.0, 2.0]}, "probes": {"circle": {"K": 4}}}},
+    }
+    (tmp_path / "w.yaml").write_text(yaml.safe_dump(raw))
+    spec = load_workflow(tmp_path / "w.yaml", "tiny")
+    assert spec.axis("sigma_w").values == (1.0, 2.0)  # a range replaced by a list, whole
+    assert spec.axis("width").values == (64,)  # untouched
+    assert spec.params.probes.circle.K == 4 and spec.params.probes.pair is not None
+    assert load_workflow(tmp_path / "w.yaml").axis("sigma_w").values[0] == 0.5
+
+
+def test_qu2022_paper_scale_is_their_fig5():
+    spec = load_workflow(WORKFLOWS / "qu2022_phase_cv.yaml", "paper")
+    alpha, sw = spec.axis("alpha").values, spec.axis("sigma_w").values
+    assert len(alpha) == 21 and np.allclose(np.diff(alpha), 0.05) and alpha[0] == 1.0
+    assert len(sw) == 60 and np.allclose(np.diff(sw), 0.05) and math.isclose(sw[0], 0.05)
+    assert spec.axis("width").values == (1000,) and len(spec.axis("seed")) == 50
+    assert spec.params.depth == 50 and spec.params.probes.circle.K == 1000
+    assert {15, 25, 35} <= set(spec.params.record_layers)
+
+
+def test_unknown_scale_and_figure_are_one_line_errors(tmp_path):
+    with pytest.raises(SpecError, match=r"unknown scale 'huge' \(allowed: smoke, paper\)"):
+        load_workflow(WORKFLOWS / "qu2022_phase_cv.yaml", "huge")
+    out = sweep("plan", str(WORKFLOWS / "qu2022_phase_cv.yaml"), "--scale", "huge", cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0
+    assert "unknown scale 'huge' (allowed: smoke, paper)" in out.stderr
+    raw = yaml.safe_load((WORKFLOWS / "qu2022_phase_cv.yaml").read_text())
+    raw["figure"] = {"kind": "phase_cvv"}
+    (tmp_path / "w.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(SpecError, match="figure.kind.*allowed: xi_c_map, phase_cv"):
+        load_workflow(tmp_path / "w.yaml")
+
+
+def test_plan_paper_prints_flops_and_gpu_hours(tmp_path):
+    path = WORKFLOWS / "qu2022_phase_cv.yaml"
+    out = sweep("plan", str(path), "--scale", "paper", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    # 21 α × 60 σ_w × 50 seeds, 1000 + 3 rows per point, N = 1000, L = 50
+    flops = 2 * 1000**2 * (21 * 60 * 50) * 1003 * 50
+    assert f"FLOPs             {flops:.3e}" in out.stdout
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("GPU-hours")][0]
+    assert f"{gpu_hours(flops):.3g}" in line and "0.7 x 60 TFLOP/s float32" in line
+    assert not (tmp_path / "qu2022_phase_cv_paper.zarr").exists()
+
+
+def test_figure_and_scale_kept_in_store_attrs_but_not_compared():
+    spec = load_workflow(WORKFLOWS / "effective_rank_relu.yaml", "smoke")
+    d = spec.to_dict()
+    assert d["figure"] == {"kind": "effective_rank"} and d["scale"] == "smoke"
+    plain = dict(d)
+    del plain["figure"], plain["scale"]
+    assert parse_spec(plain).differences(spec) == []
+
+
+# ---- smoke runs and figures -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            silence_logs=50,
+        ) as cluster,
+        Client(cluster) as c,
+    ):
+        yield c
+
+
+@pytest.fixture(scope="module")
+def smoke_stores(client, tmp_path_factory):
+    root = tmp_path_factory.mktemp("smoke")
+    stores = {}
+    for name in PAPER_WORKFLOWS:
+        spec = load_workflow(WORKFLOWS / f"{name}.yaml", "smoke")
+        report = run_sweep(
+            spec,
+            root / f"{name}.zarr",
+            client=client,
+            progress=False,
+            backend="numpy",
+            log=lambda msg: None,
+        )
+        assert not report.failed
+        stores[name] = root / f"{name}.zarr"
+    return stores
+
+
+EXPECTED_LABELS = {
+    "xi_c_map": ("σ_w²", "σ_b²", "ξ_c"),
+    "phase_cv": ("α", "σ_w", "CV"),
+    "effective_rank": ("layer ℓ", "rank", "participation ratio"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_WORKFLOWS))
+def test_smoke_run_renders_figure(name, smoke_stores, tmp_path):
+    plt = pytest.importorskip("matplotlib.pyplot")
+    import matplotlib.image as mpimg
+
+    from pipeline import figures
+
+    store = smoke_stores[name]
+    spec = read_spec(store)
+    assert spec.scale == "smoke" and spec.figure["kind"] == PAPER_WORKFLOWS[name]
+
+    fig = figures.draw(open_sweep(store), dict(spec.figure))
+    labels = " ".join(f"{ax.get_xlabel()} {ax.get_ylabel()}" for ax in fig.axes)
+    for want in EXPECTED_LABELS[spec.figure["kind"]]:
+        assert want in labels, (want, labels)
+    data_axes = [ax for ax in fig.axes if ax.get_xlabel() and ax.get_ylabel()]
+    assert all(ax.has_data() for ax in data_axes)
+    if spec.figure["kind"] != "effective_rank":  # maps have colourbars (label on an extra axes)
+        assert len(fig.axes) > len(data_axes)
+    plt.close(fig)
+
+    out = sweep("figures", str(store), "-o", str(tmp_path / "fig"), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    png = tmp_path / "fig" / f"{spec.figure['kind']}.png"
+    assert png.stat().st_size > 30_000
+    assert (tmp_path / "fig" / f"{spec.figure['kind']}.pdf").stat().st_size > 5_000
+    img = mpimg.imread(png)
+    h, w = img.shape[:2]
+    assert 400 <= h <= 2000 and 1000 <= w <= 4000, img.shape
+    rgb = img[..., :3]
+    assert rgb.std() > 0.05  # not a blank page
+    assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 50  # colour maps, lines, text
+
+
+def test_smoke_numbers_agree_with_theory(smoke_stores):
+    from pipeline import figures, theory
+
+    # ξ_c: measured within 25 % of mean field where mean field is well inside the depth
+    ds = open_sweep(smoke_stores["schoenholz2016_xi_c"])
+    fit = figures.fit_xi_c(ds, fit_from=3)
+    sw2, sb2 = fit.sigma_w2.values, fit.sigma_b2.values
+    mf = np.asarray(theory.xi_c(np.sqrt(sw2)[:, None], np.sqrt(sb2)[None, :], "tanh"))
+    ok = np.isfinite(fit.xi_c.values) & (mf < 10)
+    assert ok.sum() >= 10
+    assert abs(np.median(fit.xi_c.values[ok] / mf[ok]) - 1) < 0.25
+
+    # relu batch: full numerical rank at layer 1 (the note claims 1 − (1 − 2/π) ≈ 0.64 m)
+    ds = open_sweep(smoke_stores["effective_rank_relu"])
+    m = ds.attrs["sweep_spec"]["probes"]["batch"]["m"]
+    assert float(ds.eff_rank.sel(layer=1).min()) == m
+    pr = ds.participation_ratio.mean("seed").squeeze().values  # (width, layer)
+    assert (pr[:, -1] < 0.5 * pr[:, 0]).all()  # decays with depth ...
+    assert figures.revival_peaks(ds) == {32: [], 128: []}  # ... without significant revivals
+
+
+def test_ordered_line_matches_levy_root_search():
+    from pipeline.analysis.levy import ordered_transition_sigma_w
+    from pipeline.figures import ordered_line
+
+    assert ordered_line([2.0])[0] == pytest.approx(
+        ordered_transition_sigma_w(0.0, 2.0, "tanh"), rel=1e-7
+    )
+
+
+def test_figures_without_figure_is_an_error(client, tmp_path):
+    spec = parse_spec({"axes": {"width": [8], "sigma_w": [1.0]}, "depth": 2})
+    run_sweep(spec, tmp_path / "s.zarr", client=client, progress=False, log=lambda m: None)
+    out = sweep("figures", "s.zarr", cwd=tmp_path)
+    assert out.returncode == 2 and "declares no 'figure'" in out.stderr
