@@ -88,8 +88,17 @@ def test_ordered_transition():
     s2 = ordered_transition_sigma_w(0.0, 2.0, "tanh")
     assert 1.0 < s2 < 1.02
     assert theory.q_star(s2, 0.0, "tanh") == pytest.approx(0.01, rel=1e-6)
-    s15 = ordered_transition_sigma_w(0.0, 1.5, "tanh", bracket=(0.5, 1.0))
+    s15 = ordered_transition_sigma_w(0.0, 1.5, "tanh", bracket=(0.5, 1.0), method="root")
     assert levy_q_star(s15, 0.0, 1.5, "tanh") == pytest.approx(0.01, rel=1e-3)
+    # the closed form (q = threshold is a fixed point) agrees with the root search
+    assert ordered_transition_sigma_w(0.0, 1.5, "tanh") == pytest.approx(s15, rel=1e-6)
+    assert ordered_transition_sigma_w(0.0, 2.0, "tanh", method="root") == pytest.approx(
+        s2, rel=1e-6
+    )
+    assert ordered_transition_sigma_w(0.02, 1.5, "erf") == pytest.approx(
+        ordered_transition_sigma_w(0.02, 1.5, "erf", bracket=(0.3, 1.5), method="root"),
+        rel=1e-6,
+    )
     assert s15 < s2  # heavy tails: the signal survives at smaller σ_w
     assert math.isnan(ordered_transition_sigma_w(0.5, 1.5, "tanh"))  # σ_b^α > threshold
 
