@@ -530,9 +530,12 @@ def driver_argv(
     retries: int,
     backend: str,
     threads: int,
+    scale: str | None = None,
 ) -> list[str]:
     """The ``sweep run`` arguments the driver job runs with (absolute paths)."""
     argv = ["run", spec, "--store", store, "--cluster", "slurm"]
+    if scale is not None:
+        argv += ["--scale", scale]
     argv += ["--profile", options.profile.name]
     if profiles is not None:
         argv += ["--profiles", profiles]

@@ -9,7 +9,6 @@ Finished chunks are kept whatever happens to the rest, so re-running resumes.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 import uuid
@@ -80,9 +79,10 @@ def _chunk_task(
 
 
 def _local_cluster(n_workers: int | None) -> Any:
+    from dask.system import CPU_COUNT  # honours CPU affinity and cgroup limits
     from distributed import LocalCluster
 
-    n = n_workers or os.cpu_count() or 1
+    n = n_workers or CPU_COUNT
     return LocalCluster(
         n_workers=n,
         threads_per_worker=1,

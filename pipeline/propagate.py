@@ -231,6 +231,11 @@ def _augmented(n: int) -> int:
     return -(-(n + 1) // 16) * 16
 
 
+def _rowdot64(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise dot products accumulated in float64, shape (rows,)."""
+    return np.einsum("ij,ij->i", a, b, dtype=np.float64)
+
+
 _LOCAL = threading.local()
 
 
@@ -321,12 +326,13 @@ def _elementwise(
         ws = tile.w_scale[rows].reshape(p, r)[:, 2].astype(np.float64)
         np.multiply(t, (ws / norm).astype(h.dtype)[:, None], out=x3[:, 2])
         if rec:
-            saa, sbb = ss[:, 0].astype(np.float64), ss[:, 1].astype(np.float64)
-            sab = np.einsum("ij,ij->i", ha, hb).astype(np.float64)
+            # observables accumulate in float64 (the per-layer norms above stay in the compute
+            # dtype: they serve the tangent and the non-finite flag)
+            saa, sbb, sab = _rowdot64(ha, ha), _rowdot64(hb, hb), _rowdot64(ha, hb)
             np.subtract(ha, hb, out=t)
             out["q"][:, record_at] = saa / n
             out["c"][:, record_at] = sab / np.sqrt(saa * sbb)
-            out["dist"][:, record_at] = np.einsum("ij,ij->i", t, t) / n
+            out["dist"][:, record_at] = _rowdot64(t, t) / n
             out["lyap_growth"][:, record_at] = growth
             out["lyapunov"][:, record_at] = tile.growth_sum[pts] / layer
     if rec and probes.circle:

@@ -45,7 +45,7 @@ def lyapunov_crossings(ds: xr.Dataset) -> list[dict]:
 
     sw_dim = "sigma_w2" if "sigma_w2" in ds.dims else "sigma_w"
     sb_dim = "sigma_b2" if "sigma_b2" in ds.dims else "sigma_b"
-    lam = ds["lyapunov"].isel(layer=-1).mean("seed").load()
+    lam = ds["lyapunov"].isel(layer=-1).mean("seed", skipna=False).load()
     sw = np.asarray(ds[sw_dim].values, float)
     sw = np.sqrt(sw) if sw_dim.endswith("2") else sw
     rows = []

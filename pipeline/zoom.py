@@ -14,7 +14,8 @@ windows from the stored frames):
 3. pick the block whose centre is nearest to the centre of the frame, in pixel units (ties:
    smallest first-axis index, then second);
 4. the next window is centred on that block's centre (in coordinates), half as wide along
-   both axes, with the same number of points.
+   both axes, with the same number of points; a window reaching outside an axis's allowed
+   range (σ ≥ 0) is shifted inside it, keeping its width.
 """
 
 from __future__ import annotations
@@ -112,9 +113,24 @@ def next_window(
     return (centre_a - half_a, centre_a + half_a), (centre_b - half_b, centre_b + half_b)
 
 
+def _inside(window: tuple[float, float], rule: Any) -> tuple[float, float]:
+    """Shift ``window`` (keeping its width) into the axis's allowed range, e.g. σ ≥ 0."""
+    lo, hi = float(window[0]), float(window[1])
+    if rule is not None and rule.low is not None and lo < rule.low:
+        lo, hi = rule.low, rule.low + (hi - lo)
+    if rule is not None and rule.high is not None and hi > rule.high:
+        lo, hi = rule.high - (hi - lo), rule.high
+    return lo, hi
+
+
 def _frame_spec(
     base: dict[str, Any], a: str, b: str, wa: tuple, wb: tuple, na: int, nb: int, store: str
 ) -> SweepSpec:
+    from pipeline.experiments import get_experiment
+
+    rules = {r.name: r for r in get_experiment(base["experiment"]).axis_rules}
+    rules.update({r.squared_name: r for r in rules.values() if r.squared_name})
+    wa, wb = _inside(wa, rules.get(a)), _inside(wb, rules.get(b))
     raw = {
         **base,
         "axes": {
@@ -129,24 +145,16 @@ def _frame_spec(
 
 @contextlib.contextmanager
 def _client(scheduler: str | None, n_workers: int | None) -> Iterator[Any]:
-    from distributed import Client, LocalCluster
+    """One client for all frames: a scheduler's, or the sweep's local cluster."""
+    from distributed import Client
+
+    from pipeline.execute import _local_cluster
 
     if scheduler:
         with Client(scheduler) as c:
             yield c
         return
-    import os
-
-    with (
-        LocalCluster(
-            n_workers=n_workers or os.cpu_count() or 1,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            silence_logs=50,
-        ) as cluster,
-        Client(cluster) as c,
-    ):
+    with _local_cluster(n_workers) as cluster, Client(cluster) as c:
         yield c
 
 
@@ -175,11 +183,19 @@ def run_zoom(
     base = spec.to_dict()
     group = zarr.open_group(str(root), mode="a")
     old = group.attrs.get(ZOOM_ATTR)
-    if old is not None and old.get("base_spec") != base:
-        raise ValueError(f"store {str(root)!r} holds a zoom of another spec; use a new path")
+    if old is not None:
+        diff = parse_spec(old["base_spec"]).differences(spec)
+        if diff:
+            raise ValueError(
+                f"store {str(root)!r} holds a zoom of another spec; fields that differ: "
+                f"{', '.join(diff)}. Use a new store path."
+            )
+        frames_total = max(frames, int(old.get("frames", 0)))  # a longer zoom extends it
+    else:
+        frames_total = frames
     group.attrs[ZOOM_ATTR] = {
         "base_spec": base,
-        "frames": frames,
+        "frames": frames_total,
         "plane": [a, b],
         "rule": "nearest boundary 2x2 block to the frame centre; window halves",
     }

@@ -100,12 +100,12 @@ def test_worker_script_of_the_gpu_profile():
         "#SBATCH --gres=gpu:1",
     ):
         assert directive in lines
-    assert "module load cuda/12" in lines
+    assert "export OMP_NUM_THREADS=1" in lines
     worker = lines[-1]
     assert worker.startswith(f"{sys.executable} -m distributed.cli.dask_worker tcp://10.0.0.1:8786")
     for arg in ("--name w-3", "--nthreads 8", "--lifetime 225m", "--lifetime-stagger 5m"):
         assert arg in worker
-    assert "--interface ib0" in worker and "--death-timeout 120" in worker
+    assert "--interface" not in worker and "--death-timeout 120" in worker
     cpu = load_profile("cpu", REPO / "slurm" / "jobqueue.yaml")
     assert "--gres" not in render_worker_script(cpu)
 
@@ -153,6 +153,18 @@ def test_submit_dry_run_prints_the_driver_script(tmp_path):
         "--backend auto --threads 1 --no-progress"
     )
     assert not (tmp_path / "s.zarr").exists()
+
+
+def test_submit_takes_a_workflow_scale_and_passes_it_to_the_driver(tmp_path):
+    workflow = Path(__file__).resolve().parent.parent / "workflows" / "schoenholz2016_xi_c.yaml"
+    out = sweep(
+        "submit", str(workflow), "--scale", "smoke", "--store", "s.zarr", "--profiles",
+        LOCAL_PROFILES, "--profile", "local", "--dry-run", cwd=tmp_path, check=True,
+    ).stdout  # fmt: skip
+    assert f"run {workflow} --store {tmp_path}/s.zarr --cluster slurm --scale smoke " in out
+    bad = sweep("submit", str(workflow), "--scale", "huge", "--profiles", LOCAL_PROFILES,
+                "--profile", "local", "--dry-run", cwd=tmp_path)  # fmt: skip
+    assert bad.returncode == 2 and "unknown scale 'huge'" in bad.stderr
 
 
 def test_job_id_is_parsed_never_assumed():

@@ -114,3 +114,27 @@ def test_five_frame_zoom_resumes_after_sigkill(tmp_path, client):
         np.testing.assert_array_equal(g.lr_in.values, w.lr_in.values)
         field = g.score.values
         assert (field < 0).any() and (field > 0).any()  # every frame holds the boundary
+
+
+def test_window_reaching_below_zero_is_shifted_inside_the_axis():
+    from pipeline.zoom import _frame_spec
+
+    base = parse_spec(
+        {"axes": {"width": [16], "sigma_w": [1.0, 2.0], "sigma_b": [0.0, 0.3]}, "depth": 3}
+    ).to_dict()
+    spec = _frame_spec(base, "sigma_w", "sigma_b", (1.2, 1.7), (-0.05, 0.1), 4, 4, "x.zarr")
+    assert spec.axis("sigma_b").values[0] == 0.0
+    assert spec.axis("sigma_b").values[-1] == pytest.approx(0.15)
+    assert spec.axis("sigma_w").values[0] == pytest.approx(1.2)
+
+
+def test_zoom_of_another_spec_is_refused_naming_the_fields(tmp_path):
+    import zarr
+
+    from pipeline.zoom import ZOOM_ATTR
+
+    spec = parse_spec({**SPEC, "store": str(tmp_path / "z.zarr")})
+    group = zarr.open_group(str(tmp_path / "z.zarr"), mode="a")
+    group.attrs[ZOOM_ATTR] = {"base_spec": parse_spec({**SPEC, "steps": 50}).to_dict(), "frames": 2}
+    with pytest.raises(ValueError, match="fields that differ: steps"):
+        run_zoom(spec, 2, client=object(), progress=False)

@@ -133,8 +133,9 @@ def regime_maps(
     seed_mean: bool = True,
 ) -> xr.Dataset:
     """All regime maps the dataset allows (``regime_lyapunov``, ``regime_c``, ``regime_cv``),
-    per recorded layer; the observables are first averaged over ``seed`` if ``seed_mean``."""
-    src = ds.mean("seed") if seed_mean and "seed" in ds.dims else ds
+    per recorded layer; the observables are first averaged over ``seed`` if ``seed_mean``
+    (a point where any seed is non-finite stays NaN: unknown, never the survivors' mean)."""
+    src = ds.mean("seed", skipna=False) if seed_mean and "seed" in ds.dims else ds
     src.attrs = ds.attrs
     out = {}
     if "lyapunov" in src:
@@ -233,7 +234,7 @@ def critical_line(
     if layer is not None:
         lam = lam.sel(layer=[layer])
     if seed_mean and "seed" in lam.dims:
-        lam = lam.mean("seed")
+        lam = lam.mean("seed", skipna=False)
     xs = np.asarray(ds[sw].values, float)
 
     def first_crossing(y: np.ndarray) -> float:
