@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import yaml
@@ -78,3 +79,22 @@ def test_status_of_a_non_store(tmp_path):
     out = sweep("status", "nothing.zarr", cwd=tmp_path)
     assert out.returncode == 2
     assert out.stderr.strip() == "error: store: 'nothing.zarr' is not a sweep store (no zarr.json)"
+
+
+def test_quickstart_then_analyze_prints_the_comparison_and_writes_it(tmp_path):
+    import xarray as xr
+
+    quickstart = Path(__file__).resolve().parent.parent / "workflows" / "quickstart.yaml"
+    run = sweep("run", str(quickstart), "--store", "q.zarr", "--workers", "2", "--no-progress",
+                cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    rows = [ln.split() for ln in run.stdout.splitlines() if ln.strip().startswith("256")]
+    assert len(rows) == 6  # one per σ_b
+    diffs = [abs(float(r[6])) for r in rows]
+    assert max(diffs[1:]) < 0.1, rows  # σ_b > 0: within 0.1 of the mean-field σ_w
+    out = sweep("analyze", "q.zarr", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "Critical regime from λ_L" in out.stdout
+    an = xr.open_zarr(tmp_path / "q.zarr", group="analysis")
+    assert an.attrs and len(an.data_vars) > 0
+    assert "lyapunov" in xr.open_zarr(tmp_path / "q.zarr")  # the sweep itself untouched

@@ -124,6 +124,15 @@ def analyze_store(
     out = analyze(ds, factor=factor, burn_in=burn_in, threshold=threshold)
     if write:
         out.to_zarr(path, group=ANALYSIS_GROUP, mode="w", consolidated=False)
+        # re-consolidate the root so that xarray.open_zarr(store, group="analysis") finds the
+        # new group (the main arrays' metadata is unchanged by this)
+        import warnings
+
+        import zarr
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # consolidated metadata is not in the v3 spec
+            zarr.consolidate_metadata(str(path))
     return out
 
 
