@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.backend import BACKENDS
 from pipeline.cluster import SlurmError
 
 if TYPE_CHECKING:
@@ -63,7 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--retries", type=int, default=2, help="extra attempts per failing chunk (default 2)"
     )
-    run.add_argument("--backend", default="auto", help="auto (default) or numpy")
+    run.add_argument(
+        "--backend",
+        default="auto",
+        choices=BACKENDS,
+        help="auto (default: cupy where a GPU is visible, else numpy), numpy, cupy",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--no-summary", action="store_true", help="do not print the summary")
     run.add_argument(
@@ -78,7 +84,13 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("spec", help="YAML sweep spec")
     submit.add_argument("--store", help="output Zarr store (default: the spec's 'store')")
     submit.add_argument("--retries", type=int, default=2, help="extra attempts per chunk")
-    submit.add_argument("--backend", default="auto", help="auto (default) or numpy")
+    submit.add_argument(
+        "--backend",
+        default="auto",
+        choices=BACKENDS,
+        help="auto (default: decided on each worker), numpy, cupy",
+    )
+    _add_scale_arg(submit)
     submit.add_argument("--threads", type=int, default=1, help="threads inside each task")
     _add_slurm_args(submit)
     submit.add_argument("--partition", help="partition of the driver job (default: the profile's)")
@@ -217,10 +229,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_submit(args: argparse.Namespace) -> int:
     from pipeline.cluster import driver_argv, render_driver_script, submit_driver
-    from pipeline.spec import load_spec
     from pipeline.store import read_spec
+    from pipeline.workflow import load_workflow
 
-    spec = load_spec(args.spec)
+    spec = load_workflow(args.spec, args.scale)
     store = os.path.abspath(args.store or spec.store or "")
     if not (args.store or spec.store):
         raise ValueError("store: no output path (set 'store' in the spec or pass --store)")
@@ -241,6 +253,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         retries=args.retries,
         backend=args.backend,
         threads=args.threads,
+        scale=args.scale,
     )
     opts = slurm.profile.options
     script = render_driver_script(
@@ -341,17 +354,16 @@ def _cmd_zoom(args: argparse.Namespace) -> int:
 
 
 def _cmd_figures(args: argparse.Namespace) -> int:
-    from pipeline.figures import figure_notes, render_store
-    from pipeline.store import open_sweep, read_spec
+    from pipeline.figures import render_store, store_notes
 
     if not (Path(args.store) / "zarr.json").exists():
-        raise ValueError(f"store: {args.store!r} is not a sweep store (no zarr.json)")
+        raise ValueError(f"store: {args.store!r} is not a sweep or zoom store (no zarr.json)")
     try:
-        paths = render_store(args.store, args.out)
+        paths = render_store(args.store, args.out)  # a zoom store: its frames side by side
     except ImportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    for line in figure_notes(open_sweep(args.store), dict(read_spec(args.store).figure or {})):
+    for line in store_notes(args.store):
         print(line)
     for p in paths:
         print(f"written: {p}")

@@ -16,6 +16,18 @@ options; each kind is a small function from the store's ``xarray.Dataset`` to a 
 ``effective_rank`` (seed 001, effective-dimension note)
     numerical rank and participation ratio of a batch of m inputs vs layer ℓ in relu nets,
     per width N, against the note's claim m[1 − (1 − 2/π)^ℓ] and its "revival" depths.
+``frontier`` (D'Inverno et al. 2025, seed 000)
+    the finite-depth Lyapunov exponent λ_L over (σ_w, σ_b) with its sign boundary and the
+    mean-field line χ1 = 1; box counts of the boundary with the dimension and 95 % interval.
+``trainability_grid`` (Sohl-Dickstein 2024, seed 002)
+    one trainability image per (width, activation): sign(score)·log(1 + |score|) on a
+    diverging map over (log10 lr_in, log10 lr_out), converged share and boundary dimension.
+``eps_panel`` (seed 002, Fig. 4)
+    one trainability image per weight perturbation ε, with the share of flipped pixels.
+
+A *zoom store* (``sweep zoom``) is drawn as ``zoom_frames`` (:func:`render_zoom`): the frames
+side by side, each with its window and box-counting dimension, and the log N vs log s of
+every frame with the Sohl-Dickstein estimator pooled over the sequence.
 
 matplotlib is imported only when drawing (the ``plot`` extra); everything else here (the
 fits, the theory lines) is plain NumPy and usable without it.
@@ -39,14 +51,25 @@ __all__ = [
     "claimed_effective_dimension",
     "draw",
     "effective_rank",
+    "eps_panel",
     "figure_notes",
     "fit_xi_c",
+    "frontier",
+    "frontier_notes",
+    "is_zoom_store",
     "ordered_line",
     "phase_cv",
     "render_store",
+    "render_zoom",
     "revival_depths",
     "revival_peaks",
+    "signed_log",
+    "store_notes",
+    "trainability_grid",
     "xi_c_map",
+    "zoom_fields",
+    "zoom_frames",
+    "zoom_notes",
 ]
 
 # kind -> option names (checked by pipeline.workflow without importing matplotlib)
@@ -54,6 +77,9 @@ FIGURE_KINDS: dict[str, tuple[str, ...]] = {
     "xi_c_map": ("fit_from", "theory_points", "xi_levels"),
     "phase_cv": ("layers", "threshold"),
     "effective_rank": ("rho",),
+    "frontier": (),
+    "trainability_grid": (),
+    "eps_panel": (),
 }
 
 RHO_NOTE = 0.3634
@@ -422,6 +448,273 @@ def effective_rank(ds: xr.Dataset, *, rho: float = RHO_NOTE) -> Figure:
 
 
 # ---------------------------------------------------------------------------------------------
+# Signed fields and their boundaries (seeds 000 and 002)
+# ---------------------------------------------------------------------------------------------
+
+
+def signed_log(score: np.ndarray) -> np.ndarray:
+    """``sign(s)·log(1 + |s|)``: the trainability score as Sohl-Dickstein (2024) shows it
+    (negative = converged, positive = diverged; the magnitude compressed)."""
+    s = np.asarray(score, np.float64)
+    return np.sign(s) * np.log1p(np.abs(s))
+
+
+def _dimension(field: np.ndarray) -> Any:
+    """Box-counting dimension of a field's sign boundary, or None (too few boundary pixels)."""
+    from pipeline.analysis.fractal import box_counting_dimension
+
+    try:
+        return box_counting_dimension(field)
+    except ValueError:
+        return None
+
+
+def _dim_text(d: Any) -> str:
+    if d is None:
+        return "D n/a"
+    return f"D = {d.estimate:.3f} [{d.interval[0]:.3f}, {d.interval[1]:.3f}]"
+
+
+def _signed_limit(values: np.ndarray) -> float:
+    v = np.abs(values[np.isfinite(values)])
+    return float(np.percentile(v, 99)) if v.size and np.percentile(v, 99) > 0 else 1.0
+
+
+def _train_planes(ds: xr.Dataset) -> tuple[str, str]:
+    mode = ds.attrs.get("sweep_spec", {}).get("mode", "lr_vs_lr")
+    return ("offset", "lr") if mode == "offset_vs_lr" else ("lr_in", "lr_out")
+
+
+_PLANE_LABELS = {
+    "lr_in": "log10 lr_in (input layer)",
+    "lr_out": "log10 lr_out (output layer)",
+    "offset": "offset of the input-layer weights",
+    "lr": "log10 learning rate (all layers)",
+    "sigma_w": "weight scale σ_w",
+    "sigma_b": "bias scale σ_b",
+    "sigma_w2": "weight variance σ_w²",
+    "sigma_b2": "bias variance σ_b²",
+}
+
+
+def _train_image(ds: xr.Dataset, sel: dict[str, Any]) -> tuple[np.ndarray, str, str]:
+    """(score over (x, y) as (len x, len y), x name, y name) at ``sel``; other non-plane
+    dims at their first value."""
+    a, b = _train_planes(ds)
+    score = ds.score.sel(sel) if sel else ds.score
+    score = _first(score, (a, b))
+    if "seed" in score.dims:
+        score = score.isel(seed=0)
+    return np.asarray(score.transpose(a, b).values, np.float64), a, b
+
+
+def _show_score(ax: Any, ds: xr.Dataset, score: np.ndarray, a: str, b: str, lim: float) -> Any:
+    x = np.asarray(ds[a].values, np.float64)
+    y = np.asarray(ds[b].values, np.float64)
+    mesh = ax.pcolormesh(
+        x, y, signed_log(score).T, shading="nearest", cmap="RdBu_r", vmin=-lim, vmax=lim
+    )
+    ax.set_xlabel(_PLANE_LABELS[a])
+    ax.set_ylabel(_PLANE_LABELS[b])
+    return mesh
+
+
+def trainability_grid(ds: xr.Dataset) -> Figure:
+    """Trainability images, one per (width, activation): rows = widths, columns =
+    activations; sign(score)·log(1 + |score|) on a diverging map (blue: converged), with the
+    converged share and the boundary's box-counting dimension (95 % interval) per image."""
+    plt = _pyplot()
+    widths = list(ds.width.values) if "width" in ds.dims else [None]
+    acts = list(ds.activation.values) if "activation" in ds.dims else [None]
+    images = {}
+    for n in widths:
+        for act in acts:
+            sel = {k: v for k, v in (("width", n), ("activation", act)) if v is not None}
+            images[(n, act)] = _train_image(ds, sel)
+    lim = max(_signed_limit(signed_log(img[0])) for img in images.values())
+    nr, nc = len(widths), len(acts)
+    fig, axes = plt.subplots(
+        nr, nc, figsize=(3.3 * nc + 1.0, 3.1 * nr + 0.4), constrained_layout=True, squeeze=False
+    )
+    mesh = None
+    for i, n in enumerate(widths):
+        for j, act in enumerate(acts):
+            score, a, b = images[(n, act)]
+            ax = axes[i, j]
+            mesh = _show_score(ax, ds, score, a, b, lim)
+            conv = 100 * np.mean(score[np.isfinite(score)] < 0) if np.isfinite(score).any() else 0
+            ax.set_title(
+                f"{act}, n = {n}: {conv:.1f} % converged\n{_dim_text(_dimension(score))}",
+                fontsize=8,
+            )
+    fig.colorbar(mesh, ax=axes, label="sign(score)·log(1 + |score|)  (< 0: converged)")
+    spec = ds.attrs.get("sweep_spec", {})
+    depth = int(ds.depth.values.ravel()[0]) if "depth" in ds.coords else "?"
+    fig.suptitle(
+        f"trainability after {spec.get('steps', '?')} steps of gradient descent, depth D = "
+        f"{depth}, dataset {spec.get('dataset', '?')}",
+        fontsize=10,
+    )
+    return fig
+
+
+def eps_panel(ds: xr.Dataset) -> Figure:
+    """One trainability image per weight perturbation ε (W + ε·N(0, 1)), with the converged
+    share, the boundary dimension and the share of pixels whose class differs from ε = 0."""
+    plt = _pyplot()
+    eps = [float(e) for e in ds.eps.values]
+    images = [_train_image(ds, {"eps": e}) for e in eps]
+    lim = max(_signed_limit(signed_log(img[0])) for img in images)
+    ref = images[eps.index(0.0)][0] if 0.0 in eps else images[0][0]
+    fig, axes = plt.subplots(
+        1, len(eps), figsize=(3.2 * len(eps) + 1.0, 3.6), constrained_layout=True, squeeze=False
+    )
+    mesh = None
+    for ax, e, (score, a, b) in zip(axes[0], eps, images, strict=True):
+        mesh = _show_score(ax, ds, score, a, b, lim)
+        changed = 100 * np.mean((score > 0) != (ref > 0))
+        ax.set_title(
+            f"ε = {e:g}: {100 * np.mean(score < 0):.1f} % converged\n"
+            f"{_dim_text(_dimension(score))}; {changed:.1f} % flipped vs ε = 0",
+            fontsize=8,
+        )
+    fig.colorbar(mesh, ax=axes, label="sign(score)·log(1 + |score|)  (< 0: converged)")
+    act = str(ds.activation.values.ravel()[0])
+    n = int(ds.width.values.ravel()[0])
+    fig.suptitle(f"initial weights W + ε·N(0, 1): {act}, width {n}", fontsize=10)
+    return fig
+
+
+def _lyapunov_plane(ds: xr.Dataset) -> tuple[np.ndarray, str, str, int]:
+    """λ_L at the deepest recorded layer over (σ_w, σ_b), mean over seeds."""
+    from pipeline.analysis.regimes import sigma_dims
+
+    sw, sb = sigma_dims(ds)
+    lam = _first(ds.lyapunov, (sw, sb)).isel(layer=-1)
+    if "seed" in lam.dims:
+        lam = lam.mean("seed")
+    return np.asarray(lam.transpose(sw, sb).values, np.float64), sw, sb, int(ds.layer[-1])
+
+
+def _plot_loglog(ax: Any, d: Any, label: str, colour: Any = None) -> None:
+    ls, ln = d.loglog()
+    (pts,) = ax.plot(ls, ln, "o", ms=3, color=colour, label=label)
+    i, j = d.fit_range
+    x = np.log(d.scales[i : j + 1])
+    icpt = np.mean(np.log(d.counts[i : j + 1]) - d.slope * x)
+    ax.plot(x, icpt + d.slope * x, "-", lw=1, color=pts.get_color())
+
+
+def frontier(ds: xr.Dataset) -> Figure:
+    """The finite-width order/chaos frontier (seed 000): λ_L over (σ_w, σ_b) with the
+    boundary λ_L = 0 and the mean-field line χ1 = 1; second panel: box counts of the
+    boundary, log N vs log s, with the fitted dimension and its 95 % interval."""
+    from pipeline import theory
+
+    plt = _pyplot()
+    ds = _widest(ds)
+    lam, sw, sb, depth = _lyapunov_plane(ds)
+    x = np.asarray(ds[sw].values, np.float64)
+    y = np.asarray(ds[sb].values, np.float64)
+    act = str(ds.activation.values.ravel()[0])
+    lim = _signed_limit(lam)
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.5), constrained_layout=True)
+    shown = np.where(np.isfinite(lam), lam, np.where(np.isnan(lam), np.nan, -lim))
+    mesh = ax.pcolormesh(
+        x, y, shown.T, shading="nearest", cmap="RdBu_r", vmin=-lim, vmax=lim, rasterized=True
+    )
+    fig.colorbar(mesh, ax=ax, label=f"λ_L (nepers per layer), L = {depth}")
+    if np.nanmin(lam) < 0 < np.nanmax(lam):
+        ax.contour(
+            x, y, np.nan_to_num(lam, neginf=-lim).T, levels=[0.0], colors="k", linewidths=0.6
+        )
+    yl = np.linspace(y[0], y[-1], 60)
+    sw_line = theory.critical_line(np.sqrt(yl) if sb.endswith("2") else yl, act)
+    ax.plot(
+        sw_line**2 if sw.endswith("2") else sw_line, yl, "y--", lw=1.5, label="mean field χ1 = 1"
+    )
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_xlim(x[0], x[-1])
+    ax.set_ylim(y[0], y[-1])
+    ax.set_xlabel(_PLANE_LABELS[sw])
+    ax.set_ylabel(_PLANE_LABELS[sb])
+    n = int(ds.width.values.ravel()[0]) if "width" in ds.coords else "?"
+    ax.set_title(f"{act}, N = {n}, L = {depth}: black = boundary λ_L = 0", fontsize=9)
+    d = _dimension(lam)
+    if d is not None:
+        _plot_loglog(ax2, d, "boundary boxes N(s)")
+        ax2.legend(fontsize=8)
+    ax2.set_xlabel("log s (box size, pixels)")
+    ax2.set_ylabel("log N(s) (boxes on the boundary)")
+    ax2.set_title(f"box counting: {_dim_text(d)} (95 % interval)", fontsize=9)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Zoom stores (`sweep zoom`): frames side by side
+# ---------------------------------------------------------------------------------------------
+
+
+def zoom_fields(frames: Sequence[xr.Dataset]) -> list[np.ndarray]:
+    """Each frame's signed field (trainability score; propagation deepest λ_L) over its plane."""
+    from pipeline.spec import parse_spec
+    from pipeline.zoom import signed_field
+
+    return [
+        np.asarray(signed_field(parse_spec(f.attrs["sweep_spec"]), f).values, np.float64)
+        for f in frames
+    ]
+
+
+def zoom_frames(frames: Sequence[xr.Dataset], *, max_frames: int = 6) -> Figure:
+    """Up to ``max_frames`` frames of a zoom sequence side by side (axes in the frame's own
+    coordinates, so each panel shows its window), each with its box-counting dimension and
+    95 % interval; a last panel with every frame's log N vs log s and the Sohl-Dickstein
+    (2024) estimator pooled over all frames."""
+    from pipeline.spec import parse_spec
+    from pipeline.zoom import frame_dimensions, plane_axes
+
+    plt = _pyplot()
+    if not frames:
+        raise ValueError("zoom store: no complete frame to draw")
+    fields = zoom_fields(frames)
+    dims, pooled = frame_dimensions(fields)
+    spec = parse_spec(frames[0].attrs["sweep_spec"])
+    a, b = plane_axes(spec)
+    train = spec.experiment == "trainability"
+    shown = list(range(len(frames)))
+    if len(shown) > max_frames:  # first, last and evenly spaced between
+        shown = sorted(set(np.linspace(0, len(frames) - 1, max_frames).round().astype(int)))
+    npan = len(shown) + 1
+    fig, axes = plt.subplots(1, npan, figsize=(3.1 * npan, 3.6), constrained_layout=True)
+    for ax, k in zip(axes[:-1], shown, strict=True):
+        f = fields[k]
+        x = np.asarray(frames[k][a].values, np.float64)
+        y = np.asarray(frames[k][b].values, np.float64)
+        v = signed_log(f) if train else f
+        lim = _signed_limit(v)
+        v = np.where(np.isneginf(v), -lim, v)
+        ax.pcolormesh(x, y, v.T, shading="nearest", cmap="RdBu_r", vmin=-lim, vmax=lim)
+        ax.set_xlabel(_PLANE_LABELS.get(a, a))
+        ax.set_ylabel(_PLANE_LABELS.get(b, b), fontsize=7)
+        ax.tick_params(labelsize=6)
+        width = x[-1] - x[0]
+        ax.set_title(f"frame {k}: width {width:.3g}\n{_dim_text(dims[k])}", fontsize=8)
+    ax = axes[-1]
+    colours = plt.cm.viridis(np.linspace(0.05, 0.9, len(frames)))
+    for k, d in enumerate(dims):
+        if d is not None:
+            _plot_loglog(ax, d, f"frame {k}", colours[k])
+    ax.set_xlabel("log s (box size, pixels)")
+    ax.set_ylabel("log N(s) (boxes on the boundary)")
+    ax.legend(fontsize=6)
+    ax.set_title(f"Sohl-Dickstein pooled:\n{_dim_text(pooled)}", fontsize=8)
+    what = "sign of the trainability score" if train else "sign of λ_L at the deepest layer"
+    fig.suptitle(f"zoom into the boundary ({what}); each window half the previous", fontsize=10)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
 # Drawing a store
 # ---------------------------------------------------------------------------------------------
 
@@ -429,6 +722,9 @@ _DRAW: dict[str, Callable[..., Figure]] = {
     "xi_c_map": xi_c_map,
     "phase_cv": phase_cv,
     "effective_rank": effective_rank,
+    "frontier": frontier,
+    "trainability_grid": trainability_grid,
+    "eps_panel": eps_panel,
 }
 
 
@@ -502,31 +798,97 @@ def figure_notes(ds: xr.Dataset, figure: dict[str, Any]) -> list[str]:
             f"effective_rank: significant rank revival peaks: {revival_peaks(ds, 'eff_rank')}"
         )
         return out
+    if kind == "frontier":
+        return frontier_notes(ds)
+    if kind in ("trainability_grid", "eps_panel"):
+        a, b = _train_planes(ds)
+        score = ds.score
+        extra = [d for d in score.dims if d not in (a, b) and score.sizes[d] > 1]
+        out = []
+        for idx in np.ndindex(*[score.sizes[d] for d in extra]):
+            sel = {d: score[d].values[i] for d, i in zip(extra, idx, strict=True)}
+            img, _, _ = _train_image(ds, sel)
+            where = ", ".join(f"{d}={v}" for d, v in sel.items()) or "image"
+            out.append(
+                f"{kind}: {where}: converged {100 * np.mean(img < 0):.1f} %, boundary "
+                f"box-counting {_dim_text(_dimension(img))} ({img.shape[0]}x{img.shape[1]})"
+            )
+        return out
     return []
 
 
-def render_store(store: str | Path, out_dir: str | Path | None = None) -> list[Path]:
-    """Draw the figure a store's spec declares to ``out_dir`` (PNG and PDF); return paths.
+def frontier_notes(ds: xr.Dataset) -> list[str]:
+    """Boundary dimension, ordered share, and where λ_L first turns positive along σ_w per
+    σ_b against the mean-field χ1 = 1 line (the median offset, in σ_w units)."""
+    from pipeline import theory
 
-    ``out_dir`` defaults to ``<store>-figures`` beside the store. Raises ``ValueError`` when
-    the store declares no figure, ``ImportError`` (naming the ``plot`` extra) without
-    matplotlib.
-    """
+    ds = _widest(ds)
+    lam, sw, sb, depth = _lyapunov_plane(ds)
+    act = str(ds.activation.values.ravel()[0])
+    x = np.asarray(ds[sw].values, np.float64)
+    y = np.asarray(ds[sb].values, np.float64)
+    pos = lam > 0
+    first = np.array(
+        [x[np.argmax(pos[:, j])] if pos[:, j].any() else np.nan for j in range(y.size)]
+    )
+    mf = theory.critical_line(np.sqrt(y) if sb.endswith("2") else y, act)
+    mf = mf**2 if sw.endswith("2") else mf
+    off = first - mf
+    return [
+        f"frontier: {act}, L = {depth}, {x.size}x{y.size} points: ordered (λ_L <= 0) "
+        f"{100 * np.mean(lam <= 0):.1f} %, boundary box-counting {_dim_text(_dimension(lam))}",
+        f"frontier: first λ_L > 0 along {sw} minus mean-field χ1 = 1: median "
+        f"{np.nanmedian(off):+.3f}, range [{np.nanmin(off):+.3f}, {np.nanmax(off):+.3f}]"
+        f" over {int(np.isfinite(off).sum())} {sb} values",
+    ]
+
+
+def is_zoom_store(store: str | Path) -> bool:
+    """Whether ``store`` is the root of a zoom sequence (``sweep zoom``)."""
+    import zarr
+
+    from pipeline.zoom import ZOOM_ATTR
+
+    try:
+        return ZOOM_ATTR in zarr.open_group(str(store), mode="r").attrs
+    except Exception:  # not a group (an array, nothing): not a zoom store
+        return False
+
+
+def zoom_notes(frames: Sequence[xr.Dataset]) -> list[str]:
+    """Per frame: window and box-counting dimension; then the pooled estimator."""
+    from pipeline.spec import parse_spec
+    from pipeline.zoom import frame_dimensions, plane_axes
+
+    fields = zoom_fields(frames)
+    dims, pooled = frame_dimensions(fields)
+    a, b = plane_axes(parse_spec(frames[0].attrs["sweep_spec"]))
+    out = []
+    for k, (f, fld, d) in enumerate(zip(frames, fields, dims, strict=True)):
+        xa, xb = f[a].values, f[b].values
+        out.append(
+            f"zoom: frame {k}: {a} [{xa[0]:.6g}, {xa[-1]:.6g}] x {b} [{xb[0]:.6g}, {xb[-1]:.6g}]"
+            f"  negative {100 * np.mean(fld <= 0):.1f} %  box-counting {_dim_text(d)}"
+        )
+    out.append(f"zoom: Sohl-Dickstein (2024) estimator pooled over the frames: {_dim_text(pooled)}")
+    return out
+
+
+def store_notes(store: str | Path) -> list[str]:
+    """:func:`figure_notes` of a sweep store, or :func:`zoom_notes` of a zoom store."""
     from pipeline.store import open_sweep, read_spec
 
-    spec = read_spec(store)
-    if spec.figure is None:
-        raise ValueError(
-            f"store {str(store)!r}: its spec declares no 'figure' (add one to the workflow file)"
-        )
+    if is_zoom_store(store):
+        from pipeline.zoom import open_zoom
+
+        return zoom_notes(open_zoom(store))
+    return figure_notes(open_sweep(store), dict(read_spec(store).figure or {}))
+
+
+def _save(fig: Any, base: Path, kind: str, title: str) -> list[Path]:
     plt = _pyplot()
-    ds = open_sweep(store)
-    fig = draw(ds, dict(spec.figure))
-    kind = spec.figure["kind"]
-    title = spec.name + (f" ({spec.scale} scale)" if spec.scale else "")
     if title:
         fig.text(0.995, 0.002, title, fontsize=7, ha="right", va="bottom", color="gray")
-    base = Path(out_dir) if out_dir is not None else Path(f"{str(store).rstrip('/')}-figures")
     base.mkdir(parents=True, exist_ok=True)
     paths = []
     for ext in ("png", "pdf"):
@@ -535,3 +897,47 @@ def render_store(store: str | Path, out_dir: str | Path | None = None) -> list[P
         paths.append(p)
     plt.close(fig)
     return paths
+
+
+def render_zoom(store: str | Path, out_dir: str | Path | None = None) -> list[Path]:
+    """Draw a zoom store as ``zoom_frames.png|pdf`` (:func:`zoom_frames`: its frames side
+    by side with their dimensions), whatever figure its base spec declares; that one is drawn
+    per frame: ``sweep figures STORE/frame_000``."""
+    import zarr
+
+    from pipeline.zoom import ZOOM_ATTR, open_zoom
+
+    _pyplot()
+    info = zarr.open_group(str(store), mode="r").attrs[ZOOM_ATTR]
+    base_spec = info.get("base_spec", {})
+    fig = zoom_frames(open_zoom(store))
+    name = str(base_spec.get("name", ""))
+    scale = base_spec.get("scale")
+    title = f"{name} zoom" + (f" ({scale} scale)" if scale else "")
+    base = Path(out_dir) if out_dir is not None else Path(f"{str(store).rstrip('/')}-figures")
+    return _save(fig, base, "zoom_frames", title)
+
+
+def render_store(store: str | Path, out_dir: str | Path | None = None) -> list[Path]:
+    """Draw the figure a store's spec declares to ``out_dir`` (PNG and PDF); return paths.
+
+    A zoom store (``sweep zoom``) is drawn by :func:`render_zoom`. ``out_dir`` defaults to
+    ``<store>-figures`` beside the store. Raises ``ValueError`` when
+    the store declares no figure, ``ImportError`` (naming the ``plot`` extra) without
+    matplotlib.
+    """
+    from pipeline.store import open_sweep, read_spec
+
+    if is_zoom_store(store):
+        return render_zoom(store, out_dir)
+    spec = read_spec(store)
+    if spec.figure is None:
+        raise ValueError(
+            f"store {str(store)!r}: its spec declares no 'figure' (add one to the workflow file)"
+        )
+    _pyplot()
+    ds = open_sweep(store)
+    fig = draw(ds, dict(spec.figure))
+    title = spec.name + (f" ({spec.scale} scale)" if spec.scale else "")
+    base = Path(out_dir) if out_dir is not None else Path(f"{str(store).rstrip('/')}-figures")
+    return _save(fig, base, spec.figure["kind"], title)

@@ -21,7 +21,12 @@ PAPER_WORKFLOWS = {
     "schoenholz2016_xi_c": "xi_c_map",
     "qu2022_phase_cv": "phase_cv",
     "effective_rank_relu": "effective_rank",
+    "dinverno2025_erf_frontier": "frontier",
+    "sohl_dickstein2024_trainability": "trainability_grid",
+    "sohl_dickstein2024_eps": "eps_panel",
+    "sohl_dickstein2024_zoom": "trainability_grid",
 }
+ZOOM_WORKFLOWS = ("dinverno2025_erf_frontier", "sohl_dickstein2024_zoom")
 
 
 def sweep(*args, cwd):
@@ -132,7 +137,7 @@ def client():
 def smoke_stores(client, tmp_path_factory):
     root = tmp_path_factory.mktemp("smoke")
     stores = {}
-    for name in PAPER_WORKFLOWS:
+    for name in sorted(set(PAPER_WORKFLOWS) - set(ZOOM_WORKFLOWS[1:])):
         spec = load_workflow(WORKFLOWS / f"{name}.yaml", "smoke")
         report = run_sweep(
             spec,
@@ -151,14 +156,29 @@ EXPECTED_LABELS = {
     "xi_c_map": ("σ_w²", "σ_b²", "ξ_c"),
     "phase_cv": ("α", "σ_w", "CV"),
     "effective_rank": ("layer ℓ", "rank", "participation ratio"),
+    "frontier": ("σ_w", "σ_b", "λ_L", "log N(s)", "log s"),
+    "trainability_grid": ("lr_in", "lr_out", "sign(score)·log(1 + |score|)"),
+    "eps_panel": ("lr_in", "lr_out", "sign(score)"),
 }
 
 
-@pytest.mark.parametrize("name", sorted(PAPER_WORKFLOWS))
-def test_smoke_run_renders_figure(name, smoke_stores, tmp_path):
-    plt = pytest.importorskip("matplotlib.pyplot")
+def check_png(png, min_bytes=30_000):
+    """A rendered figure: big enough, of a sensible shape, not blank, with colour content."""
     import matplotlib.image as mpimg
 
+    assert png.stat().st_size > min_bytes
+    assert png.with_suffix(".pdf").stat().st_size > 5_000
+    img = mpimg.imread(png)
+    h, w = img.shape[:2]
+    assert 400 <= h <= 2000 and 1000 <= w <= 4000, img.shape
+    rgb = img[..., :3]
+    assert rgb.std() > 0.05  # not a blank page
+    assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 50  # colour maps, lines, text
+
+
+@pytest.mark.parametrize("name", sorted(set(PAPER_WORKFLOWS) - set(ZOOM_WORKFLOWS[1:])))
+def test_smoke_run_renders_figure(name, smoke_stores, tmp_path):
+    plt = pytest.importorskip("matplotlib.pyplot")
     from pipeline import figures
 
     store = smoke_stores[name]
@@ -166,7 +186,7 @@ def test_smoke_run_renders_figure(name, smoke_stores, tmp_path):
     assert spec.scale == "smoke" and spec.figure["kind"] == PAPER_WORKFLOWS[name]
 
     fig = figures.draw(open_sweep(store), dict(spec.figure))
-    labels = " ".join(f"{ax.get_xlabel()} {ax.get_ylabel()}" for ax in fig.axes)
+    labels = " ".join(f"{ax.get_xlabel()} {ax.get_ylabel()} {ax.get_title()}" for ax in fig.axes)
     for want in EXPECTED_LABELS[spec.figure["kind"]]:
         assert want in labels, (want, labels)
     data_axes = [ax for ax in fig.axes if ax.get_xlabel() and ax.get_ylabel()]
@@ -177,15 +197,7 @@ def test_smoke_run_renders_figure(name, smoke_stores, tmp_path):
 
     out = sweep("figures", str(store), "-o", str(tmp_path / "fig"), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    png = tmp_path / "fig" / f"{spec.figure['kind']}.png"
-    assert png.stat().st_size > 30_000
-    assert (tmp_path / "fig" / f"{spec.figure['kind']}.pdf").stat().st_size > 5_000
-    img = mpimg.imread(png)
-    h, w = img.shape[:2]
-    assert 400 <= h <= 2000 and 1000 <= w <= 4000, img.shape
-    rgb = img[..., :3]
-    assert rgb.std() > 0.05  # not a blank page
-    assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 50  # colour maps, lines, text
+    check_png(tmp_path / "fig" / f"{spec.figure['kind']}.png")
 
 
 def test_smoke_numbers_agree_with_theory(smoke_stores):
@@ -223,3 +235,119 @@ def test_figures_without_figure_is_an_error(client, tmp_path):
     run_sweep(spec, tmp_path / "s.zarr", client=client, progress=False, log=lambda m: None)
     out = sweep("figures", "s.zarr", cwd=tmp_path)
     assert out.returncode == 2 and "declares no 'figure'" in out.stderr
+
+
+# ---- seeds 000 and 002: zoom stores, numbers, the notebook ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def zoom_stores(client, tmp_path_factory):
+    from pipeline.zoom import run_zoom
+
+    root = tmp_path_factory.mktemp("zoom")
+    stores = {}
+    for name in ZOOM_WORKFLOWS:
+        spec = load_workflow(WORKFLOWS / f"{name}.yaml", "smoke")
+        frames = run_zoom(
+            spec,
+            3,
+            root / f"{name}_zoom.zarr",
+            client=client,
+            progress=False,
+            backend="numpy",
+            log=lambda msg: None,
+        )
+        assert [f.index for f in frames] == [0, 1, 2]
+        stores[name] = root / f"{name}_zoom.zarr"
+    return stores
+
+
+@pytest.mark.parametrize("name", ZOOM_WORKFLOWS)
+def test_zoom_store_renders_frames_with_dimensions(name, zoom_stores, tmp_path):
+    pytest.importorskip("matplotlib")
+    from pipeline import figures
+    from pipeline.zoom import open_zoom
+
+    store = zoom_stores[name]
+    assert figures.is_zoom_store(store) and not figures.is_zoom_store(store / "frame_000")
+    frames = open_zoom(store)
+    fig = figures.zoom_frames(frames)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert sum(t.startswith("frame ") for t in titles) == 3
+    assert any("Sohl-Dickstein pooled" in t for t in titles)
+    fig.clf()
+
+    out = sweep("figures", str(store), "-o", str(tmp_path / "z"), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    check_png(tmp_path / "z" / "zoom_frames.png")
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("zoom: frame")]
+    assert len(lines) == 3 and all("D = " in ln and "[" in ln for ln in lines), out.stdout
+    # each window is half the previous one, centred on the previous frame's boundary
+    a = "sigma_w" if name.startswith("dinverno") else "lr_in"
+    widths = [float(f[a][-1] - f[a][0]) for f in frames]
+    assert widths[1] == pytest.approx(widths[0] / 2) and widths[2] == pytest.approx(widths[0] / 4)
+    # a single frame is an ordinary store drawn with the base workflow's figure
+    out = sweep("figures", str(store / "frame_001"), "-o", str(tmp_path / "f1"), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "f1" / f"{PAPER_WORKFLOWS[name]}.png").exists()
+
+
+def test_seed_000_and_002_smoke_numbers(smoke_stores):
+    from pipeline import figures, theory
+
+    # erf frontier: the boundary lies on the chaotic side of the mean-field line χ1 = 1
+    # (finite width and depth), within a fraction of σ_w. At σ_w = 0 the tangent vector is
+    # zero and λ_L is NaN (flagged in nonfinite_layer): no class, so no boundary there.
+    ds = open_sweep(smoke_stores["dinverno2025_erf_frontier"])
+    lam = ds.lyapunov.isel(layer=-1).squeeze().transpose("sigma_w", "sigma_b").values
+    assert np.isnan(lam[0]).all() and (lam[1] < 0).all() and (lam[-1, :10] > 0).all()
+    first = ds.sigma_w.values[np.argmax(lam > 0, axis=0)]
+    mf = theory.critical_line(ds.sigma_b.values, "erf")
+    assert 0 < np.median(first - mf) < 0.6
+    assert theory.critical_line([0.0], "erf")[0] == pytest.approx(math.sqrt(math.pi) / 2)
+
+    # trainability: one store, eight images; classes are the score's sign
+    ds = open_sweep(smoke_stores["sohl_dickstein2024_trainability"])
+    assert dict(ds.score.sizes) == {
+        "width": 2,
+        "depth": 1,
+        "activation": 4,
+        "eps": 1,
+        "seed": 1,
+        "lr_in": 20,
+        "lr_out": 20,
+    }
+    conv = ds.converged.squeeze()
+    assert ((ds.score.squeeze() < 0) == (conv > 0)).all()
+    share = conv.mean(("lr_in", "lr_out")).values
+    assert ((share > 0.15) & (share < 0.85)).all()  # every image holds both classes
+
+    # ε panel: ε = 0 is the unperturbed image; perturbations change the scores
+    ds = open_sweep(smoke_stores["sohl_dickstein2024_eps"])
+    s = ds.score.squeeze().values  # (eps, lr_in, lr_out)
+    assert list(ds.eps.values) == [0.0, 1e-5, 1e-3, 1e-2, 1e-1]
+    assert all(not np.array_equal(s[0], s[k]) for k in range(1, 5))
+    assert figures.signed_log(np.array([-np.e + 1, 0.0, 1.0]))[[0, 1]] == pytest.approx([-1, 0])
+
+
+def test_notebook_executes_on_a_smoke_store(smoke_stores, tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    path = WORKFLOWS / "notebooks" / "analysis.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "clear outputs"
+    monkeypatch.setenv("SWEEP_STORE", str(smoke_stores["dinverno2025_erf_frontier"]))
+    nbclient.NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "box-counting dimension" in text and "ordered" in text
+    images = [
+        o
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if "image/png" in o.get("data", {})
+    ]
+    assert len(images) >= 2  # the regime map and the log N vs log s plot

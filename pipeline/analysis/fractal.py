@@ -389,8 +389,11 @@ def sohl_dickstein_dimension(
         pos = a > 0 if a.dtype != np.bool_ else a
         valid = ~np.isnan(a) if np.issubdtype(a.dtype, np.floating) else np.ones(a.shape, bool)
         top = min(a.shape)
-        if top < min_size:
-            raise ValueError(f"frame: shape {a.shape} is smaller than min_size = {min_size} px")
+        if top < 4 * min_size:
+            raise ValueError(
+                f"frame: shape {a.shape} is too small for this estimator (the smaller side must "
+                f"be >= 4 x min_size = {4 * min_size} px to span a range of box sizes)"
+            )
         sizes = np.unique(np.round(np.geomspace(min_size, top, n_sizes)).astype(np.int64))
         counts = np.array([_mixed_boxes(pos, valid, int(s)) for s in sizes], np.float64)
         if total is None:
