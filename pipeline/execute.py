@@ -78,18 +78,33 @@ def _chunk_task(
     return run_chunk(spec, store, key, backend=backend, threads=threads)
 
 
+WORKER_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "268435456", "MALLOC_TRIM_THRESHOLD_": "1073741824"}
+"""glibc settings for compute workers. Dask sets MALLOC_TRIM_THRESHOLD_=64 KiB, which also
+freezes the mmap threshold at 128 KiB: every large temporary is then a fresh mmap that faults
+its pages in (measured: ~40 % of a trainability sweep's time in the kernel, 89 M page
+faults). With these, temporaries are reused from the heap (sys time 2.0 s → 0.14 s on one
+tile benchmark); freed memory above 1 GiB still goes back to the OS."""
+
+
 def _local_cluster(n_workers: int | None) -> Any:
+    import dask
     from dask.system import CPU_COUNT  # honours CPU affinity and cgroup limits
     from distributed import LocalCluster
 
     n = n_workers or CPU_COUNT
-    return LocalCluster(
-        n_workers=n,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=":0",
-        silence_logs=50,
-    )
+    # glibc reads these when a process starts: they must be in the environment the nanny
+    # spawns the worker with (an `env=` is applied inside the already running worker)
+    spawn_env = {
+        f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in WORKER_MALLOC_ENV.items()
+    }
+    with dask.config.set(spawn_env):
+        return LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            silence_logs=50,
+        )
 
 
 def _dashboard_available() -> bool:
