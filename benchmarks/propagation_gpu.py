@@ -20,39 +20,17 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from _report import run_tests, write_section  # noqa: E402  (benchmarks/ is on sys.path)
 
 from pipeline.backend import backend_info, resolve_backend
 from pipeline.propagate import PairProbe, Probes
 
-ROOT = Path(__file__).resolve().parent.parent
 SECTION = "propagation-gpu"
-
-
-def write_section(text: str) -> None:
-    """Replace (or append) this script's section of BENCHMARKS.md, between the markers
-    ``<!-- begin propagation-gpu -->`` / ``<!-- end propagation-gpu -->`` (the convention of
-    benchmarks/propagation_numpy.py)."""
-    path = ROOT / "BENCHMARKS.md"
-    begin, end = f"<!-- begin {SECTION} -->", f"<!-- end {SECTION} -->"
-    body = f"{begin}\n{text}\n{end}"
-    if path.exists():
-        old = path.read_text()
-        if begin in old and end in old:
-            new = old[: old.index(begin)] + body + old[old.index(end) + len(end) :]
-        else:
-            new = old.rstrip() + "\n\n" + body + "\n"
-    else:
-        new = (
-            "# Benchmarks\n\nResults of the scripts in `benchmarks/`. Speeds are ratios "
-            "measured in one run against a reference on the same machine.\n\n" + body + "\n"
-        )
-    path.write_text(new)
 
 
 def one_case(n: int, points: int, dtype: str, depth: int, repeats: int) -> dict:
@@ -151,21 +129,11 @@ def table(results: list[dict], info: dict) -> str:
 
 
 def run_gpu_tests(out_dir: Path | None) -> int:
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-q",
-        "-rs",
-        "tests/test_gpu.py",
-        "tests/test_kernels_compile.py",
-    ]
-    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
-    log = res.stdout + res.stderr
-    print(log[-6000:])
-    if out_dir is not None:
-        (out_dir / "gpu_tests.log").write_text(log)
-    return res.returncode
+    return run_tests(
+        ["-q", "-rs", "tests/test_gpu.py", "tests/test_kernels_compile.py"],
+        out_dir,
+        "gpu_tests.log",
+    )
 
 
 def main() -> None:
@@ -204,10 +172,11 @@ def main() -> None:
         (out_dir / "propagation_gpu.md").write_text(text + "\n")
     if not args.quick:
         write_section(
+            SECTION,
             "## Propagation, CuPy backend (GPU)\n\n"
             f"Command: `python benchmarks/propagation_gpu.py`. Date: {time.strftime('%Y-%m-%d')}. "
             f"Depth {depth}, observables at the last layer; the reference GEMM is "
-            "`cupy.matmul` (cuBLAS) of the same (rows × N) @ (N × N) shape and dtype.\n\n" + text
+            "`cupy.matmul` (cuBLAS) of the same (rows × N) @ (N × N) shape and dtype.\n\n" + text,
         )
     sys.exit(rc)
 

@@ -19,25 +19,14 @@ import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
+from _report import cpu_name, write_section  # noqa: E402  (benchmarks/ is on sys.path)
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from pipeline.propagate import PairProbe, Probes, propagate_network
 
-ROOT = Path(__file__).resolve().parent.parent
 SECTION = "propagation-numpy"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def one_case(n: int, points: int, dtype: str, depth: int, repeats: int) -> dict:
@@ -116,24 +105,6 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    path = ROOT / "BENCHMARKS.md"
-    begin, end = f"<!-- begin {SECTION} -->", f"<!-- end {SECTION} -->"
-    body = f"{begin}\n{text}\n{end}"
-    if path.exists():
-        old = path.read_text()
-        if begin in old and end in old:
-            new = old[: old.index(begin)] + body + old[old.index(end) + len(end) :]
-        else:
-            new = old.rstrip() + "\n\n" + body + "\n"
-    else:
-        new = (
-            "# Benchmarks\n\nResults of the scripts in `benchmarks/`. Speeds are ratios "
-            "measured in one run against a reference on the same machine.\n\n" + body + "\n"
-        )
-    path.write_text(new)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, print only")
@@ -187,7 +158,7 @@ def main() -> None:
             "per element is 2N FLOPs, elementwise work is constant).",
         ]
     )
-    write_section(text)
+    write_section(SECTION, text)
     print("wrote BENCHMARKS.md", file=sys.stderr)
 
 

@@ -27,18 +27,17 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from _report import cpu_name, run_tests, write_section  # noqa: E402  (benchmarks/ on sys.path)
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from pipeline.gpu.train_cupy import useful_fma_per_point_step
 from pipeline.train import TILE_POINTS, make_problem, train_points
 
-ROOT = Path(__file__).resolve().parent.parent
 WIDTH, DEPTH, ACT = 16, 2, "tanh"
 
 FMA_PER_CLOCK_PER_SM = {  # (major, minor) -> (float32, float64); assumption, see docstring
@@ -51,32 +50,6 @@ FMA_PER_CLOCK_PER_SM = {  # (major, minor) -> (float32, float64); assumption, se
     (10, 0): (128, 64),
     (12, 0): (128, 2),
 }
-
-
-def write_section(section: str, text: str) -> None:
-    """Replace (or append) ``section`` of BENCHMARKS.md between ``<!-- begin/end ... -->``."""
-    path = ROOT / "BENCHMARKS.md"
-    begin, end = f"<!-- begin {section} -->", f"<!-- end {section} -->"
-    body = f"{begin}\n{text}\n{end}"
-    if path.exists():
-        old = path.read_text()
-        if begin in old and end in old:
-            new = old[: old.index(begin)] + body + old[old.index(end) + len(end) :]
-        else:
-            new = old.rstrip() + "\n\n" + body + "\n"
-    else:
-        new = "# Benchmarks\n\n" + body + "\n"
-    path.write_text(new)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def plane(points: int) -> tuple[np.ndarray, np.ndarray]:
@@ -209,13 +182,7 @@ def gpu_case(dtype: str, points: int, steps: int, repeats: int, numpy_rate: floa
 
 
 def run_gpu_tests(out_dir: Path | None) -> int:
-    cmd = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "tests/test_gpu_train.py"]
-    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
-    log = f"$ {' '.join(cmd)}\nexit {res.returncode}\n{res.stdout}\n{res.stderr}"
-    print(log, flush=True)
-    if out_dir is not None:
-        (out_dir / "test_gpu_train.log").write_text(log)
-    return res.returncode
+    return run_tests(["-q", "-m", "gpu", "tests/test_gpu_train.py"], out_dir, "test_gpu_train.log")
 
 
 def main() -> None:
