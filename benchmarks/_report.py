@@ -52,3 +52,34 @@ def run_tests(args: list[str], out_dir: Path | None, log_name: str) -> int:
     if out_dir is not None:
         (out_dir / log_name).write_text(log)
     return res.returncode
+
+
+def machine_line() -> str:
+    """CPU, cores, NumPy, BLAS, Python and date: the first line of every CPU section."""
+    import os
+    import time
+
+    import numpy as np
+    from threadpoolctl import threadpool_info
+
+    blas = ", ".join(
+        f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')})"
+        for i in threadpool_info()
+        if i.get("user_api") == "blas"
+    )
+    return (
+        f"Machine: {cpu_name()}, {os.cpu_count()} cores; NumPy {np.__version__}; BLAS: {blas}; "
+        f"Python {platform.python_version()}. Date: {time.strftime('%Y-%m-%d')}."
+    )
+
+
+def interleaved(ref, test, repeats: int) -> tuple[list[float], list[float], list[float]]:
+    """Time ``ref()`` and ``test()`` alternately ``repeats`` times (each returns its seconds):
+    the two lists of times and the per-pair ratios ref/test, so that machine noise hits both."""
+    t_ref, t_test, ratios = [], [], []
+    for _ in range(repeats):
+        a, b = ref(), test()
+        t_ref.append(a)
+        t_test.append(b)
+        ratios.append(a / b)
+    return t_ref, t_test, ratios

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _report import run_tests, write_section  # noqa: E402  (benchmarks/ is on sys.path)
+from _report import interleaved, run_tests, write_section  # noqa: E402  (benchmarks/ is on sys.path)
 
 from pipeline.backend import backend_info, resolve_backend
 from pipeline.propagate import PairProbe, Probes
@@ -85,12 +85,7 @@ def one_case(n: int, points: int, dtype: str, depth: int, repeats: int) -> dict:
         dtype=dtype,
         ops=ops,
     )
-    ratios, t_e2e, t_ref = [], [], []
-    for _ in range(repeats):
-        a, b = timed(gemm), timed(e2e)
-        t_ref.append(a)
-        t_e2e.append(b)
-        ratios.append(a / b)
+    t_ref, t_e2e, ratios = interleaved(lambda: timed(gemm), lambda: timed(e2e), repeats)
     return {
         "N": n,
         "points": points,

@@ -14,15 +14,13 @@ weight matrix, the elementwise pass, reductions) is overhead the fraction charge
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import time
 
 import numpy as np
-from _report import cpu_name, write_section  # noqa: E402  (benchmarks/ is on sys.path)
-from threadpoolctl import threadpool_info, threadpool_limits
+from _report import interleaved, machine_line, write_section  # noqa: E402  (benchmarks/ is on sys.path)
+from threadpoolctl import threadpool_limits
 
 from pipeline.propagate import PairProbe, Probes, propagate_network
 
@@ -61,7 +59,6 @@ def one_case(n: int, points: int, dtype: str, depth: int, repeats: int) -> dict:
             np.matmul(x, zt, out=out)
         return time.perf_counter() - t
 
-    ratios, t_e2e, t_ref = [], [], []
     with threadpool_limits(limits=1, user_api="blas"):
         gemm()  # warm up
         propagate_network(
@@ -74,11 +71,7 @@ def one_case(n: int, points: int, dtype: str, depth: int, repeats: int) -> dict:
             probes=probes,
             dtype=dtype,
         )
-        for _ in range(repeats):
-            a, b = gemm(), e2e()
-            t_ref.append(a)
-            t_e2e.append(b)
-            ratios.append(a / b)
+        t_ref, t_e2e, ratios = interleaved(gemm, e2e, repeats)
     return {
         "N": n,
         "points": points,
@@ -129,17 +122,11 @@ def main() -> None:
         )
     if args.quick:
         return
-    blas = ", ".join(
-        f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')})"
-        for i in threadpool_info()
-        if i.get("user_api") == "blas"
-    )
     text = "\n".join(
         [
             "## Propagation, NumPy backend (CPU)",
             "",
-            f"Machine: {cpu_name()}, {os.cpu_count()} cores; NumPy {np.__version__}; BLAS: {blas}; "
-            f"Python {platform.python_version()}. Date: {time.strftime('%Y-%m-%d')}.",
+            machine_line(),
             "",
             f"Command: `python benchmarks/propagation_numpy.py`. tanh, α = 2, pair probe (3 rows "
             f"per point), depth {depth}, observables recorded at the last layer, one network "

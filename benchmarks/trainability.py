@@ -25,15 +25,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from _report import cpu_name, run_tests, write_section  # noqa: E402  (benchmarks/ on sys.path)
-from threadpoolctl import threadpool_info, threadpool_limits
+from _report import cpu_name, interleaved, machine_line, run_tests, write_section  # noqa: E402  (benchmarks/ on sys.path)
+from threadpoolctl import threadpool_limits
 
 from pipeline.gpu.train_cupy import useful_fma_per_point_step
 from pipeline.train import TILE_POINTS, make_problem, train_points
@@ -94,12 +93,7 @@ def numpy_case(dtype: str, points: int, steps: int, repeats: int) -> dict:
     with threadpool_limits(limits=1, user_api="blas"):
         gemm()
         train_points(pr, ACT, lr_in[:8], lr_out[:8], steps=2, dtype=dtype)
-        t_ref, t_e2e, ratios = [], [], []
-        for _ in range(repeats):
-            a, b = gemm(), e2e()
-            t_ref.append(a)
-            t_e2e.append(b)
-            ratios.append(a / b)
+        t_ref, t_e2e, ratios = interleaved(gemm, e2e, repeats)
     work = points * steps
     fma = useful_fma_per_point_step(WIDTH, DEPTH, batch)
     return {
@@ -242,17 +236,11 @@ def main() -> None:
         return
     if args.quick:
         return
-    blas = ", ".join(
-        f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')})"
-        for i in threadpool_info()
-        if i.get("user_api") == "blas"
-    )
     text = "\n".join(
         [
             "## Trainability, NumPy backend (CPU)",
             "",
-            f"Machine: {cpu_name()}, {os.cpu_count()} cores; NumPy {np.__version__}; BLAS: "
-            f"{blas}; Python {platform.python_version()}. Date: {time.strftime('%Y-%m-%d')}.",
+            machine_line(),
             "",
             "Command: `python benchmarks/trainability.py`. Width 16, depth 2, tanh, full dataset "
             f"(batch = params = 272), one tile of {TILE_POINTS} points on a log10 lr grid over "
