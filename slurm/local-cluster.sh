@@ -2,7 +2,7 @@
 # A single-node SLURM cluster on localhost, for the test suite (and for trying `--cluster slurm`).
 #
 #   slurm/local-cluster.sh install   apt-get the Debian packages (slurmctld slurmd slurm-client munge)
-#   slurm/local-cluster.sh start     start munged, slurmctld and slurmd; wait until the node is idle
+#   slurm/local-cluster.sh start     start munged, slurmctld and slurmd (empty queue); wait until idle
 #   slurm/local-cluster.sh stop      stop them by their pid files
 #   slurm/local-cluster.sh status    sinfo, or say that it is not running
 #   slurm/local-cluster.sh env       print the line that points SLURM clients at this cluster
@@ -116,8 +116,10 @@ start() {
     fi
     write_conf
     start_munge
-    alive "$DIR/run/slurmctld.pid" || slurmctld -f "$CONF" || die "slurmctld did not start"
-    alive "$DIR/run/slurmd.pid" || slurmd -f "$CONF" -N "$NODE" || die "slurmd did not start"
+    # -c: start from an empty queue. This is a throwaway test cluster; recovering saved job state
+    # would bring back jobs of an earlier session (a stop can land before a cancel is saved).
+    alive "$DIR/run/slurmctld.pid" || slurmctld -c -f "$CONF" || die "slurmctld did not start"
+    alive "$DIR/run/slurmd.pid" || slurmd -c -f "$CONF" -N "$NODE" || die "slurmd did not start"
     local state=""
     for _ in $(seq 1 120); do
         state=$(node_state || true)
@@ -140,7 +142,7 @@ stop() {
         if alive "$f"; then
             pid=$(cat "$f")
             kill "$pid"
-            for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
             kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
             echo "local-cluster: stopped $(basename "$f" .pid) (pid $pid)"
         fi

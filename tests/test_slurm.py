@@ -253,8 +253,11 @@ def reference(tmp_path_factory):
 
 @pytest.fixture
 def no_jobs_left():
+    """Fail the test if it leaves a job of its own in the queue (jobs queued before it are not
+    its doing, and are left alone)."""
+    before = set(my_jobs())
     yield
-    left = my_jobs()
+    left = {j: s for j, s in my_jobs().items() if j not in before}
     for job in left:
         slurm_command(["scancel", job])
     assert not left, f"jobs left running: {left}"
