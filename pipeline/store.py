@@ -238,6 +238,17 @@ def open_sweep(store: str | Path, **kwargs: Any) -> xr.Dataset:
     """Open a sweep store as a lazy (dask-backed) :class:`xarray.Dataset`.
 
     Same as ``xarray.open_zarr(store)``; chunks not yet computed read as NaN (or -1 for
-    integer flags).
+    integer flags). Stores without consolidated metadata (written by other tools) open
+    without xarray's fallback warning.
     """
+    kwargs.setdefault("consolidated", _has_consolidated_metadata(Path(store)))
     return xr.open_zarr(str(store), **kwargs)
+
+
+def _has_consolidated_metadata(path: Path) -> bool:
+    """Whether the Zarr v3 root ``path/zarr.json`` carries consolidated metadata."""
+    try:
+        meta = json.loads((path / "zarr.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return meta.get("consolidated_metadata") is not None

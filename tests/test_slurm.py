@@ -279,6 +279,23 @@ def test_cluster_slurm_equals_local_run(tmp_path, reference, no_jobs_left):
 
 
 @pytest.mark.slurm
+def test_adaptive_jobs_scale_up_from_zero_and_match_local_run(tmp_path, reference, no_jobs_left):
+    spec = write_spec(tmp_path)
+    out = sweep(
+        "run", spec, "--store", "s.zarr", "--cluster", "slurm", "--profiles", LOCAL_PROFILES,
+        "--profile", "local", "--adapt", "0:2", "--log-dir", "logs", "--no-progress",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "SLURM: adaptive 0..2 worker jobs, profile 'local'" in out.stderr
+    assert f"{TOTAL} chunks computed" in out.stderr and "scaled down" in out.stderr
+    # at most MAX jobs ran (each one that started wrote its .err log)
+    started = list((tmp_path / "logs").glob(f"{WORKER_NAME}-*.err"))
+    assert 1 <= len(started) <= 2, started
+    assert_same_data(open_sweep(tmp_path / "s.zarr"), reference)
+
+
+@pytest.mark.slurm
 def test_scancel_worker_job_midway_loses_nothing(tmp_path, reference, no_jobs_left):
     spec = write_spec(tmp_path)
     store = tmp_path / "s.zarr"

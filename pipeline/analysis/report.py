@@ -17,6 +17,7 @@ import xarray as xr
 
 from pipeline.analysis.fractal import box_counting_dimension
 from pipeline.analysis.regimes import critical_line, regime_area, regime_maps, sigma_dims
+from pipeline.store import open_sweep
 
 __all__ = ["ANALYSIS_GROUP", "analyze", "analyze_store", "format_analysis"]
 
@@ -120,7 +121,7 @@ def analyze_store(
     path = Path(store)
     if not (path / "zarr.json").exists():
         raise ValueError(f"store: {str(store)!r} is not a sweep store (no zarr.json)")
-    ds = xr.open_zarr(path)
+    ds = open_sweep(path)
     out = analyze(ds, factor=factor, burn_in=burn_in, threshold=threshold)
     if write:
         out.to_zarr(path, group=ANALYSIS_GROUP, mode="w", consolidated=False)
