@@ -117,8 +117,9 @@ __device__ __forceinline__ void ps_layer_step(const T* __restrict__ h, T* __rest
             ps_block_sum(s, PS_NSTAT, sh);
             any_bad = !ps_finite(ps_to(s[0], (T)0)) || !ps_finite(ps_to(s[1], (T)0)) ||
                       !ps_finite(ps_to(s[4], (T)0));
-            // the tangent's renormalisation folded into its sigma_w pre-scaling
-            const T scale_t = ps_to((double)w / sqrt(s[4]), (T)0);
+            // the tangent's renormalisation folded into its sigma_w pre-scaling; a tangent that
+            // vanished exactly stays 0 (lambda = -inf from here on), never 0/0
+            const T scale_t = s[4] > 0.0 ? ps_to((double)w / sqrt(s[4]), (T)0) : (T)0;
             T* xa = x + row0 * ldx;
             T* xb = xa + ldx;
             T* xt = xb + ldx;

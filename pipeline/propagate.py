@@ -322,9 +322,12 @@ def _elementwise(
         t = tmp.reshape(p, r, n)[:, 0]
         t[...] = tile.act.dphi_hx(ha, x3[:, 0], np)
         np.multiply(t, ht, out=t)
-        # next tangent input: σ_w-scaled φ'(h_a) ⊙ δh / |δh| (renormalised every layer)
+        # next tangent input: σ_w-scaled φ'(h_a) ⊙ δh / |δh| (renormalised every layer). A
+        # tangent that vanished exactly (σ_w = 0, every ReLU dead) stays 0: its growth is
+        # log 0 = −∞ at every later layer, so λ_L = −∞, and no 0/0 NaN is made.
         ws = tile.w_scale[rows].reshape(p, r)[:, 2].astype(np.float64)
-        np.multiply(t, (ws / norm).astype(h.dtype)[:, None], out=x3[:, 2])
+        scale = np.divide(ws, norm, out=np.zeros_like(ws), where=norm > 0)
+        np.multiply(t, scale.astype(h.dtype)[:, None], out=x3[:, 2])
         if rec:
             # observables accumulate in float64 (the per-layer norms above stay in the compute
             # dtype: they serve the tangent and the non-finite flag)

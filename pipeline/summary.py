@@ -95,6 +95,12 @@ def format_summary(ds: xr.Dataset) -> str:
             f"{r['width']:>6} {r['alpha']:>5.2f} {r['activation']:>6} {r['sigma_b']:>7.3f} "
             f"{fmt(r['sigma_w_measured']):>13} {fmt(r['sigma_w_theory']):>11} {fmt(diff):>8}"
         )
+    n_dead = int(np.isneginf(ds["lyapunov"].isel(layer=-1)).sum())
+    if n_dead:
+        lines.append(
+            f"note: {n_dead} grid points have λ_L = −∞: the tangent vector vanished exactly "
+            "(σ_w = 0, or every unit dead); they are on the ordered side"
+        )
     nf = ds.get("nonfinite_layer")
     if nf is not None:
         n_bad = int((nf > 0).sum())

@@ -145,7 +145,7 @@ def _compare(a, b, rtol, atol):
 @pytest.mark.parametrize(("dtype", "alpha"), [("float64", 2.0), ("float64", 1.3), ("float32", 1.8)])
 def test_gpu_driver_with_emulated_kernels_matches_reference(dtype, alpha):
     probes = Probes(pair=PairProbe(c0=0.3), circle=CircleProbe(K=6), batch=BatchProbe(m=3))
-    sw, sb = np.linspace(0.6, 2.8, 5), np.linspace(0.0, 0.8, 5)
+    sw, sb = np.r_[0.0, np.linspace(0.6, 2.8, 4)], np.linspace(0.0, 0.8, 5)  # σ_w = 0: λ = −∞
     groups = [("tanh", sw, sb), ("relu", sw[:3], sb[:3]), ("erf", sw, sb)]
     kw = {"depth": 5, "record_layers": [1, 4, 5], "probes": probes, "dtype": dtype}
     ref = propagate_network(48, alpha, 11, groups, **kw)

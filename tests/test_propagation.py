@@ -120,6 +120,18 @@ def test_nonfinite_values_are_kept_and_flagged():
     assert flag[0] == 0 and np.isfinite(res["q"][0]).all()
 
 
+def test_vanished_tangent_gives_minus_infinite_lyapunov_not_nan():
+    """At σ_w = 0 every layer is the constant σ_b ζ: the Jacobian is 0, so log|δh| = −∞ at
+    every layer and λ_L = −∞ (the ordered side), with finite pre-activations (no flag)."""
+    res = run_grid("tanh", [0.0, 1.0], [0.3, 0.3], width=64, depth=6, seeds=[0])
+    lam, growth = res["lyapunov"][0], res["lyap_growth"][0]
+    assert np.isneginf(lam[0]).all() and np.isneginf(growth[0]).all()
+    assert np.isfinite(lam[1]).all()
+    assert (res["nonfinite_layer"][0] == 0).all()
+    assert np.allclose(res["c"][0, 0], 1.0)  # both inputs map to the same σ_b ζ
+    assert np.isfinite(res["q"][0]).all()
+
+
 def test_results_do_not_depend_on_threads_or_neighbours():
     sw = np.linspace(0.5, 2.5, 50)
     sb = np.full(50, 0.2)

@@ -100,7 +100,9 @@ class NumpyOps:
                 stats[:p, 2] = np.einsum("pn,pn->p", ha64, hb64)
                 stats[:p, 3] = np.einsum("pn,pn->p", d64, d64)
                 stats[:p, 4] = ss[:, 2]
-                scale_t = (ws.astype(np.float64) / np.sqrt(ss[:, 2])).astype(h.dtype)
+                nt = np.sqrt(ss[:, 2])
+                w64 = ws.astype(np.float64)
+                scale_t = np.where(nt > 0, w64 / np.where(nt > 0, nt, 1.0), 0.0).astype(h.dtype)
                 pa = a_.phi(ha, np)
                 dt_ = a_.dphi_hx(ha, pa, np).astype(h.dtype)
                 x3[:, 2] = (dt_ * ht) * scale_t[:, None]
