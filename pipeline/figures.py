@@ -43,6 +43,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
+from pipeline.zoom import is_zoom_store
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -56,6 +58,7 @@ __all__ = [
     "fit_xi_c",
     "frontier",
     "frontier_notes",
+    "default_out_dir",
     "is_zoom_store",
     "ordered_line",
     "phase_cv",
@@ -843,35 +846,11 @@ def frontier_notes(ds: xr.Dataset) -> list[str]:
     ]
 
 
-def is_zoom_store(store: str | Path) -> bool:
-    """Whether ``store`` is the root of a zoom sequence (``sweep zoom``)."""
-    import zarr
-
-    from pipeline.zoom import ZOOM_ATTR
-
-    try:
-        return ZOOM_ATTR in zarr.open_group(str(store), mode="r").attrs
-    except Exception:  # not a group (an array, nothing): not a zoom store
-        return False
-
-
 def zoom_notes(frames: Sequence[xr.Dataset]) -> list[str]:
     """Per frame: window and box-counting dimension; then the pooled estimator."""
-    from pipeline.spec import parse_spec
-    from pipeline.zoom import frame_dimensions, plane_axes
+    from pipeline.zoom import zoom_lines
 
-    fields = zoom_fields(frames)
-    dims, pooled = frame_dimensions(fields)
-    a, b = plane_axes(parse_spec(frames[0].attrs["sweep_spec"]))
-    out = []
-    for k, (f, fld, d) in enumerate(zip(frames, fields, dims, strict=True)):
-        xa, xb = f[a].values, f[b].values
-        out.append(
-            f"zoom: frame {k}: {a} [{xa[0]:.6g}, {xa[-1]:.6g}] x {b} [{xb[0]:.6g}, {xb[-1]:.6g}]"
-            f"  negative {100 * np.mean(fld <= 0):.1f} %  box-counting {_dim_text(d)}"
-        )
-    out.append(f"zoom: Sohl-Dickstein (2024) estimator pooled over the frames: {_dim_text(pooled)}")
-    return out
+    return [f"zoom: {line}" for line in zoom_lines(list(frames))]
 
 
 def store_notes(store: str | Path) -> list[str]:
@@ -899,6 +878,15 @@ def _save(fig: Any, base: Path, kind: str, title: str) -> list[Path]:
     return paths
 
 
+def default_out_dir(store: str | Path) -> Path:
+    """``STORE-figures`` beside the store; for a zoom frame ``Z.zarr/frame_002`` it is
+    ``Z-frame_002-figures`` beside the zoom store (never a folder inside a Zarr store)."""
+    p = Path(str(store).rstrip("/"))
+    if (p.parent / "zarr.json").exists():
+        return p.parent.parent / f"{p.parent.name.removesuffix('.zarr')}-{p.name}-figures"
+    return Path(f"{p}-figures")
+
+
 def render_zoom(store: str | Path, out_dir: str | Path | None = None) -> list[Path]:
     """Draw a zoom store as ``zoom_frames.png|pdf`` (:func:`zoom_frames`: its frames side
     by side with their dimensions), whatever figure its base spec declares; that one is drawn
@@ -914,7 +902,7 @@ def render_zoom(store: str | Path, out_dir: str | Path | None = None) -> list[Pa
     name = str(base_spec.get("name", ""))
     scale = base_spec.get("scale")
     title = f"{name} zoom" + (f" ({scale} scale)" if scale else "")
-    base = Path(out_dir) if out_dir is not None else Path(f"{str(store).rstrip('/')}-figures")
+    base = Path(out_dir) if out_dir is not None else default_out_dir(store)
     return _save(fig, base, "zoom_frames", title)
 
 
@@ -922,7 +910,7 @@ def render_store(store: str | Path, out_dir: str | Path | None = None) -> list[P
     """Draw the figure a store's spec declares to ``out_dir`` (PNG and PDF); return paths.
 
     A zoom store (``sweep zoom``) is drawn by :func:`render_zoom`. ``out_dir`` defaults to
-    ``<store>-figures`` beside the store. Raises ``ValueError`` when
+    :func:`default_out_dir`. Raises ``ValueError`` when
     the store declares no figure, ``ImportError`` (naming the ``plot`` extra) without
     matplotlib.
     """
@@ -939,5 +927,5 @@ def render_store(store: str | Path, out_dir: str | Path | None = None) -> list[P
     ds = open_sweep(store)
     fig = draw(ds, dict(spec.figure))
     title = spec.name + (f" ({spec.scale} scale)" if spec.scale else "")
-    base = Path(out_dir) if out_dir is not None else Path(f"{str(store).rstrip('/')}-figures")
+    base = Path(out_dir) if out_dir is not None else default_out_dir(store)
     return _save(fig, base, spec.figure["kind"], title)

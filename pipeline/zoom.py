@@ -41,12 +41,15 @@ from pipeline.spec import SweepSpec, parse_spec
 
 __all__ = [
     "ZoomFrame",
+    "check_zoomable",
     "frame_dimensions",
     "frame_group",
+    "is_zoom_store",
     "next_window",
     "open_zoom",
     "run_zoom",
     "signed_field",
+    "zoom_lines",
     "zoom_summary",
 ]
 
@@ -72,6 +75,20 @@ def plane_axes(spec: SweepSpec) -> tuple[str, str]:
     if spec.experiment == "trainability":
         return spec.params.plane
     return spec.axis("sigma_w").name, spec.axis("sigma_b").name
+
+
+def check_zoomable(spec: SweepSpec) -> None:
+    """Raise ``ValueError`` (one line) unless ``spec`` can be zoomed: every axis but the two
+    plane axes has a single value, and a propagation spec has the ``pair`` probe (λ_L)."""
+    plane = plane_axes(spec)
+    bad = [ax.name for ax in spec.axes if ax.name not in plane and len(ax) != 1]
+    if bad:
+        raise ValueError(
+            f"zoom: axes {', '.join(bad)} must have a single value (a zoom follows one "
+            f"boundary in the {plane[0]} × {plane[1]} plane)"
+        )
+    if spec.experiment == "propagation" and spec.params.probes.pair is None:
+        raise ValueError("zoom: probes.pair is needed (the boundary is where λ_L changes sign)")
 
 
 def signed_field(spec: SweepSpec, ds: xr.Dataset) -> xr.DataArray:
@@ -148,10 +165,10 @@ def _client(scheduler: str | None, n_workers: int | None) -> Iterator[Any]:
     """One client for all frames: a scheduler's, or the sweep's local cluster."""
     from distributed import Client
 
-    from pipeline.execute import _local_cluster
+    from pipeline.execute import _local_cluster, connect_scheduler
 
     if scheduler:
-        with Client(scheduler) as c:
+        with connect_scheduler(scheduler) as c:
             yield c
         return
     with _local_cluster(n_workers) as cluster, Client(cluster) as c:
@@ -179,6 +196,7 @@ def run_zoom(
     root = Path(store if store is not None else spec.store or "")
     if not str(root):
         raise ValueError("store: no output path (set 'store' in the spec or pass --store)")
+    check_zoomable(spec)
     a, b = plane_axes(spec)
     base = spec.to_dict()
     group = zarr.open_group(str(root), mode="a")
@@ -254,30 +272,43 @@ def frame_dimensions(
     return per_frame, _estimate(sohl_dickstein_dimension, fields)
 
 
+def is_zoom_store(store: str | Path) -> bool:
+    """Whether ``store`` is the root of a zoom sequence (``sweep zoom``)."""
+    try:
+        return ZOOM_ATTR in zarr.open_group(str(store), mode="r").attrs
+    except Exception:  # not a group (an array, nothing): not a zoom store
+        return False
+
+
 def _fmt(d: DimensionEstimate | None) -> str:
     if d is None:
-        return "n/a (too few pixels)"
+        return "n/a (frames too small)"
     return f"{d.estimate:.3f} [{d.interval[0]:.3f}, {d.interval[1]:.3f}]"
 
 
-def zoom_summary(frames: list[ZoomFrame], store: str | Path | None) -> str:
+def zoom_lines(frames: list[xr.Dataset]) -> list[str]:
     """Per frame: window, share of the negative class, boundary blocks and box-counting
-    dimension with its 95 % interval; then the pooled Sohl-Dickstein estimate."""
-    lines = [
-        f"zoom store {store}: {len(frames)} frame(s) (xarray.open_zarr('{store}/frame_000') ...)"
-    ]
-    fields = []
-    for fr in frames:
-        ds = xr.open_zarr(str(Path(str(store)) / frame_group(fr.index)))
-        fields.append(signed_field(parse_spec(ds.attrs["sweep_spec"]), ds).values)
+    dimension with its 95 % interval; then the Sohl-Dickstein estimate pooled over them."""
+    if not frames:
+        return ["no complete frame yet"]
+    a, b = plane_axes(parse_spec(frames[0].attrs["sweep_spec"]))
+    fields = [signed_field(parse_spec(ds.attrs["sweep_spec"]), ds).values for ds in frames]
     dims, pooled = frame_dimensions(fields)
-    for fr, field, d in zip(frames, fields, dims, strict=True):
-        (a, wa), (b, wb) = fr.window.items()
+    lines = []
+    for k, (ds, field, d) in enumerate(zip(frames, fields, dims, strict=True)):
+        xa, xb = ds[a].values, ds[b].values
         lines.append(
-            f"frame {fr.index}: {a} [{wa[0]:.6g}, {wa[1]:.6g}] × {b} [{wb[0]:.6g}, {wb[1]:.6g}]"
+            f"frame {k}: {a} [{xa[0]:.6g}, {xa[-1]:.6g}] × {b} [{xb[0]:.6g}, {xb[-1]:.6g}]"
             f"  negative {100 * np.mean(field <= 0):5.1f} %"
             f"  boundary blocks {int(boundary_mask(field).sum())}"
             f"  box-counting D {_fmt(d)}"
         )
     lines.append(f"Sohl-Dickstein (2024) estimator pooled over the frames: D {_fmt(pooled)}")
-    return "\n".join(lines)
+    return lines
+
+
+def zoom_summary(store: str | Path) -> str:
+    """What ``sweep zoom`` and ``sweep summary`` print for a zoom store (:func:`zoom_lines`)."""
+    frames = open_zoom(store)
+    head = f"zoom store {store}: {len(frames)} frame(s) (xarray.open_zarr('{store}/frame_000') ...)"
+    return "\n".join([head, *zoom_lines(frames)])

@@ -239,6 +239,19 @@ def test_sohl_dickstein_estimator_pools_frames(shapes):
     assert est.extra["local_slopes"].size > 9
 
 
+def test_sohl_dickstein_estimator_on_smooth_frames_and_its_size_limit():
+    """Circles (D = 1) at 512 px: within 0.05, interval covering 1. Frames under 160 px
+    (the largest box a quarter of the side, a factor 4 above the 10 px smallest) are refused
+    instead of pooling the 0-slopes of counts that are 1 at any boundary."""
+    y, x = np.mgrid[-1:1:512j, -1:1:512j]
+    circles = [0.7 - np.hypot(x - 0.1 * k, y) for k in range(3)]
+    est = sohl_dickstein_dimension(circles)
+    assert abs(est.estimate - 1.0) < 0.05 and est.interval[0] <= 1.0 <= est.interval[1]
+    assert est.scales.max() <= 512 // 4
+    with pytest.raises(ValueError, match="must be >= 160 px"):
+        sohl_dickstein_dimension([c[::4, ::4] for c in circles])  # 128 px
+
+
 def test_boundary_mask_and_nan():
     f = np.array([[1.0, 1.0, -1.0], [1.0, np.nan, -1.0], [1.0, 1.0, 1.0]])
     assert not boundary_mask(f).any()  # every 2×2 neighbourhood touches the NaN

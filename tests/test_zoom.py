@@ -96,6 +96,13 @@ def test_five_frame_zoom_resumes_after_sigkill(tmp_path, client):
         for key in keys
     }
 
+    # `sweep status` on the zoom root: every frame's progress, the unstarted ones named
+    status = _sweep("status", store).stdout.splitlines()
+    assert status[0] == f"{store}: zoom store, 5 frame(s) asked for"
+    assert f"{store / frame_group(1)}: 4/4 chunks done (100.0 %)" in status
+    assert f"{store / frame_group(2)}: {len(before[2])}/4 chunks done" in "\n".join(status)
+    assert status[-1].startswith(f"{store / frame_group(4)}: not started")
+
     spec = parse_spec({**SPEC, "store": str(store)})
     frames = run_zoom(spec, 5, client=client, progress=False)
     computed = [len(f.report.computed) for f in frames]
@@ -114,6 +121,33 @@ def test_five_frame_zoom_resumes_after_sigkill(tmp_path, client):
         np.testing.assert_array_equal(g.lr_in.values, w.lr_in.values)
         field = g.score.values
         assert (field < 0).any() and (field > 0).any()  # every frame holds the boundary
+
+    # summary of the root: one line per frame; analyze points at a frame instead
+    summary = _sweep("summary", store)
+    assert summary.returncode == 0 and summary.stdout.count("\nframe ") == 5, summary.stdout
+    assert "pooled over the frames: D n/a (frames too small)" in summary.stdout  # 32 px
+    analyze = _sweep("analyze", store)
+    assert analyze.returncode == 2 and analyze.stderr == (
+        f"error: store: {str(store)!r} is a zoom store (5 frame(s)); analyze one frame, "
+        f"e.g. sweep analyze {store / frame_group(4)}\n"
+    )
+
+
+def _sweep(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *map(str, args)], capture_output=True, text=True
+    )
+
+
+def test_zoom_spec_problems_are_reported_before_any_frame(tmp_path):
+    bad = {**SPEC, "axes": {**SPEC["axes"], "seed": [0, 1]}, "store": str(tmp_path / "z.zarr")}
+    with pytest.raises(ValueError, match=r"^zoom: axes seed must have a single value"):
+        run_zoom(parse_spec(bad), 2, client=object(), progress=False)
+    prop = {"axes": {"width": [8], "sigma_w": [1.0, 2.0], "sigma_b": [0.0, 0.1]}, "depth": 3,
+            "probes": {"circle": {"K": 4}}, "store": str(tmp_path / "p.zarr")}  # fmt: skip
+    with pytest.raises(ValueError, match=r"^zoom: probes.pair is needed"):
+        run_zoom(parse_spec(prop), 2, client=object(), progress=False)
+    assert not (tmp_path / "z.zarr").exists() and not (tmp_path / "p.zarr").exists()
 
 
 def test_window_reaching_below_zero_is_shifted_inside_the_axis():

@@ -360,6 +360,9 @@ def _mixed_boxes(pos: NDArray[np.bool_], valid: NDArray[np.bool_], s: int) -> in
     return int(np.count_nonzero(has_pos & has_neg))
 
 
+BOXES_PER_SIDE = 4  # sohl_dickstein_dimension: the largest box is 1/4 of the smaller side
+
+
 def sohl_dickstein_dimension(
     frames: Sequence[ArrayLike] | ArrayLike,
     *,
@@ -371,13 +374,14 @@ def sohl_dickstein_dimension(
     """The estimator of Sohl-Dickstein (2024), pooled over a sequence of frames.
 
     For each 2-D frame (e.g. a zoom sequence of windows halving around a boundary point):
-    ``n_sizes`` log-spaced box sizes from ``min_size`` px to the image size (the smaller
-    side), the number of boxes holding both classes (``f > 0`` and ``f <= 0``; NaN is
-    neither) at each size, and the local slopes −Δlog N / Δlog s between consecutive sizes
-    (pairs with a zero count are skipped). The estimate is the median of the local slopes of
-    all frames pooled; the 95 % interval is a bootstrap of that median. ``scales``/``counts``
-    hold the first frame's sizes and the counts summed over frames; ``extra["local_slopes"]``
-    the pooled local slopes.
+    ``n_sizes`` log-spaced box sizes from ``min_size`` px to a quarter of the frame's smaller
+    side (so that even the largest boxes tile it 4 × 4), the number of boxes holding both
+    classes (``f > 0`` and ``f <= 0``; NaN is neither) at each size, and the local slopes
+    −Δlog N / Δlog s between consecutive sizes (pairs with a zero count are skipped). The
+    estimate is the median of the local slopes of all frames pooled; the 95 % interval is a
+    bootstrap of that median. ``scales``/``counts`` hold the first frame's sizes and the counts
+    summed over frames; ``extra["local_slopes"]`` the pooled local slopes. Raises
+    ``ValueError`` for a frame under ``16 * min_size`` px.
     """
     if isinstance(frames, np.ndarray) and frames.ndim == 2:
         frames = [frames]
@@ -388,11 +392,14 @@ def sohl_dickstein_dimension(
         a = _as_field(fr)
         pos = a > 0 if a.dtype != np.bool_ else a
         valid = ~np.isnan(a) if np.issubdtype(a.dtype, np.floating) else np.ones(a.shape, bool)
-        top = min(a.shape)
+        # The largest box still fits BOXES_PER_SIDE times along the smaller side: with one or
+        # two boxes per side a count is 0, 1 or 2 whatever the boundary, and its slopes are 0.
+        top = min(a.shape) // BOXES_PER_SIDE
         if top < 4 * min_size:
             raise ValueError(
                 f"frame: shape {a.shape} is too small for this estimator (the smaller side must "
-                f"be >= 4 x min_size = {4 * min_size} px to span a range of box sizes)"
+                f"be >= {4 * BOXES_PER_SIDE * min_size} px: box sizes from min_size = "
+                f"{min_size} px to 1/{BOXES_PER_SIDE} of it, at least a factor 4 apart)"
             )
         sizes = np.unique(np.round(np.geomspace(min_size, top, n_sizes)).astype(np.int64))
         counts = np.array([_mixed_boxes(pos, valid, int(s)) for s in sizes], np.float64)
