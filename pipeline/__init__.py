@@ -32,3 +32,17 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+# Submodules a notebook reaches for, importable as attributes (``pipeline.theory.q_star``)
+# without an import of their own; loaded on first use, so ``import pipeline`` stays light.
+_LAZY_SUBMODULES = frozenset(
+    {"analysis", "figures", "plan", "propagate", "rng", "summary", "theory", "train", "zoom"}
+)
+
+
+def __getattr__(name: str):  # PEP 562
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"pipeline.{name}")
+    raise AttributeError(f"module 'pipeline' has no attribute {name!r}")

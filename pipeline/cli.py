@@ -134,7 +134,9 @@ def _parser() -> argparse.ArgumentParser:
 
     figures = sub.add_parser("figures", help="draw the figure a store's workflow declares")
     figures.add_argument("store")
-    figures.add_argument("-o", "--out", help="output directory (default: STORE-figures)")
+    figures.add_argument(
+        "-o", "--out", help="output directory (default: STORE-figures beside the store)"
+    )
     return p
 
 
@@ -228,7 +230,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
-    from pipeline.cluster import driver_argv, render_driver_script, submit_driver
+    from pipeline.cluster import (
+        check_memory,
+        check_walltime,
+        driver_argv,
+        render_driver_script,
+        submit_driver,
+    )
     from pipeline.store import read_spec
     from pipeline.workflow import load_workflow
 
@@ -240,6 +248,8 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         raise ValueError(f"store {store!r} was made by a different spec; fields: {', '.join(diff)}")
     if args.threads < 1 or args.retries < 0:
         raise ValueError("--threads must be >= 1 and --retries >= 0")
+    check_walltime(args.walltime)
+    check_memory(args.driver_mem)
     slurm = _slurm_options(args)
     if slurm.log_dir is None:  # the driver's worker jobs log beside it
         slurm = dataclasses.replace(slurm, log_dir=os.path.abspath("slurm-logs"))
@@ -299,39 +309,106 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_status(args: argparse.Namespace) -> int:
+def _check_store(store: str) -> bool:
+    """Raise ``ValueError`` unless ``store`` is a sweep or zoom store; True for a zoom store."""
+    from pipeline.zoom import is_zoom_store
+
+    if not (Path(store) / "zarr.json").exists():
+        raise ValueError(f"store: {store!r} is not a sweep or zoom store (no zarr.json)")
+    return is_zoom_store(store)
+
+
+def _zoom_frames(store: str) -> list[str]:
+    """The frame stores of a zoom store (``STORE/frame_000`` ...) that exist so far."""
+    return sorted(str(p.parent) for p in Path(store).glob("frame_*/zarr.json"))
+
+
+def _not_a_frame(store: str, command: str) -> ValueError:
+    frames = _zoom_frames(store)
+    last = frames[-1] if frames else f"{store}/frame_000"
+    return ValueError(
+        f"store: {store!r} is a zoom store ({len(frames)} frame(s)); {command} one frame, "
+        f"e.g. sweep {command} {last}"
+    )
+
+
+def _chunks_done(store: str) -> tuple[int, int]:
+    from pipeline.plan import iter_chunk_keys
+    from pipeline.store import done_keys, read_spec
+
+    keys = set(iter_chunk_keys(read_spec(store)))
+    return len(keys & done_keys(store)), len(keys)
+
+
+def _warn_if_partial(store: str) -> None:
+    """Say on stderr when a store is not complete: its missing chunks read as NaN."""
+    done, total = _chunks_done(store)
+    if done < total:
+        print(
+            f"note: {store}: only {done}/{total} chunks done; the missing ones read as NaN "
+            f"(sweep status {store} lists them; sweep run resumes)",
+            file=sys.stderr,
+        )
+
+
+def _status_lines(store: str, show_all: bool) -> list[str]:
     from pipeline.plan import chunk_coords, iter_chunk_keys, key_to_str
     from pipeline.store import done_keys, read_spec
 
-    if not (Path(args.store) / "zarr.json").exists():
-        raise ValueError(f"store: {args.store!r} is not a sweep store (no zarr.json)")
-    spec = read_spec(args.store)
+    spec = read_spec(store)
     keys = list(iter_chunk_keys(spec))
-    done = done_keys(args.store)
+    done = done_keys(store)
     missing = [k for k in keys if k not in done]
     n_done = len(keys) - len(missing)
-    print(f"{args.store}: {n_done}/{len(keys)} chunks done ({100 * n_done / len(keys):.1f} %)")
+    lines = [f"{store}: {n_done}/{len(keys)} chunks done ({100 * n_done / len(keys):.1f} %)"]
     if missing:
-        show = missing if args.all else missing[:20]
-        print(f"missing chunks ({len(missing)}):")
+        show = missing if show_all else missing[:20]
+        lines.append(f"missing chunks ({len(missing)}):")
         for k in show:
             c = chunk_coords(spec, k)
             where = ", ".join(f"{d}={_span(v)}" for d, v in c.items() if len(spec.axis(d)) > 1)
-            print(f"  {key_to_str(k)}  {where}")
+            lines.append(f"  {key_to_str(k)}  {where}")
         if len(show) < len(missing):
-            print(f"  ... and {len(missing) - len(show)} more (--all lists them)")
+            lines.append(f"  ... and {len(missing) - len(show)} more (--all lists them)")
+    return lines
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    import zarr
+
+    from pipeline.zoom import ZOOM_ATTR, frame_group
+
+    if not _check_store(args.store):
+        print("\n".join(_status_lines(args.store, args.all)))
+        return 0
+    n = int(zarr.open_group(args.store, mode="r").attrs[ZOOM_ATTR].get("frames", 0))
+    print(f"{args.store}: zoom store, {n} frame(s) asked for")
+    for k in range(n):
+        frame = str(Path(args.store) / frame_group(k))
+        if (Path(frame) / "zarr.json").exists():
+            print("\n".join(_status_lines(frame, args.all)))
+        else:
+            print(f"{frame}: not started (sweep zoom computes it after frame {k - 1})")
     return 0
 
 
 def _span(values: Sequence) -> str:
-    return f"{values[0]}" if len(values) == 1 else f"{values[0]}..{values[-1]}"
+    fmt = lambda v: f"{v:.6g}" if isinstance(v, float) else f"{v}"  # noqa: E731
+    return fmt(values[0]) if len(values) == 1 else f"{fmt(values[0])}..{fmt(values[-1])}"
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
-    from pipeline.store import open_sweep
-    from pipeline.summary import format_summary
+    from pipeline.store import open_sweep, read_spec
+    from pipeline.summary import format_summary, format_trainability
+    from pipeline.zoom import zoom_summary
 
-    print(format_summary(open_sweep(args.store)))
+    if _check_store(args.store):
+        print(zoom_summary(args.store))
+        return 0
+    _warn_if_partial(args.store)
+    ds = open_sweep(args.store)
+    trainability = read_spec(args.store).experiment == "trainability"
+    print(format_trainability(ds) if trainability else format_summary(ds))
     return 0
 
 
@@ -340,7 +417,7 @@ def _cmd_zoom(args: argparse.Namespace) -> int:
     from pipeline.zoom import run_zoom, zoom_summary
 
     spec = load_workflow(args.spec, args.scale)
-    frames = run_zoom(
+    run_zoom(
         spec,
         args.frames,
         args.store,
@@ -349,15 +426,15 @@ def _cmd_zoom(args: argparse.Namespace) -> int:
         retries=args.retries,
         progress=not args.no_progress,
     )
-    print(zoom_summary(frames, args.store or spec.store))
+    print(zoom_summary(args.store or spec.store))
     return 0
 
 
 def _cmd_figures(args: argparse.Namespace) -> int:
     from pipeline.figures import render_store, store_notes
 
-    if not (Path(args.store) / "zarr.json").exists():
-        raise ValueError(f"store: {args.store!r} is not a sweep or zoom store (no zarr.json)")
+    if not _check_store(args.store):
+        _warn_if_partial(args.store)
     try:
         paths = render_store(args.store, args.out)  # a zoom store: its frames side by side
     except ImportError as e:
@@ -373,6 +450,9 @@ def _cmd_figures(args: argparse.Namespace) -> int:
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from pipeline.analysis.report import analyze_store, format_analysis
 
+    if _check_store(args.store):
+        raise _not_a_frame(args.store, "analyze")
+    _warn_if_partial(args.store)
     an = analyze_store(
         args.store, factor=args.factor, burn_in=args.burn_in, write=not args.no_write
     )
@@ -405,6 +485,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "interrupted: finished chunks are kept; run the same command to resume", file=sys.stderr
         )
         return 130
+    except BrokenPipeError:  # e.g. `sweep status STORE | head`: the reader left; say nothing
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as the shell reports a writer ended by SIGPIPE
 
 
 if __name__ == "__main__":  # pragma: no cover

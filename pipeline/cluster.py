@@ -331,6 +331,27 @@ def render_driver_script(
     return "\n".join(lines) + "\n"
 
 
+_SLURM_TIME = re.compile(r"^(\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d+(:\d{1,2}){0,2})$")
+_SLURM_MEM = re.compile(r"^\d+[KMGT]?$", re.IGNORECASE)
+
+
+def check_walltime(text: str, flag: str = "--walltime") -> str:
+    """``text`` if it is a SLURM time limit (sbatch --time), else a one-line ``ValueError``."""
+    if not _SLURM_TIME.match(text) and text.upper() not in ("UNLIMITED", "INFINITE"):
+        raise ValueError(
+            f"{flag}: {text!r} is not a SLURM time; use MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or "
+            "D-HH:MM:SS (e.g. 24:00:00)"
+        )
+    return text
+
+
+def check_memory(text: str, flag: str = "--driver-mem") -> str:
+    """``text`` if it is a SLURM memory size (sbatch --mem), else a one-line ``ValueError``."""
+    if not _SLURM_MEM.match(text):
+        raise ValueError(f"{flag}: {text!r} is not a SLURM memory size; use e.g. 4G, 4096M")
+    return text
+
+
 def check_submittable(profile: SlurmProfile) -> None:
     """Ask SLURM (``sbatch --test-only``) whether it accepts the profile's worker job.
 

@@ -115,6 +115,25 @@ def _dashboard_available() -> bool:
     return True
 
 
+def connect_scheduler(address: str, timeout: float = 10.0) -> Any:
+    """A ``distributed.Client`` on the scheduler at ``address``; a ``ValueError`` naming
+    ``--scheduler`` when the address is malformed or nothing answers within ``timeout`` s."""
+    from distributed import Client
+
+    try:
+        return Client(address, timeout=timeout)
+    except (OSError, TimeoutError, ValueError) as e:
+        raise ValueError(
+            f"--scheduler: no Dask scheduler at {address!r} ({_first_line(e)}); give the "
+            "address that `dask scheduler` printed, e.g. tcp://HOST:8786"
+        ) from e
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
+
+
 def run_sweep(
     spec: SweepSpec,
     store: str | Path | None = None,
@@ -168,6 +187,30 @@ def run_sweep(
     else:
         backend_name = resolve_backend(backend)
         provenance = backend_info(backend_name)
+    with ExitStack() as stack:
+        if client is None and slurm is None and scheduler:
+            # connect before the store is touched: a wrong address changes nothing on disk
+            client = stack.enter_context(connect_scheduler(scheduler))
+            say(f"scheduler {scheduler}, dashboard: {client.dashboard_link}")
+        return _run(
+            spec, path, client, n_workers, retries, backend_name, provenance, threads,
+            progress, say, slurm,
+        )  # fmt: skip
+
+
+def _run(
+    spec: SweepSpec,
+    path: str,
+    client: Any,
+    n_workers: int | None,
+    retries: int,
+    backend_name: str,
+    provenance: dict[str, Any],
+    threads: int,
+    progress: bool,
+    say: Callable[[str], None],
+    slurm: SlurmOptions | None,
+) -> RunReport:
     created = create_or_open_store(spec, path, provenance=provenance)
     all_keys = list(iter_chunk_keys(spec))
     done = done_keys(path)
@@ -190,9 +233,7 @@ def run_sweep(
         elif client is None:
             from distributed import Client
 
-            if scheduler:
-                client = stack.enter_context(Client(scheduler))
-            elif backend_name == "cupy" and n_workers is None:
+            if backend_name == "cupy" and n_workers is None:
                 from pipeline.gpu.cluster import gpu_local_cluster
 
                 cluster = stack.enter_context(gpu_local_cluster())  # one worker per GPU

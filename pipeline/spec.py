@@ -423,14 +423,22 @@ def parse_spec(raw: Any) -> SweepSpec:
     )
 
 
+def spec_file(path: str | Path) -> Path:
+    """``path`` as a Path; :class:`SpecError` when it is missing or not a regular file."""
+    p = Path(path)
+    if p.is_dir():
+        raise SpecError("<file>", f"{str(p)!r} is a directory; give a spec (YAML) file")
+    if not p.is_file():
+        raise SpecError("<file>", f"spec file {str(p)!r} does not exist")
+    return p
+
+
 def load_spec(path: str | Path) -> SweepSpec:
     """Read and validate a YAML spec file.
 
     Raises :class:`SpecError` for a missing file, malformed YAML or any invalid field.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise SpecError("<file>", f"spec file {str(p)!r} does not exist")
+    p = spec_file(path)
     try:
         raw = yaml.safe_load(p.read_text())
     except yaml.YAMLError as e:

@@ -97,7 +97,10 @@ def build_template(spec: SweepSpec, provenance: dict[str, Any] | None = None) ->
                 ax.physical,
                 {"long_name": rule.long_name, "units": rule.units},
             )
-        coords[ax.name] = (ax.name, np.asarray(ax.values), attrs)
+        values = np.asarray(ax.values)
+        if values.dtype.kind == "U":  # stored as Zarr v3 variable-length UTF-8 strings (a
+            values = values.astype(object)  # fixed-width numpy string has no v3 spec)
+        coords[ax.name] = (ax.name, values, attrs)
     extra = exp.extra_coords(spec)
     for name, (values, attrs) in extra.items():
         coords[name] = (name, values, attrs)
@@ -166,7 +169,9 @@ def create_or_open_store(
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # fixed-width string coords are not in the v3 spec
+        # xarray consolidates the metadata (one read opens the store); zarr warns that this
+        # is an extension of the v3 spec, which every reader of these stores here supports
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
         ds.to_zarr(str(tmp), mode="w-", compute=False, zarr_format=3, encoding=encoding)
     (tmp / DONE_DIR).mkdir(exist_ok=True)
     try:

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.spec import SpecError, SweepSpec, check_keys, load_spec, parse_spec
+from pipeline.spec import SpecError, SweepSpec, check_keys, load_spec, parse_spec, spec_file
 
 __all__ = [
     "GPU_SUSTAINED_FLOPS",
@@ -44,9 +44,7 @@ GPU_SUSTAINED_FLOPS = {k: GPU_EFFICIENCY * v for k, v in GPU_PEAK_FLOPS.items()}
 
 
 def _read_yaml(path: str | Path) -> Mapping[str, Any]:
-    p = Path(path)
-    if not p.is_file():
-        raise SpecError("<file>", f"spec file {str(p)!r} does not exist")
+    p = spec_file(path)
     try:
         raw = yaml.safe_load(p.read_text())
     except yaml.YAMLError:

@@ -78,7 +78,9 @@ def test_store_of_another_spec_is_refused_with_exit_2(tmp_path):
 def test_status_of_a_non_store(tmp_path):
     out = sweep("status", "nothing.zarr", cwd=tmp_path)
     assert out.returncode == 2
-    assert out.stderr.strip() == "error: store: 'nothing.zarr' is not a sweep store (no zarr.json)"
+    assert out.stderr.strip() == (
+        "error: store: 'nothing.zarr' is not a sweep or zoom store (no zarr.json)"
+    )
 
 
 def test_quickstart_then_analyze_prints_the_comparison_and_writes_it(tmp_path):
@@ -98,3 +100,40 @@ def test_quickstart_then_analyze_prints_the_comparison_and_writes_it(tmp_path):
     an = xr.open_zarr(tmp_path / "q.zarr", group="analysis")
     assert an.attrs and len(an.data_vars) > 0
     assert "lyapunov" in xr.open_zarr(tmp_path / "q.zarr")  # the sweep itself untouched
+
+
+def test_malformed_scheduler_is_one_line_and_writes_nothing(tmp_path):
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(SPEC))
+    out = sweep("run", "s.yaml", "--scheduler", "nonsense", cwd=tmp_path)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert out.stderr.startswith("error: --scheduler: no Dask scheduler at 'nonsense' (missing")
+    assert not (tmp_path / "cli.zarr").exists()
+
+
+def test_partial_store_is_noted_burn_in_checked_and_a_closed_pipe_is_quiet(tmp_path):
+    from pipeline.store import DONE_DIR
+
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({**SPEC, "record_layers": [10, 20]}))
+    run = sweep("run", "s.yaml", "--workers", "1", "--no-progress", "--no-summary", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    marker = sorted((tmp_path / "cli.zarr" / DONE_DIR).iterdir())[0]
+    marker.unlink()  # as if that chunk had not been computed
+    out = sweep("summary", "cli.zarr", cwd=tmp_path)
+    assert out.returncode == 0 and "Order-to-chaos transition" in out.stdout
+    assert out.stderr == (
+        "note: cli.zarr: only 5/6 chunks done; the missing ones read as NaN "
+        "(sweep status cli.zarr lists them; sweep run resumes)\n"
+    )
+    out = sweep("analyze", "cli.zarr", "--burn-in", "20", "--no-write", cwd=tmp_path)
+    assert out.returncode == 2 and out.stderr.splitlines()[-1] == (
+        "error: burn_in: layer 20 is the last recorded one; it must be below 20 so that some "
+        "layers follow it"
+    )
+    # the reader of stdout is gone before anything is written: no traceback, status 141
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "status", "--all", "cli.zarr"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141 and err == "", err

@@ -167,6 +167,19 @@ def test_submit_takes_a_workflow_scale_and_passes_it_to_the_driver(tmp_path):
     assert bad.returncode == 2 and "unknown scale 'huge'" in bad.stderr
 
 
+def test_walltime_and_memory_are_checked_before_submitting():
+    from pipeline.cluster import check_memory, check_walltime
+
+    for ok in ("30", "30:00", "24:00:00", "2-12", "2-12:30", "2-12:30:00", "UNLIMITED"):
+        assert check_walltime(ok) == ok
+    for bad in ("banana", "1:2:3:4", "24h", "", "-1"):
+        with pytest.raises(ValueError, match=rf"^--walltime: {bad!r} is not a SLURM time"):
+            check_walltime(bad)
+    assert check_memory("4G") == "4G" and check_memory("4096") == "4096"
+    with pytest.raises(ValueError, match=r"^--driver-mem: 'lots' is not a SLURM memory size"):
+        check_memory("lots")
+
+
 def test_job_id_is_parsed_never_assumed():
     assert parse_job_id("4711\n") == "4711"
     assert parse_job_id("4711;cluster2\n") == "4711"

@@ -187,6 +187,11 @@ def late_lyapunov(lam: xr.DataArray, burn_in: int) -> xr.DataArray:
         raise ValueError(
             f"burn_in: layer {burn_in} is not recorded; recorded layers: {layers.tolist()}"
         )
+    if burn_in >= layers.max():
+        raise ValueError(
+            f"burn_in: layer {burn_in} is the last recorded one; it must be below "
+            f"{int(layers.max())} so that some layers follow it"
+        )
     base = lam.sel(layer=burn_in, drop=True)
     late = lam.sel(layer=layers[layers > burn_in])
     return (late * late["layer"] - base * burn_in) / (late["layer"] - burn_in)
