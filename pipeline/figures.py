@@ -472,6 +472,20 @@ def _dimension(field: np.ndarray) -> Any:
         return None
 
 
+def _no_dimension_reason(field: np.ndarray) -> str:
+    """Why :func:`_dimension` has no fit for ``field`` (the estimator's own message)."""
+    import textwrap
+
+    from pipeline.analysis.fractal import box_counting_dimension
+
+    try:
+        box_counting_dimension(field)
+    except ValueError as e:
+        shape = " × ".join(str(n) for n in np.shape(field))
+        return f"no box-counting fit on this {shape} grid:\n" + textwrap.fill(str(e), 50)
+    return ""
+
+
 def _dim_text(d: Any) -> str:
     if d is None:
         return "D n/a"
@@ -647,6 +661,11 @@ def frontier(ds: xr.Dataset) -> Figure:
     if d is not None:
         _plot_loglog(ax2, d, "boundary boxes N(s)")
         ax2.legend(fontsize=8)
+    else:
+        ax2.text(0.5, 0.5, _no_dimension_reason(lam), ha="center", va="center", fontsize=8,
+                 transform=ax2.transAxes)  # fmt: skip
+        ax2.set_xticks([])
+        ax2.set_yticks([])
     ax2.set_xlabel("log s (box size, pixels)")
     ax2.set_ylabel("log N(s) (boxes on the boundary)")
     ax2.set_title(f"box counting: {_dim_text(d)} (95 % interval)", fontsize=9)
@@ -866,8 +885,8 @@ def store_notes(store: str | Path) -> list[str]:
 
 def _save(fig: Any, base: Path, kind: str, title: str) -> list[Path]:
     plt = _pyplot()
-    if title:
-        fig.text(0.995, 0.002, title, fontsize=7, ha="right", va="bottom", color="gray")
+    if title:  # a figure-level x label: constrained layout keeps it clear of the axes
+        fig.supxlabel(title, x=0.995, ha="right", fontsize=7, color="gray")
     base.mkdir(parents=True, exist_ok=True)
     paths = []
     for ext in ("png", "pdf"):
