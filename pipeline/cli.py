@@ -341,8 +341,12 @@ def _chunks_done(store: str) -> tuple[int, int]:
 
 
 def _warn_if_partial(store: str) -> None:
-    """Say on stderr when a store is not complete: its missing chunks read as NaN."""
-    done, total = _chunks_done(store)
+    """Say on stderr when a store is not complete: its missing chunks read as NaN. Stores
+    written by other means (no sweep spec, so no chunk bookkeeping) are not checked."""
+    try:
+        done, total = _chunks_done(store)
+    except ValueError:
+        return
     if done < total:
         print(
             f"note: {store}: only {done}/{total} chunks done; the missing ones read as NaN "
@@ -388,7 +392,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
         if (Path(frame) / "zarr.json").exists():
             print("\n".join(_status_lines(frame, args.all)))
         else:
-            print(f"{frame}: not started (sweep zoom computes it after frame {k - 1})")
+            after = f"after frame {k - 1}" if k else "first"
+            print(f"{frame}: not started (sweep zoom computes it {after})")
     return 0
 
 
@@ -403,6 +408,8 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     from pipeline.zoom import zoom_summary
 
     if _check_store(args.store):
+        for frame in _zoom_frames(args.store):
+            _warn_if_partial(frame)
         print(zoom_summary(args.store))
         return 0
     _warn_if_partial(args.store)
@@ -433,8 +440,8 @@ def _cmd_zoom(args: argparse.Namespace) -> int:
 def _cmd_figures(args: argparse.Namespace) -> int:
     from pipeline.figures import render_store, store_notes
 
-    if not _check_store(args.store):
-        _warn_if_partial(args.store)
+    for store in _zoom_frames(args.store) if _check_store(args.store) else [args.store]:
+        _warn_if_partial(store)
     try:
         paths = render_store(args.store, args.out)  # a zoom store: its frames side by side
     except ImportError as e:
@@ -476,7 +483,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "figures": _cmd_figures,
     }[args.command]
     try:
-        return handler(args)
+        rc = handler(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return rc
     except (ValueError, TypeError, FileNotFoundError, SlurmError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -118,10 +118,18 @@ def _dashboard_available() -> bool:
 def connect_scheduler(address: str, timeout: float = 10.0) -> Any:
     """A ``distributed.Client`` on the scheduler at ``address``; a ``ValueError`` naming
     ``--scheduler`` when the address is malformed or nothing answers within ``timeout`` s."""
+    import asyncio
+
     from distributed import Client
+    from distributed.comm import connect
+
+    async def probe() -> None:  # only this first contact is bounded by ``timeout``; the
+        comm = await connect(address, timeout=timeout)  # client keeps Dask's own timeouts
+        await comm.close()
 
     try:
-        return Client(address, timeout=timeout)
+        asyncio.run(probe())
+        return Client(address)
     except (OSError, TimeoutError, ValueError) as e:
         raise ValueError(
             f"--scheduler: no Dask scheduler at {address!r} ({_first_line(e)}); give the "

@@ -343,13 +343,14 @@ def phase_cv(
         lam = _first(ds.lyapunov, ("alpha", "sigma_w")).mean("seed")
         last = int(ds.layer.values.max())
         lam = lam.sel(layer=last).transpose("alpha", "sigma_w").values
-        lim = float(np.nanmax(np.abs(lam))) if np.isfinite(lam).any() else 1.0
+        lim = _signed_limit(lam)
+        shown = _clip_infinite(lam, lim)
         mesh = ax.pcolormesh(
-            alpha, sw, lam.T, shading="nearest", cmap="RdBu_r", vmin=-lim, vmax=lim
+            alpha, sw, shown.T, shading="nearest", cmap="RdBu_r", vmin=-lim, vmax=lim
         )
         fig.colorbar(mesh, ax=ax, label=f"λ_L (nepers per layer), L = {last}")
         if alpha.size > 1 and sw.size > 1 and np.nanmin(lam) < 0 < np.nanmax(lam):
-            ax.contour(alpha, sw, lam.T, levels=[0.0], colors="k", linewidths=1)
+            ax.contour(alpha, sw, shown.T, levels=[0.0], colors="k", linewidths=1)
         overlay(ax)
         ax.set_title("finite-depth Lyapunov exponent (black: λ_L = 0)", fontsize=9)
     fig.suptitle(f"{act}, N = {n}, σ_b = 0, mean over {ds.sizes.get('seed', 1)} seeds", fontsize=10)
@@ -490,6 +491,11 @@ def _dim_text(d: Any) -> str:
     if d is None:
         return "D n/a"
     return f"D = {d.estimate:.3f} [{d.interval[0]:.3f}, {d.interval[1]:.3f}]"
+
+
+def _clip_infinite(values: np.ndarray, lim: float) -> np.ndarray:
+    """``values`` with ±∞ (e.g. λ_L = −∞ of a vanished tangent) drawn as ±``lim``; NaN stays."""
+    return np.where(np.isinf(values), np.sign(values) * lim, values)
 
 
 def _signed_limit(values: np.ndarray) -> float:
@@ -636,15 +642,13 @@ def frontier(ds: xr.Dataset) -> Figure:
     act = str(ds.activation.values.ravel()[0])
     lim = _signed_limit(lam)
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.5), constrained_layout=True)
-    shown = np.where(np.isfinite(lam), lam, np.where(np.isnan(lam), np.nan, -lim))
+    shown = _clip_infinite(lam, lim)
     mesh = ax.pcolormesh(
         x, y, shown.T, shading="nearest", cmap="RdBu_r", vmin=-lim, vmax=lim, rasterized=True
     )
     fig.colorbar(mesh, ax=ax, label=f"λ_L (nepers per layer), L = {depth}")
     if np.nanmin(lam) < 0 < np.nanmax(lam):
-        ax.contour(
-            x, y, np.nan_to_num(lam, neginf=-lim).T, levels=[0.0], colors="k", linewidths=0.6
-        )
+        ax.contour(x, y, shown.T, levels=[0.0], colors="k", linewidths=0.6)
     yl = np.linspace(y[0], y[-1], 60)
     sw_line = theory.critical_line(np.sqrt(yl) if sb.endswith("2") else yl, act)
     ax.plot(

@@ -95,11 +95,12 @@ def format_summary(ds: xr.Dataset) -> str:
             f"{r['width']:>6} {r['alpha']:>5.2f} {r['activation']:>6} {r['sigma_b']:>7.3f} "
             f"{fmt(r['sigma_w_measured']):>13} {fmt(r['sigma_w_theory']):>11} {fmt(diff):>8}"
         )
-    n_dead = int(np.isneginf(ds["lyapunov"].isel(layer=-1)).sum())
+    last = ds["lyapunov"].isel(layer=-1)
+    n_dead = int(np.isneginf(last).sum())
     if n_dead:
         lines.append(
-            f"note: {n_dead} grid points have λ_L = −∞: the tangent vector vanished exactly "
-            "(σ_w = 0, or every unit dead); they are on the ordered side"
+            f"note: {n_dead} of {last.size} networks (grid points × seeds) have λ_L = −∞: the "
+            "tangent vector vanished exactly (σ_w = 0, or every unit dead); they are ordered"
         )
     nf = ds.get("nonfinite_layer")
     if nf is not None:

@@ -199,8 +199,9 @@ def run_zoom(
     check_zoomable(spec)
     a, b = plane_axes(spec)
     base = spec.to_dict()
-    group = zarr.open_group(str(root), mode="a")
-    old = group.attrs.get(ZOOM_ATTR)
+    old = None
+    if (root / "zarr.json").exists():
+        old = zarr.open_group(str(root), mode="r").attrs.get(ZOOM_ATTR)
     if old is not None:
         diff = parse_spec(old["base_spec"]).differences(spec)
         if diff:
@@ -211,16 +212,17 @@ def run_zoom(
         frames_total = max(frames, int(old.get("frames", 0)))  # a longer zoom extends it
     else:
         frames_total = frames
-    group.attrs[ZOOM_ATTR] = {
-        "base_spec": base,
-        "frames": frames_total,
-        "plane": [a, b],
-        "rule": "nearest boundary 2x2 block to the frame centre; window halves",
-    }
     out: list[ZoomFrame] = []
     with contextlib.ExitStack() as stack:
-        if client is None:
+        if client is None:  # connected first: a wrong --scheduler leaves nothing on disk
             client = stack.enter_context(_client(scheduler, n_workers))
+        group = zarr.open_group(str(root), mode="a")
+        group.attrs[ZOOM_ATTR] = {
+            "base_spec": base,
+            "frames": frames_total,
+            "plane": [a, b],
+            "rule": "nearest boundary 2x2 block to the frame centre; window halves",
+        }
         fspec = spec.with_store(root / frame_group(0))
         for k in range(frames):
             report = run_sweep(fspec, fspec.store, client=client, progress=progress, **run_kw)
@@ -280,17 +282,21 @@ def is_zoom_store(store: str | Path) -> bool:
         return False
 
 
-def _fmt(d: DimensionEstimate | None) -> str:
+def _fmt(d: DimensionEstimate | None, small: bool) -> str:
     if d is None:
-        return "n/a (frames too small)"
+        return "n/a (" + ("frame too small" if small else "too little boundary to fit") + ")"
     return f"{d.estimate:.3f} [{d.interval[0]:.3f}, {d.interval[1]:.3f}]"
+
+
+# the smallest frame side sohl_dickstein_dimension fits: 16 × its default 10 px min_size
+_MIN_SIDE_POOLED = 160
 
 
 def zoom_lines(frames: list[xr.Dataset]) -> list[str]:
     """Per frame: window, share of the negative class, boundary blocks and box-counting
     dimension with its 95 % interval; then the Sohl-Dickstein estimate pooled over them."""
     if not frames:
-        return ["no complete frame yet"]
+        return ["no frame yet"]
     a, b = plane_axes(parse_spec(frames[0].attrs["sweep_spec"]))
     fields = [signed_field(parse_spec(ds.attrs["sweep_spec"]), ds).values for ds in frames]
     dims, pooled = frame_dimensions(fields)
@@ -301,9 +307,12 @@ def zoom_lines(frames: list[xr.Dataset]) -> list[str]:
             f"frame {k}: {a} [{xa[0]:.6g}, {xa[-1]:.6g}] × {b} [{xb[0]:.6g}, {xb[-1]:.6g}]"
             f"  negative {100 * np.mean(field <= 0):5.1f} %"
             f"  boundary blocks {int(boundary_mask(field).sum())}"
-            f"  box-counting D {_fmt(d)}"
+            f"  box-counting D {_fmt(d, small=False)}"
         )
-    lines.append(f"Sohl-Dickstein (2024) estimator pooled over the frames: D {_fmt(pooled)}")
+    small = min(min(f.shape) for f in fields) < _MIN_SIDE_POOLED
+    lines.append(
+        f"Sohl-Dickstein (2024) estimator pooled over the frames: D {_fmt(pooled, small=small)}"
+    )
     return lines
 
 

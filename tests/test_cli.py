@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -130,9 +131,10 @@ def test_partial_store_is_noted_burn_in_checked_and_a_closed_pipe_is_quiet(tmp_p
         "layers follow it"
     )
     # the reader of stdout is gone before anything is written: no traceback, status 141
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # buffered stdout
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "status", "--all", "cli.zarr"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
     )  # fmt: skip
     proc.stdout.close()
     err = proc.stderr.read().decode()

@@ -125,7 +125,7 @@ def test_five_frame_zoom_resumes_after_sigkill(tmp_path, client):
     # summary of the root: one line per frame; analyze points at a frame instead
     summary = _sweep("summary", store)
     assert summary.returncode == 0 and summary.stdout.count("\nframe ") == 5, summary.stdout
-    assert "pooled over the frames: D n/a (frames too small)" in summary.stdout  # 32 px
+    assert "pooled over the frames: D n/a (frame too small)" in summary.stdout  # 32 px
     analyze = _sweep("analyze", store)
     assert analyze.returncode == 2 and analyze.stderr == (
         f"error: store: {str(store)!r} is a zoom store (5 frame(s)); analyze one frame, "

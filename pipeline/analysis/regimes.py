@@ -134,7 +134,8 @@ def regime_maps(
 ) -> xr.Dataset:
     """All regime maps the dataset allows (``regime_lyapunov``, ``regime_c``, ``regime_cv``),
     per recorded layer; the observables are first averaged over ``seed`` if ``seed_mean``
-    (a point where any seed is non-finite stays NaN: unknown, never the survivors' mean)."""
+    (a point where any seed is NaN stays NaN: unknown, never the survivors' mean; a seed at
+    λ = −∞, a vanished tangent, makes the mean −∞: that network is ordered whatever the others)."""
     src = ds.mean("seed", skipna=False) if seed_mean and "seed" in ds.dims else ds
     src.attrs = ds.attrs
     out = {}
@@ -194,7 +195,10 @@ def late_lyapunov(lam: xr.DataArray, burn_in: int) -> xr.DataArray:
         )
     base = lam.sel(layer=burn_in, drop=True)
     late = lam.sel(layer=layers[layers > burn_in])
-    return (late * late["layer"] - base * burn_in) / (late["layer"] - burn_in)
+    with np.errstate(invalid="ignore"):  # −∞ − (−∞): handled below
+        mean = (late * late["layer"] - base * burn_in) / (late["layer"] - burn_in)
+    # a tangent that vanished (λ = −∞) by layer B stays zero: the late exponent is −∞ too
+    return mean.where(~np.isneginf(late), -np.inf)
 
 
 def _theory_sigma_w(alpha: float, activation: str, sigma_b: float, threshold: float) -> float:
