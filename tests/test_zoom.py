@@ -147,7 +147,11 @@ def test_zoom_spec_problems_are_reported_before_any_frame(tmp_path):
             "probes": {"circle": {"K": 4}}, "store": str(tmp_path / "p.zarr")}  # fmt: skip
     with pytest.raises(ValueError, match=r"^zoom: probes.pair is needed"):
         run_zoom(parse_spec(prop), 2, client=object(), progress=False)
-    assert not (tmp_path / "z.zarr").exists() and not (tmp_path / "p.zarr").exists()
+    good = parse_spec({**SPEC, "store": str(tmp_path / "g.zarr")})
+    with pytest.raises(ValueError, match=r"^--scheduler: no Dask scheduler at 'nonsense'"):
+        run_zoom(good, 2, scheduler="nonsense", progress=False)
+    for name in ("z.zarr", "p.zarr", "g.zarr"):
+        assert not (tmp_path / name).exists(), name
 
 
 def test_window_reaching_below_zero_is_shifted_inside_the_axis():
