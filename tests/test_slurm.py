@@ -277,33 +277,26 @@ def no_jobs_left():
 
 
 @pytest.mark.slurm
-def test_cluster_slurm_equals_local_run(tmp_path, reference, no_jobs_left):
+@pytest.mark.parametrize(
+    ("jobs", "says", "n_logs"),
+    [
+        (["--jobs", "2"], "SLURM: 2 worker job(s), profile 'local'", {2}),
+        # adaptive from zero: the scaler asks for the jobs (rescaling may start more)
+        (["--adapt", "0:2"], "SLURM: adaptive 0..2 worker jobs, profile 'local'", {1, 2, 3, 4}),
+    ],
+    ids=["jobs", "adapt"],
+)
+def test_cluster_slurm_equals_local_run(tmp_path, reference, no_jobs_left, jobs, says, n_logs):
     spec = write_spec(tmp_path)
     out = sweep(
         "run", spec, "--store", "s.zarr", "--cluster", "slurm", "--profiles", LOCAL_PROFILES,
-        "--profile", "local", "--jobs", "2", "--log-dir", "logs", "--no-progress",
-        cwd=tmp_path,
+        "--profile", "local", *jobs, "--log-dir", "logs", "--no-progress", cwd=tmp_path,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
-    assert "SLURM: 2 worker job(s), profile 'local'" in out.stderr
+    assert says in out.stderr
     assert f"{TOTAL} chunks computed" in out.stderr and "scaled down" in out.stderr
-    assert len(list((tmp_path / "logs").glob(f"{WORKER_NAME}-*.err"))) == 2
-    assert_same_data(open_sweep(tmp_path / "s.zarr"), reference)
-
-
-@pytest.mark.slurm
-def test_adaptive_jobs_scale_up_from_zero_and_match_local_run(tmp_path, reference, no_jobs_left):
-    spec = write_spec(tmp_path)
-    out = sweep(
-        "run", spec, "--store", "s.zarr", "--cluster", "slurm", "--profiles", LOCAL_PROFILES,
-        "--profile", "local", "--adapt", "0:2", "--log-dir", "logs", "--no-progress",
-        cwd=tmp_path,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    assert "SLURM: adaptive 0..2 worker jobs, profile 'local'" in out.stderr
-    assert f"{TOTAL} chunks computed" in out.stderr and "scaled down" in out.stderr
-    # the adaptive scaler asked for jobs (each one that started wrote its .err log)
-    assert list((tmp_path / "logs").glob(f"{WORKER_NAME}-*.err"))
+    # each worker job that started wrote its .err log
+    assert len(list((tmp_path / "logs").glob(f"{WORKER_NAME}-*.err"))) in n_logs
     assert_same_data(open_sweep(tmp_path / "s.zarr"), reference)
 
 
