@@ -764,7 +764,27 @@ def draw(ds: xr.Dataset, figure: dict[str, Any]) -> Figure:
 
 
 def figure_notes(ds: xr.Dataset, figure: dict[str, Any]) -> list[str]:
-    """A few numbers behind the figure, for the terminal."""
+    """A few numbers behind the figure, for the terminal; and a note where some (not all)
+    seeds of a grid point are non-finite (the figures' seed means skip NaN)."""
+    return _kind_notes(ds, figure) + _partial_seed_notes(ds)
+
+
+def _partial_seed_notes(ds: xr.Dataset) -> list[str]:
+    flag = ds.get("nonfinite_layer")
+    if flag is None or "seed" not in flag.dims or ds.sizes["seed"] < 2:
+        return []
+    bad = (flag > 0).sum("seed")
+    some = int(((bad > 0) & (bad < ds.sizes["seed"])).sum())
+    if not some:
+        return []
+    return [
+        f"note: {some} grid point(s) have non-finite values in some of their "
+        f"{ds.sizes['seed']} seeds (nonfinite_layer > 0); the figures' seed means skip NaN "
+        "there (±∞ is kept)"
+    ]
+
+
+def _kind_notes(ds: xr.Dataset, figure: dict[str, Any]) -> list[str]:
     kind = figure["kind"]
     if kind == "xi_c_map":
         from pipeline import theory

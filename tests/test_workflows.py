@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xarray as xr
 import yaml
 
 from pipeline import open_sweep, parse_spec, read_spec, run_sweep
@@ -360,3 +361,13 @@ def test_notebook_executes_on_a_smoke_store(smoke_stores, tmp_path, monkeypatch)
         if "image/png" in o.get("data", {})
     ]
     assert len(images) >= 2  # the regime map and the log N vs log s plot
+
+
+def test_points_with_some_nonfinite_seeds_are_noted():
+    from pipeline.figures import _partial_seed_notes
+
+    flag = np.array([[0, 0, 3], [0, 0, 0], [2, 2, 2]]).T  # (seed, point): one point partial
+    ds = xr.Dataset({"nonfinite_layer": (("seed", "p"), flag)})
+    (note,) = _partial_seed_notes(ds)
+    assert note.startswith("note: 1 grid point(s) have non-finite values in some of their 3 seeds")
+    assert _partial_seed_notes(ds.isel(p=[1, 2])) == []  # all or none: nothing to note
