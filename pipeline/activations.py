@@ -110,3 +110,15 @@ def get_activation(name: str) -> Activation:
         raise ValueError(
             f"activation: unknown value {name!r}; allowed: {', '.join(sorted(ACTIVATIONS))}"
         ) from None
+
+
+def as_activation(activation: str | Activation) -> Activation:
+    """``activation`` itself, or the :class:`Activation` of that name (:func:`get_activation`);
+    ``TypeError`` for anything else."""
+    if isinstance(activation, Activation):
+        return activation
+    if isinstance(activation, str):
+        return get_activation(activation)
+    raise TypeError(
+        f"activation: expected a name (str) or an Activation, got {type(activation).__name__}"
+    )

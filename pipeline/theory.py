@@ -42,7 +42,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import brentq
 
-from pipeline.activations import Activation, get_activation
+from pipeline.activations import Activation, as_activation
 
 __all__ = [
     "c_map",
@@ -212,16 +212,6 @@ def _non_homogeneous(act: Activation) -> Activation:
 # ---------------------------------------------------------------------------------------------
 
 
-def _act(activation: ActivationLike) -> Activation:
-    if isinstance(activation, Activation):
-        return activation
-    if isinstance(activation, str):
-        return get_activation(activation)
-    raise TypeError(
-        f"activation: expected a name (str) or an Activation, got {type(activation).__name__}"
-    )
-
-
 def _nonneg(name: str, value: ArrayLike, *, allow_inf: bool = False) -> NDArray[np.float64]:
     arr = np.asarray(value, dtype=np.float64)
     ok = (arr >= 0) & (np.isfinite(arr) | allow_inf)
@@ -269,7 +259,7 @@ def q_map(
     homogeneous φ). ``sigma_w``, ``sigma_b`` are scales (std of √N·W and of b). Arrays
     broadcast against each other; a float comes back when all inputs are scalars.
     """
-    act = _act(activation)
+    act = as_activation(activation)
     q = _nonneg("q", q, allow_inf=True)
     sw = _nonneg("sigma_w", sigma_w)
     sb = _nonneg("sigma_b", sigma_b)
@@ -340,7 +330,7 @@ def q_star(
     than by iterating (which is slow near criticality), to relative accuracy ``rtol``.
     Broadcasts over ``sigma_w``, ``sigma_b`` (a loop over elements).
     """
-    act = _act(activation)
+    act = as_activation(activation)
     sw = _nonneg("sigma_w", sigma_w)
     sb = _nonneg("sigma_b", sigma_b)
     q0 = float(_nonneg("q0", q0))
@@ -367,7 +357,7 @@ def chi1(
     χ1 < 1: ordered phase (c* = 1 stable); χ1 > 1: chaotic. For homogeneous φ it does not
     depend on q (relu: σ_w²/2, linear: σ_w²), also where q* = ∞. Broadcasts.
     """
-    act = _act(activation)
+    act = as_activation(activation)
     sw = _nonneg("sigma_w", sigma_w)
     sb = _nonneg("sigma_b", sigma_b)
     qq = _q_or_star(act, sw, sb, q)
@@ -397,7 +387,7 @@ def xi_q(sigma_w: ArrayLike, sigma_b: ArrayLike, activation: ActivationLike) -> 
     ``q_l − q* ∝ exp(−l/ξ_q)`` (Schoenholz et al. 2017, eq. 5). ``inf`` where that slope is
     ≥ 1 (marginal points, e.g. tanh at σ_b = 0, σ_w = 1); ``nan`` where q* = ∞. Broadcasts.
     """
-    act = _act(activation)
+    act = as_activation(activation)
     sw = _nonneg("sigma_w", sigma_w)
     sb = _nonneg("sigma_b", sigma_b)
     qs = np.asarray(q_star(sw, sb, act), dtype=np.float64)
@@ -434,7 +424,7 @@ def c_map(
     gives NaN (no signal); ``q = ∞`` (homogeneous φ only) is the limit σ_b²/q → 0. 2-D
     quadrature in polar coordinates; broadcasts by looping over elements.
     """
-    act = _act(activation)
+    act = as_activation(activation)
     cc = _corr(c)
     qq = _nonneg("q", q, allow_inf=True)
     sw = _nonneg("sigma_w", sigma_w)
@@ -477,7 +467,7 @@ def c_star(sigma_w: ArrayLike, sigma_b: ArrayLike, activation: ActivationLike) -
     homogeneous φ where q* = ∞ (correlations then approach 1 as a power of depth).
     Broadcasts by looping.
     """
-    act = _act(activation)
+    act = as_activation(activation)
     sw = _nonneg("sigma_w", sigma_w)
     sb = _nonneg("sigma_b", sigma_b)
     return _elementwise(lambda w, b: _c_star_scalar(act, w, b), sw, sb)
@@ -506,7 +496,7 @@ def chi_c(
     Equal to χ1 where c* = 1 (ordered phase). Give ``q`` and/or ``c`` to evaluate it
     elsewhere. Broadcasts by looping.
     """
-    act = _act(activation)
+    act = as_activation(activation)
     sw = _nonneg("sigma_w", sigma_w)
     sb = _nonneg("sigma_b", sigma_b)
     args = [sw, sb]
@@ -553,7 +543,7 @@ def critical_sigma_w(
     linear 1), does not depend on σ_b. Raises ``ValueError`` when ``bracket`` holds no
     sign change.
     """
-    act = _act(activation)
+    act = as_activation(activation)
     sb = float(_nonneg("sigma_b", sigma_b))
     if act.homogeneous:
         return 1.0 / math.sqrt(float(_expect1(act, "dphi2", np.array(1.0))))

@@ -35,23 +35,6 @@ SMALL = {
 }
 
 
-@pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            silence_logs=50,
-        ) as cluster,
-        Client(cluster) as c,
-    ):
-        yield c
-
-
 def data_only(ds: xr.Dataset) -> xr.Dataset:
     return ds.load().drop_attrs()
 

@@ -125,23 +125,6 @@ def test_figure_and_scale_kept_in_store_attrs_but_not_compared():
 
 
 @pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            silence_logs=50,
-        ) as cluster,
-        Client(cluster) as c,
-    ):
-        yield c
-
-
-@pytest.fixture(scope="module")
 def smoke_stores(client, tmp_path_factory):
     root = tmp_path_factory.mktemp("smoke")
     stores = {}

@@ -43,19 +43,6 @@ SPEC = {
 }
 
 
-@pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, dashboard_address=":0", silence_logs=50
-        ) as cluster,
-        Client(cluster) as c,
-    ):
-        yield c
-
-
 def test_five_frame_zoom_resumes_after_sigkill(tmp_path, client):
     store = tmp_path / "zoom.zarr"
     spec_file = tmp_path / "zoom.yaml"

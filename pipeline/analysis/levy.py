@@ -49,7 +49,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import brentq
 
 from pipeline import theory
-from pipeline.activations import Activation, get_activation
+from pipeline.activations import Activation, as_activation
 from pipeline.rng import stable_from_uniforms
 
 __all__ = [
@@ -75,16 +75,6 @@ def _check_alpha(alpha: float) -> float:
     if not (0.0 < a <= 2.0):
         raise ValueError(f"alpha: got {alpha!r}; allowed: a tail index in (0, 2]")
     return a
-
-
-def _act(activation: str | Activation) -> Activation:
-    if isinstance(activation, Activation):
-        return activation
-    if isinstance(activation, str):
-        return get_activation(activation)
-    raise TypeError(
-        f"activation: expected a name (str) or an Activation, got {type(activation).__name__}"
-    )
 
 
 def _graded_rule(a: float, b: float, levels: int) -> tuple[NDArray, NDArray]:
@@ -144,7 +134,7 @@ def levy_expect(
     stable (CMS) quadrature, which is what every α < 2 uses.
     """
     a = _check_alpha(alpha)
-    act = _act(activation)
+    act = as_activation(activation)
     g = np.asarray(gamma, np.float64)
     if np.any(g < 0):
         raise ValueError(f"gamma: got {float(g[g < 0].reshape(-1)[0])!r}; allowed: a scale >= 0")
@@ -179,7 +169,7 @@ def levy_q_map(
     :func:`pipeline.theory.q_map`. Broadcasts.
     """
     a = _check_alpha(alpha)
-    act = _act(activation)
+    act = as_activation(activation)
     if a == 2.0:
         return theory.q_map(q, sigma_w, sigma_b, act)
     qq, sw, sb = np.broadcast_arrays(
@@ -236,7 +226,7 @@ def levy_q_star(
     Equal to :func:`pipeline.theory.q_star` at α = 2. Broadcasts (a loop).
     """
     a = _check_alpha(alpha)
-    act = _act(activation)
+    act = as_activation(activation)
     sw, sb = np.broadcast_arrays(np.asarray(sigma_w, np.float64), np.asarray(sigma_b, np.float64))
     out = np.empty(sw.shape)
     for idx in np.ndindex(sw.shape):
@@ -273,7 +263,7 @@ def ordered_transition_sigma_w(
     expectation is infinite (relu/linear at α < 2), or where the bracket holds no crossing.
     """
     a = _check_alpha(alpha)
-    act = _act(activation)
+    act = as_activation(activation)
     sb = float(sigma_b)
     if sb < 0:
         raise ValueError(f"sigma_b: got {sigma_b!r}; allowed: a scale >= 0")
