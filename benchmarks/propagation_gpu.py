@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 from _report import interleaved, run_tests, write_section  # noqa: E402  (benchmarks/ is on sys.path)
 
-from pipeline.backend import backend_info, resolve_backend
-from pipeline.propagate import PairProbe, Probes
+from pipeline.experiments.propagation.probes import PairProbe, Probes
+from pipeline.gpu.backend import backend_info, resolve_backend
 
 SECTION = "propagation-gpu"
 
@@ -36,8 +36,8 @@ SECTION = "propagation-gpu"
 def one_case(n: int, points: int, dtype: str, depth: int, repeats: int) -> dict:
     import cupy as cp
 
-    from pipeline.gpu import propagate_network
-    from pipeline.gpu.kernels import CupyOps
+    from pipeline.experiments.propagation.gpu import propagate_network
+    from pipeline.experiments.propagation.ops import CupyOps
 
     ops = CupyOps()
     sw = np.linspace(0.5, 3.0, points)

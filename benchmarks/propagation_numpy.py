@@ -22,7 +22,8 @@ import numpy as np
 from _report import interleaved, machine_line, write_section  # noqa: E402  (benchmarks/ is on sys.path)
 from threadpoolctl import threadpool_limits
 
-from pipeline.propagate import PairProbe, Probes, propagate_network
+from pipeline.experiments.propagation.probes import PairProbe, Probes
+from pipeline.experiments.propagation.reference import propagate_network
 
 SECTION = "propagation-numpy"
 

@@ -1,13 +1,14 @@
 """Trainability throughput: points × steps per second (width 16, depth 2, tanh, full dataset).
 
 CPU (default): one Dask worker runs one task on one core, so the NumPy backend
-(``pipeline.train.train_points``, one tile of 512 points, one BLAS thread) is measured against
+(``pipeline.experiments.trainability.reference.train_points``, one tile of 512 points, one
+BLAS thread) is measured against
 ``numpy.matmul`` on the same batched shapes the reference multiplies each step (forward
 (1,B,n)@(P,n,n) and (P,B,n)@(P,n,1); backward (P,n,B)@(P,B,1), (P,B,1)@(P,1,n),
 (1,n,B)@(P,B,n)), same dtype, one thread, timed in the same run, interleaved, median of
 repeats. Fraction = matmul time / training time for the same steps.
 
-GPU (``--gpu``): runs tests/test_gpu_train.py, then times ``pipeline.gpu.train_cupy
+GPU (``--gpu``): runs tests/test_gpu_train.py, then times ``pipeline.experiments.trainability.gpu
 .train_points`` on the issue's 256 × 256 plane (65 536 points, 100 steps) end to end (launch,
 copies, scoring) and reports it as a fraction of the device's FMA peak for the dtype, and
 against the NumPy backend (one core, measured in the same run). Peak = SM count × clock
@@ -34,8 +35,8 @@ import numpy as np
 from _report import cpu_name, interleaved, machine_line, run_tests, write_section  # noqa: E402  (benchmarks/ on sys.path)
 from threadpoolctl import threadpool_limits
 
-from pipeline.gpu.train_cupy import useful_fma_per_point_step
-from pipeline.train import TILE_POINTS, make_problem, train_points
+from pipeline.experiments.trainability.gpu import useful_fma_per_point_step
+from pipeline.experiments.trainability.reference import TILE_POINTS, make_problem, train_points
 
 WIDTH, DEPTH, ACT = 16, 2, "tanh"
 
@@ -146,7 +147,7 @@ def peak_fma_per_s(dtype: str) -> tuple[float | None, str]:
 def gpu_case(dtype: str, points: int, steps: int, repeats: int, numpy_rate: float) -> dict:
     import cupy as cp
 
-    from pipeline.gpu.train_cupy import train_points as train_gpu
+    from pipeline.experiments.trainability.gpu import train_points as train_gpu
 
     pr = make_problem(WIDTH, DEPTH, 0, 0.0, "full")
     lr_in, lr_out = plane(points)
@@ -197,7 +198,7 @@ def main() -> None:
             flush=True,
         )
     if args.gpu:
-        from pipeline.backend import backend_info, resolve_backend
+        from pipeline.gpu.backend import backend_info, resolve_backend
 
         out_dir = Path(os.environ["OUT"]) if os.environ.get("OUT") else None
         if out_dir is not None:

@@ -1,7 +1,9 @@
 """Phase-diagram sweeps of random deep networks at scale.
 
-Spec (YAML) → plan (chunk keys) → Zarr v3 store template → Dask (local, scheduler address)
-→ NumPy backend per chunk → region writes + done markers → ``xarray.open_zarr``.
+The stages, one folder each::
+
+    spec/ (YAML → SweepSpec) → engine/ (plan → Zarr store → Dask execution → zoom)
+        → experiments/<name>/ (NumPy or CuPy per chunk) → analysis/ → figures/
 
 The public API::
 
@@ -9,40 +11,57 @@ The public API::
     spec = load_spec("workflows/quickstart.yaml")
     report = run_sweep(spec)            # resumable; returns a RunReport
     ds = open_sweep(spec.store)         # lazy xarray.Dataset
+
+Errors caused by input are :class:`PipelineError` (a ``ValueError``) with one-line messages.
 """
 
-from pipeline.execute import RunReport, SweepFailed, run_sweep
-from pipeline.plan import Plan, make_plan
-from pipeline.spec import SpecError, SweepSpec, load_spec, parse_spec
-from pipeline.store import SpecMismatchError, open_sweep, read_spec
+from typing import Any
+
+from pipeline.engine.execute import RunReport, SweepFailed, run_sweep
+from pipeline.engine.plan import Plan, make_plan
+from pipeline.engine.store import open_sweep, read_spec
+from pipeline.errors import PipelineError, SpecError, SpecMismatchError
+from pipeline.experiments import Experiment, Variable, register
+from pipeline.spec.sweep import SweepSpec, load_spec, parse_spec
+from pipeline.spec.workflow import load_workflow
 
 __all__ = [
+    "Experiment",
+    "PipelineError",
     "Plan",
     "RunReport",
     "SpecError",
     "SpecMismatchError",
     "SweepFailed",
     "SweepSpec",
+    "Variable",
     "load_spec",
+    "load_workflow",
     "make_plan",
     "open_sweep",
     "parse_spec",
     "read_spec",
+    "register",
     "run_sweep",
 ]
 
 __version__ = "0.1.0"
 
-# Submodules a notebook reaches for, importable as attributes (``pipeline.theory.q_star``)
-# without an import of their own; loaded on first use, so ``import pipeline`` stays light.
-_LAZY_SUBMODULES = frozenset(
-    {"analysis", "figures", "plan", "propagate", "rng", "summary", "theory", "train", "zoom"}
-)
+# Modules a notebook reaches for, as attributes (``pipeline.theory.q_star``) without an import
+# of their own; loaded on first use, so ``import pipeline`` stays light.
+_LAZY_SUBMODULES = {
+    "analysis": "pipeline.analysis",
+    "figures": "pipeline.figures",
+    "levy": "pipeline.numerics.levy",
+    "rng": "pipeline.numerics.rng",
+    "theory": "pipeline.numerics.theory",
+    "zoom": "pipeline.engine.zoom",
+}
 
 
-def __getattr__(name: str):  # PEP 562
+def __getattr__(name: str) -> Any:  # PEP 562
     if name in _LAZY_SUBMODULES:
         import importlib
 
-        return importlib.import_module(f"pipeline.{name}")
+        return importlib.import_module(_LAZY_SUBMODULES[name])
     raise AttributeError(f"module 'pipeline' has no attribute {name!r}")

@@ -19,21 +19,24 @@ from pipeline.analysis import (
     box_counting_dimension,
     box_counts,
     box_counts_lazy,
-    critical_line,
     dimension_from_counts,
-    levy_expect,
-    levy_q_map,
-    levy_q_star,
-    levy_scale,
-    levy_scale_star,
-    ordered_transition_sigma_w,
+    measured_critical_line,
     regime_area,
     regime_maps,
     sohl_dickstein_dimension,
     uncertainty_exponent,
 )
 from pipeline.cli import main
-from pipeline.propagate import PairProbe, Probes, propagate_network
+from pipeline.experiments.propagation.probes import PairProbe, Probes
+from pipeline.experiments.propagation.reference import propagate_network
+from pipeline.numerics.levy import (
+    levy_expect,
+    levy_q_map,
+    levy_q_star,
+    levy_scale,
+    levy_scale_star,
+    ordered_transition_sigma_w,
+)
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _shapes import disk, koch_snowflake, quadratic_koch, tilted_line  # noqa: E402
@@ -65,11 +68,11 @@ def test_levy_expect_matches_monte_carlo_at_alpha_1_2():
 
 def test_levy_fixed_point_scale_matches_a_width_4096_network():
     """α = 1.5, tanh, σ_b = 0, σ_w = 1.5: γ of the pre-activations (characteristic-function
-    fit) vs the iterated Lévy map and its fixed point, network drawn per DESIGN §3."""
+    fit) vs the iterated Lévy map and its fixed point, network drawn per docs/conventions.md §2."""
     alpha, sw, n, m, depth = 1.5, 1.5, 4096, 8, 8
     g = rng.normal_block(0, rng.STREAMS["batch"], 0, 0, n, 0, m)
     x = g / np.sqrt((g**2).mean(axis=0, keepdims=True))  # mean square 1
-    q = sw**alpha * np.mean(np.abs(x) ** alpha)  # seed 004: q¹ = D_w q⁰ (σ_b = 0)
+    q = sw**alpha * np.mean(np.abs(x) ** alpha)  # Qu et al.: q¹ = D_w q⁰ (σ_b = 0)
     for layer in range(1, depth + 1):
         z = rng.stable_block(0, rng.STREAMS["weight"], layer, 0, n, 0, n, alpha, threads=2)
         h = (sw * (2 * n) ** (-1 / alpha)) * (z @ x)
@@ -146,7 +149,7 @@ def sweep() -> xr.Dataset:
 
 
 def test_critical_lines_within_two_grid_steps_of_mean_field(sweep):
-    cl = critical_line(sweep, burn_in=10).sel(layer=30)
+    cl = measured_critical_line(sweep, burn_in=10).sel(layer=30)
     dev = cl["deviation_steps"].squeeze()
     assert dev.dims == ("activation", "sigma_b2")
     assert np.all(np.isfinite(dev.values))

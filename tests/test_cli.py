@@ -112,7 +112,7 @@ def test_malformed_scheduler_is_one_line_and_writes_nothing(tmp_path):
 
 
 def test_partial_store_is_noted_burn_in_checked_and_a_closed_pipe_is_quiet(tmp_path):
-    from pipeline.store import DONE_DIR
+    from pipeline.engine.store import DONE_DIR
 
     (tmp_path / "s.yaml").write_text(yaml.safe_dump({**SPEC, "record_layers": [10, 20]}))
     run = sweep("run", "s.yaml", "--workers", "1", "--no-progress", "--no-summary", cwd=tmp_path)

@@ -15,8 +15,8 @@ import xarray as xr
 import yaml
 
 from pipeline import SpecMismatchError, open_sweep, parse_spec, run_sweep
-from pipeline.plan import iter_chunk_keys, key_to_str
-from pipeline.store import DONE_DIR, done_keys
+from pipeline.engine.plan import iter_chunk_keys, key_to_str
+from pipeline.engine.store import DONE_DIR, done_keys
 
 SMALL = {
     "name": "engine-test",
@@ -58,7 +58,7 @@ def test_chunk_sizes_do_not_change_a_single_bit(tmp_path, client):
     a, b = open_sweep(tmp_path / "fine.zarr"), open_sweep(tmp_path / "coarse.zarr")
     assert_bit_identical(a, b)
     # on a cluster each worker resolves 'auto' and says what it used in the chunk's marker
-    from pipeline.store import chunk_info
+    from pipeline.engine.store import chunk_info
 
     assert a.attrs["backend"] == "auto (resolved on each worker)"
     assert {chunk_info(tmp_path / "fine.zarr", k)["backend"] for k in r1.computed} == {"numpy"}
@@ -72,7 +72,7 @@ def test_chunk_sizes_do_not_change_a_single_bit(tmp_path, client):
 def test_store_layout_attrs_and_plain_xarray_open(tmp_path, client):
     spec = parse_spec({**SMALL, "axes": {**SMALL["axes"], "width": [16], "alpha": [2.0]}})
     run_sweep(spec, tmp_path / "s.zarr", client=client, progress=False, backend="numpy")
-    from pipeline.store import chunk_info
+    from pipeline.engine.store import chunk_info
 
     assert chunk_info(tmp_path / "s.zarr", (0, 0, 0, 0, 0, 0))["backend"] == "numpy"
     code = (
@@ -122,7 +122,7 @@ def test_failing_chunk_is_reported_and_the_rest_kept(tmp_path, client):
         }
     )
     store = tmp_path / "s.zarr"
-    from pipeline.store import create_or_open_store
+    from pipeline.engine.store import create_or_open_store
 
     create_or_open_store(spec, store)
     # A real I/O failure: a directory where chunk (…, sigma_b chunk 1) of `q` must be written.
@@ -214,7 +214,7 @@ def test_sigkill_midway_then_resume_gives_identical_dataset(tmp_path, client):
 
 
 def test_store_path_that_is_something_else_is_refused(tmp_path):
-    from pipeline.store import create_or_open_store
+    from pipeline.engine.store import create_or_open_store
 
     spec = parse_spec({**SMALL, "axes": {**SMALL["axes"], "width": [16]}})
     other = tmp_path / "taken"

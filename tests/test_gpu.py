@@ -1,4 +1,4 @@
-"""The CuPy backend against the NumPy reference (DESIGN §2: same function on every backend).
+"""The CuPy backend against the NumPy reference (the same function on every backend).
 
 Tests marked ``gpu`` need CuPy and a CUDA device and skip with the reason otherwise. The
 backend seam and the multi-GPU cluster's pinning are tested without a GPU.
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from pipeline import rng
-from pipeline.backend import backend_info, cupy_unavailable_reason, resolve_backend
-from pipeline.propagate import PairProbe, Probes
-from pipeline.propagate import propagate_network as propagate_numpy
+from pipeline.experiments.propagation.probes import PairProbe, Probes
+from pipeline.experiments.propagation.reference import propagate_network as propagate_numpy
+from pipeline.gpu.backend import backend_info, cupy_unavailable_reason, resolve_backend
 
 WHY_NO_GPU = cupy_unavailable_reason()
 needs_gpu = pytest.mark.skipif(WHY_NO_GPU is not None, reason=f"no GPU backend: {WHY_NO_GPU}")
@@ -40,7 +40,7 @@ def test_gpu_cluster_pins_one_device_per_worker():
     """One single-threaded worker per listed device, each seeing only its device."""
     from distributed import Client
 
-    from pipeline.gpu.cluster import gpu_local_cluster
+    from pipeline.engine.clients import gpu_local_cluster
 
     with (
         gpu_local_cluster(["0", "1"], env={"CUPY_CACHE_DIR": "/tmp/x"}) as cluster,
@@ -63,7 +63,7 @@ def test_gpu_cluster_pins_one_device_per_worker():
 def ops():
     if WHY_NO_GPU is not None:
         pytest.skip(f"no GPU backend: {WHY_NO_GPU}")
-    from pipeline.gpu.kernels import CupyOps
+    from pipeline.experiments.propagation.ops import CupyOps
 
     return CupyOps()
 
@@ -123,7 +123,7 @@ def test_device_stable_draws_within_ulps(ops, alpha):
 @needs_gpu
 @pytest.mark.parametrize(("act", "alpha"), [("tanh", 2.0), ("relu", 2.0), ("erf", 1.5)])
 def test_q_and_lyap_growth_match_numpy_float64(ops, act, alpha):
-    from pipeline.gpu import propagate_network as propagate_cupy
+    from pipeline.experiments.propagation.gpu import propagate_network as propagate_cupy
 
     sw, sb = np.linspace(0.8, 2.5, 12), np.linspace(0.0, 0.6, 12)
     kw = {"depth": 12, "record_layers": range(1, 13), "probes": Probes(pair=PairProbe())}
@@ -137,7 +137,7 @@ def test_q_and_lyap_growth_match_numpy_float64(ops, act, alpha):
 @pytest.mark.gpu
 @needs_gpu
 def test_lyapunov_class_agrees_on_64x64_grid_float32(ops):
-    from pipeline.gpu import propagate_network as propagate_cupy
+    from pipeline.experiments.propagation.gpu import propagate_network as propagate_cupy
 
     sw = np.repeat(np.linspace(0.5, 4.0, 64), 64)
     sb = np.tile(np.linspace(0.0, 1.5, 64), 64)
@@ -152,7 +152,7 @@ def test_lyapunov_class_agrees_on_64x64_grid_float32(ops):
 @needs_gpu
 def test_gpu_results_do_not_depend_on_chunking(ops):
     """Same tile shape ⇒ a point's numbers are bit-identical whatever its neighbours."""
-    from pipeline.gpu import propagate_network as propagate_cupy
+    from pipeline.experiments.propagation.gpu import propagate_network as propagate_cupy
 
     sw, sb = np.linspace(0.5, 3.0, 40), np.linspace(0.0, 1.0, 40)
     kw = {"depth": 6, "record_layers": [3, 6], "probes": Probes(pair=PairProbe())}

@@ -1,7 +1,8 @@
 """The trainability kernel (kernels/train.cu) against the NumPy reference (pipeline.train).
 
 Without a GPU: the kernel's per-lane algorithm, emulated in NumPy
-(:func:`pipeline.gpu.emulate.run_train_kernel`), reproduces the reference's trajectories, and
+(:func:`pipeline.experiments.trainability.emulate.run_train_kernel`), reproduces the
+reference's trajectories, and
 the wrapper validates its limits. Tests marked ``gpu`` need CuPy and a CUDA device and skip
 with the reason otherwise: the device kernel against the emulation (every entry point) and
 the parity of a 256 × 256 trainability image with the NumPy backend (issue 6).
@@ -12,17 +13,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.backend import cupy_unavailable_reason
 from pipeline.experiments import get_experiment
-from pipeline.gpu.emulate import run_train_kernel
-from pipeline.gpu.train_cupy import (
+from pipeline.experiments.trainability.emulate import run_train_kernel
+from pipeline.experiments.trainability.gpu import (
     kernel_args,
     lanes_per_point,
     useful_fma_per_point_step,
 )
-from pipeline.gpu.train_cupy import train_points as train_gpu
+from pipeline.experiments.trainability.gpu import train_points as train_gpu
+from pipeline.experiments.trainability.reference import make_problem, n_params, train_points
+from pipeline.gpu.backend import cupy_unavailable_reason
 from pipeline.spec import parse_spec
-from pipeline.train import make_problem, n_params, train_points
 
 WHY_NO_GPU = cupy_unavailable_reason()
 needs_gpu = pytest.mark.skipif(WHY_NO_GPU is not None, reason=f"no GPU backend: {WHY_NO_GPU}")

@@ -1,5 +1,6 @@
 """The CUDA sources of ``kernels/`` without a GPU: they compile (nvcc, sm_80 and sm_90), they
-stay NVRTC-compatible, and the integer/float formulation they use reproduces pipeline.rng; the
+stay NVRTC-compatible, and the integer/float formulation they use reproduces
+pipeline.numerics.rng; the
 GPU driver loop runs against a NumPy emulation of the kernels and matches the reference."""
 
 from __future__ import annotations
@@ -14,18 +15,19 @@ import numpy as np
 import pytest
 
 from pipeline import rng
-from pipeline.gpu.emulate import NumpyOps
-from pipeline.gpu.kernels import KERNEL_DIR, cms_args, kernel_source
-from pipeline.gpu.propagate_cupy import (
+from pipeline.experiments.propagation.gpu import (
     device_peak_bytes,
     gpu_tile_points,
 )
-from pipeline.gpu.propagate_cupy import (
+from pipeline.experiments.propagation.gpu import (
     propagate_network as propagate_gpu,
 )
-from pipeline.propagate import BatchProbe, CircleProbe, PairProbe, Probes, propagate_network
+from pipeline.experiments.propagation.ops import NumpyOps
+from pipeline.experiments.propagation.probes import BatchProbe, CircleProbe, PairProbe, Probes
+from pipeline.experiments.propagation.reference import propagate_network
+from pipeline.gpu.kernels import cms_args, kernel_files, kernel_source
 
-SOURCES = sorted(p.name for p in KERNEL_DIR.glob("*.cu"))
+SOURCES = sorted(p.name for p in kernel_files().iterdir() if p.name.endswith(".cu"))
 NVCC = shutil.which("nvcc")
 
 
@@ -167,7 +169,7 @@ def test_gpu_tiles_and_peak_bytes():
 
 
 def test_chunk_device_peak_bytes_from_spec():
-    from pipeline.gpu.propagate_cupy import chunk_device_peak_bytes
+    from pipeline.experiments.propagation.gpu import chunk_device_peak_bytes
     from pipeline.spec import parse_spec
 
     spec = parse_spec(

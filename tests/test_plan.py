@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.plan import (
+from pipeline.engine.plan import (
     chunk_coords,
     chunk_slices,
     iter_chunk_keys,

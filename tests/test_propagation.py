@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from pipeline import theory
-from pipeline.propagate import BatchProbe, CircleProbe, PairProbe, Probes, propagate_network
+from pipeline.experiments.propagation.probes import BatchProbe, CircleProbe, PairProbe, Probes
+from pipeline.experiments.propagation.reference import propagate_network
 from pipeline.spec import parse_spec
 
 
@@ -35,7 +36,8 @@ def run_grid(
 
 @pytest.mark.slow
 def test_tanh_lyapunov_and_q_match_mean_field():
-    """DESIGN §3 check: N = 1024, L = 40, 8 seeds, σ_b² = 0.05, three σ_w² across the line."""
+    """Mean-field check (docs/conventions.md §2.4): N = 1024, L = 40, 8 seeds, σ_b² = 0.05,
+    three σ_w² across the line."""
     sw2 = np.array([1.5, 2.5, 4.0])
     sb2 = 0.05
     res = run_grid(

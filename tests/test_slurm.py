@@ -15,7 +15,9 @@ import pytest
 import yaml
 
 from pipeline import open_sweep, parse_spec, run_sweep
-from pipeline.cluster import (
+from pipeline.engine.plan import iter_chunk_keys, key_to_str
+from pipeline.engine.store import DONE_DIR, done_keys
+from pipeline.slurm import (
     SlurmCommandError,
     SlurmError,
     SlurmOptions,
@@ -25,8 +27,6 @@ from pipeline.cluster import (
     render_worker_script,
     slurm_command,
 )
-from pipeline.plan import iter_chunk_keys, key_to_str
-from pipeline.store import DONE_DIR, done_keys
 
 REPO = Path(__file__).resolve().parent.parent
 LOCAL_PROFILES = REPO / "slurm" / "local.yaml"
@@ -168,7 +168,7 @@ def test_submit_takes_a_workflow_scale_and_passes_it_to_the_driver(tmp_path):
 
 
 def test_walltime_and_memory_are_checked_before_submitting():
-    from pipeline.cluster import check_memory, check_walltime
+    from pipeline.slurm import check_memory, check_walltime
 
     for ok in ("30", "30:00", "24:00:00", "2-12", "2-12:30", "2-12:30:00", "UNLIMITED"):
         assert check_walltime(ok) == ok

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.plan import chunk_slices, iter_chunk_keys, make_plan
+from pipeline.engine.plan import chunk_slices, iter_chunk_keys, make_plan
 from pipeline.spec import SpecError, load_spec, parse_spec
 
 BASE = {

@@ -15,8 +15,8 @@ import pytest
 from scipy import integrate, optimize
 
 from pipeline import theory
-from pipeline.activations import get_activation
-from pipeline.theory import (
+from pipeline.numerics.activations import get_activation
+from pipeline.numerics.theory import (
     c_map,
     c_star,
     chi1,

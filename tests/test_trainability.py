@@ -7,16 +7,16 @@ import math
 import numpy as np
 import pytest
 
+from pipeline.engine.plan import chunk_coords, iter_chunk_keys
 from pipeline.experiments import get_experiment
-from pipeline.plan import chunk_coords, iter_chunk_keys
-from pipeline.spec import SpecError, parse_spec
-from pipeline.train import (
+from pipeline.experiments.trainability.reference import (
     loss_and_grads,
     make_problem,
     n_params,
     score_trajectory,
     train_points,
 )
+from pipeline.spec import SpecError, parse_spec
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu", "identity", "sigmoid"])
@@ -46,7 +46,7 @@ def test_gradients_match_finite_differences(activation, depth):
 
 
 def _reference_trajectory(problem, act, lr_in, lr_out, offset, steps):
-    """Plain per-point gradient descent, written independently of pipeline.train."""
+    """Plain per-point gradient descent, written independently of the trainability reference."""
     phis = {
         "tanh": (
             lambda z: math.tanh(math.sqrt(2) * z),
@@ -145,7 +145,7 @@ def test_chunks_are_bit_identical_to_the_whole_plane_and_both_classes_appear():
     ref = exp.compute_chunk(whole, chunk_coords(whole, next(iter_chunk_keys(whole))))
     split = parse_spec({**SPEC, "chunks": {"lr_in": 4, "lr_out": 2}})
     got = {k: np.zeros_like(v) for k, v in ref.items()}
-    from pipeline.plan import chunk_slices
+    from pipeline.engine.plan import chunk_slices
 
     for key in iter_chunk_keys(split):
         part = exp.compute_chunk(split, chunk_coords(split, key))

@@ -14,8 +14,10 @@ import xarray as xr
 import yaml
 
 from pipeline import open_sweep, parse_spec, read_spec, run_sweep
+from pipeline.experiments.propagation.spec import gpu_hours
+from pipeline.experiments.trainability.spec import signed_log
 from pipeline.spec import SpecError
-from pipeline.workflow import gpu_hours, load_workflow, workflow_scales
+from pipeline.spec.workflow import load_workflow, workflow_scales
 
 WORKFLOWS = Path(__file__).resolve().parent.parent / "workflows"
 PAPER_WORKFLOWS = {
@@ -196,7 +198,7 @@ def test_smoke_numbers_agree_with_theory(smoke_stores):
 
     # ξ_c: measured within 25 % of mean field where mean field is well inside the depth
     ds = open_sweep(smoke_stores["schoenholz2016_xi_c"])
-    fit = figures.fit_xi_c(ds, fit_from=3)
+    fit = figures.xi_c.fit_xi_c(ds, fit_from=3)
     sw2, sb2 = fit.sigma_w2.values, fit.sigma_b2.values
     mf = np.asarray(theory.xi_c(np.sqrt(sw2)[:, None], np.sqrt(sb2)[None, :], "tanh"))
     ok = np.isfinite(fit.xi_c.values) & (mf < 10)
@@ -209,12 +211,15 @@ def test_smoke_numbers_agree_with_theory(smoke_stores):
     assert float(ds.eff_rank.sel(layer=1).min()) == m
     pr = ds.participation_ratio.mean("seed").squeeze().values  # (width, layer)
     assert (pr[:, -1] < 0.5 * pr[:, 0]).all()  # decays with depth ...
-    assert figures.revival_peaks(ds) == {32: [], 128: []}  # ... without significant revivals
+    assert figures.effective_rank.revival_peaks(ds) == {
+        32: [],
+        128: [],
+    }  # ... without significant revivals
 
 
 def test_ordered_line_matches_levy_root_search():
-    from pipeline.analysis.levy import ordered_transition_sigma_w
-    from pipeline.figures import ordered_line
+    from pipeline.figures.phase_cv import ordered_line
+    from pipeline.numerics.levy import ordered_transition_sigma_w
 
     assert ordered_line([2.0])[0] == pytest.approx(
         ordered_transition_sigma_w(0.0, 2.0, "tanh"), rel=1e-7
@@ -233,7 +238,7 @@ def test_figures_without_figure_is_an_error(client, tmp_path):
 
 @pytest.fixture(scope="module")
 def zoom_stores(client, tmp_path_factory):
-    from pipeline.zoom import run_zoom
+    from pipeline.engine.zoom import run_zoom
 
     root = tmp_path_factory.mktemp("zoom")
     stores = {}
@@ -257,12 +262,12 @@ def zoom_stores(client, tmp_path_factory):
 def test_zoom_store_renders_frames_with_dimensions(name, zoom_stores, tmp_path):
     pytest.importorskip("matplotlib")
     from pipeline import figures
-    from pipeline.zoom import open_zoom
+    from pipeline.engine.zoom import is_zoom_store, open_zoom
 
     store = zoom_stores[name]
-    assert figures.is_zoom_store(store) and not figures.is_zoom_store(store / "frame_000")
+    assert is_zoom_store(store) and not is_zoom_store(store / "frame_000")
     frames = open_zoom(store)
-    fig = figures.zoom_frames(frames)
+    fig = figures.zoom.zoom_frames(frames)
     titles = [ax.get_title() for ax in fig.axes]
     assert sum(t.startswith("frame ") for t in titles) == 3
     assert any("Sohl-Dickstein pooled" in t for t in titles)
@@ -285,7 +290,7 @@ def test_zoom_store_renders_frames_with_dimensions(name, zoom_stores, tmp_path):
 
 
 def test_seed_000_and_002_smoke_numbers(smoke_stores):
-    from pipeline import figures, theory
+    from pipeline import theory
 
     # erf frontier: the boundary lies on the chaotic side of the mean-field line χ1 = 1
     # (finite width and depth), within a fraction of σ_w. At σ_w = 0 the tangent vector is
@@ -320,7 +325,7 @@ def test_seed_000_and_002_smoke_numbers(smoke_stores):
     s = ds.score.squeeze().values  # (eps, lr_in, lr_out)
     assert list(ds.eps.values) == [0.0, 1e-5, 1e-3, 1e-2, 1e-1]
     assert all(not np.array_equal(s[0], s[k]) for k in range(1, 5))
-    assert figures.signed_log(np.array([-np.e + 1, 0.0, 1.0]))[[0, 1]] == pytest.approx([-1, 0])
+    assert signed_log(np.array([-np.e + 1, 0.0, 1.0]))[[0, 1]] == pytest.approx([-1, 0])
 
 
 def test_notebook_executes_on_a_smoke_store(smoke_stores, tmp_path, monkeypatch):
@@ -347,7 +352,7 @@ def test_notebook_executes_on_a_smoke_store(smoke_stores, tmp_path, monkeypatch)
 
 
 def test_points_with_some_nonfinite_seeds_are_noted():
-    from pipeline.figures import _partial_seed_notes
+    from pipeline.figures.render import _partial_seed_notes
 
     flag = np.array([[0, 0, 3], [0, 0, 0], [2, 2, 2]]).T  # (seed, point): one point partial
     ds = xr.Dataset({"nonfinite_layer": (("seed", "p"), flag)})

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.plan import key_to_str
+from pipeline.engine.plan import key_to_str
+from pipeline.engine.store import DONE_DIR, done_keys
+from pipeline.engine.zoom import frame_group, next_window, open_zoom, run_zoom
 from pipeline.spec import parse_spec
-from pipeline.store import DONE_DIR, done_keys
-from pipeline.zoom import frame_group, next_window, open_zoom, run_zoom
 
 
 def test_window_rule_picks_the_boundary_block_nearest_the_centre():
@@ -142,7 +142,7 @@ def test_zoom_spec_problems_are_reported_before_any_frame(tmp_path):
 
 
 def test_window_reaching_below_zero_is_shifted_inside_the_axis():
-    from pipeline.zoom import _frame_spec
+    from pipeline.engine.zoom import _frame_spec
 
     base = parse_spec(
         {"axes": {"width": [16], "sigma_w": [1.0, 2.0], "sigma_b": [0.0, 0.3]}, "depth": 3}
@@ -156,7 +156,7 @@ def test_window_reaching_below_zero_is_shifted_inside_the_axis():
 def test_zoom_of_another_spec_is_refused_naming_the_fields(tmp_path):
     import zarr
 
-    from pipeline.zoom import ZOOM_ATTR
+    from pipeline.engine.zoom import ZOOM_ATTR
 
     spec = parse_spec({**SPEC, "store": str(tmp_path / "z.zarr")})
     group = zarr.open_group(str(tmp_path / "z.zarr"), mode="a")

@@ -1,7 +1,14 @@
-"""Analysis of sweep stores: Lévy mean field, regime maps and boundary dimensions.
+"""Stage 5 of the pipeline: analysis of sweep stores (regime maps, critical lines, boundaries).
 
-from pipeline.analysis import critical_line, regime_maps, box_counting_dimension
-an = analyze_store("quickstart.zarr")     # also: sweep analyze STORE
+* :mod:`.regimes`  ordered / critical / chaotic maps, measured critical lines, regime areas
+* :mod:`.fractal`  boundary masks, box counts and dimension estimators of a signed 2-D field
+* :mod:`.report`   ``sweep analyze``: all of it for a store, written to its ``analysis`` group
+
+The mean-field theories they compare against are in :mod:`pipeline.numerics` (``theory``,
+``levy``)::
+
+    from pipeline.analysis import analyze_store, box_counting_dimension
+    an = analyze_store("quickstart.zarr")     # also: sweep analyze STORE
 """
 
 from pipeline.analysis.fractal import (
@@ -14,23 +21,15 @@ from pipeline.analysis.fractal import (
     sohl_dickstein_dimension,
     uncertainty_exponent,
 )
-from pipeline.analysis.levy import (
-    levy_expect,
-    levy_q_map,
-    levy_q_star,
-    levy_scale,
-    levy_scale_star,
-    ordered_transition_line,
-    ordered_transition_sigma_w,
-)
 from pipeline.analysis.regimes import (
     classify_correlation,
     classify_cv,
     classify_lyapunov,
-    critical_line,
     late_lyapunov,
+    measured_critical_line,
     regime_area,
     regime_maps,
+    zero_crossings,
 )
 from pipeline.analysis.report import analyze, analyze_store, format_analysis
 
@@ -45,19 +44,13 @@ __all__ = [
     "classify_correlation",
     "classify_cv",
     "classify_lyapunov",
-    "critical_line",
     "dimension_from_counts",
     "format_analysis",
     "late_lyapunov",
-    "levy_expect",
-    "levy_q_map",
-    "levy_q_star",
-    "levy_scale",
-    "levy_scale_star",
-    "ordered_transition_line",
-    "ordered_transition_sigma_w",
+    "measured_critical_line",
     "regime_area",
     "regime_maps",
     "sohl_dickstein_dimension",
     "uncertainty_exponent",
+    "zero_crossings",
 ]

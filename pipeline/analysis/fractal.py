@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from pipeline.errors import PipelineError
+
 __all__ = [
     "DimensionEstimate",
     "boundary_mask",
@@ -76,9 +78,9 @@ class DimensionEstimate:
 def _as_field(f: ArrayLike) -> NDArray:
     arr = np.asarray(f)
     if arr.ndim != 2:
-        raise ValueError(f"field: expected a 2-D array, got shape {arr.shape}")
+        raise PipelineError(f"field: expected a 2-D array, got shape {arr.shape}")
     if min(arr.shape) < 2:
-        raise ValueError(f"field: expected at least 2 × 2 pixels, got shape {arr.shape}")
+        raise PipelineError(f"field: expected at least 2 × 2 pixels, got shape {arr.shape}")
     return arr
 
 
@@ -131,10 +133,10 @@ def box_counts(mask: ArrayLike, sizes: Sequence[int] | None = None) -> tuple[NDA
     """
     m = np.asarray(mask, dtype=np.bool_)
     if m.ndim != 2:
-        raise ValueError(f"mask: expected a 2-D boolean array, got shape {m.shape}")
+        raise PipelineError(f"mask: expected a 2-D boolean array, got shape {m.shape}")
     sz = default_sizes(m.shape) if sizes is None else np.asarray(sizes, dtype=np.int64)
     if sz.size == 0 or np.any(sz < 1):
-        raise ValueError(f"sizes: expected box sizes >= 1 pixel, got {sz.tolist()}")
+        raise PipelineError(f"sizes: expected box sizes >= 1 pixel, got {sz.tolist()}")
     counts = np.empty(sz.size, np.float64)
     pooled: dict[int, NDArray[np.bool_]] = {1: m}
     for i, s in enumerate(sz.tolist()):
@@ -181,7 +183,7 @@ def box_counts_lazy(
     if not isinstance(arr, da.Array):
         arr = da.asarray(arr)
     if arr.ndim != 2:
-        raise ValueError(f"field: expected a 2-D array, got shape {arr.shape}")
+        raise PipelineError(f"field: expected a 2-D array, got shape {arr.shape}")
     rows, cols = arr.chunks
     cr, cc = rows[0], cols[0]
     if (
@@ -190,20 +192,20 @@ def box_counts_lazy(
         or any(c != cc for c in cols[:-1])
         or (cols[-1] > cc)
     ):
-        raise ValueError(f"field: expected regular chunks, got {arr.chunks}; rechunk first")
+        raise PipelineError(f"field: expected regular chunks, got {arr.chunks}; rechunk first")
     if sizes is None:
         top = min(cr, cc)
         sizes = [2**k for k in range(int(math.log2(top)) + 1)]
     sz = tuple(int(s) for s in sizes)
     bad = [s for s in sz if s < 1 or cr % s or cc % s]
     if bad:
-        raise ValueError(
+        raise PipelineError(
             f"sizes: box sizes {bad} do not divide the chunk shape ({cr}, {cc}); "
             "counts only add up across chunks for divisors of the chunk lengths"
         )
     h, w = arr.shape
     if min(h, w) < 2:
-        raise ValueError(f"field: expected at least 2 × 2 pixels, got shape {arr.shape}")
+        raise PipelineError(f"field: expected at least 2 × 2 pixels, got shape {arr.shape}")
     starts_r = np.cumsum((0, *rows[:-1]))
     starts_c = np.cumsum((0, *cols[:-1]))
     blocks = [
@@ -247,7 +249,7 @@ def choose_scaling_range(
     residuals), so the crossovers at the pixel scale and the system size drop out."""
     n = log_s.size
     if n < 3:
-        raise ValueError(f"need at least 3 usable scales to fit a slope, got {n}")
+        raise PipelineError(f"need at least 3 usable scales to fit a slope, got {n}")
     m = min(min_points, n)
     best, best_se = (0, n - 1), math.inf
     for need_decades in (min_decades, 0.0):
@@ -287,14 +289,14 @@ def dimension_from_counts(
     s = np.asarray(sizes, np.float64)
     n = np.asarray(counts, np.float64)
     if s.shape != n.shape or s.ndim != 1:
-        raise ValueError(
+        raise PipelineError(
             f"sizes, counts: expected 1-D arrays of equal length, got {s.shape}, {n.shape}"
         )
     order = np.argsort(s)
     s, n = s[order], n[order]
     usable = np.flatnonzero(n >= min_count)
     if usable.size < 3:
-        raise ValueError(
+        raise PipelineError(
             f"counts: only {usable.size} scales hold >= {min_count} occupied boxes; "
             "the boundary is too small (or absent) to estimate a dimension"
         )
@@ -396,7 +398,7 @@ def sohl_dickstein_dimension(
         # two boxes per side a count is 0, 1 or 2 whatever the boundary, and its slopes are 0.
         top = min(a.shape) // BOXES_PER_SIDE
         if top < 4 * min_size:
-            raise ValueError(
+            raise PipelineError(
                 f"frame: shape {a.shape} is too small for this estimator (the smaller side must "
                 f"be >= {4 * BOXES_PER_SIDE * min_size} px: box sizes from min_size = "
                 f"{min_size} px to 1/{BOXES_PER_SIDE} of it, at least a factor 4 apart)"
@@ -411,7 +413,7 @@ def sohl_dickstein_dimension(
         ls, ln = np.log(sizes), np.log(np.where(counts > 0, counts, 1.0))
         slopes.extend((-(ln[1:] - ln[:-1]) / (ls[1:] - ls[:-1]))[ok].tolist())
     if not slopes:
-        raise ValueError("frames: no frame holds both classes at two box sizes")
+        raise PipelineError("frames: no frame holds both classes at two box sizes")
     sl = np.asarray(slopes)
     est = float(np.median(sl))
     rng = np.random.default_rng(seed)
@@ -475,7 +477,7 @@ def uncertainty_exponent(
     """
     if callable(f):
         if bounds is None or eps is None:
-            raise ValueError("uncertainty_exponent: a callable field needs bounds and eps")
+            raise PipelineError("uncertainty_exponent: a callable field needs bounds and eps")
         x0, x1, y0, y1 = (float(b) for b in bounds)
         rng = np.random.default_rng(seed)
         x = rng.uniform(x0, x1, n_points)
@@ -499,10 +501,10 @@ def uncertainty_exponent(
         else:
             ev = np.asarray(eps, np.float64)
         if np.any(ev != np.round(ev)) or np.any(ev < 1):
-            raise ValueError(f"eps: expected integer pixel shifts >= 1, got {ev.tolist()}")
+            raise PipelineError(f"eps: expected integer pixel shifts >= 1, got {ev.tolist()}")
         m = int(ev.max())
         if 2 * m >= min(a.shape):
-            raise ValueError(f"eps: largest shift {m} px is too large for shape {a.shape}")
+            raise PipelineError(f"eps: largest shift {m} px is too large for shape {a.shape}")
         fracs = [_uncertain_fraction(pos, valid, int(e), m) for e in ev]
     fr = np.asarray(fracs, np.float64)
     # f(ε) ∝ ε^γ: fit log f = a + γ log ε with the box-count machinery (which fits −slope).

@@ -16,7 +16,7 @@ critical, ``+1`` chaotic (:data:`ORDERED`, :data:`CRITICAL`, :data:`CHAOTIC`).
   least as decorrelated as at the input, ``d_L ≥ d_0``; critical in between (slow, power-law
   relaxation). In a chaotic phase whose fixed point c* exceeds c0 this reads "critical", so
   prefer λ_L where both exist.
-* From ``cv`` (circle probe, seed 004 Fig. 5): critical where ``cv_L ≥ cv_threshold``
+* From ``cv`` (circle probe, Qu et al. 2022 Fig. 5): critical where ``cv_L ≥ cv_threshold``
   (mixed contraction and expansion along the circle); elsewhere the sign of λ_L decides
   between ordered and chaotic if ``lyapunov`` is present, else NaN.
 """
@@ -28,7 +28,7 @@ import math
 import numpy as np
 import xarray as xr
 
-from pipeline.summary import zero_crossings
+from pipeline.errors import PipelineError
 
 __all__ = [
     "CHAOTIC",
@@ -37,14 +37,33 @@ __all__ = [
     "classify_correlation",
     "classify_cv",
     "classify_lyapunov",
-    "critical_line",
+    "measured_critical_line",
     "late_lyapunov",
     "regime_area",
     "regime_maps",
     "sigma_dims",
+    "zero_crossings",
 ]
 
 ORDERED, CRITICAL, CHAOTIC = -1, 0, 1
+
+
+def zero_crossings(x: np.ndarray, y: np.ndarray) -> list[float]:
+    """x positions where ``y`` changes sign (linear interpolation), ascending.
+
+    ``x``, ``y``: 1-D arrays of equal length, ``x`` increasing. NaN values are skipped.
+    """
+    ok = np.isfinite(y)
+    x, y = np.asarray(x, float)[ok], np.asarray(y, float)[ok]
+    out = []
+    for i in range(len(x) - 1):
+        if y[i] == 0:
+            out.append(float(x[i]))
+        elif y[i] * y[i + 1] < 0:
+            out.append(float(x[i] - y[i] * (x[i + 1] - x[i]) / (y[i + 1] - y[i])))
+    if len(y) and y[-1] == 0:
+        out.append(float(x[-1]))
+    return out
 
 
 def sigma_dims(obj: xr.Dataset | xr.DataArray) -> tuple[str, str]:
@@ -55,7 +74,7 @@ def sigma_dims(obj: xr.Dataset | xr.DataArray) -> tuple[str, str]:
     sb = "sigma_b2" if "sigma_b2" in dims else "sigma_b"
     for d in (sw, sb):
         if d not in dims:
-            raise ValueError(
+            raise PipelineError(
                 f"dataset: expected a dim {d!r} (or its variance), got dims {tuple(dims)}"
             )
     return sw, sb
@@ -73,7 +92,7 @@ def classify_lyapunov(ds: xr.Dataset | xr.DataArray, factor: float = 10.0) -> xr
     ``factor`` > 1.
     """
     if not factor > 1.0:
-        raise ValueError(f"factor: got {factor!r}; allowed: a number > 1")
+        raise PipelineError(f"factor: got {factor!r}; allowed: a number > 1")
     lam = ds["lyapunov"] if isinstance(ds, xr.Dataset) else ds
     growth = lam * lam["layer"]
     lim = math.log(factor)
@@ -92,7 +111,7 @@ def classify_correlation(
     """Classes from ``c``: ordered if ``1 − c_L ≤ (1 − c0)/factor``, chaotic if
     ``1 − c_L ≥ 1 − c0``, critical between. ``c0`` defaults to the store's pair probe (0.5)."""
     if not factor > 1.0:
-        raise ValueError(f"factor: got {factor!r}; allowed: a number > 1")
+        raise PipelineError(f"factor: got {factor!r}; allowed: a number > 1")
     if c0 is None:
         c0 = float(ds.attrs.get("sweep_spec", {}).get("probes", {}).get("pair", {}).get("c0", 0.5))
     d0 = 1.0 - c0
@@ -146,7 +165,7 @@ def regime_maps(
     if "cv" in src:
         out["regime_cv"] = classify_cv(src, cv_threshold, factor)
     if not out:
-        raise ValueError("dataset: no lyapunov, c or cv variable to classify")
+        raise PipelineError("dataset: no lyapunov, c or cv variable to classify")
     return xr.Dataset(out)
 
 
@@ -185,11 +204,11 @@ def late_lyapunov(lam: xr.DataArray, burn_in: int) -> xr.DataArray:
     recorded layers L > B (``lam`` is the ``lyapunov`` variable; B must be recorded)."""
     layers = np.asarray(lam["layer"].values)
     if burn_in not in layers:
-        raise ValueError(
+        raise PipelineError(
             f"burn_in: layer {burn_in} is not recorded; recorded layers: {layers.tolist()}"
         )
     if burn_in >= layers.max():
-        raise ValueError(
+        raise PipelineError(
             f"burn_in: layer {burn_in} is the last recorded one; it must be below "
             f"{int(layers.max())} so that some layers follow it"
         )
@@ -205,17 +224,17 @@ def _theory_sigma_w(alpha: float, activation: str, sigma_b: float, threshold: fl
     """Mean-field critical σ_w (scale): χ1 = 1 at α = 2, the Lévy ordered transition else."""
     try:
         if alpha == 2.0:
-            from pipeline.theory import critical_sigma_w
+            from pipeline.numerics.theory import critical_sigma_w
 
             return float(critical_sigma_w(sigma_b, activation))
-        from pipeline.analysis.levy import ordered_transition_sigma_w
+        from pipeline.numerics.levy import ordered_transition_sigma_w
 
         return ordered_transition_sigma_w(sigma_b, alpha, activation, threshold=threshold)
     except (ValueError, RuntimeError):
         return math.nan
 
 
-def critical_line(
+def measured_critical_line(
     ds: xr.Dataset,
     *,
     layer: int | None = None,
@@ -228,9 +247,10 @@ def critical_line(
 
     The measured line is the first σ_w (along the stored axis, linear interpolation) where
     the seed-averaged λ_L changes sign: the λ_L = 0 contour of the (σ_w, σ_b) plane, read at
-    every σ_b. The theory line is χ1 = 1 (:func:`pipeline.theory.critical_sigma_w`) at α = 2
-    and the Lévy ordered transition (:func:`pipeline.analysis.levy.ordered_transition_sigma_w`,
-    q* = ``threshold``) for α < 2. Both are in the units of the stored axis (σ_w or σ_w²).
+    every σ_b. The theory line is χ1 = 1 (:func:`pipeline.numerics.theory.critical_sigma_w`)
+    at α = 2 and the Lévy ordered transition
+    (:func:`pipeline.numerics.levy.ordered_transition_sigma_w`, q* = ``threshold``) for
+    α < 2. Both are in the units of the stored axis (σ_w or σ_w²).
     ``deviation_steps`` = (measured − theory) / grid step along σ_w at the theory value.
     ``layer``: one recorded layer (default: all). ``burn_in`` = B > 0 measures the exponent
     over layers B+1..L only, ``(L λ_L − B λ_B)/(L − B)`` (B must be a recorded layer; layers

@@ -16,8 +16,15 @@ import numpy as np
 import xarray as xr
 
 from pipeline.analysis.fractal import box_counting_dimension
-from pipeline.analysis.regimes import critical_line, regime_area, regime_maps, sigma_dims
-from pipeline.store import open_sweep
+from pipeline.analysis.regimes import (
+    measured_critical_line,
+    regime_area,
+    regime_maps,
+    sigma_dims,
+)
+from pipeline.engine.provenance import package_version
+from pipeline.engine.store import open_sweep
+from pipeline.errors import PipelineError
 
 __all__ = ["ANALYSIS_GROUP", "analyze", "analyze_store", "format_analysis"]
 
@@ -63,9 +70,9 @@ def analyze(
 ) -> xr.Dataset:
     """The analysis dataset of a propagation sweep ``ds`` (see :func:`analyze_store`)."""
     if "lyapunov" not in ds:
-        raise ValueError("store: no 'lyapunov' variable (pair probe); nothing to analyse")
+        raise PipelineError("store: no 'lyapunov' variable (pair probe); nothing to analyse")
     sw, sb = sigma_dims(ds)
-    cl = critical_line(ds, burn_in=burn_in, threshold=threshold)
+    cl = measured_critical_line(ds, burn_in=burn_in, threshold=threshold)
     maps = regime_maps(ds, factor)
     area = regime_area(maps["regime_lyapunov"])
     deepest = ds["lyapunov"].isel(layer=-1, drop=True).load()
@@ -87,19 +94,10 @@ def analyze(
         "source_title": str(ds.attrs.get("title", "")),
         "source_git_revision": str(ds.attrs.get("git_revision", "unknown")),
         "source_created": str(ds.attrs.get("created", "")),
-        "package_version": _version(),
+        "package_version": package_version(),
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
     return out
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("phase-sweep")
-    except Exception:  # not installed (running from a checkout)
-        return "unknown"
 
 
 def analyze_store(
@@ -113,14 +111,14 @@ def analyze_store(
     """Analyse the sweep in ``store`` and (if ``write``) save it as its ``analysis`` group.
 
     Variables: ``sigma_w_measured``, ``sigma_w_theory``, ``deviation_steps`` (critical lines,
-    :func:`~pipeline.analysis.regimes.critical_line`), ``regime_*`` (class maps per layer,
+    :func:`~pipeline.analysis.regimes.measured_critical_line`), ``regime_*`` (class maps per layer,
     seed-averaged), ``critical_fraction``/``critical_area`` (critical regime from λ_L with
     ``factor``), ``boundary_dimension[_low|_high]`` (λ_L = 0 boundary at the deepest layer,
     per seed; NaN where the plane has fewer than 16 points per axis or no boundary).
     """
     path = Path(store)
     if not (path / "zarr.json").exists():
-        raise ValueError(f"store: {str(store)!r} is not a sweep store (no zarr.json)")
+        raise PipelineError(f"store: {str(store)!r} is not a sweep store (no zarr.json)")
     ds = open_sweep(path)
     out = analyze(ds, factor=factor, burn_in=burn_in, threshold=threshold)
     if write:

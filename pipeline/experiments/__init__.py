@@ -1,87 +1,92 @@
-"""Experiment registry: what a sweep computes at each grid point.
+"""Experiments: what a sweep computes at each grid point, as plug-ins.
 
-An experiment is a module-level object with the :class:`Experiment` protocol. The spec parser
-asks it for its axes and parameters; the store asks for its output variables; the executor
-calls :meth:`Experiment.compute_chunk` on a worker. Adding an experiment (``trainability``
-next) means adding a module here and one line to ``_REGISTRY``.
+An experiment is an :class:`~pipeline.experiments.base.Experiment` registered under its name
+(the spec's ``experiment`` field) with :func:`register`. The built-in ones live in their own
+packages and are imported on first use:
+
+* ``propagation`` (:mod:`.propagation`): signal propagation through random finite-width
+  networks (λ_L, q, c, circle CV, batch rank);
+* ``trainability`` (:mod:`.trainability`): gradient descent on small MLPs over a
+  learning-rate plane (converged or not).
+
+Adding one: a package ``pipeline/experiments/<name>/`` whose ``__init__`` defines
+``EXPERIMENT`` (an ``Experiment`` instance), plus its line in :data:`BUILTIN`. From another
+package: an entry point in the group ``phase_sweep.experiments`` (``name = "module:OBJECT"``),
+found on every process, Dask workers included; or ``register(MyExperiment())`` at run time
+(in the driver's process: enough for in-process workers, e.g. tests).
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from functools import cache
+from importlib.metadata import entry_points
 
-import numpy as np
+from pipeline.errors import PipelineError, SpecError
+from pipeline.experiments.base import Experiment, Variable
 
-if TYPE_CHECKING:
-    from pipeline.spec import Axis, AxisRule, SweepSpec
+__all__ = [
+    "BUILTIN",
+    "ENTRY_POINT_GROUP",
+    "Experiment",
+    "Variable",
+    "get_experiment",
+    "known_experiments",
+    "register",
+]
 
-__all__ = ["Experiment", "Variable", "get_experiment", "known_experiments"]
-
-_REGISTRY = {
+BUILTIN: dict[str, str] = {
     "propagation": "pipeline.experiments.propagation",
     "trainability": "pipeline.experiments.trainability",
 }
+"""Built-in experiments: name -> module holding ``EXPERIMENT`` (imported on first use)."""
+
+ENTRY_POINT_GROUP = "phase_sweep.experiments"
+"""Entry-point group of experiments from other packages (``name = "module:OBJECT"``)."""
+
+_REGISTERED: dict[str, Experiment] = {}
 
 
-@dataclass(frozen=True)
-class Variable:
-    """One output variable: extra trailing dims after the grid dims, dtype, fill and attrs.
+@cache
+def _entry_points() -> dict[str, object]:
+    """Installed experiment entry points by name (read once per process)."""
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
-    ``dtype`` ``None`` means the spec's float dtype. ``fill`` is what an unwritten chunk
-    reads as (NaN for floats), so a missing chunk is never mistaken for data.
+
+def register(experiment: Experiment, *, replace: bool = False) -> Experiment:
+    """Make ``experiment`` available as ``experiment: <its name>`` in specs; returns it.
+
+    ``replace=True`` allows re-registering a name (tests); otherwise a name that is taken
+    raises ``ValueError``.
     """
-
-    name: str
-    extra_dims: tuple[str, ...]
-    long_name: str
-    units: str = "1"
-    dtype: str | None = None
-    fill: Any = np.nan
-    description: str = ""
-
-
-class Experiment(Protocol):
-    """What the spec parser, the planner, the store and the executor need of an experiment."""
-
-    name: str
-    axis_rules: tuple[AxisRule, ...]
-    param_keys: tuple[str, ...]
-
-    def parse_params(
-        self, raw: Mapping[str, Any], axes: tuple[Axis, ...]
-    ) -> tuple[Any, dict[str, Any]]:
-        """Validate the experiment's own top-level fields; return (params, canonical dict)."""
-
-    def default_chunk(self, axis: Axis) -> int:
-        """Default chunk length along ``axis``."""
-
-    def variables(self, spec: SweepSpec) -> list[Variable]:
-        """Output variables of a sweep."""
-
-    def extra_coords(self, spec: SweepSpec) -> dict[str, tuple[np.ndarray, dict[str, str]]]:
-        """Coordinates of the non-grid dims (e.g. ``layer``), with their attrs."""
-
-    def chunk_cost(self, spec: SweepSpec, chunk_shape: tuple[int, ...]) -> dict[str, float]:
-        """Cost of one chunk: ``flops`` and ``peak_bytes`` (a task's working memory)."""
-
-    def compute_chunk(
-        self, spec: SweepSpec, coords: dict[str, np.ndarray], backend: str = "numpy"
-    ) -> dict[str, np.ndarray]:
-        """Compute every variable for the grid points in ``coords`` (the chunk's coordinate
-        values per axis, in spec order). Returns arrays of shape
-        ``chunk_shape + extra dims``; pure: no I/O, no scheduler."""
+    if not isinstance(experiment, Experiment):
+        raise TypeError(f"register: expected an Experiment, got {type(experiment).__name__}")
+    name = experiment.name
+    if not name or not isinstance(name, str):
+        raise PipelineError("register: an experiment needs a non-empty string name")
+    taken = name in _REGISTERED or name in BUILTIN
+    if taken and not replace and _REGISTERED.get(name) is not experiment:
+        raise PipelineError(f"register: experiment {name!r} is already registered")
+    _REGISTERED[name] = experiment
+    return experiment
 
 
 def known_experiments() -> tuple[str, ...]:
     """Names accepted by the spec's ``experiment`` field."""
-    return tuple(_REGISTRY)
+    return tuple(dict.fromkeys([*BUILTIN, *_REGISTERED, *_entry_points()]))
 
 
 def get_experiment(name: str) -> Experiment:
-    """The experiment object registered as ``name``."""
-    if name not in _REGISTRY:
-        raise ValueError(f"experiment: unknown value {name!r} (allowed: {', '.join(_REGISTRY)})")
-    return importlib.import_module(_REGISTRY[name]).EXPERIMENT
+    """The experiment registered as ``name``; :class:`~pipeline.errors.SpecError` otherwise."""
+    if name not in _REGISTERED and name in BUILTIN:
+        exp = importlib.import_module(BUILTIN[name]).EXPERIMENT
+        _REGISTERED.setdefault(name, exp)
+    if name not in _REGISTERED and isinstance(name, str):
+        ep = _entry_points().get(name)
+        if ep is not None:
+            register(ep.load())
+    if name not in _REGISTERED:
+        raise SpecError(
+            "experiment", f"unknown value {name!r} (allowed: {', '.join(known_experiments())})"
+        )
+    return _REGISTERED[name]

@@ -1,24 +1,9 @@
-"""The CuPy backend of the propagation experiment (DESIGN §3) and its multi-GPU cluster.
+"""The array backends and the CUDA kernel machinery (importing this package imports no CuPy).
 
-CUDA C sources live in ``kernels/`` at the repository root (loaded by :mod:`.kernels` with
-``cupy.RawModule``); :func:`propagate_network` has the signature and outputs of
-:func:`pipeline.propagate.propagate_network` (the readable NumPy reference). Importing this
-package does not import CuPy: only launching a kernel does.
+* :mod:`.backend`  which backend computes a chunk (``numpy``, or ``cupy`` where a GPU is
+  usable), resolved on the process that runs the chunk, and what a store records about it
+* :mod:`.kernels`  the CUDA C sources (package data ``pipeline.kernels``), their compilation
+  with CuPy ``RawModule`` and the kernel cache
+
+The GPU code of each experiment lives with the experiment (``experiments/<name>/gpu.py``).
 """
-
-from pipeline.gpu.cluster import gpu_local_cluster, visible_devices
-from pipeline.gpu.propagate_cupy import (
-    GPU_TILE_ROWS,
-    device_peak_bytes,
-    gpu_tile_points,
-    propagate_network,
-)
-
-__all__ = [
-    "GPU_TILE_ROWS",
-    "device_peak_bytes",
-    "gpu_local_cluster",
-    "gpu_tile_points",
-    "propagate_network",
-    "visible_devices",
-]

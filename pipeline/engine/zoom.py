@@ -1,0 +1,315 @@
+"""Zoom sequences: frames whose window halves around a boundary point of the previous frame.
+
+A zoom store is a Zarr group whose children ``frame_000``, ``frame_001``, ... are complete
+sweep stores (each with its own spec, coordinates and done markers), so every frame opens
+with ``xarray.open_zarr("STORE/frame_003")`` and a killed zoom resumes like a sweep.
+
+The rule that picks the next window (deterministic, so a resumed run recomputes the same
+windows from the stored frames):
+
+1. take the frame's signed field (the experiment's :meth:`~pipeline.experiments.base.Experiment.
+   signed_field`: ``score`` for trainability, the deepest ``lyapunov`` for propagation) over
+   its two plane axes (all other axes must have one value);
+2. boundary blocks are the 2×2 pixel blocks holding both classes (``> 0`` and ``<= 0``,
+   :func:`pipeline.analysis.boundary_mask`);
+3. pick the block whose centre is nearest to the centre of the frame, in pixel units (ties:
+   smallest first-axis index, then second);
+4. the next window is centred on that block's centre (in coordinates), half as wide along
+   both axes, with the same number of points; a window reaching outside an axis's allowed
+   range (σ ≥ 0) is shifted inside it, keeping its width.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+import zarr
+
+from pipeline.analysis.fractal import (
+    DimensionEstimate,
+    boundary_mask,
+    box_counting_dimension,
+    sohl_dickstein_dimension,
+)
+from pipeline.engine.clients import connect_scheduler, cpu_local_cluster
+from pipeline.engine.execute import RunReport, run_sweep
+from pipeline.errors import PipelineError, SpecMismatchError, StoreError
+from pipeline.experiments import get_experiment
+from pipeline.spec.sweep import SweepSpec, parse_spec
+
+__all__ = [
+    "ZoomFrame",
+    "check_zoomable",
+    "frame_dimensions",
+    "frame_group",
+    "is_zoom_store",
+    "next_window",
+    "open_zoom",
+    "run_zoom",
+    "signed_field",
+    "zoom_lines",
+    "zoom_summary",
+]
+
+ZOOM_ATTR = "zoom"
+
+
+def frame_group(k: int) -> str:
+    """Group name of frame ``k``."""
+    return f"frame_{k:03d}"
+
+
+@dataclass(frozen=True)
+class ZoomFrame:
+    """One frame: its index, window (lo, hi) per plane axis, and the run report."""
+
+    index: int
+    window: dict[str, tuple[float, float]]
+    report: RunReport
+
+
+def plane_axes(spec: SweepSpec) -> tuple[str, str]:
+    """The two image axes of a spec (the experiment's :meth:`plane`)."""
+    plane = get_experiment(spec.experiment).plane(spec)
+    if plane is None:
+        raise PipelineError(f"zoom: experiment {spec.experiment!r} has no image plane")
+    return plane
+
+
+def check_zoomable(spec: SweepSpec) -> None:
+    """Raise :class:`~pipeline.errors.PipelineError` (one line) unless ``spec`` can be zoomed
+    (the experiment's :meth:`check_zoomable`: a plane, one value on every other axis, ...)."""
+    get_experiment(spec.experiment).check_zoomable(spec)
+
+
+def signed_field(spec: SweepSpec, ds: xr.Dataset) -> xr.DataArray:
+    """The 2-D field whose sign is the class, over the two plane axes (in that order)."""
+    a, b = plane_axes(spec)
+    field = get_experiment(spec.experiment).signed_field(spec, ds)
+    extra = [d for d in field.dims if d not in (a, b)]
+    bad = [d for d in extra if field.sizes[d] != 1]
+    if bad:
+        raise PipelineError(
+            f"zoom: axes {', '.join(bad)} must have a single value (a zoom follows one boundary)"
+        )
+    return field.isel({d: 0 for d in extra}).transpose(a, b)
+
+
+def next_window(
+    field: np.ndarray, a_vals: np.ndarray, b_vals: np.ndarray
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The next frame's window ((a_lo, a_hi), (b_lo, b_hi)) by the module's rule.
+
+    ``field``: (len(a_vals), len(b_vals)) signed values; ``a_vals``, ``b_vals``: evenly
+    spaced coordinates. Raises ``ValueError`` when the frame holds no boundary.
+    """
+    f = np.asarray(field, np.float64)
+    ii, jj = np.nonzero(boundary_mask(f))
+    if len(ii) == 0:
+        raise PipelineError(
+            "zoom: the frame holds no boundary (no 2x2 block with both signs); "
+            "widen the first window"
+        )
+    ci, cj = (f.shape[0] - 1) / 2, (f.shape[1] - 1) / 2
+    d2 = (ii + 0.5 - ci) ** 2 + (jj + 0.5 - cj) ** 2
+    k = int(np.lexsort((jj, ii, d2))[0])
+    da, db = a_vals[1] - a_vals[0], b_vals[1] - b_vals[0]
+    centre_a = a_vals[0] + (ii[k] + 0.5) * da
+    centre_b = b_vals[0] + (jj[k] + 0.5) * db
+    half_a = (a_vals[-1] - a_vals[0]) / 4
+    half_b = (b_vals[-1] - b_vals[0]) / 4
+    return (centre_a - half_a, centre_a + half_a), (centre_b - half_b, centre_b + half_b)
+
+
+def _inside(window: tuple[float, float], rule: Any) -> tuple[float, float]:
+    """Shift ``window`` (keeping its width) into the axis's allowed range, e.g. σ ≥ 0."""
+    lo, hi = float(window[0]), float(window[1])
+    if rule is not None and rule.low is not None and lo < rule.low:
+        lo, hi = rule.low, rule.low + (hi - lo)
+    if rule is not None and rule.high is not None and hi > rule.high:
+        lo, hi = rule.high - (hi - lo), rule.high
+    return lo, hi
+
+
+def _frame_spec(
+    base: dict[str, Any], a: str, b: str, wa: tuple, wb: tuple, na: int, nb: int, store: str
+) -> SweepSpec:
+    rules = get_experiment(base["experiment"]).rules_by_name()
+    wa, wb = _inside(wa, rules.get(a)), _inside(wb, rules.get(b))
+    raw = {
+        **base,
+        "axes": {
+            **base["axes"],
+            a: {"linspace": list(map(float, wa)), "count": na},
+            b: {"linspace": list(map(float, wb)), "count": nb},
+        },
+        "store": store,
+    }
+    return parse_spec(raw)
+
+
+@contextlib.contextmanager
+def _client(scheduler: str | None, n_workers: int | None) -> Iterator[Any]:
+    """One client for all frames: a scheduler's, or the sweep's local cluster."""
+    from distributed import Client
+
+    if scheduler:
+        with connect_scheduler(scheduler) as c:
+            yield c
+        return
+    with cpu_local_cluster(n_workers) as cluster, Client(cluster) as c:
+        yield c
+
+
+def run_zoom(
+    spec: SweepSpec,
+    frames: int,
+    store: str | Path | None = None,
+    *,
+    client: Any = None,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    progress: bool = True,
+    **run_kw: Any,
+) -> list[ZoomFrame]:
+    """Compute (or resume) a ``frames``-frame zoom sequence starting from ``spec``'s window.
+
+    Frame 0 is ``spec`` itself; frame k+1 zooms into frame k by the module's rule. Frames
+    already complete in the store are not recomputed. Returns one :class:`ZoomFrame` each.
+    """
+    if frames < 1:
+        raise PipelineError(f"--frames: value {frames} must be >= 1")
+    root = Path(store if store is not None else spec.store or "")
+    if not str(root):
+        raise StoreError("store: no output path (set 'store' in the spec or pass --store)")
+    check_zoomable(spec)
+    a, b = plane_axes(spec)
+    base = spec.to_dict()
+    old = None
+    if (root / "zarr.json").exists():
+        old = zarr.open_group(str(root), mode="r").attrs.get(ZOOM_ATTR)
+    if old is not None:
+        diff = parse_spec(old["base_spec"]).differences(spec)
+        if diff:
+            raise SpecMismatchError(
+                f"store {str(root)!r} holds a zoom of another spec; fields that differ: "
+                f"{', '.join(diff)}. Use a new store path."
+            )
+        frames_total = max(frames, int(old.get("frames", 0)))  # a longer zoom extends it
+    else:
+        frames_total = frames
+    out: list[ZoomFrame] = []
+    with contextlib.ExitStack() as stack:
+        if client is None:  # connected first: a wrong --scheduler leaves nothing on disk
+            client = stack.enter_context(_client(scheduler, n_workers))
+        group = zarr.open_group(str(root), mode="a")
+        group.attrs[ZOOM_ATTR] = {
+            "base_spec": base,
+            "frames": frames_total,
+            "plane": [a, b],
+            "rule": "nearest boundary 2x2 block to the frame centre; window halves",
+        }
+        fspec = spec.with_store(root / frame_group(0))
+        for k in range(frames):
+            report = run_sweep(fspec, fspec.store, client=client, progress=progress, **run_kw)
+            if report.failed:
+                raise RuntimeError(
+                    f"zoom: frame {k} has failed chunks: "
+                    f"{', '.join(report.failed)}; run the command again"
+                )
+            wa = (fspec.axis(a).values[0], fspec.axis(a).values[-1])
+            wb = (fspec.axis(b).values[0], fspec.axis(b).values[-1])
+            out.append(ZoomFrame(k, {a: wa, b: wb}, report))
+            if k + 1 < frames:
+                ds = xr.open_zarr(fspec.store)
+                field = signed_field(fspec, ds).values
+                na, nb = len(fspec.axis(a)), len(fspec.axis(b))
+                wa2, wb2 = next_window(
+                    field,
+                    np.asarray(fspec.axis(a).values, float),
+                    np.asarray(fspec.axis(b).values, float),
+                )
+                fspec = _frame_spec(base, a, b, wa2, wb2, na, nb, str(root / frame_group(k + 1)))
+    return out
+
+
+def open_zoom(store: str | Path) -> list[xr.Dataset]:
+    """The frames of a zoom store, in order, as lazy datasets."""
+    group = zarr.open_group(str(store), mode="r")
+    n = group.attrs.get(ZOOM_ATTR, {}).get("frames", 0)
+    frames = []
+    for k in range(n):
+        if (Path(store) / frame_group(k) / "zarr.json").exists():
+            frames.append(xr.open_zarr(str(Path(store) / frame_group(k))))
+    return frames
+
+
+def _estimate(fn: Any, *args: Any) -> DimensionEstimate | None:
+    try:
+        return fn(*args)
+    except ValueError:  # too few pixels or scales for a fit
+        return None
+
+
+def frame_dimensions(
+    fields: list[np.ndarray],
+) -> tuple[list[DimensionEstimate | None], DimensionEstimate | None]:
+    """Box-counting dimension of each frame's boundary, and the Sohl-Dickstein (2024)
+    estimator pooled over the sequence (None where a frame is too small to fit)."""
+    per_frame = [_estimate(box_counting_dimension, f) for f in fields]
+    return per_frame, _estimate(sohl_dickstein_dimension, fields)
+
+
+def is_zoom_store(store: str | Path) -> bool:
+    """Whether ``store`` is the root of a zoom sequence (``sweep zoom``)."""
+    try:
+        return ZOOM_ATTR in zarr.open_group(str(store), mode="r").attrs
+    except Exception:  # not a group (an array, nothing): not a zoom store
+        return False
+
+
+def _fmt(d: DimensionEstimate | None, small: bool) -> str:
+    if d is None:
+        return "n/a (" + ("frame too small" if small else "too little boundary to fit") + ")"
+    return f"{d.estimate:.3f} [{d.interval[0]:.3f}, {d.interval[1]:.3f}]"
+
+
+# the smallest frame side sohl_dickstein_dimension fits: 16 × its default 10 px min_size
+_MIN_SIDE_POOLED = 160
+
+
+def zoom_lines(frames: list[xr.Dataset]) -> list[str]:
+    """Per frame: window, share of the negative class, boundary blocks and box-counting
+    dimension with its 95 % interval; then the Sohl-Dickstein estimate pooled over them."""
+    if not frames:
+        return ["no frame yet"]
+    a, b = plane_axes(parse_spec(frames[0].attrs["sweep_spec"]))
+    fields = [signed_field(parse_spec(ds.attrs["sweep_spec"]), ds).values for ds in frames]
+    dims, pooled = frame_dimensions(fields)
+    lines = []
+    for k, (ds, field, d) in enumerate(zip(frames, fields, dims, strict=True)):
+        xa, xb = ds[a].values, ds[b].values
+        lines.append(
+            f"frame {k}: {a} [{xa[0]:.6g}, {xa[-1]:.6g}] × {b} [{xb[0]:.6g}, {xb[-1]:.6g}]"
+            f"  negative {100 * np.mean(field <= 0):5.1f} %"
+            f"  boundary blocks {int(boundary_mask(field).sum())}"
+            f"  box-counting D {_fmt(d, small=False)}"
+        )
+    small = min(min(f.shape) for f in fields) < _MIN_SIDE_POOLED
+    lines.append(
+        f"Sohl-Dickstein (2024) estimator pooled over the frames: D {_fmt(pooled, small=small)}"
+    )
+    return lines
+
+
+def zoom_summary(store: str | Path) -> str:
+    """What ``sweep zoom`` and ``sweep summary`` print for a zoom store (:func:`zoom_lines`)."""
+    frames = open_zoom(store)
+    head = f"zoom store {store}: {len(frames)} frame(s) (xarray.open_zarr('{store}/frame_000') ...)"
+    return "\n".join([head, *zoom_lines(frames)])

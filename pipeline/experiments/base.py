@@ -1,0 +1,155 @@
+"""What an experiment is: the hooks that the spec parser, the planner, the store, the executor
+and the presentation layer call.
+
+An experiment is a subclass of :class:`Experiment` that implements the required hooks (its
+axes, its parameters, its output variables, the cost and the computation of one chunk) and may
+override the optional ones (default dtype, summary, the boundary field that zooms, analysis
+and figures use, lines for ``sweep plan``). It is registered under its name with
+:func:`pipeline.experiments.register`; nothing outside its own package needs to know it.
+
+The computation (:meth:`Experiment.compute_chunk`) is pure: coordinates in, arrays out; no
+I/O, no scheduler. Everything else here is metadata.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pipeline.errors import PipelineError
+from pipeline.spec.fields import Axis, AxisRule
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from pipeline.spec.sweep import SweepSpec
+
+__all__ = ["Experiment", "Variable"]
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One output variable: extra trailing dims after the grid dims, dtype, fill and attrs.
+
+    ``dtype`` ``None`` means the spec's float dtype. ``fill`` is what an unwritten chunk
+    reads as (NaN for floats), so a missing chunk is never mistaken for data. ``units`` is a
+    UDUNITS string (``"1"`` for a dimensionless number).
+    """
+
+    name: str
+    extra_dims: tuple[str, ...]
+    long_name: str
+    units: str = "1"
+    dtype: str | None = None
+    fill: Any = np.nan
+    description: str = ""
+
+
+class Experiment(ABC):
+    """Base class of the experiments: required hooks are abstract, optional ones have defaults.
+
+    Class attributes: ``name`` (the spec's ``experiment`` value), ``axis_rules`` (every axis
+    the experiment may have, in dimension order), ``param_keys`` (its own top-level spec
+    fields) and ``default_dtype``.
+    """
+
+    name: str = ""
+    axis_rules: tuple[AxisRule, ...] = ()
+    param_keys: tuple[str, ...] = ()
+    default_dtype: str = "float32"
+
+    # ---- required -------------------------------------------------------------------------
+    @abstractmethod
+    def parse_params(
+        self, raw: Mapping[str, Any], axes: tuple[Axis, ...]
+    ) -> tuple[Any, dict[str, Any]]:
+        """Validate the experiment's own top-level fields of the raw spec ``raw``; return
+        (params, canonical dict). Errors are :class:`~pipeline.errors.SpecError`."""
+
+    @abstractmethod
+    def default_chunk(self, axis: Axis) -> int:
+        """Default chunk length along ``axis``."""
+
+    @abstractmethod
+    def variables(self, spec: SweepSpec) -> list[Variable]:
+        """Output variables of a sweep."""
+
+    @abstractmethod
+    def chunk_cost(self, spec: SweepSpec, chunk_shape: tuple[int, ...]) -> dict[str, float]:
+        """Cost of one chunk of ``chunk_shape`` grid points: ``flops``, ``peak_bytes`` (a
+        task's host working memory, bytes) and optionally ``device_peak_bytes``."""
+
+    @abstractmethod
+    def compute_chunk(
+        self,
+        spec: SweepSpec,
+        coords: dict[str, np.ndarray],
+        backend: str = "numpy",
+        threads: int = 1,
+    ) -> dict[str, np.ndarray]:
+        """Compute every variable for the grid points in ``coords`` (the chunk's coordinate
+        values per axis, keyed by dim name, in spec order). Returns arrays of shape
+        ``chunk_shape + extra dims``; pure: no I/O, no scheduler. ``backend`` is ``numpy`` or
+        ``cupy`` (``auto`` is resolved by the caller or here); ``threads`` is the number of
+        threads the task may use (results must not depend on it)."""
+
+    # ---- optional: spec --------------------------------------------------------------------
+    def axis_rules_for(self, raw: Mapping[str, Any]) -> tuple[AxisRule, ...]:
+        """The axes of the raw spec ``raw``, in dimension order (default: every rule; an
+        experiment whose axes depend on a mode field overrides this)."""
+        return self.axis_rules
+
+    def extra_coords(self, spec: SweepSpec) -> dict[str, tuple[np.ndarray, dict[str, str]]]:
+        """Coordinates of the non-grid dims (e.g. ``layer``) with their attrs (default none)."""
+        return {}
+
+    # ---- optional: presentation and boundary fields ----------------------------------------
+    def summary(self, ds: xr.Dataset) -> str:
+        """The text ``sweep run`` and ``sweep summary`` print for a store (default: sizes)."""
+        sizes = ", ".join(f"{d}={n}" for d, n in ds.sizes.items())
+        return f"{self.name} store: {sizes}; variables {', '.join(map(str, ds.data_vars))}"
+
+    def plan_lines(self, spec: SweepSpec, flops: float) -> list[str]:
+        """Extra lines for ``sweep plan`` (e.g. a GPU-hours estimate; default none)."""
+        return []
+
+    def plane(self, spec: SweepSpec) -> tuple[str, str] | None:
+        """The two axes of the image plane whose class boundary zooms, analyses and figures
+        follow, or None when the experiment has no such plane (the default)."""
+        return None
+
+    def signed_field(self, spec: SweepSpec, ds: xr.Dataset) -> xr.DataArray:
+        """The field whose sign is the class (``> 0`` one class, ``<= 0`` the other) over
+        :meth:`plane` and the other grid dims. Default: not available."""
+        raise PipelineError(f"experiment {self.name!r} has no signed field (no class boundary)")
+
+    field_description: str = "sign of the field"
+    """What :meth:`signed_field` is, for figure titles."""
+
+    def display_field(self, values: np.ndarray) -> np.ndarray:
+        """``values`` of :meth:`signed_field` as a figure shows them (default unchanged)."""
+        return values
+
+    def check_zoomable(self, spec: SweepSpec) -> None:
+        """Raise :class:`~pipeline.errors.PipelineError` (one line) unless a zoom can follow
+        the boundary of ``spec``: a plane, and one value on every other axis."""
+        plane = self.plane(spec)
+        if plane is None:
+            raise PipelineError(f"zoom: experiment {self.name!r} has no image plane to zoom")
+        bad = [ax.name for ax in spec.axes if ax.name not in plane and len(ax) != 1]
+        if bad:
+            raise PipelineError(
+                f"zoom: axes {', '.join(bad)} must have a single value (a zoom follows one "
+                f"boundary in the {plane[0]} × {plane[1]} plane)"
+            )
+
+    # ---- helpers ---------------------------------------------------------------------------
+    def rules_by_name(self) -> dict[str, AxisRule]:
+        """Every axis rule by its name and by its squared name (``sigma_w2``)."""
+        out = {r.name: r for r in self.axis_rules}
+        out.update({r.squared_name: r for r in self.axis_rules if r.squared_name})
+        return out

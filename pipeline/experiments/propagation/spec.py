@@ -1,0 +1,404 @@
+"""The ``propagation`` experiment: finite-width signal propagation over a phase-diagram grid.
+
+The experiment's hooks (axes, parameters, output variables, costs, the chunk computation, the
+summary and the boundary field); the numerics are in :mod:`.reference` (NumPy) and :mod:`.gpu`
+(CuPy). Grid dims, in order: ``width, alpha, seed, activation, sigma_w | sigma_w2,
+sigma_b | sigma_b2``; every output variable adds ``layer`` (the recorded layers), except
+``nonfinite_layer``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pipeline.errors import PipelineError, SpecError
+from pipeline.experiments.base import Experiment, Variable
+from pipeline.experiments.propagation.probes import (
+    BatchProbe,
+    CircleProbe,
+    PairProbe,
+    Probes,
+    tile_points,
+)
+from pipeline.experiments.propagation.reference import TILE_ROWS, propagate_network
+from pipeline.gpu.backend import resolve_backend
+from pipeline.spec.fields import Axis, AxisRule, bounded_number, check_keys, positive_int
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from pipeline.spec.sweep import SweepSpec
+
+ACTIVATION_NAMES = ("erf", "linear", "relu", "tanh")
+"""Activations of the propagation experiment (:mod:`pipeline.numerics.activations`, φ as is)."""
+
+# Assumed sustained rate of the propagation GEMMs on one H100 (the cost is GEMM-bound):
+# 70 % of ~60 TFLOP/s float32 (CUDA cores, TF32 off) and of ~30 TFLOP/s float64.
+GPU_PEAK_FLOPS = {"float32": 60e12, "float64": 30e12}
+GPU_EFFICIENCY = 0.7
+GPU_SUSTAINED_FLOPS = {k: GPU_EFFICIENCY * v for k, v in GPU_PEAK_FLOPS.items()}
+
+AXIS_RULES = (
+    AxisRule("width", "int", low=1, default=None, long_name="width N", units="1"),
+    AxisRule(
+        "alpha",
+        "float",
+        low=0,
+        high=2,
+        low_open=True,
+        default=(2.0,),
+        long_name="tail index α of the α-stable weights",
+        units="1",
+    ),
+    AxisRule(
+        "seed",
+        "int",
+        low=0,
+        high=2**64 - 1,
+        default=(0,),
+        long_name="seed of the quenched disorder",
+        units="1",
+    ),
+    AxisRule(
+        "activation",
+        "str",
+        choices=ACTIVATION_NAMES,
+        default=("tanh",),
+        long_name="activation φ",
+        units="1",
+    ),
+    AxisRule(
+        "sigma_w",
+        "float",
+        low=0,
+        squared_name="sigma_w2",
+        default=None,
+        long_name="weight scale σ_w",
+        units="1",
+    ),
+    AxisRule(
+        "sigma_b",
+        "float",
+        low=0,
+        squared_name="sigma_b2",
+        default=(0.0,),
+        long_name="bias scale σ_b",
+        units="1",
+    ),
+)
+
+VARIABLE_DOCS = {
+    "q": ("mean squared pre-activation q = mean_i (h_a,i)^2 of input a", "1"),
+    "c": ("correlation c = <h_a, h_b> / (|h_a| |h_b|)", "1"),
+    "dist": ("squared distance mean_i (h_a,i - h_b,i)^2", "1"),
+    "lyap_growth": ("one-layer log growth log(|dh^l| / |dh^(l-1)|) of the tangent", "nepers"),
+    "lyapunov": (
+        "finite-depth Lyapunov exponent: mean of lyap_growth over layers 1..l",
+        "nepers per layer",
+    ),
+    "cv": (
+        "coefficient of variation std_k D_k / mean_k D_k of neighbour distances on the "
+        "propagated circle",
+        "1",
+    ),
+    "eff_rank": ("numerical rank of the m x N post-activation batch matrix", "1"),
+    "participation_ratio": (
+        "participation ratio (sum s_i^2)^2 / sum s_i^4 of the batch matrix's singular values",
+        "1",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class PropagationParams:
+    """Validated parameters of a propagation sweep.
+
+    depth : L, layers per network. record_layers : layers 1..L where observables are kept.
+    probes : which probes run. threads : tile threads per task (does not change results).
+    """
+
+    depth: int
+    record_layers: tuple[int, ...]
+    probes: Probes
+
+
+def _parse_probes(raw: Any) -> Probes:
+    if raw is None:
+        return Probes(pair=PairProbe())
+    if not isinstance(raw, Mapping) or not raw:
+        raise SpecError(
+            "probes", f"expected a mapping with some of pair, circle, batch; got {raw!r}"
+        )
+    check_keys(raw, ("pair", "circle", "batch"), "probes")
+    out: dict[str, Any] = {}
+    for name, cls, fields in (
+        ("pair", PairProbe, ("q0", "c0")),
+        ("circle", CircleProbe, ("K", "q0")),
+        ("batch", BatchProbe, ("m", "q0")),
+    ):
+        if name not in raw:
+            continue
+        body = raw[name] or {}
+        if not isinstance(body, Mapping):
+            raise SpecError(
+                f"probes.{name}", f"expected a mapping of {', '.join(fields)}, got {body!r}"
+            )
+        check_keys(body, fields, f"probes.{name}")
+        kw: dict[str, Any] = {}
+        if "q0" in body:
+            kw["q0"] = bounded_number(body["q0"], f"probes.{name}.q0", 0, math.inf, lo_open=True)
+        if "c0" in body:
+            kw["c0"] = bounded_number(body["c0"], f"probes.{name}.c0", -1, 1)
+        if "K" in body:
+            kw["K"] = positive_int(body["K"], f"probes.{name}.K", 3)
+        if "m" in body:
+            kw["m"] = positive_int(body["m"], f"probes.{name}.m", 1)
+        out[name] = cls(**kw)
+    return Probes(**out)
+
+
+def _parse_record_layers(raw: Any, depth: int) -> tuple[int, ...]:
+    field_name = "record_layers"
+    if raw is None or raw == "all":
+        return tuple(range(1, depth + 1))
+    if raw == "last":
+        return (depth,)
+    if isinstance(raw, Mapping):
+        check_keys(raw, ("every",), field_name)
+        every = positive_int(raw.get("every"), f"{field_name}.every", 1)
+        layers = list(range(every, depth + 1, every))
+        if not layers or layers[-1] != depth:
+            layers.append(depth)
+        return tuple(layers)
+    if isinstance(raw, list | tuple) and raw:
+        out = []
+        for v in raw:
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= depth:
+                raise SpecError(field_name, f"value {v!r} is outside 1..{depth} (depth)")
+            out.append(v)
+        if len(set(out)) != len(out):
+            raise SpecError(field_name, f"duplicate layers in {list(raw)!r}")
+        return tuple(sorted(out))
+    raise SpecError(
+        field_name,
+        f"value {raw!r} is not 'all', 'last', {{every: k}} or a list of layers in 1..{depth}",
+    )
+
+
+class PropagationExperiment(Experiment):
+    """Signal propagation through random finite-width networks (docs/conventions.md)."""
+
+    name = "propagation"
+    axis_rules = AXIS_RULES
+    param_keys = ("depth", "record_layers", "probes")
+
+    def parse_params(
+        self, raw: Mapping[str, Any], axes: tuple[Axis, ...]
+    ) -> tuple[PropagationParams, dict[str, Any]]:
+        """Validate ``depth``, ``record_layers`` and ``probes``; return them and their
+        canonical form."""
+        if "depth" not in raw:
+            raise SpecError("depth", "missing (number of layers L >= 1)")
+        depth = positive_int(raw["depth"], "depth", 1)
+        layers = _parse_record_layers(raw.get("record_layers"), depth)
+        probes = _parse_probes(raw.get("probes"))
+        canonical = {
+            "depth": depth,
+            "record_layers": list(layers),
+            "probes": {k: v for k, v in asdict(probes).items() if v is not None},
+        }
+        return PropagationParams(depth, layers, probes), canonical
+
+    def default_chunk(self, axis: Axis) -> int:
+        """Whole σ planes (up to 64 × 64) and one network per chunk by default."""
+        if axis.base_name in ("sigma_w", "sigma_b"):
+            return min(len(axis), 64)
+        if axis.name == "activation":
+            return len(axis)
+        return 1
+
+    def variables(self, spec: SweepSpec) -> list[Variable]:
+        """Observables of the chosen probes (with a ``layer`` dim) plus ``nonfinite_layer``."""
+        out = [
+            Variable(name, ("layer",), VARIABLE_DOCS[name][0], VARIABLE_DOCS[name][1])
+            for name in spec.params.probes.observables()
+        ]
+        out.append(
+            Variable(
+                "nonfinite_layer",
+                (),
+                "first layer with a non-finite pre-activation (0: none; -1: not computed)",
+                "1",
+                dtype="int32",
+                fill=-1,
+            )
+        )
+        return out
+
+    def extra_coords(self, spec: SweepSpec) -> dict[str, tuple[np.ndarray, dict[str, str]]]:
+        """The ``layer`` coordinate: the recorded layers (1-based)."""
+        return {
+            "layer": (
+                np.asarray(spec.params.record_layers, np.int32),
+                {"long_name": "layer l (1 = first hidden layer)", "units": "1"},
+            )
+        }
+
+    def chunk_cost(self, spec: SweepSpec, chunk_shape: tuple[int, ...]) -> dict[str, float]:
+        """FLOPs (GEMMs only: 2·N²·rows per layer) and peak working bytes of a chunk."""
+        sizes = dict(zip(spec.dims, chunk_shape, strict=True))
+        widths = spec.axis("width").values
+        n_max = max(widths)
+        probes = spec.params.probes
+        r = probes.rows_per_point
+        per_net = (
+            sizes[spec.axis("activation").name]
+            * sizes[spec.axis("sigma_w").name]
+            * sizes[spec.axis("sigma_b").name]
+        )
+        networks = sizes["width"] * sizes["alpha"] * sizes["seed"]
+        n_mean = float(np.mean(widths))
+        rows = per_net * r
+        flops = 2.0 * n_mean**2 * rows * spec.params.depth * networks
+        item = np.dtype(spec.dtype).itemsize
+        ppt = tile_points(probes, len(spec.axis("sigma_w")) * len(spec.axis("sigma_b")), TILE_ROWS)
+        per_act = per_net // max(1, sizes[spec.axis("activation").name])
+        padded_rows = sizes[spec.axis("activation").name] * -(-per_act // ppt) * ppt * r
+        # probe state of the chunk, two scratch tiles (one task thread), the drawn weight
+        # matrix and bias, the drawing's work buffers (~32K values x 8 arrays of 8 bytes),
+        # and the chunk's outputs
+        n_out = len(probes.observables()) * len(spec.params.record_layers)
+        peak = (
+            padded_rows * n_max * item
+            + 2 * ppt * r * n_max * item
+            + (n_max * n_max + n_max) * item
+            + 32768 * 8 * 8
+            + math.prod(chunk_shape) * (n_out * item + 4)
+        )
+        from pipeline.experiments.propagation.gpu import chunk_device_peak_bytes  # no CuPy
+
+        return {
+            "flops": flops,
+            "peak_bytes": float(peak),
+            "device_peak_bytes": float(chunk_device_peak_bytes(spec, chunk_shape)),
+        }
+
+    def compute_chunk(
+        self,
+        spec: SweepSpec,
+        coords: dict[str, np.ndarray],
+        backend: str = "numpy",
+        threads: int = 1,
+    ) -> dict[str, np.ndarray]:
+        """All variables for the points of one chunk; arrays of shape chunk shape (+ layer).
+
+        ``backend``: ``numpy``, ``cupy`` or ``auto`` (resolved here, i.e. on the worker that
+        runs the task: ``cupy`` when it sees a GPU). Each backend has its own fixed tile
+        shape, derived from the whole grid, so results never depend on the chunking.
+        """
+        backend = resolve_backend(backend)
+        if backend == "cupy":
+            from pipeline.experiments.propagation.gpu import GPU_TILE_ROWS
+            from pipeline.experiments.propagation.gpu import propagate_network as propagate
+
+            tile_rows = GPU_TILE_ROWS
+        else:
+            propagate, tile_rows = propagate_network, TILE_ROWS
+        p = spec.params
+        names = [a.name for a in spec.axes]
+        shape = tuple(len(coords[nm]) for nm in names)
+        n_rec = len(p.record_layers)
+        obs = p.probes.observables()
+        out = {k: np.full((*shape, n_rec), np.nan, spec.dtype) for k in obs}
+        out["nonfinite_layer"] = np.full(shape, -1, np.int32)
+
+        ax_sw, ax_sb = spec.axis("sigma_w"), spec.axis("sigma_b")
+        sw_vals = np.asarray(coords[ax_sw.name], np.float64)
+        sb_vals = np.asarray(coords[ax_sb.name], np.float64)
+        if ax_sw.squared:
+            sw_vals = np.sqrt(sw_vals)
+        if ax_sb.squared:
+            sb_vals = np.sqrt(sb_vals)
+        sw_grid = np.repeat(sw_vals, len(sb_vals))
+        sb_grid = np.tile(sb_vals, len(sw_vals))
+        acts = list(coords["activation"])
+        # tile shape from the whole grid (never the chunk): bit-identical across chunkings
+        ppt = tile_points(p.probes, len(ax_sw) * len(ax_sb), tile_rows)
+        for iw, width in enumerate(coords["width"]):
+            for ia, alpha in enumerate(coords["alpha"]):
+                for i_s, seed in enumerate(coords["seed"]):
+                    res = propagate(
+                        int(width),
+                        float(alpha),
+                        int(seed),
+                        [(a, sw_grid, sb_grid) for a in acts],
+                        depth=p.depth,
+                        record_layers=p.record_layers,
+                        probes=p.probes,
+                        dtype=spec.dtype,
+                        threads=threads,
+                        points_per_tile=ppt,
+                    )
+                    for ig, r in enumerate(res):
+                        for k in obs:
+                            out[k][iw, ia, i_s, ig] = r[k].reshape(
+                                len(sw_vals), len(sb_vals), n_rec
+                            )
+                        out["nonfinite_layer"][iw, ia, i_s, ig] = r["nonfinite_layer"].reshape(
+                            len(sw_vals), len(sb_vals)
+                        )
+        return out
+
+    # ---- optional hooks --------------------------------------------------------------------
+    def summary(self, ds: xr.Dataset) -> str:
+        """Where λ_L changes sign against the mean-field line (:mod:`.summary`)."""
+        from pipeline.experiments.propagation.summary import format_summary
+
+        return format_summary(ds)
+
+    def plan_lines(self, spec: SweepSpec, flops: float) -> list[str]:
+        """The GPU-hours estimate of the GEMMs."""
+        return [gpu_hours_text(flops, spec.dtype)]
+
+    def plane(self, spec: SweepSpec) -> tuple[str, str]:
+        """(σ_w axis, σ_b axis), as stored (``sigma_w`` or ``sigma_w2``, ...)."""
+        return spec.axis("sigma_w").name, spec.axis("sigma_b").name
+
+    field_description = "sign of λ_L at the deepest layer"
+
+    def signed_field(self, spec: SweepSpec, ds: xr.Dataset) -> xr.DataArray:
+        """λ_L at the deepest recorded layer: > 0 chaotic, <= 0 ordered."""
+        if "lyapunov" not in ds:
+            raise PipelineError("store: no 'lyapunov' variable (the pair probe); no boundary")
+        return ds["lyapunov"].isel(layer=-1)
+
+    def check_zoomable(self, spec: SweepSpec) -> None:
+        """A plane with one value on every other axis, and the pair probe (λ_L)."""
+        super().check_zoomable(spec)
+        if spec.params.probes.pair is None:
+            raise PipelineError(
+                "zoom: probes.pair is needed (the boundary is where λ_L changes sign)"
+            )
+
+
+EXPERIMENT = PropagationExperiment()
+
+
+def gpu_hours(flops: float, dtype: str = "float32") -> float:
+    """GPU-hours on one H100 at the assumed sustained rate :data:`GPU_SUSTAINED_FLOPS`."""
+    return flops / GPU_SUSTAINED_FLOPS[dtype] / 3600.0
+
+
+def gpu_hours_text(flops: float, dtype: str = "float32") -> str:
+    """The ``sweep plan`` line: the estimate and the rate it assumes."""
+    rate = GPU_SUSTAINED_FLOPS[dtype]
+    return (
+        f"GPU-hours         {gpu_hours(flops, dtype):.3g} on one H100 (assumed sustained "
+        f"{GPU_EFFICIENCY:g} x {GPU_PEAK_FLOPS[dtype] / 1e12:g} TFLOP/s {dtype} = "
+        f"{rate / 1e12:.0f} TFLOP/s, GEMM FLOPs only; plus start-up and I/O)"
+    )

@@ -1,0 +1,157 @@
+"""NumPy emulation of a launch of the training kernel (``train.cu``), for tests.
+
+:func:`run_train_kernel` is the NumPy twin of one ``ps_train_*`` launch: the kernel's
+algorithm in its order of operations (sums over rows and inputs, the xor butterfly, the
+reduce-scatter of hidden layers, masked padding lanes), vectorised over points.
+:func:`pipeline.experiments.trainability.gpu.train_points` runs on it without a GPU
+(``runner=run_train_kernel``), so everything but the CUDA code itself is tested in the normal
+test run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.numerics.activations import ACTIVATIONS
+
+__all__ = ["run_train_kernel"]
+
+_SQRT2 = 1.4142135623730951
+
+
+_TANH, _RELU, _SIGMOID = (ACTIVATIONS[n].kernel_id for n in ("tanh", "relu", "sigmoid"))
+
+
+def _train_phi(z: np.ndarray, act: int) -> np.ndarray:
+    t_ = z.dtype.type
+    if act == _TANH:  # tanh(√2 z)
+        return np.tanh(t_(_SQRT2) * z)
+    if act == _RELU:  # √2 relu(z), NaN propagates
+        return t_(_SQRT2) * np.where((z > 0) | np.isnan(z), z, t_(0))
+    if act == _SIGMOID:
+        return t_(0.5) * (t_(1) + np.tanh(t_(0.5) * z))
+    return z
+
+
+def _train_dphi(z: np.ndarray, a: np.ndarray, act: int) -> np.ndarray:
+    t_ = z.dtype.type
+    if act == _TANH:
+        return t_(_SQRT2) * (t_(1) - a * a)
+    if act == _RELU:
+        return np.where(z > 0, t_(_SQRT2), t_(0))
+    if act == _SIGMOID:
+        return a * (t_(1) - a)
+    return np.ones_like(z)
+
+
+def run_train_kernel(
+    name: str,
+    w0: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    mb: np.ndarray,
+    lr_in: np.ndarray,
+    lr_out: np.ndarray,
+    offset: np.ndarray,
+    n: int,
+    batch: int,
+    steps: int,
+    minibatch: int,
+    act: int,
+) -> np.ndarray:
+    """NumPy twin of a ``ps_train_*`` launch (``train.cu``): losses (P, steps) float64.
+
+    Vectorised over points (axis 0) and lanes (axis 1: lane j owns hidden unit j); per lane
+    the kernel's algorithm in its order: sequential sums over rows and over i, the xor
+    butterfly for the output, the recursive-halving reduce-scatter for dL/da of hidden
+    layers, masked padding lanes (j ≥ n). The kernel contracts a·b + c into FMAs, this does
+    not: the two agree to rounding, not bit for bit.
+    """
+    lanes = int(name.split("_n")[1].split("_")[0])
+    depth = int(name.rsplit("_d", 1)[1])
+    dt = w0.dtype
+    t_ = dt.type
+    p = len(lr_in)
+    lane = np.arange(lanes)
+    real = lane < n  # (N,)
+    inv = t_(1.0 / np.sqrt(float(n)))
+    scale_full = t_(2.0 / batch)
+    scale_mb = t_(2.0 / minibatch) if minibatch else t_(0)
+    # per lane j: column j of each matrix (W[p, j, i] = W_k[i, j]), zero-padded to N x N
+    mats = []
+    pos = 0
+    for _ in range(depth - 1):
+        w = np.zeros((lanes, lanes), dt)
+        w[:n, :n] = w0[pos : pos + n * n].reshape(n, n).T
+        pos += n * n
+        mats.append(np.repeat(w[None], p, axis=0))
+    mats[0][:, :n, :n] += offset[:, None, None]
+    wd = np.zeros((p, lanes), dt)
+    wd[:, :n] = w0[pos : pos + n]
+    lrs = [lr_in if k % 2 == 0 else lr_out for k in range(depth)]
+    losses = np.empty((p, steps), np.float64)
+
+    def pass_(rows: np.ndarray, grads: list[np.ndarray] | None, scale: t_) -> np.ndarray:
+        loss = np.zeros(p, dt)
+        for r in rows:
+            xr, yr = x[r], y[r]
+            acc = np.zeros((p, lanes), dt)
+            for i in range(n):
+                acc = acc + xr[i] * mats[0][:, :, i]
+            zs = [acc * inv]
+            as_ = [np.where(real, _train_phi(zs[0], act), t_(0))]
+            for h in range(1, depth - 1):
+                s = np.zeros((p, lanes), dt)
+                for i in range(n):
+                    s = s + as_[-1][:, i : i + 1] * mats[h][:, :, i]
+                zs.append(s * inv)
+                as_.append(np.where(real, _train_phi(zs[-1], act), t_(0)))
+            s = np.where(real, as_[-1] * wd, t_(0))
+            o = lanes // 2
+            while o:
+                s = s + s[:, lane ^ o]
+                o //= 2
+            res = (s[:, 0] * inv) * inv - yr
+            loss = loss + res * res
+            if grads is None:
+                continue
+            dz = (scale * res) * inv  # (P,)
+            grads[-1] += as_[-1] * dz[:, None]
+            dzj = np.where(real, ((dz[:, None] * wd) * inv) * _train_dphi(zs[-1], as_[-1], act), 0)
+            dzj = dzj.astype(dt)
+            for h in range(depth - 3, -1, -1):  # mats[h + 1] maps as_[h] to zs[h + 1]
+                for i in range(n):
+                    grads[h + 1][:, :, i] += as_[h][:, i : i + 1] * dzj
+                v = mats[h + 1] * dzj[:, :, None]
+                o = lanes // 2
+                while o:
+                    up = ((lane & o) != 0)[None, :]
+                    for t in range(o):
+                        send = np.where(up, v[:, :, t], v[:, :, t + o])
+                        keep = np.where(up, v[:, :, t + o], v[:, :, t])
+                        v[:, :, t] = keep + send[:, lane ^ o]
+                    o //= 2
+                dzj = np.where(real, (v[:, :, 0] * inv) * _train_dphi(zs[h], as_[h], act), 0)
+                dzj = dzj.astype(dt)
+            for i in range(n):
+                grads[0][:, :, i] += xr[i] * dzj
+        return loss
+
+    with np.errstate(all="ignore"):
+        for t in range(steps):
+            grads = [np.zeros_like(m) for m in mats] + [np.zeros_like(wd)]
+            if minibatch:
+                loss = pass_(np.arange(batch), None, scale_full)
+                pass_(mb[t * minibatch : (t + 1) * minibatch], grads, scale_mb)
+            else:
+                loss = pass_(np.arange(batch), grads, scale_full)
+            losses[:, t] = loss / t_(batch)
+            for k, g in enumerate(grads):
+                lr = lrs[k][:, None, None] if k < depth - 1 else lrs[k][:, None]
+                w = mats[k] if k < depth - 1 else wd
+                upd = w - lr * (g * inv)
+                if k < depth - 1:
+                    w[:, :n, :n] = upd[:, :n, :n]
+                else:
+                    w[:, :n] = upd[:, :n]
+    return losses

@@ -1,0 +1,263 @@
+"""Training small MLPs by full-batch gradient descent, vectorised over hyperparameter points.
+
+Pure computation (no I/O, no scheduler): the NumPy reference of the trainability experiment
+(docs/conventions.md), after Sohl-Dickstein 2024 ("The boundary of neural network
+trainability is fractal"):
+
+* depth D weight matrices, width n, no biases, output dimension 1, mean-field
+  parameterisation: ``z₁ = x W₁/√n``, ``a_k = φ(z_k)``, ``z_{k+1} = a_k W_{k+1}/√n``,
+  output ``f = z_D/√n``; φ ∈ {tanh(√2 z), √2·relu(z), identity, sigmoid(z)};
+* ``W_k`` entries N(0, 1), the same for every point (drawn from :mod:`pipeline.numerics.rng`, stream
+  ``train_weight``, keyed by layer k, row, column), plus ``eps``·N(0, 1) from the
+  ``train_perturb`` stream; data X ~ N(0, 1) (batch × n), Y ~ N(0, 1) (batch × 1);
+* MSE loss ``mean_b (f_b − y_b)²``; step t updates ``W_k −= lr_k ∇_{W_k} L`` with
+  ``lr_k = 10^lr_in`` for even k (0-based: the input layer is k = 0) and ``10^lr_out`` for
+  odd k; in the ``offset`` mode the input-layer weights start at ``W₁ + offset`` and every
+  layer uses ``10^lr``;
+* score of a trajectory (``v_t`` = full-batch loss before step t): non-finite → 1e6,
+  ``v /= v₀``, clip at 1e6, converged iff mean of the last 20 ``v`` < 1, score = −Σv if
+  converged else +Σ(1/v). Its sign is the class.
+
+Points are processed in tiles of a fixed number of points (padded with inert points), so a
+point's numbers do not depend on which other points share its chunk.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from pipeline.errors import PipelineError
+from pipeline.numerics import rng
+from pipeline.numerics.activations import Activation, scaled
+
+__all__ = [
+    "DATASETS",
+    "TRAIN_ACTIVATIONS",
+    "Problem",
+    "loss_and_grads",
+    "make_problem",
+    "score_trajectory",
+    "train_activation",
+    "train_points",
+]
+
+MAX_VALUE = 1e6
+"""Clip value of the normalised loss (and the value of a non-finite loss)."""
+MINIBATCH = 16
+TILE_POINTS = 512
+
+_SQRT2 = math.sqrt(2.0)
+
+TRAIN_ACTIVATIONS: dict[str, tuple[str, float, float]] = {
+    "tanh": ("tanh", _SQRT2, 1.0),
+    "relu": ("relu", 1.0, _SQRT2),
+    "identity": ("linear", 1.0, 1.0),
+    "sigmoid": ("sigmoid", 1.0, 1.0),
+}
+"""Activations of the trainability experiment (Sohl-Dickstein 2024's scalings): name →
+(base activation of :mod:`pipeline.numerics.activations`, input gain, output gain), i.e.
+φ(z) = tanh(√2 z), √2·relu(z), z, sigmoid(z)."""
+
+
+@cache
+def train_activation(name: str) -> Activation:
+    """The trainability activation ``name`` (:data:`TRAIN_ACTIVATIONS`) as an
+    :class:`~pipeline.numerics.activations.Activation` with its gains applied."""
+    base, gain_in, gain_out = TRAIN_ACTIVATIONS[name]
+    return scaled(base, gain_in, gain_out)
+
+
+DATASETS = ("full", "single", "minibatch")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One network family and data set, shared by every point of a (width, depth, ...)."""
+
+    weights: tuple[np.ndarray, ...]  # W_k, shapes (n, n) ... (n, 1), float64
+    x: np.ndarray  # (batch, n)
+    y: np.ndarray  # (batch, 1)
+    dataset: str
+    seed: int
+
+    @property
+    def width(self) -> int:
+        """n."""
+        return self.x.shape[1]
+
+    @property
+    def n_params(self) -> int:
+        """Number of trainable parameters."""
+        return sum(w.size for w in self.weights)
+
+    def minibatch(self, step: int) -> np.ndarray:
+        """Indices of the minibatch of ``step`` (the same at every point), shape (16,)."""
+        u, _ = rng.uniforms(
+            self.seed, rng.STREAMS["train_minibatch"], step, np.arange(MINIBATCH), 0
+        )
+        return np.minimum((u * self.x.shape[0]).astype(np.int64), self.x.shape[0] - 1)
+
+
+def n_params(width: int, depth: int) -> int:
+    """Parameters of a width-``width`` MLP with ``depth`` weight matrices and one output."""
+    return width * width * (depth - 1) + width
+
+
+def make_problem(width: int, depth: int, seed: int, eps: float, dataset: str) -> Problem:
+    """Initial weights (with perturbation ``eps``) and data for one network family.
+
+    ``dataset``: ``full`` (batch = number of parameters), ``single`` (one data point) or
+    ``minibatch`` (batch = number of parameters; gradients on 16 of them per step).
+    """
+    if dataset not in DATASETS:
+        raise PipelineError(f"dataset: unknown value {dataset!r} (allowed: {', '.join(DATASETS)})")
+    weights = []
+    for k in range(depth):
+        fan_out = width if k < depth - 1 else 1
+        w = rng.normal_block(seed, rng.STREAMS["train_weight"], k, 0, width, 0, fan_out)
+        if eps:
+            w = w + eps * rng.normal_block(
+                seed, rng.STREAMS["train_perturb"], k, 0, width, 0, fan_out
+            )
+        weights.append(w)
+    batch = 1 if dataset == "single" else n_params(width, depth)
+    x = rng.normal_block(seed, rng.STREAMS["train_x"], 0, 0, batch, 0, width)
+    y = rng.normal_block(seed, rng.STREAMS["train_y"], 0, 0, batch, 0, 1)
+    return Problem(tuple(weights), x, y, dataset, seed)
+
+
+def loss_and_grads(
+    weights: list[np.ndarray], x: np.ndarray, y: np.ndarray, activation: str
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """MSE loss and its gradients for P networks at once.
+
+    ``weights[k]``: (P, n, fan_out_k); ``x``: (B, n); ``y``: (B, 1). Returns the loss (P,)
+    and the gradients, shaped like ``weights``.
+    """
+    act = train_activation(activation)
+    n = x.shape[1]
+    inv = 1.0 / math.sqrt(n)
+    a = [x[None]]  # layer inputs A_0 .. A_{D-1}
+    z = []
+    for k, w in enumerate(weights):
+        zk = np.matmul(a[-1], w) * inv
+        z.append(zk)
+        if k < len(weights) - 1:
+            a.append(act.phi(zk, np))
+    f = z[-1] * inv
+    r = f - y[None]
+    loss = np.mean(r * r, axis=(1, 2))
+    dz = (2.0 / r[0].size) * r * inv  # dL/dz_D
+    grads: list[np.ndarray] = [np.empty(0)] * len(weights)
+    for k in range(len(weights) - 1, -1, -1):
+        grads[k] = np.matmul(np.swapaxes(a[k], 1, 2), dz) * inv
+        if k:
+            da = np.matmul(dz, np.swapaxes(weights[k], 1, 2)) * inv
+            dz = da * act.dphi_hx(z[k - 1], a[k], np)
+    return loss, grads
+
+
+def score_trajectory(v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Score, converged flag and normalised clipped losses of trajectories ``v`` (P, T).
+
+    Non-finite → 1e6; v /= v₀; clip at 1e6; converged iff mean of the last 20 < 1;
+    score = −Σv if converged else +Σ(1/v).
+    """
+    v = np.where(np.isfinite(v), v, MAX_VALUE)
+    with np.errstate(all="ignore"):
+        v = v / v[:, :1]
+    v = np.where(v > MAX_VALUE, MAX_VALUE, v)
+    converged = v[:, -20:].mean(axis=1) < 1
+    score = np.where(converged, -v.sum(axis=1), (1.0 / v).sum(axis=1))
+    return score, converged, v
+
+
+def train_points(
+    problem: Problem,
+    activation: str,
+    lr_in: np.ndarray,
+    lr_out: np.ndarray,
+    offset: np.ndarray | None = None,
+    *,
+    steps: int,
+    dtype: str = "float64",
+    points_per_tile: int | None = None,
+    keep_trajectory: bool = False,
+) -> dict[str, np.ndarray]:
+    """Train one network per point and score it.
+
+    ``lr_in``, ``lr_out``: (P,) learning rates (not logs) of the even / odd layers;
+    ``offset``: (P,) added to every input-layer weight at initialisation (or None).
+    Returns ``score`` (P,), ``converged`` (P,) int8, ``final_loss`` (P,) (the last normalised
+    clipped loss) and, with ``keep_trajectory``, ``loss`` (P, steps) normalised and clipped.
+    Points run in tiles of ``points_per_tile`` (default: all of them) padded with inert
+    points (learning rate 0), so results depend on the tile size, never on neighbours.
+    """
+    p = len(lr_in)
+    ppt = points_per_tile or max(1, p)
+    out: dict[str, list[np.ndarray]] = {"score": [], "converged": [], "final_loss": []}
+    if keep_trajectory:
+        out["loss"] = []
+    with threadpool_limits(limits=1, user_api="blas"), np.errstate(all="ignore"):
+        for a in range(0, p, ppt):
+            sl = slice(a, min(p, a + ppt))
+            pad = ppt - (sl.stop - sl.start)
+
+            def padded(v: np.ndarray | None, sl: slice = sl, pad: int = pad) -> np.ndarray:
+                v = np.zeros(p) if v is None else np.asarray(v, np.float64)
+                return np.concatenate([v[sl], np.zeros(pad)])
+
+            res = _train_tile(
+                problem,
+                activation,
+                padded(lr_in),
+                padded(lr_out),
+                padded(offset),
+                steps,
+                np.dtype(dtype),
+            )
+            keep = ppt - pad
+            for k in out:
+                out[k].append(res[k][:keep])
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def _train_tile(
+    problem: Problem,
+    activation: str,
+    lr_in: np.ndarray,
+    lr_out: np.ndarray,
+    offset: np.ndarray,
+    steps: int,
+    dtype: np.dtype,
+) -> dict[str, np.ndarray]:
+    p = len(lr_in)
+    weights = [np.repeat(w.astype(dtype)[None], p, axis=0) for w in problem.weights]
+    weights[0] += offset.astype(dtype)[:, None, None]
+    lrs = [
+        (lr_in if k % 2 == 0 else lr_out).astype(dtype)[:, None, None] for k in range(len(weights))
+    ]
+    x, y = problem.x.astype(dtype), problem.y.astype(dtype)
+    losses = np.empty((p, steps), np.float64)
+    for t in range(steps):
+        if problem.dataset == "minibatch":
+            idx = problem.minibatch(t)
+            loss, _ = loss_and_grads(weights, x, y, activation)  # recorded on the full batch
+            _, grads = loss_and_grads(weights, x[idx], y[idx], activation)
+        else:
+            loss, grads = loss_and_grads(weights, x, y, activation)
+        losses[:, t] = loss
+        for w, g, lr in zip(weights, grads, lrs, strict=True):
+            w -= lr * g
+    score, converged, v = score_trajectory(losses)
+    return {
+        "score": score,
+        "converged": converged.astype(np.int8),
+        "final_loss": v[:, -1],
+        "loss": v,
+    }

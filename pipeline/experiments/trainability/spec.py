@@ -1,0 +1,321 @@
+"""The ``trainability`` experiment: where does gradient descent converge?
+
+The experiment's hooks; the numerics are in :mod:`.reference` (NumPy) and :mod:`.gpu`
+(CuPy). Two modes:
+
+* ``mode: lr_vs_lr`` (default): the image plane is (``lr_in``, ``lr_out``), log10 learning
+  rates of the even (input) and odd layers;
+* ``mode: offset_vs_lr``: the plane is (``offset``, ``lr``): an offset added to every
+  input-layer weight at initialisation, against one log10 learning rate for all layers.
+
+Grid dims, in order: ``width, depth, activation, eps, seed`` and the two plane axes.
+Variables: ``score`` (its sign is the class: negative = converged), ``converged``,
+``final_loss`` and, with ``keep_trajectory: true``, ``loss`` over a ``step`` dim.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pipeline.errors import SpecError
+from pipeline.experiments.base import Experiment, Variable
+from pipeline.experiments.trainability.reference import (
+    DATASETS,
+    TILE_POINTS,
+    TRAIN_ACTIVATIONS,
+    make_problem,
+    n_params,
+)
+from pipeline.experiments.trainability.reference import train_points as _train_points
+from pipeline.gpu.backend import resolve_backend
+from pipeline.spec.fields import Axis, AxisRule
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from pipeline.spec.sweep import SweepSpec
+
+MODES = ("lr_vs_lr", "offset_vs_lr")
+
+
+def signed_log(score: np.ndarray) -> np.ndarray:
+    """``sign(s)·log(1 + |s|)``: the trainability score as Sohl-Dickstein (2024) shows it
+    (negative = converged, positive = diverged; the magnitude compressed)."""
+    s = np.asarray(score, np.float64)
+    return np.sign(s) * np.log1p(np.abs(s))
+
+
+NETWORK_RULES = (
+    AxisRule("width", "int", low=1, default=(8,), long_name="width n", units="1"),
+    AxisRule(
+        "depth", "int", low=1, default=(2,), long_name="number of weight matrices D", units="1"
+    ),
+    AxisRule(
+        "activation",
+        "str",
+        choices=tuple(TRAIN_ACTIVATIONS),
+        default=("tanh",),
+        long_name="activation φ",
+        units="1",
+    ),
+    AxisRule(
+        "eps",
+        "float",
+        low=0,
+        default=(0.0,),
+        long_name="perturbation ε of the initial weights",
+        units="1",
+    ),
+    AxisRule(
+        "seed",
+        "int",
+        low=0,
+        high=2**64 - 1,
+        default=(0,),
+        long_name="seed of weights and data",
+        units="1",
+    ),
+)
+PLANE_RULES = {
+    "lr_vs_lr": (
+        AxisRule(
+            "lr_in",
+            "float",
+            default=None,
+            long_name="log10 learning rate of even (input) layers",
+            units="log10",
+        ),
+        AxisRule(
+            "lr_out",
+            "float",
+            default=None,
+            long_name="log10 learning rate of odd (output) layers",
+            units="log10",
+        ),
+    ),
+    "offset_vs_lr": (
+        AxisRule(
+            "offset",
+            "float",
+            default=None,
+            long_name="offset of the input-layer weights at initialisation",
+            units="1",
+        ),
+        AxisRule(
+            "lr",
+            "float",
+            default=None,
+            long_name="log10 learning rate of all layers",
+            units="log10",
+        ),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class TrainabilityParams:
+    """Validated parameters: ``steps`` of gradient descent, ``dataset`` (full, single,
+    minibatch), ``mode`` (lr_vs_lr, offset_vs_lr), ``keep_trajectory``."""
+
+    steps: int
+    dataset: str
+    mode: str
+    keep_trajectory: bool
+
+    @property
+    def plane(self) -> tuple[str, str]:
+        """Names of the two image-plane axes."""
+        return tuple(r.name for r in PLANE_RULES[self.mode])  # type: ignore[return-value]
+
+
+def _mode(raw: Mapping[str, Any]) -> str:
+    mode = raw.get("mode", "lr_vs_lr")
+    if mode not in MODES:
+        raise SpecError("mode", f"unknown value {mode!r} (allowed: {', '.join(MODES)})")
+    return mode
+
+
+class TrainabilityExperiment(Experiment):
+    """Gradient descent on small MLPs over a learning-rate plane (docs/conventions.md)."""
+
+    name = "trainability"
+    axis_rules = NETWORK_RULES + PLANE_RULES["lr_vs_lr"] + PLANE_RULES["offset_vs_lr"]
+    param_keys = ("steps", "dataset", "mode", "keep_trajectory")
+    default_dtype = "float64"  # deep zooms need it (windows narrower than ~1e-7 relative)
+
+    def axis_rules_for(self, raw: Mapping[str, Any]) -> tuple[AxisRule, ...]:
+        """Axes of the chosen ``mode``, in dim order."""
+        return NETWORK_RULES + PLANE_RULES[_mode(raw)]
+
+    def parse_params(
+        self, raw: Mapping[str, Any], axes: tuple[Axis, ...]
+    ) -> tuple[TrainabilityParams, dict[str, Any]]:
+        """Validate ``steps``, ``dataset``, ``mode`` and ``keep_trajectory``."""
+        steps = raw.get("steps", 100)
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise SpecError("steps", f"value {steps!r} is not an integer >= 1")
+        dataset = raw.get("dataset", "full")
+        if dataset not in DATASETS:
+            raise SpecError(
+                "dataset", f"unknown value {dataset!r} (allowed: {', '.join(DATASETS)})"
+            )
+        keep = raw.get("keep_trajectory", False)
+        if not isinstance(keep, bool):
+            raise SpecError("keep_trajectory", f"value {keep!r} is not true or false")
+        params = TrainabilityParams(steps, dataset, _mode(raw), keep)
+        canonical = {
+            "steps": steps,
+            "dataset": dataset,
+            "mode": params.mode,
+            "keep_trajectory": keep,
+        }
+        return params, canonical
+
+    def default_chunk(self, axis: Axis) -> int:
+        """Plane tiles of up to 64 × 64 points; one network per chunk."""
+        if axis.name in ("lr_in", "lr_out", "offset", "lr"):
+            return min(len(axis), 64)
+        return 1
+
+    def variables(self, spec: SweepSpec) -> list[Variable]:
+        """``score``, ``converged``, ``final_loss`` (+ ``loss`` over ``step``)."""
+        out = [
+            Variable(
+                "score",
+                (),
+                "trainability score: -sum(v) if converged else +sum(1/v) "
+                "(v = loss / initial loss, clipped at 1e6); sign = class",
+                "1",
+            ),
+            Variable(
+                "converged",
+                (),
+                "1 if the mean of the last 20 normalised losses is < 1 (-1: not computed)",
+                "1",
+                dtype="int8",
+                fill=-1,
+            ),
+            Variable("final_loss", (), "normalised loss before the last step", "1"),
+        ]
+        if spec.params.keep_trajectory:
+            out.append(Variable("loss", ("step",), "normalised clipped loss before each step", "1"))
+        return out
+
+    def extra_coords(self, spec: SweepSpec) -> dict[str, tuple[np.ndarray, dict[str, str]]]:
+        """The ``step`` coordinate when trajectories are kept."""
+        if not spec.params.keep_trajectory:
+            return {}
+        return {
+            "step": (
+                np.arange(spec.params.steps, dtype=np.int32),
+                {"long_name": "gradient-descent step t", "units": "1"},
+            )
+        }
+
+    def chunk_cost(self, spec: SweepSpec, chunk_shape: tuple[int, ...]) -> dict[str, float]:
+        """FLOPs ≈ 6 · batch · parameters per point and step; peak bytes of a tile."""
+        sizes = dict(zip(spec.dims, chunk_shape, strict=True))
+        flops = 0.0
+        peak = 0.0
+        item = np.dtype(spec.dtype).itemsize
+        points = math.prod(sizes[a] for a in spec.params.plane)
+        per_net = sizes["activation"] * sizes["eps"] * sizes["seed"]
+        for w in spec.axis("width").values[: sizes["width"]]:
+            for d in spec.axis("depth").values[: sizes["depth"]]:
+                npar = n_params(w, d)
+                batch = 1 if spec.params.dataset == "single" else npar
+                flops += 6.0 * batch * npar * points * spec.params.steps * per_net
+                tile = min(points, TILE_POINTS)
+                peak = max(peak, tile * (4 * npar + 6 * batch * w) * item)
+        return {"flops": flops, "peak_bytes": peak}
+
+    def compute_chunk(
+        self,
+        spec: SweepSpec,
+        coords: dict[str, np.ndarray],
+        backend: str = "numpy",
+        threads: int = 1,
+    ) -> dict[str, np.ndarray]:
+        """Train every point of the chunk; arrays of the chunk's shape (+ ``step``).
+
+        ``backend``: ``numpy``, ``cupy`` or ``auto`` (resolved here, i.e. on the worker that
+        runs the task: ``cupy`` when it sees a GPU). The NumPy tiles come from the whole
+        plane, never the chunk; the GPU kernel trains every point independently. Both give
+        chunking-independent results.
+        """
+        backend = resolve_backend(backend)
+        if backend == "cupy":
+            from pipeline.experiments.trainability.gpu import train_points as train
+        else:
+            train = _train_points
+        p = spec.params
+        names = [a.name for a in spec.axes]
+        shape = tuple(len(coords[nm]) for nm in names)
+        a_name, b_name = p.plane
+        va = np.asarray(coords[a_name], np.float64)
+        vb = np.asarray(coords[b_name], np.float64)
+        ga, gb = np.meshgrid(va, vb, indexing="ij")
+        ga, gb = ga.ravel(), gb.ravel()
+        if p.mode == "lr_vs_lr":
+            lr_in, lr_out, offset = 10.0**ga, 10.0**gb, None
+        else:
+            lr_in = lr_out = 10.0**gb
+            offset = ga
+        plane = len(spec.axis(a_name)) * len(spec.axis(b_name))
+        n_tiles = -(-plane // TILE_POINTS)
+        ppt = -(-plane // n_tiles)  # from the whole plane, never the chunk
+        out = {
+            v.name: np.full(
+                (*shape, *((p.steps,) if v.extra_dims else ())), v.fill, v.dtype or spec.dtype
+            )
+            for v in self.variables(spec)
+        }
+        net_axes = ("width", "depth", "activation", "eps", "seed")
+        for idx in np.ndindex(*shape[:5]):
+            net = {k: coords[k][i] for k, i in zip(net_axes, idx, strict=True)}
+            problem = make_problem(
+                int(net["width"]), int(net["depth"]), int(net["seed"]), float(net["eps"]), p.dataset
+            )
+            res = train(
+                problem,
+                str(net["activation"]),
+                lr_in,
+                lr_out,
+                offset,
+                steps=p.steps,
+                dtype=spec.dtype,
+                points_per_tile=ppt,
+                keep_trajectory=p.keep_trajectory,
+            )
+            for k in out:
+                out[k][idx] = res[k].reshape(len(va), len(vb), *res[k].shape[1:])
+        return out
+
+    # ---- optional hooks --------------------------------------------------------------------
+    def summary(self, ds: xr.Dataset) -> str:
+        """Converged share and boundary dimension per image (:mod:`.summary`)."""
+        from pipeline.experiments.trainability.summary import format_trainability
+
+        return format_trainability(ds)
+
+    def plane(self, spec: SweepSpec) -> tuple[str, str]:
+        """The image plane of the mode: (lr_in, lr_out) or (offset, lr)."""
+        return spec.params.plane
+
+    field_description = "sign of the trainability score"
+
+    def signed_field(self, spec: SweepSpec, ds: xr.Dataset) -> xr.DataArray:
+        """The score: < 0 converged, > 0 diverged."""
+        return ds["score"]
+
+    def display_field(self, values: np.ndarray) -> np.ndarray:
+        """:func:`signed_log` of the score."""
+        return signed_log(values)
+
+
+EXPERIMENT = TrainabilityExperiment()

@@ -1,0 +1,176 @@
+"""Helpers shared by the figures: matplotlib on demand, selections, colour limits, labels.
+
+Nothing here imports matplotlib at import time (:func:`pyplot` does, when drawing).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from pipeline.analysis.fractal import box_counting_dimension
+from pipeline.experiments.trainability.spec import signed_log
+
+__all__ = [
+    "PLANE_LABELS",
+    "clip_infinite",
+    "dim_text",
+    "dimension",
+    "first_values",
+    "image_notes",
+    "no_dimension_reason",
+    "plot_loglog",
+    "pyplot",
+    "show_score",
+    "sigma_axis",
+    "signed_limit",
+    "train_image",
+    "train_planes",
+    "widest",
+]
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend; ``ImportError`` naming the ``plot`` extra."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        raise ImportError(
+            "sweep figures needs matplotlib: install the 'plot' extra "
+            "(pip install -e \".[plot]\" or pip install 'phase-sweep[plot]')"
+        ) from e
+    return plt
+
+
+def first_values(da: xr.DataArray, keep: Sequence[str]) -> xr.DataArray:
+    """Select the first value along every length-1-or-more dim not in ``keep`` except
+    ``seed`` (averaged by the callers) and ``layer``."""
+    for d in list(da.dims):
+        if d not in keep and d not in ("seed", "layer"):
+            da = da.isel({d: 0})
+    return da
+
+
+def sigma_axis(ds: xr.Dataset, base: str) -> tuple[str, np.ndarray]:
+    """(dim name, variances) of the weight (``base='w'``) or bias axis."""
+    sq = f"sigma_{base}2"
+    if sq in ds.dims:
+        return sq, np.asarray(ds[sq].values, np.float64)
+    return f"sigma_{base}", np.asarray(ds[f"sigma_{base}"].values, np.float64) ** 2
+
+
+def widest(ds: xr.Dataset) -> xr.Dataset:
+    """The slice of the widest network (width N), when there is a width dim."""
+    return ds.sel(width=int(ds.width.max())) if "width" in ds.dims else ds
+
+
+def dimension(field: np.ndarray) -> Any:
+    """Box-counting dimension of a field's sign boundary, or None (too few boundary pixels)."""
+    try:
+        return box_counting_dimension(field)
+    except ValueError:
+        return None
+
+
+def no_dimension_reason(field: np.ndarray) -> str:
+    """Why :func:`dimension` has no fit for ``field`` (the estimator's own message)."""
+    try:
+        box_counting_dimension(field)
+    except ValueError as e:
+        shape = " × ".join(str(n) for n in np.shape(field))
+        return f"no box-counting fit on this {shape} grid:\n" + textwrap.fill(str(e), 50)
+    return ""
+
+
+def dim_text(d: Any) -> str:
+    """``D = 1.234 [1.200, 1.260]`` for an estimate, ``D n/a`` for None."""
+    if d is None:
+        return "D n/a"
+    return f"D = {d.estimate:.3f} [{d.interval[0]:.3f}, {d.interval[1]:.3f}]"
+
+
+def clip_infinite(values: np.ndarray, lim: float) -> np.ndarray:
+    """``values`` with ±∞ (e.g. λ_L = −∞ of a vanished tangent) drawn as ±``lim``; NaN stays."""
+    return np.where(np.isinf(values), np.sign(values) * lim, values)
+
+
+def signed_limit(values: np.ndarray) -> float:
+    """Colour limit of a diverging map: the 99th percentile of |finite values| (1 if 0)."""
+    v = np.abs(values[np.isfinite(values)])
+    return float(np.percentile(v, 99)) if v.size and np.percentile(v, 99) > 0 else 1.0
+
+
+def train_planes(ds: xr.Dataset) -> tuple[str, str]:
+    """The image-plane axes of a trainability store (by its mode)."""
+    mode = ds.attrs.get("sweep_spec", {}).get("mode", "lr_vs_lr")
+    return ("offset", "lr") if mode == "offset_vs_lr" else ("lr_in", "lr_out")
+
+
+PLANE_LABELS = {
+    "lr_in": "log10 lr_in (input layer)",
+    "lr_out": "log10 lr_out (output layer)",
+    "offset": "offset of the input-layer weights",
+    "lr": "log10 learning rate (all layers)",
+    "sigma_w": "weight scale σ_w",
+    "sigma_b": "bias scale σ_b",
+    "sigma_w2": "weight variance σ_w²",
+    "sigma_b2": "bias variance σ_b²",
+}
+
+
+def train_image(ds: xr.Dataset, sel: dict[str, Any]) -> tuple[np.ndarray, str, str]:
+    """(score over (x, y) as (len x, len y), x name, y name) at ``sel``; other non-plane
+    dims at their first value."""
+    a, b = train_planes(ds)
+    score = ds.score.sel(sel) if sel else ds.score
+    score = first_values(score, (a, b))
+    if "seed" in score.dims:
+        score = score.isel(seed=0)
+    return np.asarray(score.transpose(a, b).values, np.float64), a, b
+
+
+def show_score(ax: Any, ds: xr.Dataset, score: np.ndarray, a: str, b: str, lim: float) -> Any:
+    """Draw a score image (:func:`signed_log`) on ``ax``; returns the mesh."""
+    x = np.asarray(ds[a].values, np.float64)
+    y = np.asarray(ds[b].values, np.float64)
+    mesh = ax.pcolormesh(
+        x, y, signed_log(score).T, shading="nearest", cmap="RdBu_r", vmin=-lim, vmax=lim
+    )
+    ax.set_xlabel(PLANE_LABELS[a])
+    ax.set_ylabel(PLANE_LABELS[b])
+    return mesh
+
+
+def plot_loglog(ax: Any, d: Any, label: str, colour: Any = None) -> None:
+    """log N vs log s of an estimate, with its fitted line over the scaling range."""
+    ls, ln = d.loglog()
+    (pts,) = ax.plot(ls, ln, "o", ms=3, color=colour, label=label)
+    i, j = d.fit_range
+    x = np.log(d.scales[i : j + 1])
+    icpt = np.mean(np.log(d.counts[i : j + 1]) - d.slope * x)
+    ax.plot(x, icpt + d.slope * x, "-", lw=1, color=pts.get_color())
+
+
+def image_notes(ds: xr.Dataset, kind: str) -> list[str]:
+    """Per trainability image of ``ds`` (every combination of the non-plane dims with several
+    values): the converged share and the boundary's box-counting dimension."""
+    a, b = train_planes(ds)
+    score = ds.score
+    extra = [d for d in score.dims if d not in (a, b) and score.sizes[d] > 1]
+    out = []
+    for idx in np.ndindex(*[score.sizes[d] for d in extra]):
+        sel = {d: score[d].values[i] for d, i in zip(extra, idx, strict=True)}
+        img, _, _ = train_image(ds, sel)
+        where = ", ".join(f"{d}={v}" for d, v in sel.items()) or "image"
+        out.append(
+            f"{kind}: {where}: converged {100 * np.mean(img < 0):.1f} %, boundary "
+            f"box-counting {dim_text(dimension(img))} ({img.shape[0]}x{img.shape[1]})"
+        )
+    return out

@@ -1,0 +1,134 @@
+"""Drawing a store: the figure its spec declares (or a zoom store's frames), as PNG and PDF.
+
+:func:`render_store` is what ``sweep figures STORE`` runs; :func:`store_notes` gives the numbers
+behind the figure for the terminal.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import xarray as xr
+
+from pipeline.engine.store import open_sweep, read_spec
+from pipeline.engine.zoom import ZOOM_ATTR, is_zoom_store, open_zoom
+from pipeline.errors import PipelineError, SpecError
+from pipeline.figures.common import pyplot
+from pipeline.figures.registry import FIGURES
+from pipeline.figures.zoom import zoom_frames, zoom_notes
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "default_out_dir",
+    "draw",
+    "figure_notes",
+    "render_store",
+    "render_zoom",
+    "store_notes",
+]
+
+
+def draw(ds: xr.Dataset, figure: dict[str, Any]) -> Figure:
+    """The matplotlib Figure of a ``figure:`` entry (``{"kind": ..., **options}``)."""
+    opts = dict(figure)
+    kind = opts.pop("kind")
+    if kind not in FIGURES:
+        raise SpecError("figure.kind", f"unknown value {kind!r} (allowed: {', '.join(FIGURES)})")
+    return FIGURES[kind].draw(ds, **opts)
+
+
+def figure_notes(ds: xr.Dataset, figure: dict[str, Any]) -> list[str]:
+    """A few numbers behind the figure, for the terminal; and a note where some (not all)
+    seeds of a grid point are non-finite (the figures' seed means skip NaN)."""
+    opts = dict(figure)
+    kind = FIGURES.get(opts.pop("kind", None))
+    notes = kind.notes(ds, **opts) if kind is not None else []
+    return notes + _partial_seed_notes(ds)
+
+
+def _partial_seed_notes(ds: xr.Dataset) -> list[str]:
+    flag = ds.get("nonfinite_layer")
+    if flag is None or "seed" not in flag.dims or ds.sizes["seed"] < 2:
+        return []
+    bad = (flag > 0).sum("seed")
+    some = int(((bad > 0) & (bad < ds.sizes["seed"])).sum())
+    if not some:
+        return []
+    return [
+        f"note: {some} grid point(s) have non-finite values in some of their "
+        f"{ds.sizes['seed']} seeds (nonfinite_layer > 0); the figures' seed means skip NaN "
+        "there (±∞ is kept)"
+    ]
+
+
+def store_notes(store: str | Path) -> list[str]:
+    """:func:`figure_notes` of a sweep store, or :func:`zoom_notes` of a zoom store."""
+    if is_zoom_store(store):
+        return zoom_notes(open_zoom(store))
+    return figure_notes(open_sweep(store), dict(read_spec(store).figure or {}))
+
+
+def _save(fig: Any, base: Path, kind: str, title: str) -> list[Path]:
+    plt = pyplot()
+    if title:  # a figure-level x label: constrained layout keeps it clear of the axes
+        fig.supxlabel(title, x=0.995, ha="right", fontsize=7, color="gray")
+    base.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ext in ("png", "pdf"):
+        p = base / f"{kind}.{ext}"
+        fig.savefig(p, dpi=150)
+        paths.append(p)
+    plt.close(fig)
+    return paths
+
+
+def default_out_dir(store: str | Path) -> Path:
+    """``STORE-figures`` beside the store; for a zoom frame ``Z.zarr/frame_002`` it is
+    ``Z-frame_002-figures`` beside the zoom store (never a folder inside a Zarr store)."""
+    p = Path(str(store).rstrip("/"))
+    if (p.parent / "zarr.json").exists():
+        return p.parent.parent / f"{p.parent.name.removesuffix('.zarr')}-{p.name}-figures"
+    return Path(f"{p}-figures")
+
+
+def render_zoom(store: str | Path, out_dir: str | Path | None = None) -> list[Path]:
+    """Draw a zoom store as ``zoom_frames.png|pdf`` (:func:`zoom_frames`: its frames side
+    by side with their dimensions), whatever figure its base spec declares; that one is drawn
+    per frame: ``sweep figures STORE/frame_000``."""
+    import zarr
+
+    pyplot()
+    info = zarr.open_group(str(store), mode="r").attrs[ZOOM_ATTR]
+    base_spec = info.get("base_spec", {})
+    fig = zoom_frames(open_zoom(store))
+    name = str(base_spec.get("name", ""))
+    scale = base_spec.get("scale")
+    title = f"{name} zoom" + (f" ({scale} scale)" if scale else "")
+    base = Path(out_dir) if out_dir is not None else default_out_dir(store)
+    return _save(fig, base, "zoom_frames", title)
+
+
+def render_store(store: str | Path, out_dir: str | Path | None = None) -> list[Path]:
+    """Draw the figure a store's spec declares to ``out_dir`` (PNG and PDF); return paths.
+
+    A zoom store (``sweep zoom``) is drawn by :func:`render_zoom`. ``out_dir`` defaults to
+    :func:`default_out_dir`. Raises ``ValueError`` when
+    the store declares no figure, ``ImportError`` (naming the ``plot`` extra) without
+    matplotlib.
+    """
+    if is_zoom_store(store):
+        return render_zoom(store, out_dir)
+    spec = read_spec(store)
+    if spec.figure is None:
+        raise PipelineError(
+            f"store {str(store)!r}: its spec declares no 'figure' (add one to the workflow file)"
+        )
+    pyplot()
+    ds = open_sweep(store)
+    fig = draw(ds, dict(spec.figure))
+    title = spec.name + (f" ({spec.scale} scale)" if spec.scale else "")
+    base = Path(out_dir) if out_dir is not None else default_out_dir(store)
+    return _save(fig, base, spec.figure["kind"], title)

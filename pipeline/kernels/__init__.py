@@ -1,0 +1,1 @@
+"""CUDA C sources of the GPU backends, shipped as package data (read by pipeline.gpu.kernels)."""

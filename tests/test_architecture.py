@@ -1,0 +1,366 @@
+"""The shape of the package: stages in folders, experiments as plug-ins, no import cycles, one
+activation table tied to the kernels, a wheel that carries its data, old stores that resume."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import pipeline
+from pipeline import Experiment, Variable, make_plan, open_sweep, parse_spec, register, run_sweep
+from pipeline.errors import PipelineError, SpecError
+from pipeline.numerics.activations import ACTIVATIONS, get_activation, scaled
+from pipeline.spec.fields import Axis, AxisRule, positive_int
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "pipeline"
+
+
+def package_modules() -> list[str]:
+    """Every module of the package, by dotted name (packages by their ``__init__``)."""
+    out = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(ROOT).with_suffix("")
+        parts = list(rel.parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out.append(".".join(parts))
+    return out
+
+
+def module_level_imports(module: str) -> set[str]:
+    """Package modules that ``module`` imports when it is imported (top-level statements,
+    ``TYPE_CHECKING`` blocks excluded), with the packages such an import initialises first.
+
+    Not counted: the root ``pipeline`` (its ``__init__`` is the public facade that re-exports
+    the stages) and the packages that contain ``module`` itself (they are initialised before
+    it, and a package's ``__init__`` importing its own modules is not a cycle)."""
+    path = ROOT / Path(*module.split("."))
+    path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+    tree = ast.parse(path.read_text())
+    known = set(package_modules())
+    own = {".".join(module.split(".")[:k]) for k in range(1, module.count(".") + 2)}
+    found: set[str] = set()
+
+    def add(name: str) -> None:
+        parts = name.split(".")
+        for k in range(2, len(parts) + 1):  # importing a.b.c initialises a.b, then a.b.c
+            cand = ".".join(parts[:k])
+            if cand in known and cand not in own:
+                found.add(cand)
+
+    def visit(body: list[ast.stmt]) -> None:
+        for node in body:
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                continue
+            if isinstance(node, ast.Import):
+                for a in node.names:
+                    add(a.name)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                add(node.module)
+                for a in node.names:
+                    add(f"{node.module}.{a.name}")  # `from pkg import submodule`
+            elif isinstance(node, ast.If | ast.Try):
+                visit(node.body)
+                visit(getattr(node, "orelse", []))
+                for h in getattr(node, "handlers", []):
+                    visit(h.body)
+
+    visit(tree.body)
+    return found
+
+
+def test_no_import_cycle_between_modules():
+    graph = {m: module_level_imports(m) for m in package_modules()}
+    # Tarjan would name every cycle; a DFS that reports the first one is enough here
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def dfs(m: str) -> None:
+        state[m] = 1
+        stack.append(m)
+        for n in sorted(graph[m]):
+            if state.get(n) == 1:
+                cycle = stack[stack.index(n) :] + [n]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if n not in state:
+                dfs(n)
+        stack.pop()
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            dfs(m)
+
+
+def test_every_module_imports_on_its_own():
+    """Each module imported first, in a fresh module table (one interpreter for all)."""
+    code = """
+import importlib, sys
+failed = []
+for name in sys.argv[1:]:
+    for k in [k for k in sys.modules if k == "pipeline" or k.startswith("pipeline.")]:
+        del sys.modules[k]
+    try:
+        importlib.import_module(name)
+    except Exception as e:
+        failed.append(f"{name}: {type(e).__name__}: {e}")
+print("\\n".join(failed))
+sys.exit(1 if failed else 0)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code, *(m for m in package_modules() if m != "pipeline.__main__")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_no_experiment_name_branches_outside_the_experiments():
+    pattern = re.compile(r"experiment\s*[!=]=\s*[\"']|[\"'](propagation|trainability)[\"']\s*[!=]=")
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if (PACKAGE / "experiments") in path.parents:
+            continue
+        for i, line in enumerate(path.read_text().splitlines(), 1):
+            if pattern.search(line):
+                offenders.append(f"{path.relative_to(ROOT)}:{i}: {line.strip()}")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_the_command_line_turns_exactly_pipeline_errors_into_one_line(monkeypatch, capsys):
+    import pipeline.cli as cli
+
+    def user_error(args):
+        raise SpecError("axes.alpha", "value 2.5 is outside (0, 2]")
+
+    monkeypatch.setitem(cli._COMMANDS, "plan", user_error)
+    assert cli.main(["plan", "x.yaml"]) == 2
+    assert capsys.readouterr().err == (
+        "error: spec field 'axes.alpha': value 2.5 is outside (0, 2]\n"
+    )
+    for exc in (ValueError, TypeError, KeyError, FileNotFoundError):
+
+        def bug(args, exc=exc):
+            raise exc("an internal bug")
+
+        monkeypatch.setitem(cli._COMMANDS, "plan", bug)
+        with pytest.raises(exc, match="an internal bug"):  # a bug keeps its traceback
+            cli.main(["plan", "x.yaml"])
+
+
+# ---------------------------------------------------------------- activations and kernels
+
+
+def test_kernel_activation_ids_are_the_tables():
+    from pipeline.gpu.kernels import kernel_files
+
+    header = kernel_files().joinpath("activation_ids.cuh").read_text()
+    defines = {m[0].lower(): int(m[1]) for m in re.findall(r"#define PS_ACT_(\w+) (\d+)", header)}
+    assert defines == {name: act.kernel_id for name, act in ACTIVATIONS.items()}
+    for src in ("propagate.cu", "train.cu"):
+        text = kernel_files().joinpath(src).read_text()
+        assert '#include "activation_ids.cuh"' in text, src
+        assert not re.search(r"#define P[ST]_ACT_", text), f"{src} defines its own ids"
+    from pipeline.experiments.trainability.gpu import ACT_IDS
+
+    assert ACT_IDS == {"tanh": 0, "relu": 1, "identity": 3, "sigmoid": 4}
+
+
+def test_trainability_activations_are_gains_on_the_one_table():
+    z = np.linspace(-3, 3, 101)
+    from pipeline.experiments.trainability.reference import train_activation
+
+    r2 = np.sqrt(2.0)
+    cases = {
+        "tanh": (np.tanh(r2 * z), r2 * (1 - np.tanh(r2 * z) ** 2)),
+        "relu": (r2 * np.maximum(z, 0), r2 * (z > 0)),
+        "identity": (z, np.ones_like(z)),
+        "sigmoid": (1 / (1 + np.exp(-z)), np.exp(-z) / (1 + np.exp(-z)) ** 2),
+    }
+    for name, (phi, dphi) in cases.items():
+        act = train_activation(name)
+        a = act.phi(z, np)
+        np.testing.assert_allclose(a, phi, rtol=1e-14, atol=1e-15, err_msg=name)
+        np.testing.assert_allclose(act.dphi_hx(z, a, np), dphi, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(act.dphi(z, np), dphi, rtol=1e-12, atol=1e-15)
+    assert scaled("tanh") is get_activation("tanh") and get_activation("identity").name == "linear"
+    with pytest.raises(PipelineError, match="unknown value 'swish'"):
+        get_activation("swish")
+
+
+# ---------------------------------------------------------------- a toy experiment plugs in
+
+
+class ToyExperiment(Experiment):
+    """f(a, b) = a·b − k over a plane, plus a per-point vector: the smallest experiment."""
+
+    name = "toy"
+    axis_rules = (
+        AxisRule("a", "float", default=None, long_name="first axis"),
+        AxisRule("b", "float", default=(1.0,), long_name="second axis"),
+    )
+    param_keys = ("k",)
+
+    def parse_params(self, raw: Mapping[str, Any], axes: tuple[Axis, ...]) -> tuple[Any, dict]:
+        k = positive_int(raw.get("k", 1), "k", 0)
+        return k, {"k": k}
+
+    def default_chunk(self, axis: Axis) -> int:
+        return min(len(axis), 3)
+
+    def variables(self, spec: Any) -> list[Variable]:
+        return [
+            Variable("f", (), "a b - k"),
+            Variable("v", ("i",), "(a, b, k)"),
+        ]
+
+    def extra_coords(self, spec: Any) -> dict:
+        return {"i": (np.arange(3), {"long_name": "component"})}
+
+    def chunk_cost(self, spec: Any, chunk_shape: tuple[int, ...]) -> dict[str, float]:
+        return {"flops": float(np.prod(chunk_shape)), "peak_bytes": 64.0}
+
+    def compute_chunk(self, spec, coords, backend="numpy", threads=1):
+        a, b = np.meshgrid(coords["a"], coords["b"], indexing="ij")
+        k = spec.params
+        v = np.stack([a, b, np.full_like(a, k)], axis=-1)
+        return {"f": (a * b - k).astype(spec.dtype), "v": v.astype(spec.dtype)}
+
+    def plane(self, spec: Any) -> tuple[str, str]:
+        return ("a", "b")
+
+    def signed_field(self, spec: Any, ds: xr.Dataset) -> xr.DataArray:
+        return ds["f"]
+
+
+def test_a_toy_experiment_runs_through_plan_execute_store(tmp_path):
+    from distributed import Client, LocalCluster
+
+    register(ToyExperiment(), replace=True)
+    raw = {"experiment": "toy", "axes": {"a": {"linspace": [0, 2], "count": 7}, "b": [1, 2]}}
+    spec = parse_spec({**raw, "k": 1})
+    plan = make_plan(spec)
+    assert (plan.n_chunks, plan.chunk_shape, plan.variables) == (3, (3, 2), ("f", "v"))
+    with pytest.raises(SpecError, match="spec field 'k'"):
+        parse_spec({**raw, "k": -1})
+    with pytest.raises(SpecError, match="spec field 'axes.c'"):
+        parse_spec({**raw, "axes": {**raw["axes"], "c": [1]}})
+    # a toy registered at run time lives in this process: in-process workers see it
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=2, processes=False) as cluster,
+        Client(cluster) as client,
+    ):
+        report = run_sweep(spec, tmp_path / "toy.zarr", client=client, progress=False)
+    assert report.complete and not report.failed
+    ds = open_sweep(tmp_path / "toy.zarr")
+    a, b = np.meshgrid(np.linspace(0, 2, 7), [1, 2], indexing="ij")
+    np.testing.assert_allclose(ds.f.values, a * b - 1, rtol=1e-6)
+    np.testing.assert_allclose(ds.v.sel(i=2).values, 1)
+    # the generic hooks work for it too: summary, zoom's field
+    from pipeline.engine.zoom import signed_field
+
+    assert "toy store" in ToyExperiment().summary(ds)
+    assert signed_field(spec, ds).dims == ("a", "b")
+
+
+# ---------------------------------------------------------------- stores of version 0.1.0
+
+
+@pytest.mark.parametrize("name", ["propagation_partial.zarr", "trainability_partial.zarr"])
+def test_stores_written_before_the_restructure_open_and_resume(name, tmp_path, client):
+    old = tmp_path / name
+    shutil.copytree(ROOT / "tests" / "data" / "legacy-0.1" / name, old)
+    before = open_sweep(old)
+    spec = pipeline.read_spec(old)
+    assert before.attrs["git_revision"].startswith("bef03a0")
+    report = run_sweep(spec, old, client=client, progress=False)
+    assert report.already_done == report.total // 2 and report.complete
+    fresh = run_sweep(spec, tmp_path / "fresh.zarr", client=client, progress=False)
+    assert fresh.complete
+    a, b = open_sweep(old).load(), open_sweep(tmp_path / "fresh.zarr").load()
+    for v in b.data_vars:
+        np.testing.assert_array_equal(a[v].values, b[v].values, err_msg=v)
+
+
+# ---------------------------------------------------------------- the wheel
+
+
+def test_the_wheel_carries_kernels_and_profiles_and_runs_from_them(tmp_path):
+    """``pip wheel`` of the repository, its file list, and the installed package (not the
+    checkout) planning a sweep, finding its kernels and the shipped SLURM profiles."""
+    out = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", str(ROOT), "-w", tmp_path],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    (wheel,) = tmp_path.glob("phase_sweep-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    kernels = {"rng.cu", "propagate.cu", "train.cu", "philox_cms.cuh", "activation_ids.cuh"}
+    assert {f"pipeline/kernels/{k}" for k in kernels} <= names
+    assert "pipeline/slurm/jobqueue.yaml" in names
+    assert not any(n.startswith(("tests/", "benchmarks/", "workflows/")) for n in names)
+    for m in package_modules():
+        rel = m.replace(".", "/")
+        assert (f"{rel}/__init__.py" if (ROOT / rel).is_dir() else f"{rel}.py") in names, m
+
+    target = tmp_path / "site"
+    out = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", target, wheel],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    probe = (
+        "import pipeline, pipeline.gpu.kernels as k, pipeline.slurm.profiles as p\n"
+        "print(pipeline.__file__)\n"
+        "print(k.kernel_files())\n"
+        "print(p.PROFILE_FILE, sorted(p.shipped_profiles()))\n"
+        "print(len(k.kernel_source('rng.cu')), len(k.kernel_source('train.cu')))\n"
+        "print(p.load_profile('gpu').options['job_extra_directives'])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert all(str(target) in line for line in lines[:3]), lines
+    assert "['cpu', 'gpu']" in lines[2] and "--gres=gpu:1" in lines[4]
+    plan = subprocess.run(
+        [sys.executable, "-m", "pipeline", "plan", str(ROOT / "workflows" / "quickstart.yaml")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert plan.returncode == 0, plan.stderr
+    assert "(GPU memory, CuPy)" in plan.stdout and "GPU-hours" in plan.stdout
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        return  # the compile-from-the-installed-package check needs nvcc (compile-only)
+    src = target / "pipeline" / "kernels"
+    for name in ("rng.cu", "propagate.cu"):  # train.cu: ~30 s; test_kernels_compile has it
+        res = subprocess.run(
+            [nvcc, "--fatbin", "-std=c++14", "-gencode=arch=compute_80,code=sm_80",
+             "-I", str(src), "-o", str(tmp_path / f"{name}.fatbin"), str(src / name)],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert res.returncode == 0, f"{name}: {res.stderr}"
