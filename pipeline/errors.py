@@ -21,7 +21,9 @@ __all__ = [
     "SlurmError",
     "SpecError",
     "SpecMismatchError",
+    "StoreChangedError",
     "StoreError",
+    "StoreInUseError",
     "UsageError",
 ]
 
@@ -48,6 +50,15 @@ class SpecMismatchError(PipelineError):
 
 class StoreError(PipelineError):
     """A path that is not a (usable) sweep store, or a store that cannot be used as asked."""
+
+
+class StoreChangedError(StoreError):
+    """The store a run writes to was deleted or replaced (its identity token changed) while
+    the run was going: the run's chunks are refused rather than written into another store."""
+
+
+class StoreInUseError(StoreError):
+    """Another live driver holds the store's lease; the message names its host and PID."""
 
 
 class MissingFileError(PipelineError, FileNotFoundError):

@@ -71,7 +71,8 @@ def test_store_of_another_spec_is_refused_with_exit_2(tmp_path):
     out = sweep("run", "t.yaml", "--workers", "1", cwd=tmp_path)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1] == (
-        "error: store 'cli.zarr' was made by a different spec; fields that differ: depth, "
+        f"error: store {str(tmp_path / 'cli.zarr')!r} was made by a different spec; fields "
+        "that differ: depth, "
         "record_layers. Use a new store path, or delete the old store to start over."
     )
 

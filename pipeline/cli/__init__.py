@@ -4,6 +4,7 @@
     sweep submit SPEC   run the sweep's driver as a SLURM batch job; print the job id
     sweep plan SPEC     sizes, chunks, FLOPs, bytes and peak memory, computing nothing
     sweep status STORE  done/total chunks and which are missing
+    sweep verify STORE [--repair]  check every done chunk's files; un-mark damaged ones
     sweep summary STORE the summary of a store (its experiment's)
     sweep analyze STORE critical lines, regime areas and boundary dimensions
     sweep zoom SPEC --frames K   a zoom sequence into the boundary
@@ -18,7 +19,7 @@ exits with 130.
 
 * :mod:`.parser`   the arguments of every command
 * :mod:`.run`      run, submit, plan, zoom
-* :mod:`.inspect`  status, summary, analyze, figures
+* :mod:`.inspect`  status, verify, summary, analyze, figures
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from pipeline.cli.inspect import cmd_analyze, cmd_figures, cmd_status, cmd_summary
+from pipeline.cli.inspect import cmd_analyze, cmd_figures, cmd_status, cmd_summary, cmd_verify
 from pipeline.cli.parser import build_parser
 from pipeline.cli.run import cmd_plan, cmd_run, cmd_submit, cmd_zoom
 from pipeline.errors import PipelineError
@@ -39,6 +40,7 @@ _COMMANDS = {
     "submit": cmd_submit,
     "plan": cmd_plan,
     "status": cmd_status,
+    "verify": cmd_verify,
     "summary": cmd_summary,
     "analyze": cmd_analyze,
     "zoom": cmd_zoom,

@@ -1,15 +1,29 @@
-"""The commands that read a store: ``sweep status``, ``summary``, ``analyze`` and ``figures``."""
+"""The commands that read a store: ``sweep status``, ``verify``, ``summary``, ``analyze`` and
+``figures``."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pipeline.errors import StoreError
+from pipeline.errors import PipelineError, StoreError
 
-__all__ = ["cmd_analyze", "cmd_figures", "cmd_status", "cmd_summary", "warn_if_partial"]
+if TYPE_CHECKING:
+    from pipeline.engine.markers import DoneState
+    from pipeline.spec.sweep import SweepSpec
+
+__all__ = [
+    "cmd_analyze",
+    "cmd_figures",
+    "cmd_status",
+    "cmd_summary",
+    "cmd_verify",
+    "warn_if_partial",
+]
 
 
 def _check_store(store: str) -> bool:
@@ -17,7 +31,11 @@ def _check_store(store: str) -> bool:
     store."""
     from pipeline.engine.zoom import is_zoom_store
 
-    if not (Path(store) / "zarr.json").exists():
+    try:
+        is_store = (Path(store) / "zarr.json").is_file()
+    except OSError as e:  # a name too long, no permission to look
+        raise StoreError(f"store: {store!r} cannot be read ({e.strerror})") from e
+    if not is_store:
         raise StoreError(f"store: {store!r} is not a sweep or zoom store (no zarr.json)")
     return is_zoom_store(store)
 
@@ -36,75 +54,169 @@ def _not_a_frame(store: str, command: str) -> StoreError:
     )
 
 
-def _chunks_done(store: str) -> tuple[int, int]:
-    from pipeline.engine.plan import iter_chunk_keys
-    from pipeline.engine.store import done_keys, read_spec
+def _missing_files_line(store: str, spec: SweepSpec, state: DoneState) -> str | None:
+    """A warning when done chunks of the store have missing files (checked on a sample of at
+    most 2000 done chunks: ``sweep verify`` checks them all), else None."""
+    from pipeline.engine.plan import key_to_str
+    from pipeline.engine.verify import missing_files
 
-    keys = set(iter_chunk_keys(read_spec(store)))
-    return len(keys & done_keys(store)), len(keys)
+    missing, checked = missing_files(store, spec, state)
+    if not missing:
+        return None
+    chunks = sorted({k for k, _ in missing})
+    key, var = missing[0]
+    sample = "" if checked == state.n_done else f" (of {checked} checked)"
+    return (
+        f"warning: {store}: {len(chunks)} done chunk(s){sample} have missing files "
+        f"(first: chunk {key_to_str(key)}, variable {var}); they read as NaN. "
+        f"sweep verify {store} --repair, then sweep run, recomputes them"
+    )
 
 
 def warn_if_partial(store: str) -> None:
-    """Say on stderr when a store is not complete: its missing chunks read as NaN. Stores
-    written by other means (no sweep spec, so no chunk bookkeeping) are not checked."""
+    """Say on stderr when a store is not complete (its missing chunks read as NaN), or when
+    done chunks have missing files. Stores written by other means (no sweep spec, so no chunk
+    bookkeeping) are not checked."""
+    from pipeline.engine.store import done_state, read_spec
+
     try:
-        done, total = _chunks_done(store)
+        spec = read_spec(store)
     except StoreError:
         return
-    if done < total:
+    state = done_state(store, spec)
+    if state.n_done < state.total:
         print(
-            f"note: {store}: only {done}/{total} chunks done; the missing ones read as NaN "
-            f"(sweep status {store} lists them; sweep run resumes)",
+            f"note: {store}: only {state.n_done}/{state.total} chunks done; the missing ones "
+            f"read as NaN (sweep status {store} lists them; sweep run resumes)",
             file=sys.stderr,
         )
+    line = _missing_files_line(store, spec, state)
+    if line:
+        print(line, file=sys.stderr)
 
 
 def _status_lines(store: str, show_all: bool) -> list[str]:
-    from pipeline.engine.plan import chunk_coords, iter_chunk_keys, key_to_str
-    from pipeline.engine.store import done_keys, read_spec
+    from pipeline.engine.lease import holder
+    from pipeline.engine.plan import describe_chunk, flat_to_key, key_to_str
+    from pipeline.engine.store import done_state, read_spec
 
     spec = read_spec(store)
-    keys = list(iter_chunk_keys(spec))
-    done = done_keys(store)
-    missing = [k for k in keys if k not in done]
-    n_done = len(keys) - len(missing)
-    lines = [f"{store}: {n_done}/{len(keys)} chunks done ({100 * n_done / len(keys):.1f} %)"]
-    if missing:
+    state = done_state(store, spec)
+    n_done, total = state.n_done, state.total
+    lines = [f"{store}: {n_done}/{total} chunks done ({100 * n_done / total:.1f} %)"]
+    run = holder(store)
+    if run is not None:
+        lines.append(
+            f"running: `{run.get('command')}` on host {run.get('host')}, PID {run.get('pid')}, "
+            f"since {run.get('since')}"
+        )
+    lines += [f"note: {n}" for n in state.notes]
+    if state.strays:
+        shown = ", ".join(state.strays[:5]) + (" ..." if len(state.strays) > 5 else "")
+        lines.append(
+            f"note: ignored {len(state.strays)} file(s) in the markers folder that are not "
+            f"chunk markers: {shown}"
+        )
+    missing = state.missing()
+    if len(missing):
         show = missing if show_all else missing[:20]
         lines.append(f"missing chunks ({len(missing)}):")
-        for k in show:
-            c = chunk_coords(spec, k)
-            where = ", ".join(f"{d}={_span(v)}" for d, v in c.items() if len(spec.axis(d)) > 1)
-            lines.append(f"  {key_to_str(k)}  {where}")
+        for flat in show:
+            k = flat_to_key(int(flat), state.counts)
+            lines.append(f"  {key_to_str(k)}  {describe_chunk(spec, k)}")
         if len(show) < len(missing):
             lines.append(f"  ... and {len(missing) - len(show)} more (--all lists them)")
+    warn = _missing_files_line(store, spec, state)
+    if warn:
+        lines.append(warn)
     return lines
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    """``sweep status``: done/total chunks, and the missing ones (every frame of a zoom)."""
+def _stores(store: str) -> list[str | tuple[str, str]]:
+    """The sweep stores behind ``store``: itself, or a zoom store's frames, with a line (a
+    ``(path, text)`` pair) for the zoom root and for each frame not started yet."""
+    import os
+
     import zarr
 
     from pipeline.engine.zoom import ZOOM_ATTR, frame_group
 
-    if not _check_store(args.store):
-        print("\n".join(_status_lines(args.store, args.all)))
-        return 0
-    n = int(zarr.open_group(args.store, mode="r").attrs[ZOOM_ATTR].get("frames", 0))
-    print(f"{args.store}: zoom store, {n} frame(s) asked for")
+    store = os.path.expanduser(store)  # shown as given: a relative path stays relative
+    if not _check_store(store):
+        return [store]
+    n = int(zarr.open_group(store, mode="r").attrs[ZOOM_ATTR].get("frames", 0))
+    out: list[str | tuple[str, str]] = [(store, f"{store}: zoom store, {n} frame(s) asked for")]
     for k in range(n):
-        frame = str(Path(args.store) / frame_group(k))
+        frame = str(Path(store) / frame_group(k))
         if (Path(frame) / "zarr.json").exists():
-            print("\n".join(_status_lines(frame, args.all)))
+            out.append(frame)
         else:
             after = f"after frame {k - 1}" if k else "first"
-            print(f"{frame}: not started (sweep zoom computes it {after})")
+            out.append((frame, f"{frame}: not started (sweep zoom computes it {after})"))
+    return out
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """``sweep status``: done/total chunks, and the missing ones (every frame of a zoom)."""
+    for store in _stores(args.store):
+        print(store[1] if isinstance(store, tuple) else "\n".join(_status_lines(store, args.all)))
     return 0
 
 
-def _span(values: Sequence) -> str:
-    fmt = lambda v: f"{v:.6g}" if isinstance(v, float) else f"{v}"  # noqa: E731
-    return fmt(values[0]) if len(values) == 1 else f"{fmt(values[0])}..{fmt(values[-1])}"
+def cmd_verify(args: argparse.Namespace) -> int:
+    """``sweep verify``: check that every done chunk's files exist, decode and hold what was
+    written; ``--repair`` un-marks the damaged ones. Exit 1 when damage is left unrepaired."""
+    from pipeline.engine.verify import repair, verify_store
+
+    unrepaired = 0
+    for store in _stores(args.store):
+        if isinstance(store, tuple):
+            print(store[1])
+            continue
+        report = verify_store(store)
+        print("\n".join(report.lines()))
+        if report.damaged and args.repair:
+            n = repair(store, report)
+            print(
+                f"repaired: un-marked {n} damaged chunk(s) and deleted their files; "
+                "`sweep run` on this store recomputes exactly those"
+            )
+        elif report.damaged:
+            unrepaired += len(report.damaged)
+    if unrepaired:
+        print(
+            f"{unrepaired} damaged chunk(s) left: `sweep verify {args.store} --repair` un-marks "
+            "them so that the next `sweep run` recomputes them",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+@contextlib.contextmanager
+def _damage_as_one_line(stores: list[str]) -> Iterator[None]:
+    """Turn an error while reading ``stores`` into one ``StoreError`` line naming the damaged
+    chunks when a scrub finds damage there (a truncated chunk file fails deep in a codec);
+    any other error keeps its traceback."""
+    try:
+        yield
+    except PipelineError:
+        raise
+    except Exception as e:
+        from pipeline.engine.verify import verify_store
+
+        for store in stores:
+            try:
+                report = verify_store(store)
+            except Exception:
+                continue
+            if report.damaged:
+                raise StoreError(
+                    f"store {store}: {len(report.damaged)} damaged chunk(s) (first: "
+                    f"{report.damaged[0].line()}); sweep verify {store} --repair, then "
+                    "sweep run, recomputes them"
+                ) from e
+        raise
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -114,13 +226,16 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from pipeline.experiments import get_experiment
 
     if _check_store(args.store):
-        for frame in _zoom_frames(args.store):
+        frames = _zoom_frames(args.store)
+        for frame in frames:
             warn_if_partial(frame)
-        print(zoom_summary(args.store))
+        with _damage_as_one_line(frames):
+            print(zoom_summary(args.store))
         return 0
     warn_if_partial(args.store)
-    ds = open_sweep(args.store)
-    print(get_experiment(read_spec(args.store).experiment).summary(ds))
+    with _damage_as_one_line([args.store]):
+        ds = open_sweep(args.store)
+        print(get_experiment(read_spec(args.store).experiment).summary(ds))
     return 0
 
 

@@ -83,6 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("store")
     status.add_argument("--all", action="store_true", help="list every missing chunk")
 
+    verify = sub.add_parser(
+        "verify", help="check that every done chunk's files exist, decode and match checksums"
+    )
+    verify.add_argument("store")
+    verify.add_argument(
+        "--repair",
+        action="store_true",
+        help="un-mark the damaged chunks (and delete their files): the next run recomputes them",
+    )
+
     summary = sub.add_parser("summary", help="print the λ_L sign-change table of a store")
     summary.add_argument("store")
 

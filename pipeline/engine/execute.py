@@ -1,28 +1,50 @@
 """Stage 3 of the pipeline: run a sweep through Dask, mapping ``compute_chunk`` over the
 chunks not yet done.
 
-A task is :func:`run_chunk` (compute one chunk, write it, mark it done); the driver
-(:func:`run_sweep`) creates or checks the store, starts or connects to a cluster (local or a
-scheduler address through :mod:`.clients`, SLURM worker jobs through :mod:`pipeline.slurm`),
-submits the missing chunks, shows progress and reports what failed. Finished chunks are kept
-whatever happens to the rest, so re-running resumes.
+A task is :func:`run_chunks` (compute a few consecutive chunks, write each, mark each done);
+the driver (:func:`run_sweep`) creates or checks the store, takes its lease
+(:mod:`.lease`), starts or connects to a cluster (local or a scheduler address through
+:mod:`.clients`, SLURM worker jobs through :mod:`pipeline.slurm`), keeps a bounded window of
+tasks in flight (:mod:`.submit`), folds the finished chunks' markers into the store's done
+index now and then (:mod:`.markers`), shows progress and reports what failed. Finished chunks
+are kept whatever happens to the rest, so re-running resumes.
+
+Interrupts (Ctrl-C, or SIGTERM where the command line turns it into one): no further task is
+submitted, the tasks in flight are cancelled, the cluster is closed (a local one's worker
+processes are ended without waiting for their chunks: a chunk not yet marked done is simply
+computed again next time), and ``KeyboardInterrupt`` propagates within a few seconds.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from pipeline.engine.clients import connect_scheduler, dashboard_available, local_cluster
-from pipeline.engine.plan import ChunkKey, chunk_coords, iter_chunk_keys, key_to_str
-from pipeline.engine.store import create_or_open_store, done_keys, write_chunk
-from pipeline.errors import StoreError
+from pipeline.engine.identity import check_identity
+from pipeline.engine.lease import store_lease
+from pipeline.engine.markers import consolidate, read_done
+from pipeline.engine.plan import ChunkKey, chunk_coords, chunk_counts, flat_to_key, key_to_str
+from pipeline.engine.store import create_or_open_store, ensure_token, resolve_store_path
+from pipeline.engine.submit import (
+    WindowPolicy,
+    WindowStats,
+    chunks_per_task,
+    run_window,
+    total_threads,
+)
+from pipeline.engine.writer import write_chunk
+from pipeline.errors import StoreChangedError, StoreError, UsageError
 from pipeline.experiments import get_experiment
 from pipeline.gpu.backend import BACKENDS, backend_info, resolve_backend
 from pipeline.spec.sweep import SweepSpec
@@ -30,7 +52,14 @@ from pipeline.spec.sweep import SweepSpec
 if TYPE_CHECKING:
     from pipeline.slurm.cluster import SlurmOptions
 
-__all__ = ["RunReport", "run_chunk", "run_sweep", "SweepFailed"]
+__all__ = ["RunReport", "SweepFailed", "run_chunk", "run_chunks", "run_sweep"]
+
+CONSOLIDATE_MIN = 1000
+"""Fold per-chunk markers into the done index once at least this many are waiting (a folder
+of fewer files lists in milliseconds, so small sweeps keep their per-chunk markers only)."""
+
+CONSOLIDATE_EVERY_S = 30.0
+"""... and at most this often during a run (and once at its end)."""
 
 
 class SweepFailed(RuntimeError):
@@ -41,21 +70,44 @@ class SweepFailed(RuntimeError):
 class RunReport:
     """What one ``run_sweep`` call did.
 
-    ``computed``: keys computed and written by this call; ``already_done``: chunks skipped
-    because their marker was in the store; ``failed``: key string → error text.
+    ``computed``: keys computed and written by this call (plan order); ``already_done``:
+    chunks skipped because they were marked done in the store; ``failed``: key string →
+    error text; ``window``: the most tasks the driver allowed in flight, ``chunks_per_task``:
+    chunks fused into one task.
     """
 
     store: str
     total: int
     already_done: int
-    computed: list[ChunkKey] = field(default_factory=list)
+    counts: tuple[int, ...] = ()
     failed: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    window: int = 0
+    chunks_per_task: int = 1
+    _computed: array = field(default_factory=lambda: array("q"), repr=False)
+
+    @property
+    def computed(self) -> list[ChunkKey]:
+        """Keys computed by this call, in plan order."""
+        return [flat_to_key(f, self.counts) for f in sorted(self._computed)]
+
+    @property
+    def n_computed(self) -> int:
+        """How many chunks this call computed."""
+        return len(self._computed)
 
     @property
     def complete(self) -> bool:
         """True when every chunk of the sweep is done."""
-        return self.already_done + len(self.computed) == self.total
+        return self.already_done + len(self._computed) == self.total
+
+
+@functools.cache
+def _resolved(backend: str) -> tuple[str, dict[str, Any]]:
+    """The backend this worker process resolves ``backend`` to, and its provenance (asked
+    once per process: a GPU does not come or go while a worker lives)."""
+    name = resolve_backend(backend)
+    return name, backend_info(name)
 
 
 def run_chunk(
@@ -63,22 +115,59 @@ def run_chunk(
 ) -> ChunkKey:
     """Compute chunk ``key`` of ``spec`` and write it (then its done marker) into ``store``.
 
-    Runs on a Dask worker (or anywhere: it is a plain function); ``backend`` (``auto``
-    included) is resolved there, and the backend and device are kept in the chunk's done
-    marker (:func:`pipeline.engine.store.chunk_info`). Returns the key.
+    Runs anywhere (it is a plain function); ``backend`` (``auto`` included) is resolved
+    here, and the backend and device are kept in the chunk's done marker
+    (:func:`pipeline.engine.store.chunk_info`). Returns the key.
     """
+    name, info = _resolved(backend)
     exp = get_experiment(spec.experiment)
-    resolved = resolve_backend(backend)  # here, on the worker that computes
-    arrays = exp.compute_chunk(spec, chunk_coords(spec, key), backend=resolved, threads=threads)
-    write_chunk(spec, store, key, arrays, info=backend_info(resolved))
+    arrays = exp.compute_chunk(spec, chunk_coords(spec, key), backend=name, threads=threads)
+    write_chunk(spec, store, key, arrays, info=info)
     return key
 
 
-def _chunk_task(
-    key: ChunkKey, *, spec: SweepSpec, store: str, backend: str, threads: int
-) -> ChunkKey:
-    """``client.map`` maps over the first argument: the chunk key."""
-    return run_chunk(spec, store, key, backend=backend, threads=threads)
+def run_chunks(
+    flats: tuple[int, ...],
+    *,
+    spec: SweepSpec,
+    store: str,
+    token: str | None,
+    backend: str,
+    threads: int,
+    attempts: int,
+) -> tuple[list[tuple[int, dict[str, Any] | None, str | None]], float]:
+    """A task: compute and write the chunks at plan positions ``flats`` into ``store``,
+    whose identity ``token`` the driver read.
+
+    Each chunk gets up to ``attempts`` tries; one that still fails is reported, the others
+    are kept. Returns ``([(flat, marker record or None, error text or None), ...], seconds)``.
+    A store that changed identity (:class:`~pipeline.errors.StoreChangedError`) stops the
+    task: the driver then stops the run.
+    """
+    t0 = time.perf_counter()
+    name, info = _resolved(backend)
+    exp = get_experiment(spec.experiment)
+    counts = chunk_counts(spec)
+    out: list[tuple[int, dict[str, Any] | None, str | None]] = []
+    for flat in flats:
+        key = flat_to_key(flat, counts)
+        err = None
+        for _ in range(attempts):
+            try:
+                arrays = exp.compute_chunk(
+                    spec, chunk_coords(spec, key), backend=name, threads=threads
+                )
+                record = write_chunk(spec, store, key, arrays, info=info, token=token)
+            except StoreChangedError:
+                raise
+            except Exception as e:
+                err = f"{type(e).__name__}: {e}"
+                continue
+            out.append((flat, record, None))
+            break
+        else:
+            out.append((flat, None, err))
+    return out, time.perf_counter() - t0
 
 
 def run_sweep(
@@ -94,12 +183,14 @@ def run_sweep(
     progress: bool = True,
     log: Callable[[str], None] | None = None,
     slurm: SlurmOptions | None = None,
+    chunks_per_task: int | None = None,
 ) -> RunReport:
     """Run (or resume) a sweep and return a :class:`RunReport`.
 
     Parameters
     ----------
-    store : output path (default: the spec's ``store``).
+    store : output path (default: the spec's ``store``); made absolute (``~`` expanded)
+        before anything else sees it.
     scheduler : address of a running Dask scheduler; default a LocalCluster with one
         single-threaded worker process per core (``n_workers`` to change).
     client : an existing ``distributed.Client`` (e.g. on a SLURMCluster); overrides both.
@@ -111,15 +202,21 @@ def run_sweep(
         ``cupy`` starts one worker per visible GPU); on a scheduler, a client or SLURM each
         worker resolves ``auto``/``cupy`` itself.
     threads : tile threads inside one task (results do not depend on it).
+    chunks_per_task : chunks computed by one task (default: decided from the plan's FLOPs
+        per chunk, :func:`pipeline.engine.submit.chunks_per_task`; 1 = no fusion).
 
     Finished chunks stay marked done whatever else fails; failed chunks are listed in the
-    report (and a re-run retries them).
+    report (and a re-run retries them). A second driver on the same store is refused
+    (:class:`~pipeline.errors.StoreInUseError`); a store deleted or replaced while this run
+    writes it stops the run (:class:`~pipeline.errors.StoreChangedError`).
     """
     say = log or (lambda msg: print(msg, file=sys.stderr))
     path = store if store is not None else spec.store
-    if path is None:
+    if path is None or not str(path):
         raise StoreError("store: no output path (set 'store' in the spec or pass --store)")
-    path = str(path)
+    if chunks_per_task is not None and chunks_per_task < 1:
+        raise UsageError(f"chunks_per_task: value {chunks_per_task} must be >= 1")
+    path = resolve_store_path(path)
     if slurm is not None and client is None:
         from pipeline.slurm.cluster import check_submittable
 
@@ -139,37 +236,62 @@ def run_sweep(
             # connect before the store is touched: a wrong address changes nothing on disk
             client = stack.enter_context(connect_scheduler(scheduler))
             say(f"scheduler {scheduler}, dashboard: {client.dashboard_link}")
-        return _run(
-            spec, path, client, n_workers, retries, backend_name, provenance, threads,
-            progress, say, slurm,
-        )  # fmt: skip
+        created = create_or_open_store(spec, path, provenance=provenance)
+        with store_lease(path, "sweep run", say):
+            return _run(
+                spec, path, created, client, n_workers, retries, backend_name, threads,
+                progress, say, slurm, chunks_per_task,
+            )  # fmt: skip
+
+
+def _expected_threads(slurm: SlurmOptions | None, n_workers: int | None, backend: str) -> int:
+    """The worker threads the cluster is meant to have, before they join."""
+    if slurm is not None:
+        cores = int(slurm.profile.options.get("cores", 1) or 1)
+        jobs = slurm.adapt[1] if slurm.adapt is not None else slurm.n_jobs
+        return jobs * cores
+    if n_workers:
+        return n_workers
+    from dask.system import CPU_COUNT
+
+    return CPU_COUNT if backend != "cupy" else 1
 
 
 def _run(
     spec: SweepSpec,
     path: str,
+    created: bool,
     client: Any,
     n_workers: int | None,
     retries: int,
     backend_name: str,
-    provenance: dict[str, Any],
     threads: int,
     progress: bool,
     say: Callable[[str], None],
     slurm: SlurmOptions | None,
+    fuse: int | None,
 ) -> RunReport:
-    created = create_or_open_store(spec, path, provenance=provenance)
-    all_keys = list(iter_chunk_keys(spec))
-    done = done_keys(path)
-    todo = [k for k in all_keys if k not in done]
-    report = RunReport(store=path, total=len(all_keys), already_done=len(all_keys) - len(todo))
+    token = ensure_token(path)
+    counts = chunk_counts(spec)
+    state = read_done(path, counts, token)
+    for note in state.notes:
+        say(f"note: {note}")
+    if state.strays:
+        shown = ", ".join(state.strays[:5]) + (" ..." if len(state.strays) > 5 else "")
+        say(f"note: ignored {len(state.strays)} file(s) in the markers folder: {shown}")
+    todo = state.missing()
+    report = RunReport(store=path, total=state.total, already_done=state.n_done, counts=counts)
     say(
         f"store {path}: {'created' if created else 'resuming'}; "
         f"{report.already_done}/{report.total} chunks already done, {len(todo)} to compute"
     )
-    if not todo:
+    keeper = _Markers(path, counts, token, leftovers=state.marker_flats)
+    if len(todo) == 0:
+        keeper.fold(final=True)
         return report
 
+    own_cluster = client is None
+    expected = _expected_threads(slurm, n_workers, backend_name) if own_cluster else 0
     t0 = time.perf_counter()
     watch: Callable[[], None] | None = None
     with ExitStack() as stack:
@@ -186,75 +308,144 @@ def _run(
                 say(f"dashboard: {client.dashboard_link}")
             else:
                 say("dashboard: install the 'dashboard' extra (bokeh) to get one")
-        report = _submit_and_wait(
-            client, spec, path, todo, report, backend_name, threads, retries, progress, watch
+        if fuse is None:
+            flops = get_experiment(spec.experiment).chunk_cost(spec, spec.chunks)["flops"]
+            fuse = chunks_per_task(flops, len(todo), max(expected, total_threads(client)))
+        report.chunks_per_task = fuse
+        policy = WindowPolicy(
+            expected_threads=expected, adaptive=slurm is not None and slurm.adapt is not None
         )
+        stats = _collect(
+            client, spec, path, token, todo, fuse, report, backend_name, threads, retries,
+            progress, policy, watch, keeper,
+        )  # fmt: skip
+        report.window = stats.bound
     report.seconds = time.perf_counter() - t0
     say(
-        f"{len(report.computed)} chunks computed in {report.seconds:.1f} s, "
-        f"{len(report.failed)} failed; {report.already_done + len(report.computed)}/"
+        f"{report.n_computed} chunks computed in {report.seconds:.1f} s, "
+        f"{len(report.failed)} failed; {report.already_done + report.n_computed}/"
         f"{report.total} done"
     )
-    for k, err in report.failed.items():
+    for k, err in list(report.failed.items())[:50]:
         say(f"  chunk {k} failed: {err}")
+    if len(report.failed) > 50:
+        say(f"  ... and {len(report.failed) - 50} more failed chunks")
     return report
 
 
-def _submit_and_wait(
+class _Markers:
+    """The driver's side of the done markers: records returned by the tasks, folded into
+    the store's index every :data:`CONSOLIDATE_EVERY_S` once :data:`CONSOLIDATE_MIN` wait
+    (per-chunk files left by earlier runs included)."""
+
+    def __init__(self, store: str, counts: tuple[int, ...], token: str | None, leftovers: Any):
+        self.store, self.counts, self.token = store, counts, token
+        self.records: dict[int, dict[str, Any]] = {}
+        self.leftovers = [int(f) for f in leftovers]
+        self.last = time.monotonic()
+
+    def add(self, flat: int, record: dict[str, Any]) -> None:
+        self.records[flat] = record
+
+    def fold(self, final: bool = False) -> None:
+        waiting = len(self.records) + len(self.leftovers)
+        due = final or time.monotonic() - self.last >= CONSOLIDATE_EVERY_S
+        if waiting < CONSOLIDATE_MIN or not due:
+            return
+        # an earlier run's leftovers are read back from their files: a bounded batch per fold
+        batch = self.leftovers if final else self.leftovers[:20000]
+        self.leftovers = [] if final else self.leftovers[20000:]
+        consolidate(
+            self.store,
+            self.counts,
+            self.token,
+            self.records,
+            (flat_to_key(f, self.counts) for f in batch),
+        )
+        self.records = {}
+        self.last = time.monotonic()
+
+
+def _groups(todo: np.ndarray, size: int) -> Iterator[tuple[int, ...]]:
+    """Consecutive runs of ``size`` chunk positions (the last may be shorter)."""
+    for i in range(0, len(todo), size):
+        yield tuple(int(f) for f in todo[i : i + size])
+
+
+def _collect(
     client: Any,
     spec: SweepSpec,
     path: str,
-    todo: list[ChunkKey],
+    token: str | None,
+    todo: np.ndarray,
+    fuse: int,
     report: RunReport,
     backend: str,
     threads: int,
     retries: int,
     progress: bool,
-    watch: Callable[[], None] | None = None,
-) -> RunReport:
-    """Submit ``todo`` and collect results; ``watch()`` runs about once a second meanwhile.
+    policy: WindowPolicy,
+    watch: Callable[[], None] | None,
+    markers: _Markers,
+) -> WindowStats:
+    """Run ``todo`` in tasks of ``fuse`` chunks through the window and fill ``report``.
 
-    ``watch`` (the SLURM job keeper) may raise to give up: the pending chunks are then
-    cancelled and the error propagates; finished chunks stay done.
+    ``watch`` (the SLURM job keeper) runs about once a second and may raise to give up, as
+    may the identity check of the store (deleted or replaced under the run): the tasks in
+    flight are then cancelled and the error propagates; finished chunks stay done.
     """
-    from distributed import wait
     from tqdm.auto import tqdm
 
     run_id = uuid.uuid4().hex[:12]
-    futures = client.map(
-        _chunk_task,
-        todo,
-        spec=spec,
-        store=path,
-        backend=backend,
-        threads=threads,
-        key=[f"chunk-{key_to_str(k)}-{run_id}" for k in todo],  # unique per run: a key
-        # reused on one client would return the old (other store's) result unrun
-        retries=retries,
-        pure=False,
-    )
-    fut_key = {f.key: k for f, k in zip(futures, todo, strict=True)}
+    counts = report.counts
     bar = tqdm(total=len(todo), desc="chunks", unit="chunk", disable=not progress, file=sys.stderr)
-    pending = set(futures)
-    try:
-        while pending:
-            try:
-                finished, pending = wait(pending, timeout=1.0, return_when="FIRST_COMPLETED")
-            except TimeoutError:
-                finished = set()
-            for fut in sorted(finished, key=lambda f: fut_key[f.key]):
-                k = fut_key[fut.key]
-                if fut.status == "finished":
-                    report.computed.append(k)
+
+    def submit(flats: tuple[int, ...]) -> Any:
+        first = key_to_str(flat_to_key(flats[0], counts))
+        return client.submit(
+            run_chunks,
+            flats,
+            spec=spec,
+            store=path,
+            token=token,
+            backend=backend,
+            threads=threads,
+            attempts=retries + 1,
+            # unique per run: a key reused on one client would return the old (other
+            # store's) result unrun
+            key=f"chunk-{first}-{len(flats)}-{run_id}",
+            pure=False,
+        )
+
+    def on_done(flats: tuple[int, ...], fut: Any) -> float | None:
+        seconds = None
+        if fut.status == "finished":
+            outcomes, seconds = fut.result()
+            for flat, record, err in outcomes:
+                if err is None:
+                    report._computed.append(flat)
+                    markers.add(flat, record)
                 else:
-                    exc = fut.exception()
-                    report.failed[key_to_str(k)] = f"{type(exc).__name__}: {exc}"
-                bar.update(1)
-            if watch is not None and pending:
-                watch()
-    except BaseException:
-        client.cancel(list(pending))
-        raise
+                    report.failed[key_to_str(flat_to_key(flat, counts))] = err
+        else:
+            exc = fut.exception() if fut.status == "error" else None
+            if isinstance(exc, StoreChangedError):
+                raise exc
+            text = f"{type(exc).__name__}: {exc}" if exc is not None else f"task {fut.status}"
+            for flat in flats:
+                report.failed[key_to_str(flat_to_key(flat, counts))] = text
+        bar.update(len(flats))
+        return seconds
+
+    def tick() -> None:
+        check_identity(path, token, path, "the run stops")
+        if watch is not None:
+            watch()
+        markers.fold()
+
+    try:
+        stats = run_window(client, _groups(todo, fuse), submit, on_done, policy, tick)
+        markers.fold(final=True)
     finally:
         bar.close()
-    return report
+    return stats

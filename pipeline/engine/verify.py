@@ -1,0 +1,208 @@
+"""``sweep verify``: scrub a store's done chunks, and un-mark the damaged ones.
+
+For every chunk marked done, every variable's chunk file must exist, decode (its CRC-32C
+checksum included, for stores that have one) and — where the marker recorded a fingerprint
+(:mod:`pipeline.engine.writer`) — hold the data that was written: a file copied in from
+another chunk decodes fine but fails the fingerprint. Damage is listed by chunk key and
+coordinates. :func:`repair` un-marks the damaged chunks and deletes their files (they then
+read as fill values), so the next ``sweep run`` recomputes exactly those.
+
+Chunks written by version 0.1 have no fingerprint and their files no checksum: for them the
+scrub checks that the files exist and decode (a flipped byte inside such a file may go
+unseen). :func:`missing_files` is the quick check ``status`` and ``summary`` run: that the
+files of (a sample of) the done chunks exist.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from pipeline.engine.identity import read_token
+from pipeline.engine.lease import store_lease
+from pipeline.engine.markers import FINGERPRINT, DoneState, load_index, read_done, read_marker
+from pipeline.engine.plan import (
+    ChunkKey,
+    chunk_counts,
+    chunk_slices,
+    describe_chunk,
+    flat_to_key,
+    key_to_str,
+)
+from pipeline.engine.store import read_spec
+from pipeline.engine.writer import chunk_fingerprint
+from pipeline.experiments import get_experiment
+from pipeline.spec.sweep import SweepSpec
+
+__all__ = ["Damage", "VerifyReport", "missing_files", "repair", "verify_store"]
+
+
+@dataclass
+class Damage:
+    """One damaged chunk: its key, where it lies, and what is wrong (one phrase each)."""
+
+    flat: int
+    key: ChunkKey
+    where: str
+    problems: list[str]
+
+    def line(self) -> str:
+        return f"{key_to_str(self.key)}  {self.where or '(the only chunk)'}: " + "; ".join(
+            self.problems
+        )
+
+
+@dataclass
+class VerifyReport:
+    """What :func:`verify_store` found: done chunks checked, those without a fingerprint
+    (version 0.1), the damaged ones, and notes about the markers folder."""
+
+    store: str
+    total: int
+    checked: int
+    legacy: int
+    damaged: list[Damage] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        head = f"{self.store}: {self.checked}/{self.total} chunks done and checked, " + (
+            f"{len(self.damaged)} damaged" if self.damaged else "no damage found"
+        )
+        if self.legacy:
+            head += (
+                f" ({self.legacy} written by version 0.1 without fingerprints: checked that "
+                "their files exist and decode)"
+            )
+        out = [head, *(f"note: {n}" for n in self.notes)]
+        if self.damaged:
+            out.append("damaged chunks (key, coordinates: problems):")
+            out += [f"  {d.line()}" for d in self.damaged]
+        return out
+
+
+class _Layout:
+    """The store's variables (in the writer's order) and their chunk files."""
+
+    def __init__(self, store: str, spec: SweepSpec) -> None:
+        self.store, self.spec = store, spec
+        self.names = [v.name for v in get_experiment(spec.experiment).variables(spec)]
+        group = zarr.open_group(store, mode="r")
+        self.arrays = {n: group[n] for n in self.names}
+
+    def files(self, key: ChunkKey) -> list[tuple[str, Path]]:
+        """``(variable, chunk file)`` of chunk ``key`` for every variable."""
+        out = []
+        for name, arr in self.arrays.items():
+            extra = (0,) * (arr.ndim - len(key))
+            rel = arr.metadata.encode_chunk_key(tuple(key) + extra)
+            out.append((name, Path(self.store) / name / rel))
+        return out
+
+    def check(self, key: ChunkKey, fingerprint: int | None) -> list[str]:
+        """What is wrong with chunk ``key`` (empty: nothing)."""
+        problems, decoded = [], []
+        region = chunk_slices(self.spec, key)
+        for name, path in self.files(key):
+            if not path.is_file():
+                problems.append(f"{name}: file missing ({path.relative_to(self.store)})")
+                continue
+            arr = self.arrays[name]
+            try:
+                decoded.append(arr[region + (slice(None),) * (arr.ndim - len(region))])
+            except Exception as e:  # a truncated or flipped file: whatever the codec raises
+                text = " ".join(str(e).split())[:120]
+                problems.append(f"{name}: does not decode ({type(e).__name__}: {text})")
+        if not problems and fingerprint is not None and chunk_fingerprint(decoded) != fingerprint:
+            problems.append("data differs from what was written (fingerprint mismatch)")
+        return problems
+
+
+def _fingerprints(store: str, state: DoneState, token: str | None) -> Callable[[int], Any]:
+    """flat → recorded fingerprint (None: none recorded)."""
+    index, _ = load_index(store, state.counts, token)
+    in_files = set(state.marker_flats.tolist())
+
+    def lookup(flat: int) -> int | None:
+        if flat in in_files:
+            rec = read_marker(store, flat_to_key(flat, state.counts)) or {}
+            crc = rec.get(FINGERPRINT)
+            if isinstance(crc, int):
+                return crc
+        if index is not None and index.codes[flat] > 0 and index.crc[flat] >= 0:
+            return int(index.crc[flat])
+        return None
+
+    return lookup
+
+
+def verify_store(store: str | Path, threads: int | None = None) -> VerifyReport:
+    """Check every done chunk of the sweep store at ``store`` (not a zoom root: each frame is
+    a store of its own). ``threads``: parallel readers (default: 2 per core, at most 16)."""
+    store = str(store)
+    spec = read_spec(store)
+    token = read_token(store)
+    state = read_done(store, chunk_counts(spec), token)
+    layout = _Layout(store, spec)
+    lookup = _fingerprints(store, state, token)
+    flats = state.done_flats()
+    legacy = 0
+
+    def one(flat: int) -> Damage | None:
+        key = flat_to_key(flat, state.counts)
+        problems = layout.check(key, lookup(flat))
+        return Damage(flat, key, describe_chunk(spec, key), problems) if problems else None
+
+    prints = [lookup(int(f)) for f in flats]
+    legacy = sum(p is None for p in prints)
+    n = threads or min(16, 2 * (os.cpu_count() or 1))
+    with ThreadPoolExecutor(n) as pool:
+        found = [d for d in pool.map(one, (int(f) for f in flats), chunksize=64) if d]
+    notes = list(state.notes)
+    if state.strays:
+        notes.append(f"ignored {len(state.strays)} file(s) in the markers folder that are not "
+                     f"markers: {', '.join(state.strays[:5])}")  # fmt: skip
+    return VerifyReport(store, state.total, len(flats), legacy, found, notes)
+
+
+def repair(store: str | Path, report: VerifyReport) -> int:
+    """Un-mark the damaged chunks of ``report`` and delete their files (holding the store's
+    lease: refused while a run is active). Returns how many were un-marked."""
+    from pipeline.engine.markers import unmark
+
+    store = str(store)
+    if not report.damaged:
+        return 0
+    spec = read_spec(store)
+    with store_lease(store, "sweep verify --repair"):
+        layout = _Layout(store, spec)
+        flats = [d.flat for d in report.damaged]
+        unmark(store, chunk_counts(spec), read_token(store), flats)
+        for d in report.damaged:
+            for _, path in layout.files(d.key):
+                path.unlink(missing_ok=True)
+    return len(flats)
+
+
+def missing_files(
+    store: str | Path, spec: SweepSpec, state: DoneState, limit: int = 2000
+) -> tuple[list[tuple[ChunkKey, str]], int]:
+    """Done chunks whose files are missing: ``([(key, variable), ...], chunks checked)``.
+
+    Checks every done chunk when there are at most ``limit``, else ``limit`` of them evenly
+    spread over the grid (``sweep verify`` checks all)."""
+    flats = state.done_flats()
+    if len(flats) > limit:
+        flats = flats[np.linspace(0, len(flats) - 1, limit).astype(np.int64)]
+    layout = _Layout(str(store), spec)
+    out = []
+    for flat in flats:
+        key = flat_to_key(int(flat), state.counts)
+        out += [(key, name) for name, path in layout.files(key) if not path.is_file()]
+    return out, len(flats)
