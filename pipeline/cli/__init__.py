@@ -14,8 +14,10 @@ SPEC may be a workflow file with ``scales:``; ``--scale NAME`` (run, plan, zoom)
 
 Errors in the input (:class:`~pipeline.errors.PipelineError`) print one line
 (``error: ...``) and exit with status 2; any other exception is a bug and keeps its
-traceback. Failed chunks exit with status 1 after the finished ones are kept; an interrupt
-exits with 130.
+traceback. Failed chunks exit with status 1 after the finished ones are kept. An interrupt
+(SIGINT: Ctrl-C; SIGTERM: ``kill``, ``scancel``, a job's walltime) stops submitting, cancels
+what is in flight, closes the cluster and exits with 130 and one line on stderr, within a
+few seconds whatever the sweep's size; further signals while it cleans up are ignored.
 
 * :mod:`.parser`   the arguments of every command
 * :mod:`.run`      run, submit, plan, zoom
@@ -24,9 +26,11 @@ exits with 130.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from pipeline.cli.inspect import cmd_analyze, cmd_figures, cmd_status, cmd_summary, cmd_verify
 from pipeline.cli.parser import build_parser
@@ -48,11 +52,35 @@ _COMMANDS = {
 }
 
 
+@contextlib.contextmanager
+def _interrupts() -> Iterator[None]:
+    """SIGINT and SIGTERM raise ``KeyboardInterrupt`` once (in the main thread, where the
+    driver waits); later ones are ignored while the run cleans up. Restored on exit."""
+    if sys.platform == "win32" or signal.getsignal(signal.SIGINT) is None:
+        yield  # not the main thread's interpreter (embedded): leave signals alone
+        return
+    caught: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        if caught:
+            return  # already stopping: let the cleanup finish
+        caught.append(signum)
+        raise KeyboardInterrupt
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sweep`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        rc = _COMMANDS[args.command](args)
+        with _interrupts():
+            rc = _COMMANDS[args.command](args)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
         return rc
     except PipelineError as e:

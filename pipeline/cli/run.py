@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,10 +30,6 @@ def _slurm_options(args: argparse.Namespace) -> SlurmOptions:
     )
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # SIGTERM from scancel or walltime: cancel worker jobs, then exit
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     """``sweep run``: run or resume a sweep, then print its experiment's summary."""
     from pipeline.engine.execute import run_sweep
@@ -53,8 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.cluster == "slurm":
         if args.scheduler or args.workers:
             raise UsageError("--cluster slurm: --scheduler and --workers do not apply")
-        slurm = _slurm_options(args)
-        signal.signal(signal.SIGTERM, _raise_interrupt)
+        slurm = _slurm_options(args)  # SIGTERM (scancel, walltime) stops it: pipeline.cli
     elif args.jobs is not None or args.adapt is not None:
         raise UsageError("--jobs/--adapt: they need --cluster slurm")
     report = run_sweep(

@@ -30,7 +30,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.engine.clients import connect_scheduler, dashboard_available, local_cluster
+from pipeline.engine.clients import (
+    connect_scheduler,
+    dashboard_available,
+    local_cluster,
+    owned_cluster,
+)
 from pipeline.engine.identity import check_identity
 from pipeline.engine.lease import store_lease
 from pipeline.engine.markers import consolidate, read_done
@@ -302,7 +307,7 @@ def _run(
         elif client is None:
             from distributed import Client
 
-            cluster = stack.enter_context(local_cluster(n_workers, backend_name))
+            cluster = stack.enter_context(owned_cluster(local_cluster(n_workers, backend_name)))
             client = stack.enter_context(Client(cluster))
             if dashboard_available():
                 say(f"dashboard: {client.dashboard_link}")

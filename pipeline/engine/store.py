@@ -54,8 +54,10 @@ __all__ = [
     "create_or_open_store",
     "done_keys",
     "done_state",
+    "make_parent_folders",
     "missing_keys",
     "open_sweep",
+    "os_reason",
     "read_spec",
     "resolve_store_path",
     "write_chunk",
@@ -151,8 +153,8 @@ def create_or_open_store(
                 "choose another path"
             )
     except OSError as e:  # too long, no permission to look, ...
-        raise StoreError(f"store: {str(path)!r} cannot be used: {_os_reason(e)}") from e
-    made = _make_parents(path)
+        raise StoreError(f"store: {str(path)!r} cannot be used: {os_reason(e)}") from e
+    made = make_parent_folders(path)
     # Build the template beside the target and rename it into place: a driver killed
     # while writing it leaves no half-made store behind.
     tmp = path.with_name(f".{path.name[:64]}.tmp-{os.getpid()}")
@@ -170,7 +172,7 @@ def create_or_open_store(
             with contextlib.suppress(OSError):
                 d.rmdir()
         if isinstance(e, OSError):
-            raise StoreError(f"store: cannot create {str(path)!r}: {_os_reason(e)}") from e
+            raise StoreError(f"store: cannot create {str(path)!r}: {os_reason(e)}") from e
         raise
     return True
 
@@ -194,7 +196,7 @@ def _write_template(spec: SweepSpec, tmp: Path, provenance: dict[str, Any] | Non
     write_token(tmp, new_token())
 
 
-def _make_parents(path: Path) -> list[Path]:
+def make_parent_folders(path: Path) -> list[Path]:
     """Make the missing parent folders of ``path``; the ones made, outermost first (removed
     again when the store cannot be made)."""
     missing = []
@@ -212,10 +214,10 @@ def _make_parents(path: Path) -> list[Path]:
         for d in reversed(locals().get("made", [])):
             with contextlib.suppress(OSError):
                 d.rmdir()
-        raise StoreError(f"store: cannot create {str(path)!r}: {_os_reason(e)}") from e
+        raise StoreError(f"store: cannot create {str(path)!r}: {os_reason(e)}") from e
 
 
-def _os_reason(e: OSError) -> str:
+def os_reason(e: OSError) -> str:
     """An ``OSError`` in a few words: what failed, where."""
     where = f" ({e.filename})" if e.filename else ""
     if isinstance(e, FileExistsError | NotADirectoryError) and e.filename:

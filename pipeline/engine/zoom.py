@@ -22,6 +22,7 @@ windows from the stored frames):
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +38,9 @@ from pipeline.analysis.fractal import (
     box_counting_dimension,
     sohl_dickstein_dimension,
 )
-from pipeline.engine.clients import connect_scheduler, cpu_local_cluster
+from pipeline.engine.clients import connect_scheduler, cpu_local_cluster, owned_cluster
 from pipeline.engine.execute import RunReport, run_sweep
+from pipeline.engine.store import SPEC_ATTR, make_parent_folders, os_reason, resolve_store_path
 from pipeline.errors import PipelineError, SpecMismatchError, StoreError
 from pipeline.experiments import get_experiment
 from pipeline.spec.sweep import SweepSpec, parse_spec
@@ -163,7 +165,7 @@ def _client(scheduler: str | None, n_workers: int | None) -> Iterator[Any]:
         with connect_scheduler(scheduler) as c:
             yield c
         return
-    with cpu_local_cluster(n_workers) as cluster, Client(cluster) as c:
+    with owned_cluster(cpu_local_cluster(n_workers)) as cluster, Client(cluster) as c:
         yield c
 
 
@@ -185,15 +187,14 @@ def run_zoom(
     """
     if frames < 1:
         raise PipelineError(f"--frames: value {frames} must be >= 1")
-    root = Path(store if store is not None else spec.store or "")
-    if not str(root):
+    given = store if store is not None else spec.store
+    if given is None or not str(given):
         raise StoreError("store: no output path (set 'store' in the spec or pass --store)")
+    root = Path(resolve_store_path(given))
     check_zoomable(spec)
     a, b = plane_axes(spec)
     base = spec.to_dict()
-    old = None
-    if (root / "zarr.json").exists():
-        old = zarr.open_group(str(root), mode="r").attrs.get(ZOOM_ATTR)
+    old = _existing_zoom(root)
     if old is not None:
         diff = parse_spec(old["base_spec"]).differences(spec)
         if diff:
@@ -208,7 +209,7 @@ def run_zoom(
     with contextlib.ExitStack() as stack:
         if client is None:  # connected first: a wrong --scheduler leaves nothing on disk
             client = stack.enter_context(_client(scheduler, n_workers))
-        group = zarr.open_group(str(root), mode="a")
+        group = _open_root(root)
         group.attrs[ZOOM_ATTR] = {
             "base_spec": base,
             "frames": frames_total,
@@ -237,6 +238,46 @@ def run_zoom(
                 )
                 fspec = _frame_spec(base, a, b, wa2, wb2, na, nb, str(root / frame_group(k + 1)))
     return out
+
+
+def _existing_zoom(root: Path) -> dict[str, Any] | None:
+    """The zoom attrs of an existing zoom store at ``root``, or None when there is nothing
+    there yet; :class:`StoreError` for anything ``sweep run`` would refuse too (a file, a
+    folder that is not a store) and for a sweep store (a zoom writes frames as groups of
+    its own store, never into a sweep's)."""
+    try:
+        if root.exists() and not root.is_dir():
+            raise StoreError(f"store: {str(root)!r} is a file, not a folder; choose another path")
+        if not (root / "zarr.json").exists():
+            if root.is_dir() and any(root.iterdir()):
+                raise StoreError(
+                    f"store: {str(root)!r} exists and is not a zoom store (no zarr.json); "
+                    "choose another path"
+                )
+            return None
+    except OSError as e:
+        raise StoreError(f"store: {str(root)!r} cannot be used: {os_reason(e)}") from e
+    attrs = zarr.open_group(str(root), mode="r").attrs
+    if ZOOM_ATTR in attrs:
+        return dict(attrs[ZOOM_ATTR])
+    kind = "a sweep store (made by sweep run)" if SPEC_ATTR in attrs else "a Zarr store"
+    raise StoreError(
+        f"store: {str(root)!r} is {kind}, not a zoom store; a zoom needs a store of its own: "
+        "choose another path"
+    )
+
+
+def _open_root(root: Path) -> Any:
+    """The zoom store's root group, made if needed (folders made for it are removed again
+    when it cannot be made)."""
+    made = make_parent_folders(root)
+    try:
+        return zarr.open_group(str(root), mode="a")
+    except OSError as e:
+        for d in reversed(made):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        raise StoreError(f"store: cannot create {str(root)!r}: {os_reason(e)}") from e
 
 
 def open_zoom(store: str | Path) -> list[xr.Dataset]:
@@ -310,6 +351,7 @@ def zoom_lines(frames: list[xr.Dataset]) -> list[str]:
 
 def zoom_summary(store: str | Path) -> str:
     """What ``sweep zoom`` and ``sweep summary`` print for a zoom store (:func:`zoom_lines`)."""
+    store = os.path.expanduser(os.fspath(store))
     frames = open_zoom(store)
     head = f"zoom store {store}: {len(frames)} frame(s) (xarray.open_zarr('{store}/frame_000') ...)"
     return "\n".join([head, *zoom_lines(frames)])
