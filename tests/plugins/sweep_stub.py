@@ -1,18 +1,20 @@
 """A stub experiment that only writes: the driver's benchmark and the engine's tests.
 
-``f(a, b) = 1000 a + b`` (float32) over two integer axes, one point per chunk by default,
+``f(a, b) = 1000 a + b + offset`` (float32) over two integer axes, one point per chunk by default,
 ``chunk_cost`` one FLOP per point: everything a chunk costs is the engine's (task, write,
 marker). Found on every process (Dask worker processes and ``sweep`` subprocesses included)
 as the entry point ``stub`` of ``phase_sweep.experiments`` when this folder is on the Python
 path: ``phase_sweep_test_stub-1.0.dist-info`` beside this file declares it, as an installed
 plugin package would.
 
-``delay`` (a spec field, seconds) makes each chunk sleep first: chunks that take time, for
-interrupt tests.
+The spec field ``offset`` tells two runs' values apart. ``SWEEP_STUB_DELAY`` (seconds, an
+environment variable, so not part of the spec: a resume may run without it) makes each
+chunk sleep first, for runs that must still be going when a test interrupts them.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -24,33 +26,40 @@ from pipeline.spec.fields import Axis, AxisRule, bounded_number
 
 
 class StubExperiment(Experiment):
-    """f = 1000 a + b per point; nothing else."""
+    """f = 1000 a + b + offset per point; nothing else."""
 
     name = "stub"
     axis_rules = (
         AxisRule("a", "int", low=0, default=None, long_name="first index"),
         AxisRule("b", "int", low=0, default=(0,), long_name="second index"),
     )
-    param_keys = ("delay",)
+    param_keys = ("offset",)
 
     def parse_params(self, raw: Mapping[str, Any], axes: tuple[Axis, ...]) -> tuple[Any, dict]:
-        delay = bounded_number(raw.get("delay", 0.0), "delay", 0.0, 60.0)
-        return delay, {"delay": delay}
+        offset = bounded_number(raw.get("offset", 0.0), "offset", -1e6, 1e6)
+        return offset, {"offset": offset}
 
     def default_chunk(self, axis: Axis) -> int:
         return 1
 
     def variables(self, spec: Any) -> list[Variable]:
-        return [Variable("f", (), "1000 a + b")]
+        return [Variable("f", (), "1000 a + b + offset")]
 
     def chunk_cost(self, spec: Any, chunk_shape: tuple[int, ...]) -> dict[str, float]:
         return {"flops": float(np.prod(chunk_shape)), "peak_bytes": 64.0}
 
     def compute_chunk(self, spec, coords, backend="numpy", threads=1):
-        if spec.params:
-            time.sleep(spec.params)
+        delay = float(os.environ.get("SWEEP_STUB_DELAY", "0") or 0)
+        if delay:
+            time.sleep(delay)
         a, b = np.meshgrid(coords["a"], coords["b"], indexing="ij")
-        return {"f": (1000.0 * a + b).astype(np.float32)}
+        return {"f": (1000.0 * a + b + spec.params).astype(np.float32)}
+
+
+def expected(spec: Any) -> np.ndarray:
+    """What a complete store of ``spec`` holds in ``f``."""
+    a, b = np.meshgrid(spec.axis("a").values, spec.axis("b").values, indexing="ij")
+    return (1000.0 * a + b + spec.params).astype(np.float32)
 
 
 EXPERIMENT = StubExperiment()
