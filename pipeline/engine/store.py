@@ -166,7 +166,7 @@ def create_or_open_store(
         os.rename(tmp, path)
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(e, OSError) and (path / "zarr.json").exists():
+        if isinstance(e, OSError) and _is_store(path):
             return create_or_open_store(spec, path, provenance)  # another driver made it first
         for d in reversed(made):
             with contextlib.suppress(OSError):
@@ -175,6 +175,13 @@ def create_or_open_store(
             raise StoreError(f"store: cannot create {str(path)!r}: {os_reason(e)}") from e
         raise
     return True
+
+
+def _is_store(path: Path) -> bool:
+    try:
+        return (path / "zarr.json").is_file()
+    except OSError:
+        return False
 
 
 def _write_template(spec: SweepSpec, tmp: Path, provenance: dict[str, Any] | None) -> None:
