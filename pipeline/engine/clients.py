@@ -113,24 +113,42 @@ def dashboard_available() -> bool:
 
 def connect_scheduler(address: str, timeout: float = 10.0) -> Any:
     """A ``distributed.Client`` on the scheduler at ``address``; a ``ValueError`` naming
-    ``--scheduler`` when the address is malformed or nothing answers within ``timeout`` s."""
+    ``--scheduler`` when the address is malformed, nothing answers within ``timeout`` s, or
+    what answers is not a Dask scheduler (an HTTP server, say: asked for its identity, it
+    never answers in Dask's protocol, or answers garbage)."""
     import asyncio
 
     from distributed import Client
     from distributed.comm import connect
 
-    async def probe() -> None:  # only this first contact is bounded by ``timeout``; the
-        comm = await connect(address, timeout=timeout)  # client keeps Dask's own timeouts
-        await comm.close()
+    async def probe() -> str:
+        # bounded as a whole: Dask's handshake can wait forever on a server that is not Dask
+        return await asyncio.wait_for(ask_identity(), timeout)
+
+    async def ask_identity() -> str:
+        comm = await connect(address, timeout=timeout)
+        try:  # a real request: a TCP server that is not a scheduler fails here, in time
+            await comm.write({"op": "identity"})
+            reply = await comm.read()
+        finally:
+            comm.abort()
+        return reply.get("type", "") if isinstance(reply, dict) else ""
 
     try:
-        asyncio.run(probe())
-        return Client(address)
+        kind = asyncio.run(probe())
     except (OSError, TimeoutError, ValueError) as e:
         raise SchedulerError(
             f"--scheduler: no Dask scheduler at {address!r} ({_first_line(e)}); give the "
             "address that `dask scheduler` printed, e.g. tcp://HOST:8786"
         ) from e
+    except Exception as e:  # garbage where a message should be (MemoryError, a decode error)
+        kind = f"not Dask's protocol: {type(e).__name__}: {_first_line(e)}"
+    if kind != "Scheduler":
+        raise SchedulerError(
+            f"--scheduler: what answers at {address!r} is not a Dask scheduler "
+            f"({kind or 'no identity'}); give the address that `dask scheduler` printed"
+        )
+    return Client(address, timeout=timeout)
 
 
 def _first_line(e: BaseException) -> str:

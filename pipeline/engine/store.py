@@ -31,11 +31,9 @@ import os
 import shutil
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import dask.array as da
 import numpy as np
-import xarray as xr
 import zarr
 
 from pipeline.engine.identity import new_token, read_token, write_token
@@ -46,6 +44,9 @@ from pipeline.engine.writer import write_chunk
 from pipeline.errors import SpecMismatchError, StoreError
 from pipeline.experiments import get_experiment
 from pipeline.spec.sweep import SweepSpec, parse_spec
+
+if TYPE_CHECKING:  # xarray and dask load in ~1 s: only the commands that need them pay it
+    import xarray as xr
 
 __all__ = [
     "DONE_DIR",
@@ -74,6 +75,9 @@ def resolve_store_path(store: str | Path) -> str:
 
 def build_template(spec: SweepSpec, provenance: dict[str, Any] | None = None) -> xr.Dataset:
     """The lazy (dask) dataset of fill values that defines the store's layout."""
+    import dask.array as da
+    import xarray as xr
+
     exp = get_experiment(spec.experiment)
     rules = exp.rules_by_name()
     coords: dict[str, Any] = {}
@@ -100,8 +104,13 @@ def build_template(spec: SweepSpec, provenance: dict[str, Any] | None = None) ->
         shape = (*spec.shape, *(len(extra[d][0]) for d in v.extra_dims))
         chunks = (*spec.chunks, *(len(extra[d][0]) for d in v.extra_dims))
         dtype = np.dtype(v.dtype or spec.dtype)
-        arr = da.full(shape, v.fill, dtype=dtype, chunks=chunks)
-        data_vars[v.name] = (dims, arr, {"long_name": v.long_name, "units": v.units})
+        # one dask chunk: the template is never computed, and a graph of one task per Zarr
+        # chunk would cost minutes and gigabytes at 10^6 chunks; the Zarr chunks are set in
+        # the encoding (the sweep's chunks, extra dims whole)
+        arr = da.full(shape, v.fill, dtype=dtype, chunks=shape)
+        data_vars[v.name] = xr.Variable(
+            dims, arr, {"long_name": v.long_name, "units": v.units}, encoding={"chunks": chunks}
+        )
     attrs = {
         SPEC_ATTR: spec.to_dict(),
         "experiment": spec.experiment,
@@ -189,7 +198,8 @@ def _write_template(spec: SweepSpec, tmp: Path, provenance: dict[str, Any] | Non
 
     ds = build_template(spec, provenance)
     encoding: dict[str, dict[str, Any]] = {
-        v: {"compressors": (ZstdCodec(level=0), Crc32cCodec())} for v in ds.data_vars
+        v: {"compressors": (ZstdCodec(level=0), Crc32cCodec()), "chunks": ds[v].encoding["chunks"]}
+        for v in ds.data_vars
     }
     for v in ds.data_vars:
         if np.issubdtype(ds[v].dtype, np.integer):
@@ -282,6 +292,8 @@ def open_sweep(store: str | Path, **kwargs: Any) -> xr.Dataset:
     integer flags). Stores without consolidated metadata (written by other tools) open
     without xarray's fallback warning.
     """
+    import xarray as xr
+
     kwargs.setdefault("consolidated", _has_consolidated_metadata(Path(store)))
     return xr.open_zarr(str(store), **kwargs)
 
