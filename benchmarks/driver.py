@@ -184,8 +184,13 @@ def status_and_resume(tmp: Path) -> dict:
 def table(fused: list[dict], unfused: list[dict], big: dict | None) -> str:
     def section(rows: list[dict], title: str) -> list[str]:
         ref = max((r for r in rows if r["n"] == rows[0]["n"]), key=lambda r: r["rate"])
-        lines = [f"{title}", "", "| chunks | chunks per task | window | chunks/s | "
-                 "vs 10^3 (best of 2) | driver peak RSS (MiB) | vs 10^3 |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines = [
+            title,
+            "",
+            "| chunks | chunks per task | window | chunks/s | vs 10^3 (best of 2) "
+            "| driver peak RSS (MiB) | vs 10^3 |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for r in rows[:-1]:
             lines.append(
                 f"| {r['n']:,} | {r['fuse']} | {r['window']} | {r['rate']:.0f} | "
@@ -215,9 +220,9 @@ def table(fused: list[dict], unfused: list[dict], big: dict | None) -> str:
         f"average when the run ended: {load[0]:.1f} (1 min), {load[1]:.1f} (5 min); the "
         "machine is shared.",
         "",
-        *section(fused, "Default: chunks fused into tasks from the plan's cost (`chunks_per_task`)"),
+        *section(fused, "Default: chunks fused into tasks from the plan's cost:"),
         "",
-        *section(unfused, "One task per chunk (`chunks_per_task=1`): what the scheduler sustains"),
+        *section(unfused, "One task per chunk (`chunks_per_task=1`):"),
     ]
     if big is not None:
         out += [
