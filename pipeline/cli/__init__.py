@@ -30,6 +30,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 
 from pipeline.cli.inspect import cmd_analyze, cmd_figures, cmd_status, cmd_summary, cmd_verify
@@ -56,8 +57,8 @@ _COMMANDS = {
 def _interrupts() -> Iterator[None]:
     """SIGINT and SIGTERM raise ``KeyboardInterrupt`` once (in the main thread, where the
     driver waits); later ones are ignored while the run cleans up. Restored on exit."""
-    if sys.platform == "win32" or signal.getsignal(signal.SIGINT) is None:
-        yield  # not the main thread's interpreter (embedded): leave signals alone
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread: leave them alone
         return
     caught: list[int] = []
 

@@ -16,6 +16,7 @@ when the plan's cost per chunk is small next to Dask's per-task overhead.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import queue
 import time
@@ -172,8 +173,9 @@ def run_window(
                 bound = policy.bound(total_threads(client), stats.mean_task_s)
                 stats.bound = max(stats.bound, bound)
     except BaseException:
-        if in_flight:
-            client.cancel([f for f, _ in in_flight.values()])
+        if in_flight:  # best effort: the original error is what the caller must see
+            with contextlib.suppress(Exception):
+                client.cancel([f for f, _ in in_flight.values()])
         raise
     stats.mean_task_s = total_s / n_timed if n_timed else None
     return stats
