@@ -46,8 +46,8 @@ def stub_spec(n_a: int, n_b: int = 10, **extra) -> dict:
 
 
 class ActiveTasks(SchedulerPlugin):
-    """A scheduler plugin: the most tasks ever waiting, queued or processing at once (the
-    scheduler's view of the window; finished tasks awaiting release do not count)."""
+    """A scheduler plugin: the most chunk tasks ever waiting, queued or processing at once
+    (the scheduler's view of the window; finished tasks awaiting release do not count)."""
 
     name = "active-tasks"
     ACTIVE = {"waiting", "queued", "processing", "no-worker"}
@@ -57,6 +57,8 @@ class ActiveTasks(SchedulerPlugin):
         self.peak = 0
 
     def transition(self, key, start, finish, *args, **kwargs) -> None:
+        if not str(key).startswith("chunk-"):
+            return  # the spec's task, which every chunk task reads
         if finish in self.ACTIVE:
             self.active.add(key)
             self.peak = max(self.peak, len(self.active))

@@ -371,6 +371,11 @@ class _Markers:
         self.last = time.monotonic()
 
 
+def _same(spec: SweepSpec) -> SweepSpec:
+    """The task that holds the spec on the workers."""
+    return spec
+
+
 def _groups(todo: np.ndarray, size: int) -> Iterator[tuple[int, ...]]:
     """Consecutive runs of ``size`` chunk positions (the last may be shorter)."""
     for i in range(0, len(todo), size):
@@ -405,12 +410,17 @@ def _collect(
     counts = report.counts
     bar = tqdm(total=len(todo), desc="chunks", unit="chunk", disable=not progress, file=sys.stderr)
 
+    # The spec travels once, as a task that every chunk task depends on (recomputed if the
+    # worker holding it is lost): inside each task it would be pickled once per task, and the
+    # scheduler's copies grow with the sweep (~450 MB at 10^5 chunks of a 10^4-value axis).
+    spec_ref = client.submit(_same, spec, key=f"spec-{run_id}", pure=False)
+
     def submit(flats: tuple[int, ...]) -> Any:
         first = key_to_str(flat_to_key(flats[0], counts))
         return client.submit(
             run_chunks,
             flats,
-            spec=spec,
+            spec=spec_ref,
             store=path,
             token=token,
             backend=backend,
