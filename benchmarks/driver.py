@@ -201,8 +201,8 @@ def table(fused: list[dict], unfused: list[dict], big: dict | None) -> str:
         lines = [
             title,
             "",
-            "| chunks | chunks per task | window | chunks/s | vs 10^3 (best of 2) "
-            "| driver peak RSS (MiB) | vs 10^3 |",
+            "| chunks | chunks per task | window | chunks/s | vs 10^3 (faster of 2) "
+            "| driver peak RSS (MiB) | vs 10^3 (smaller of 2) |",
             "|---|---|---|---|---|---|---|",
         ]
         for r in rows[:-1]:
@@ -238,6 +238,21 @@ def table(fused: list[dict], unfused: list[dict], big: dict | None) -> str:
         *section(fused, "Default: chunks fused into tasks from the plan's cost:"),
         "",
         *section(unfused, "One task per chunk (`chunks_per_task=1`):"),
+    ]
+    per_task = max(r["rate"] for r in unfused)
+    big_row = max(fused, key=lambda r: r["n"])
+    out += [
+        "",
+        f"What this shows: the throughput does not fall with the number of chunks (before the "
+        f"window, the issue measured 22 chunks/s at 100 chunks falling to 2.8 at 21,000, "
+        f"each completion scanning the whole pending set), and the driver's memory grows by "
+        f"{big_row['rss'] - fused[0]['rss']:.0f} MiB from 10^3 to {big_row['n']:,} pending "
+        f"chunks (the plan's 8 bytes per chunk and the index; the window holds "
+        f"{big_row['window']} tasks whatever the sweep). One task per chunk is bound by "
+        f"Dask's own cost per task on this shared 2-core machine (at most {per_task:.0f} "
+        f"tasks/s here); chunks this small are therefore fused, {big_row['fuse']} per task "
+        f"(decided from the plan's FLOPs per chunk), and then cost the engine's file writes "
+        f"only.",
     ]
     if big is not None:
         out += [

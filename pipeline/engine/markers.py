@@ -111,6 +111,7 @@ class DoneIndex:
     codes: np.ndarray  # uint32 (n_chunks,), 0 = not done
     crc: np.ndarray  # int64 (n_chunks,), -1 = no fingerprint recorded
     infos: list[dict[str, Any]] = field(default_factory=list)
+    _lookup: dict[str, int] | None = field(default=None, repr=False)  # info JSON -> code
 
     @classmethod
     def empty(cls, counts: tuple[int, ...], token: str | None) -> DoneIndex:
@@ -121,7 +122,7 @@ class DoneIndex:
         """Mark ``flat`` done with the worker ``record`` (its fingerprint kept apart)."""
         info = {k: v for k, v in record.items() if k != FINGERPRINT}
         text = json.dumps(info, sort_keys=True)
-        lookup = getattr(self, "_lookup", None)
+        lookup = self._lookup
         if lookup is None:
             lookup = {json.dumps(d, sort_keys=True): i + 1 for i, d in enumerate(self.infos)}
             self._lookup = lookup

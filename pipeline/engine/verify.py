@@ -152,7 +152,6 @@ def verify_store(store: str | Path, threads: int | None = None) -> VerifyReport:
     layout = _Layout(store, spec)
     lookup = _fingerprints(store, state, token)
     flats = state.done_flats()
-    legacy = 0
 
     def one(flat: int) -> Damage | None:
         key = flat_to_key(flat, state.counts)
