@@ -165,7 +165,7 @@ def status_and_resume(tmp: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGINS), str(ROOT)])}
     status_s, out = best_of([sys.executable, "-m", "pipeline", "status", str(store)], env)
     import_s, _ = best_of([sys.executable, "-c", "import pipeline.cli"], env)
-    first_line = out.splitlines()[0]
+    first_line = out.splitlines()[0].replace(str(store), "STORE")
     with (
         LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                      silence_logs=50) as cluster,
@@ -247,8 +247,8 @@ def table(fused: list[dict], unfused: list[dict], big: dict | None) -> str:
         f"window, the issue measured 22 chunks/s at 100 chunks falling to 2.8 at 21,000, "
         f"each completion scanning the whole pending set), and the driver's memory grows by "
         f"{big_row['rss'] - fused[0]['rss']:.0f} MiB from 10^3 to {big_row['n']:,} pending "
-        f"chunks (the plan's 8 bytes per chunk and the index; the window holds "
-        f"{big_row['window']} tasks whatever the sweep). One task per chunk is bound by "
+        f"chunks while the window holds {big_row['window']} tasks whatever the size of the "
+        f"sweep. One task per chunk is bound by "
         f"Dask's own cost per task on this shared 2-core machine (at most {per_task:.0f} "
         f"tasks/s here); chunks this small are therefore fused, {big_row['fuse']} per task "
         f"(decided from the plan's FLOPs per chunk), and then cost the engine's file writes "

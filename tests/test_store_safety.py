@@ -159,6 +159,7 @@ def test_verify_repair_then_run_restores_a_damaged_store(tmp_path, client, capsy
     assert "warning:" in out and "1 done chunk(s) have missing files" in out, out
     assert sweep(["summary", str(store)]) == 2  # reads lyapunov: the flipped chunk
     err = capsys.readouterr().err.strip().splitlines()
+    assert any("1 done chunk(s) have missing files" in ln for ln in err[:-1]), err  # warned
     assert err[-1].startswith(f"error: store {store}: 5 damaged chunk(s)"), err
     assert sweep(["verify", str(store)]) == 1
     out = capsys.readouterr().out

@@ -432,10 +432,10 @@ def _collect(
             pure=False,
         )
 
-    def on_done(flats: tuple[int, ...], fut: Any) -> float | None:
+    def on_done(flats: tuple[int, ...], fut: Any, result: Any) -> float | None:
         seconds = None
-        if fut.status == "finished":
-            outcomes, seconds = fut.result()
+        if result is not None:  # finished, and its result gathered (run_chunks returns a pair)
+            outcomes, seconds = result
             for flat, record, err in outcomes:
                 if err is None:
                     report._computed.append(flat)

@@ -115,14 +115,18 @@ def run_window(
     client: Any,
     groups: Iterator[Any],
     submit: Callable[[Any], Any],
-    on_done: Callable[[Any, Any], float | None],
+    on_done: Callable[[Any, Any, Any], float | None],
     policy: WindowPolicy,
     tick: Callable[[], None] = lambda: None,
     tick_every: float = 1.0,
 ) -> WindowStats:
     """Submit one task per item of ``groups`` (``submit(item)`` returns a Dask future), never
     more than the policy's bound in flight, and hand each finished one to
-    ``on_done(item, future)`` (which returns the task's duration in seconds, or None).
+    ``on_done(item, future, result)`` (``result``: the task's return value, None unless it
+    finished; ``on_done`` returns the task's duration in seconds, or None).
+
+    The results of the tasks that finished meanwhile are fetched in one ``gather``: a fetch
+    per task would cost a round trip to a worker each, one after the other.
 
     ``tick()`` runs about every ``tick_every`` seconds (the SLURM job keeper, the lease and
     identity checks, consolidation); it and ``on_done`` may raise to stop. On any exception
@@ -152,20 +156,20 @@ def run_window(
             if not in_flight:
                 break
             wait = max(0.0, tick_every - (time.monotonic() - last_tick))
+            batch = []
             try:
-                fut = finished.get(timeout=wait)
+                batch.append(finished.get(timeout=wait))
+                while True:
+                    batch.append(finished.get_nowait())
             except queue.Empty:
-                fut = None
-            while fut is not None:
-                entry = in_flight.pop(fut.key, None)
-                if entry is not None:
-                    seconds = on_done(entry[1], fut)
-                    if seconds is not None:
-                        n_timed, total_s = n_timed + 1, total_s + seconds
-                try:
-                    fut = finished.get_nowait()
-                except queue.Empty:
-                    fut = None
+                pass
+            entries = [e for e in (in_flight.pop(f.key, None) for f in batch) if e is not None]
+            ok = [f for f, _ in entries if f.status == "finished"]
+            results = dict(zip((f.key for f in ok), client.gather(ok), strict=True)) if ok else {}
+            for fut, item in entries:
+                seconds = on_done(item, fut, results.get(fut.key))
+                if seconds is not None:
+                    n_timed, total_s = n_timed + 1, total_s + seconds
             if time.monotonic() - last_tick >= tick_every:
                 last_tick = time.monotonic()
                 tick()
