@@ -6,6 +6,11 @@ backend seam and the multi-GPU cluster's pinning are tested without a GPU.
 
 from __future__ import annotations
 
+import logging
+import sys
+import types
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -34,6 +39,113 @@ def test_backend_seam():
 def test_cupy_unavailable_is_a_clear_error():
     with pytest.raises(ValueError, match="'cupy' is unavailable here: .*(CuPy|device)"):
         resolve_backend("cupy")
+
+
+class _FakeCupy(types.ModuleType):
+    """A CuPy whose device exists but whose CUDA libraries fail as ``fail`` says."""
+
+    float32 = np.float32
+    int32 = np.int32
+
+    def __init__(self, fail: str) -> None:
+        super().__init__("cupy")
+        self.fail = fail
+        runtime = types.SimpleNamespace(getDeviceCount=lambda: 1)
+        self.cuda = types.SimpleNamespace(runtime=runtime)
+
+    def arange(self, n, dtype=None):
+        return np.arange(n, dtype=dtype)
+
+    def asnumpy(self, a):
+        return np.asarray(a)
+
+    def RawKernel(self, source, name):  # noqa: N802 (CuPy's name)
+        if self.fail == "nvrtc":
+            raise RuntimeError("libnvrtc.so.12: cannot open shared object file\nmore detail")
+
+        def launch(grid, block, args):
+            x, _ = args
+            x[:] = 2 * x + 1
+
+        return launch
+
+    def __getattr__(self, name):
+        raise AttributeError(name)
+
+
+class _BadGemm(np.ndarray):
+    def __matmul__(self, other):
+        raise RuntimeError("libcublasLt.so.12: cannot open shared object file")
+
+
+@pytest.mark.parametrize(("fail", "why"), [("nvrtc", "libnvrtc.so.12"), ("cublas", "libcublasLt")])
+def test_broken_cuda_stack_falls_back_with_one_line(monkeypatch, caplog, fail, why):
+    """CuPy imports and sees a device, but NVRTC (or cuBLAS) is missing: ``auto`` is numpy with
+    one warning line naming the library, ``cupy`` is a one-line error, the store's provenance
+    says why."""
+    from pipeline.gpu import backend
+
+    fake = _FakeCupy(fail)
+    if fail == "cublas":
+        fake.arange = lambda n, dtype=None: np.arange(n, dtype=dtype).view(_BadGemm)
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    backend.cupy_unavailable_reason.cache_clear()
+    backend._say_fallback.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING, logger="pipeline.gpu"):
+            assert resolve_backend("auto") == "numpy"
+            assert resolve_backend("auto") == "numpy"  # probed and said once per process
+        lines = [r.getMessage() for r in caplog.records if r.name == "pipeline.gpu"]
+        assert len(lines) == 1 and why in lines[0] and "\n" not in lines[0], lines
+        with pytest.raises(ValueError, match=f"'cupy' is unavailable here: .*{why}") as e:
+            resolve_backend("cupy")
+        assert "\n" not in str(e.value)
+        assert why in backend_info("numpy")["cupy_unavailable"]
+    finally:
+        backend.cupy_unavailable_reason.cache_clear()
+        backend._say_fallback.cache_clear()
+
+
+def test_working_fake_stack_passes_the_probe(monkeypatch):
+    """The probe checks numbers, not only that calls return: the fake above, unbroken, passes
+    (so the failures above are the libraries', not the probe's)."""
+    from pipeline.gpu import backend
+
+    monkeypatch.setitem(sys.modules, "cupy", _FakeCupy("none"))
+    backend.cupy_unavailable_reason.cache_clear()
+    try:
+        assert backend.cupy_unavailable_reason() is None
+    finally:
+        backend.cupy_unavailable_reason.cache_clear()
+
+
+def test_cuda_libraries_load_and_nvrtc_compiles_without_a_device(tmp_path):
+    """With the gpu-cuda12 / gpu-cuda13 extra installed: NVRTC and cuBLAS load from NVIDIA's
+    wheels (no device needed), and NVRTC compiles every kernel with the project's options into
+    the kernel cache (a second call is a cache hit)."""
+    pathfinder = pytest.importorskip(
+        "cuda.pathfinder", reason="the gpu-cuda12/gpu-cuda13 extra is not installed here"
+    )
+    pytest.importorskip("cupy", reason="CuPy is not installed here")
+    from pipeline.experiments.trainability.gpu import entry_defines
+    from pipeline.gpu.kernels import compile_to_cache
+
+    for lib in ("nvrtc", "cublas", "cublasLt"):
+        assert Path(pathfinder.load_nvidia_dynamic_lib(lib).abs_path).is_file(), lib
+    built = [
+        compile_to_cache("rng.cu", 90, cache_dir=str(tmp_path)),
+        compile_to_cache("propagate.cu", 90, cache_dir=str(tmp_path)),
+        compile_to_cache(
+            "train.cu", 90, entry_defines("ps_train_f64_n8_d2"), cache_dir=str(tmp_path)
+        ),
+    ]
+    for path in built:
+        assert path.suffix == ".cubin" and path.stat().st_size > 1000
+    assert b"ps_train_f64_n8_d2" in built[2].read_bytes()
+    assert b"ps_train_f32_n8_d2" not in built[2].read_bytes()  # one entry point per module
+    mtime = built[0].stat().st_mtime_ns
+    assert compile_to_cache("rng.cu", 90, cache_dir=str(tmp_path)) == built[0]
+    assert built[0].stat().st_mtime_ns == mtime
 
 
 def test_gpu_cluster_pins_one_device_per_worker():
