@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from _gpu_contract import DRAW_BLOCK, check_draws
 
 from pipeline import rng
 from pipeline.experiments.propagation.gpu import (
@@ -25,6 +26,8 @@ from pipeline.experiments.propagation.gpu import (
 from pipeline.experiments.propagation.ops import NumpyOps
 from pipeline.experiments.propagation.probes import BatchProbe, CircleProbe, PairProbe, Probes
 from pipeline.experiments.propagation.reference import propagate_network
+from pipeline.gpu import host_build
+from pipeline.gpu.host_build import toolchain_missing
 from pipeline.gpu.kernels import cms_args, kernel_files, kernel_source
 
 SOURCES = sorted(p.name for p in kernel_files().iterdir() if p.name.endswith(".cu"))
@@ -187,3 +190,45 @@ def test_chunk_device_peak_bytes_from_spec():
     ppt = gpu_tile_points(spec.params.probes, 64 * 64)
     want = device_peak_bytes(1024, spec.params.probes, ppt, -(-4096 // ppt), 1, spec.dtype)
     assert got == want > 4096 * 3 * 1040 * np.dtype(spec.dtype).itemsize
+
+
+# ---------------------------------------------------------------- the host build of the kernels
+
+HOST_BUILD_MISSING = toolchain_missing()
+needs_host_build = pytest.mark.skipif(
+    HOST_BUILD_MISSING is not None, reason=f"no host build of the kernels: {HOST_BUILD_MISSING}"
+)
+
+
+@needs_host_build
+def test_host_built_uniforms_are_rngs():
+    """rng.cu's uniforms kernel, built for the host, equals rng.uniforms bit for bit (the
+    Philox words are integer arithmetic, the uniforms exact)."""
+    hk = host_build.build()
+    for seed, r0, c0 in [(0, 0, 0), (2**64 - 1, 2**32 - 40, 7)]:
+        u1, u2 = hk.uniforms(seed, 1, 7, r0, 40, c0, 33)
+        w1, w2 = rng.uniforms(
+            seed, 1, 7, np.arange(r0, r0 + 40)[:, None], np.arange(c0, c0 + 33)[None, :]
+        )
+        assert np.array_equal(u1.view(np.uint64), w1.view(np.uint64))
+        assert np.array_equal(u2.view(np.uint64), w2.view(np.uint64))
+
+
+@needs_host_build
+@pytest.mark.parametrize("alpha", [2.0, 1.5, 1.0, 0.5, 0.2])
+def test_host_built_draws_keep_the_contract(alpha):
+    """rng.cu with CUDA's own tan/log/exp (libdevice) on the block of test_gpu.py: float32
+    bit-identical to NumPy, float64 within tests/_gpu_contract.py's ulp bounds, and the same
+    whichever model of the hardware's approximate reciprocal (the Newton steps absorb it), so
+    the device should compute exactly these values."""
+    seed, layer, n = DRAW_BLOCK["seed"], DRAW_BLOCK["layer"], DRAW_BLOCK["n"]
+    hw, exact = host_build.build("hw"), host_build.build("exact")
+    blocks = ((rng.STREAMS["weight"], n), (rng.STREAMS["bias"], 1))  # [Z | ζ], as the GEMM's
+    want = np.hstack([rng.stable_block(seed, s, layer, 0, n, 0, c, alpha) for s, c in blocks])
+    for dtype in (np.float64, np.float32):
+        got = np.hstack(
+            [hw.fill_stable(seed, s, layer, 0, n, 0, c, alpha, dtype) for s, c in blocks]
+        )
+        assert check_draws(got, want, alpha, dtype) is None
+        other = [exact.fill_stable(seed, s, layer, 0, n, 0, c, alpha, dtype) for s, c in blocks]
+        assert np.array_equal(got, np.hstack(other), equal_nan=True)
