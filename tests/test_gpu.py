@@ -222,6 +222,34 @@ def test_device_stable_draws_keep_the_contract(ops, alpha):
 
 @pytest.mark.gpu
 @needs_gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_layer_step_is_its_emulation_bit_for_bit(ops, dtype):
+    """propagate.cu against ops.NumpyOps on the same inputs: with φ = identity (no math
+    library involved) the sums (kernel order, --fmad=false) and the next inputs are
+    bit-identical, including a lost tangent (NaN) and a vanished one (0)."""
+    from pipeline.experiments.propagation.ops import NumpyOps
+
+    cp = ops.xp
+    g = np.random.default_rng(1)
+    p, r, n, k = 37, 5, 700, 716
+    h = g.standard_normal((p * r, n)).astype(dtype)
+    h[2 * r + 2] = 0  # point 2: the tangent vanished
+    h[3 * r + 2, 5] = np.inf  # point 3: the tangent is lost
+    ws = g.uniform(0.1, 2.0, p).astype(dtype)
+    want = {
+        "x": np.zeros((p * r, k), dtype),
+        "stats": np.zeros((p, 5)),
+        "bad": np.zeros(p, np.int32),
+    }
+    NumpyOps().layer_step(h, want["x"], r, True, ws, "linear", want["stats"], want["bad"])
+    x, stats, bad = cp.zeros((p * r, k), dtype), cp.zeros((p, 5)), cp.zeros(p, cp.int32)
+    ops.layer_step(cp.asarray(h), x, r, True, cp.asarray(ws), "linear", stats, bad)
+    for name, got in (("x", x), ("stats", stats), ("bad", bad)):
+        np.testing.assert_array_equal(cp.asnumpy(got), want[name], err_msg=name)
+
+
+@pytest.mark.gpu
+@needs_gpu
 @pytest.mark.parametrize(("act", "alpha"), [("tanh", 2.0), ("relu", 2.0), ("erf", 1.5)])
 def test_q_and_lyap_growth_match_numpy_float64(ops, act, alpha):
     from pipeline.experiments.propagation.gpu import propagate_network as propagate_cupy

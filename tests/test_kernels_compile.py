@@ -232,3 +232,45 @@ def test_host_built_draws_keep_the_contract(alpha):
         assert check_draws(got, want, alpha, dtype) is None
         other = [exact.fill_stable(seed, s, layer, 0, n, 0, c, alpha, dtype) for s, c in blocks]
         assert np.array_equal(got, np.hstack(other), equal_nan=True)
+
+
+# ---------------------------------------------------------------- overflow, underflow, order
+
+
+@pytest.mark.parametrize(
+    ("act", "sigma_w", "dtype", "want"),
+    [
+        ("relu", 1e3, "float32", "overflow"),
+        ("relu", 1e30, "float64", "overflow"),
+        ("tanh", 1e5, "float32", "underflow"),
+        ("erf", 1e5, "float32", "underflow"),
+        ("tanh", 1e10, "float64", "underflow"),
+        ("tanh", 0.0, "float32", "ordered"),
+        ("relu", 0.0, "float64", "ordered"),
+        ("tanh", 1.5, "float32", "finite"),
+    ],
+)
+def test_overflow_and_underflow_are_flagged_never_ordered(act, sigma_w, dtype, want):
+    """Overflow (nonfinite_layer) and a tangent lost to underflow of φ' (underflow_layer) give
+    λ = NaN, never −∞ (ordered); σ_w = 0 gives λ = −∞ with no flag. The GPU loop on the
+    emulated kernels flags the same points at the same layers and gives the same NaN / −∞."""
+    kw = {"depth": 8, "record_layers": [4, 8], "probes": Probes(pair=PairProbe()), "dtype": dtype}
+    groups = [(act, np.array([sigma_w, 1.0]), np.array([0.3, 0.3]))]  # point 1: a plain one
+    (ref,) = propagate_network(32, 2.0, 3, groups, **kw)
+    (emu,) = propagate_gpu(32, 2.0, 3, groups, ops=NumpyOps(), **kw)
+    for res in (ref, emu):
+        lam = res["lyapunov"][0, -1]
+        nonfinite, underflow = res["nonfinite_layer"][0], res["underflow_layer"][0]
+        if want == "overflow":
+            assert nonfinite > 0 and np.isnan(lam), (nonfinite, lam)
+        elif want == "underflow":
+            assert underflow > 0 and nonfinite == 0 and np.isnan(lam), (underflow, lam)
+        elif want == "ordered":
+            assert lam == -np.inf and nonfinite == 0 and underflow == 0
+        else:
+            assert np.isfinite(lam) and nonfinite == 0 and underflow == 0
+        assert np.isfinite(res["lyapunov"][1]).all() and res["underflow_layer"][1] == 0
+    for k in ("nonfinite_layer", "underflow_layer"):
+        np.testing.assert_array_equal(emu[k], ref[k], err_msg=k)
+    np.testing.assert_array_equal(np.isnan(emu["lyapunov"]), np.isnan(ref["lyapunov"]))
+    np.testing.assert_array_equal(np.isneginf(emu["lyapunov"]), np.isneginf(ref["lyapunov"]))

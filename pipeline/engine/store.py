@@ -125,6 +125,7 @@ def create_or_open_store(
                 f"store {str(path)!r} was made by a different spec; fields that differ: "
                 f"{', '.join(diff)}. Use a new store path, or delete the old store to start over."
             )
+        add_new_variables(spec, path)
         return False
     if path.exists() and any(path.iterdir()):
         raise StoreError(
@@ -158,6 +159,26 @@ def create_or_open_store(
             return create_or_open_store(spec, path, provenance)
         raise
     return True
+
+
+def add_new_variables(spec: SweepSpec, store: str | Path) -> list[str]:
+    """Add to an existing store the variables that its experiment now defines but the store
+    lacks (a store written by an earlier version, e.g. before ``underflow_layer``), filled
+    with their fill value (-1 for flags: not computed), so resuming it writes every variable.
+    Chunks done before keep the fill value in the new variables. Returns the names added."""
+    g = zarr.open_group(str(store), mode="r")
+    template = build_template(spec)
+    new = [v for v in template.data_vars if v not in g]
+    if new:
+        encoding = {
+            v: {"fill_value": int(template[v].dtype.type(-1))}
+            for v in new
+            if np.issubdtype(template[v].dtype, np.integer)
+        }
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+            template[new].to_zarr(str(store), mode="a", compute=False, encoding=encoding)
+    return new
 
 
 def write_chunk(

@@ -111,7 +111,27 @@ VARIABLE_DOCS = {
         "participation ratio (sum s_i^2)^2 / sum s_i^4 of the batch matrix's singular values",
         "1",
     ),
+    "nonfinite_layer": (
+        "first layer with a pre-activation whose squared norm is not a finite number of the "
+        "dtype (overflow or NaN; lyapunov is NaN from there on; 0: none; -1: not computed)",
+        "1",
+    ),
+    "underflow_layer": (
+        "first layer at which the tangent vanished by underflow although sigma_w > 0 and phi' "
+        "has no zeros (tanh/erf saturated: phi' rounded to 0; lyapunov is NaN from there on; "
+        "0: none; -1: not computed, or a store written before this variable existed)",
+        "1",
+    ),
 }
+"""Long name and units of every variable (the flags included)."""
+
+FLAG_VARIABLES = ("nonfinite_layer", "underflow_layer")
+"""Per-point int32 flags (no ``layer`` dim): the first layer of an event, 0 none, -1 not
+computed. ``underflow_layer`` exists with the pair probe (it is about the tangent)."""
+
+
+def _flags(probes: Probes) -> tuple[str, ...]:
+    return FLAG_VARIABLES if probes.pair else FLAG_VARIABLES[:1]
 
 
 @dataclass(frozen=True)
@@ -223,21 +243,15 @@ class PropagationExperiment(Experiment):
         return 1
 
     def variables(self, spec: SweepSpec) -> list[Variable]:
-        """Observables of the chosen probes (with a ``layer`` dim) plus ``nonfinite_layer``."""
+        """Observables of the chosen probes (with a ``layer`` dim) plus the flags
+        (:data:`FLAG_VARIABLES`: ``nonfinite_layer``; ``underflow_layer`` with the pair probe)."""
         out = [
             Variable(name, ("layer",), VARIABLE_DOCS[name][0], VARIABLE_DOCS[name][1])
             for name in spec.params.probes.observables()
         ]
-        out.append(
-            Variable(
-                "nonfinite_layer",
-                (),
-                "first layer with a non-finite pre-activation (0: none; -1: not computed)",
-                "1",
-                dtype="int32",
-                fill=-1,
-            )
-        )
+        for name in _flags(spec.params.probes):
+            doc, units = VARIABLE_DOCS[name]
+            out.append(Variable(name, (), doc, units, dtype="int32", fill=-1))
         return out
 
     def extra_coords(self, spec: SweepSpec) -> dict[str, tuple[np.ndarray, dict[str, str]]]:
@@ -315,7 +329,9 @@ class PropagationExperiment(Experiment):
         n_rec = len(p.record_layers)
         obs = p.probes.observables()
         out = {k: np.full((*shape, n_rec), np.nan, spec.dtype) for k in obs}
-        out["nonfinite_layer"] = np.full(shape, -1, np.int32)
+        flags = _flags(p.probes)
+        for name in flags:
+            out[name] = np.full(shape, -1, np.int32)
 
         ax_sw, ax_sb = spec.axis("sigma_w"), spec.axis("sigma_b")
         sw_vals = np.asarray(coords[ax_sw.name], np.float64)
@@ -349,9 +365,8 @@ class PropagationExperiment(Experiment):
                             out[k][iw, ia, i_s, ig] = r[k].reshape(
                                 len(sw_vals), len(sb_vals), n_rec
                             )
-                        out["nonfinite_layer"][iw, ia, i_s, ig] = r["nonfinite_layer"].reshape(
-                            len(sw_vals), len(sb_vals)
-                        )
+                        for name in flags:
+                            out[name][iw, ia, i_s, ig] = r[name].reshape(len(sw_vals), len(sb_vals))
         return out
 
     # ---- optional hooks --------------------------------------------------------------------

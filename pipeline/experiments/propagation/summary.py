@@ -62,6 +62,35 @@ def lyapunov_crossings(ds: xr.Dataset) -> list[dict]:
     return rows
 
 
+def flag_notes(ds: xr.Dataset, last: xr.DataArray) -> list[str]:
+    """One line per kind of point that is not a plain number, with its count (networks =
+    grid points × seeds): λ_L = −∞ (ordered: σ_w = 0 or every ReLU unit dead), overflow
+    (``nonfinite_layer``: λ_L is NaN, never ordered), underflow of the tangent
+    (``underflow_layer``: tanh/erf saturated, λ_L is NaN, never ordered)."""
+    notes = []
+    n_dead = int(np.isneginf(last).sum())
+    if n_dead:
+        notes.append(
+            f"{n_dead} of {last.size} networks have λ_L = −∞: the tangent vector vanished "
+            "exactly (σ_w = 0, or every ReLU unit dead); they are ordered"
+        )
+    nf = ds.get("nonfinite_layer")
+    if nf is not None and int((nf > 0).sum()):
+        notes.append(
+            f"{int((nf > 0).sum())} of {nf.size} networks overflowed (a pre-activation not "
+            "finite in the dtype, see 'nonfinite_layer'): λ_L is NaN there, neither ordered "
+            "nor chaotic; the values are kept in the store"
+        )
+    uf = ds.get("underflow_layer")
+    if uf is not None and int((uf > 0).sum()):
+        notes.append(
+            f"{int((uf > 0).sum())} of {uf.size} networks saturated (the tangent underflowed "
+            "to 0 although φ' > 0, see 'underflow_layer'): λ_L is NaN there, neither ordered "
+            "nor chaotic; float64 or a smaller σ_w resolves them"
+        )
+    return notes
+
+
 def format_summary(ds: xr.Dataset) -> str:
     """The table ``sweep run`` and ``sweep summary`` print for a propagation store."""
     if "lyapunov" not in ds:
@@ -81,18 +110,5 @@ def format_summary(ds: xr.Dataset) -> str:
             f"{fmt(r['sigma_w_measured']):>13} {fmt(r['sigma_w_theory']):>11} {fmt(diff):>8}"
         )
     last = ds["lyapunov"].isel(layer=-1)
-    n_dead = int(np.isneginf(last).sum())
-    if n_dead:
-        lines.append(
-            f"note: {n_dead} of {last.size} networks (grid points × seeds) have λ_L = −∞: the "
-            "tangent vector vanished exactly (σ_w = 0, or every unit dead); they are ordered"
-        )
-    nf = ds.get("nonfinite_layer")
-    if nf is not None:
-        n_bad = int((nf > 0).sum())
-        if n_bad:
-            lines.append(
-                f"note: {n_bad} grid points hold non-finite values "
-                "(see 'nonfinite_layer'); they are kept in the store"
-            )
+    lines += [f"note: {text}" for text in flag_notes(ds, last)]
     return "\n".join(lines)
