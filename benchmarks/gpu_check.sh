@@ -119,6 +119,8 @@ if [ "$MODE" = run ]; then
     ok=$($PY -c "print('pass' if '$frac' and float('${frac:-0}') >= 0.7 else 'FAIL')")
     [ $rc -ne 0 ] && ok="FAIL (exit $rc)"
     row "propagation vs cuBLAS, N = 4096 float32" "$ok" "fraction ${frac:-?} (target >= 0.7)"
+    row "batch-probe SVDs per recorded layer" measured \
+        "$(grep -E '^batch probe' "$OUT/bench_propagation.log" | sed 's/^batch probe //' | tr '\n' ';')"
     $PY benchmarks/trainability.py --gpu > "$OUT/bench_trainability.log" 2>&1
     rc=$?
     row "trainability vs NumPy and FMA peak" "$(status $rc)" \

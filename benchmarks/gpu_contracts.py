@@ -88,6 +88,48 @@ def training() -> str:
     )
 
 
+def training_tanh() -> list[str]:
+    """The device test's 48 cases (tests/test_gpu_train.py): the emulation with NumPy's tanh
+    against the emulation with CUDA's (= the kernel's arithmetic), worst relative loss
+    difference per point."""
+    import functools
+
+    from pipeline.experiments.trainability.emulate import run_train_kernel
+    from pipeline.experiments.trainability.gpu import train_points as train_gpu
+    from pipeline.experiments.trainability.reference import make_problem
+
+    cuda = functools.partial(run_train_kernel, tanh=build().tanh)
+    lr_in = 10.0 ** np.array([-1.0, 0.0, 0.5, 1.0, -2.0, 2.5])
+    lr_out = 10.0 ** np.array([0.0, -1.0, 1.0, 0.3, 3.0, 2.5])
+    offset = np.array([0.0, 0.2, -0.1, 0.5, 0.0, 1.0])
+    worst = {"float64": np.zeros(6), "float32": np.zeros(6)}
+    classes = True
+    for dtype in worst:
+        for width in (3, 8, 13, 32):
+            for depth in (2, 3, 4):
+                for dataset, act in (("full", "tanh"), ("minibatch", "sigmoid")):
+                    pr = make_problem(width, depth, 2, 0.05, dataset)
+                    kw = {"steps": 8, "dtype": dtype, "keep_trajectory": True}
+                    a = train_gpu(pr, act, lr_in, lr_out, offset, runner=run_train_kernel, **kw)
+                    b = train_gpu(pr, act, lr_in, lr_out, offset, runner=cuda, **kw)
+                    with np.errstate(all="ignore"):
+                        rel = np.nan_to_num(np.abs(a["loss"] - b["loss"]) / np.abs(b["loss"]))
+                    worst[dtype] = np.maximum(worst[dtype], rel.max(axis=1))
+                    classes &= bool(np.array_equal(a["converged"], b["converged"]))
+    head = " | ".join(f"lr_in 10^{np.log10(a):g}, lr_out 10^{np.log10(b):g}" for a, b in
+                      zip(lr_in, lr_out, strict=True))  # fmt: skip
+    return [
+        "Training kernel, the device test's 48 cases (widths 3-32, depths 2-4, tanh/full and "
+        "sigmoid/minibatch, 8 steps): the emulation with NumPy's tanh against the emulation "
+        "with CUDA's tanh (the kernel's arithmetic), largest relative loss difference per "
+        f"point; converged flags equal in every case: {classes}.",
+        "",
+        f"| dtype | {head} |",
+        "|---" * 7 + "|",
+        *(f"| {k} | " + " | ".join(f"{v:.1e}" for v in w) + " |" for k, w in worst.items()),
+    ]
+
+
 def spills() -> list[str]:
     nvcc = shutil.which("nvcc")
     if nvcc is None:
@@ -131,6 +173,8 @@ def main() -> None:
             *draws(),
             "",
             training(),
+            "",
+            *training_tanh(),
             "",
             "Register spills of the training kernel (nvcc -Xptxas -v, sm_90, --fmad=false):",
             "",

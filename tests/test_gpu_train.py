@@ -112,14 +112,20 @@ def test_cupy_backend_without_gpu_is_a_clear_error():
 @pytest.mark.parametrize("depth", [2, 3, 4])
 @pytest.mark.parametrize("width", [3, 8, 13, 32])
 def test_device_kernel_matches_emulation(width, depth, dtype):
-    """Every entry point (lanes 4, 8, 16, 32 × depth 2..4 × dtype), both datasets."""
+    """Every entry point (lanes 4, 8, 16, 32 × depth 2..4 × dtype), both datasets. With
+    --fmad=false the kernel's arithmetic is the emulation's except for tanh (CUDA's vs
+    NumPy's, 1-2 ulp apart). The emulation run with CUDA's own tanh (the host build) differs
+    from it with NumPy's, over these 48 cases, by ≤ 5.2e-16 (float64) and ≤ 2.9e-7 (float32)
+    relative at the first three points (moderate learning rates); the last three (lr up to
+    10^3) amplify that to 1.3e-7 / 0.11 (BENCHMARKS.md "GPU contracts"), so there only the
+    classes are compared."""
     for dataset, act in (("full", "tanh"), ("minibatch", "sigmoid")):
         pr = make_problem(width, depth, 2, 0.05, dataset)
         kw = {"steps": 8, "dtype": dtype, "keep_trajectory": True}
         want = train_gpu(pr, act, LR_IN, LR_OUT, OFFSET, runner=run_train_kernel, **kw)
         got = train_gpu(pr, act, LR_IN, LR_OUT, OFFSET, **kw)
-        tol = 1e-10 if dtype == "float64" else 1e-4
-        np.testing.assert_allclose(got["loss"], want["loss"], rtol=tol, atol=1e-300)
+        tol = 1e-13 if dtype == "float64" else 1e-5
+        np.testing.assert_allclose(got["loss"][:3], want["loss"][:3], rtol=tol, atol=1e-300)
         np.testing.assert_array_equal(got["converged"], want["converged"])
 
 

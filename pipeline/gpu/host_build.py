@@ -16,7 +16,8 @@ Two intrinsics are hardware approximations whose exact bits NVIDIA does not spec
 hardware is documented to work (the reciprocal of the top 32 bits of the argument, returned in
 the top 32 bits; exp2 to ~22 bits), ``approx="exact"`` uses correctly rounded values.
 A result that differs between the two models depends on bits we cannot know; tests and
-benchmarks report that share (it is 0 for the draws: the Newton steps absorb the seed).
+benchmarks report that share (for the draws at most 3 of 786 432 per α: the Newton steps
+absorb the seed nearly always; BENCHMARKS.md "GPU contracts").
 
 Requirements: ``libdevice.10.bc`` (found next to ``nvcc`` on PATH or under ``CUDA_HOME`` /
 ``CUDA_PATH``), LLVM's ``llvm-extract`` and ``llc`` (any version that reads the toolkit's
@@ -221,6 +222,13 @@ class HostKernels:
         ``erff``, ``expf`` in float32) elementwise on ``x``; same shape."""
         dtype = np.float32 if name.endswith("f") and name != "erf" else np.float64
         return self._vec(f"ps_v_{name}", x, dtype)
+
+    def tanh(self, x: np.ndarray) -> np.ndarray:
+        """CUDA's ``tanhf`` (float32 input) or ``tanh`` (float64), same shape and dtype: what
+        the kernels' ``tanh`` of that dtype computes."""
+        a = np.asarray(x)
+        name = "tanhf" if a.dtype == np.float32 else "tanh"
+        return self.math(name, a).reshape(a.shape)
 
     def fill_stable(
         self,
