@@ -28,7 +28,7 @@ from pipeline.experiments.propagation.probes import BatchProbe, CircleProbe, Pai
 from pipeline.experiments.propagation.reference import propagate_network
 from pipeline.gpu import host_build
 from pipeline.gpu.host_build import toolchain_missing
-from pipeline.gpu.kernels import cms_args, kernel_files, kernel_source
+from pipeline.gpu.kernels import NVRTC_OPTIONS, cms_args, kernel_files, kernel_source
 
 SOURCES = sorted(p.name for p in kernel_files().iterdir() if p.name.endswith(".cu"))
 NVCC = shutil.which("nvcc")
@@ -50,7 +50,7 @@ def test_every_kernel_compiles_for_sm80_and_sm90(tmp_path):
         cmd = [
             NVCC,
             "--fatbin",
-            "-std=c++14",
+            *NVRTC_OPTIONS,  # the options NVRTC gets (nvcc spells them the same)
             "-Werror",
             "all-warnings",
             "-gencode=arch=compute_80,code=sm_80",
@@ -274,3 +274,25 @@ def test_overflow_and_underflow_are_flagged_never_ordered(act, sigma_w, dtype, w
         np.testing.assert_array_equal(emu[k], ref[k], err_msg=k)
     np.testing.assert_array_equal(np.isnan(emu["lyapunov"]), np.isnan(ref["lyapunov"]))
     np.testing.assert_array_equal(np.isneginf(emu["lyapunov"]), np.isneginf(ref["lyapunov"]))
+
+
+def test_summary_counts_ordered_overflowed_and_saturated_networks():
+    """The propagation summary names each kind with its count: −∞ (ordered), overflow
+    (nonfinite_layer > 0), saturation (underflow_layer > 0); −1 (not computed) is none."""
+    import xarray as xr
+
+    from pipeline.experiments.propagation.summary import flag_notes
+
+    lam = xr.DataArray([-np.inf, -np.inf, np.nan, np.nan, np.nan, 0.1, -0.2], dims="p")
+    ds = xr.Dataset(
+        {
+            "nonfinite_layer": ("p", [0, 0, 3, 0, 0, 0, -1]),
+            "underflow_layer": ("p", [0, 0, 0, 2, 5, 0, -1]),
+        }
+    )
+    notes = flag_notes(ds, lam)
+    assert len(notes) == 3
+    assert notes[0].startswith("2 of 7 networks have λ_L = −∞") and "ordered" in notes[0]
+    assert notes[1].startswith("1 of 7 networks overflowed") and "never" not in notes[1]
+    assert notes[2].startswith("2 of 7 networks saturated")
+    assert flag_notes(ds.drop_vars("underflow_layer"), lam)[-1].startswith("1 of 7 networks over")
