@@ -33,7 +33,9 @@ esac
 if [ "$MODE" = fetch ]; then
     # CPython 3.12, manylinux x86-64: what the GPU machine's image runs; CuPy, NumPy and xarray
     # are there already, the rest of the project's dependencies and the test tools are not
-    grep -qxF '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> .git/info/exclude
+    exclude=$(git rev-parse --git-path info/exclude)  # a worktree's .git is a file
+    mkdir -p "$(dirname "$exclude")"
+    grep -qxF '/.whl/' "$exclude" 2>/dev/null || echo '/.whl/' >> "$exclude"
     mkdir -p .whl
     plats=()
     for p in manylinux_2_28_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 any; do

@@ -301,3 +301,60 @@ def test_backend_info_on_gpu():
     assert resolve_backend("cupy") == "cupy"
     info = backend_info("cupy")
     assert info["device"] and info["cupy_version"] and info["tf32"] in (True, False)
+
+
+def test_kernel_cache_compiles_once_for_all_workers_of_a_node(monkeypatch, tmp_path):
+    """Four workers asking for the same kernel at once: one compiles (under the node's file
+    lock), the others wait and load its binary; another option set is another binary."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipeline.gpu import kernels
+
+    calls = []
+    lock = threading.Lock()
+
+    class FakeNvrtc:
+        class NVRTCError(Exception):
+            pass
+
+        @staticmethod
+        def getVersion():  # noqa: N802 (CuPy's names)
+            return (12, 9)
+
+        @staticmethod
+        def getSupportedArchs():  # noqa: N802
+            return (80, 90)
+
+        @staticmethod
+        def createProgram(src, name, headers, include_names):  # noqa: N802
+            return name
+
+        @staticmethod
+        def compileProgram(prog, options):  # noqa: N802
+            with lock:
+                calls.append(tuple(options))
+            time.sleep(0.3)  # long enough for the other workers to arrive
+
+        @staticmethod
+        def getCUBIN(prog):  # noqa: N802
+            return b"cubin of " + prog.encode()
+
+        @staticmethod
+        def destroyProgram(prog):  # noqa: N802
+            pass
+
+    monkeypatch.setattr(kernels, "_nvrtc", lambda: FakeNvrtc)
+    with ThreadPoolExecutor(4) as pool:  # flock excludes separate opens, threads included
+        paths = list(
+            pool.map(lambda _: kernels.compile_to_cache("rng.cu", 90, (), str(tmp_path)), range(4))
+        )
+    assert len(set(paths)) == 1 and len(calls) == 1
+    assert paths[0].read_bytes() == b"cubin of rng.cu" and paths[0].suffix == ".cubin"
+    assert "--fmad=false" in calls[0] and "-ftz=false" in calls[0]
+    assert "--gpu-architecture=sm_90" in calls[0]
+    other = kernels.compile_to_cache("rng.cu", 90, ("X=1",), str(tmp_path))
+    assert other != paths[0] and len(calls) == 2 and "-DX=1" in calls[1]
+    ptx = kernels._target(100)  # a device newer than this NVRTC: PTX for the newest it knows
+    assert ptx == ("compute_90", "ptx")
