@@ -39,6 +39,7 @@ class SpecError(PipelineError):
 
     def __init__(self, field_name: str, message: str) -> None:
         self.field = field_name
+        self.detail = message
         super().__init__(f"spec field '{field_name}': {message}")
 
 
