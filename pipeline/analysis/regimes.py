@@ -42,6 +42,7 @@ __all__ = [
     "regime_area",
     "regime_maps",
     "sigma_dims",
+    "theory_sigma_w",
     "zero_crossings",
 ]
 
@@ -220,8 +221,9 @@ def late_lyapunov(lam: xr.DataArray, burn_in: int) -> xr.DataArray:
     return mean.where(~np.isneginf(late), -np.inf)
 
 
-def _theory_sigma_w(alpha: float, activation: str, sigma_b: float, threshold: float) -> float:
-    """Mean-field critical σ_w (scale): χ1 = 1 at α = 2, the Lévy ordered transition else."""
+def theory_sigma_w(alpha: float, activation: str, sigma_b: float, threshold: float = 0.01) -> float:
+    """Mean-field critical σ_w (a scale) at bias scale ``sigma_b``: χ1 = 1 at α = 2, the
+    Lévy ordered transition (q* = ``threshold``) for α < 2; NaN where there is none."""
     try:
         if alpha == 2.0:
             from pipeline.numerics.theory import critical_sigma_w
@@ -278,10 +280,10 @@ def measured_critical_line(
         output_dtypes=[np.float64],
     )
     out = xr.Dataset({"sigma_w_measured": measured})
-    unit = "σ_w² (variance)" if sw.endswith("2") else "σ_w (scale)"
+    what = "σ_w²" if sw.endswith("2") else "σ_w"  # the stored axis: variance or scale
     out["sigma_w_measured"].attrs = {
-        "long_name": "first zero crossing of λ_L along σ_w",
-        "units": unit,
+        "long_name": f"measured critical {what}: first zero crossing of λ_L along {what}",
+        "units": "1",
     }
     if theory:
         th = (
@@ -296,16 +298,17 @@ def measured_critical_line(
             act = str(sel.get("activation", "tanh"))
             b = float(sel[sb])
             b = math.sqrt(b) if sb.endswith("2") else b
-            v = _theory_sigma_w(a, act, b, threshold)
+            v = theory_sigma_w(a, act, b, threshold)
             th[idx] = v * v if sw.endswith("2") else v
         out["sigma_w_theory"] = th.assign_attrs(
-            long_name="mean-field critical σ_w (χ1 = 1 at α = 2; Lévy q* threshold else)",
-            units=unit,
+            long_name=f"mean-field critical {what} (χ1 = 1 at α = 2, Lévy q* = threshold else)",
+            units="1",
             threshold=threshold,
         )
         step = np.interp(th.values, xs, _cell_widths(xs))
         step_da = th.copy(data=np.where(np.isfinite(th.values), step, np.nan))
         out["deviation_steps"] = ((out["sigma_w_measured"] - th) / step_da).assign_attrs(
-            long_name="(measured − theory) / grid step along σ_w"
+            long_name=f"(measured − mean-field critical {what}) in grid steps along {what}",
+            units="1",
         )
     return out

@@ -106,7 +106,7 @@ class Plan:
                     else []
                 ),
                 f"variables         {', '.join(self.variables)}",
-                f"store             {spec.store}",
+                f"store             {spec.store or 'none given (--store, or store: in the spec)'}",
                 *self.notes,
             ]
         )
