@@ -169,6 +169,20 @@ def check_png(png, min_bytes=30_000):
     assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 50  # colour maps, lines, text
 
 
+def check_layout(fig):
+    """What every figure must hold at the size it is written: no text reaching outside the
+    figure, a colour bar for every colour-mapped image, the missing-data grey on each."""
+    from pipeline.figures.layout import (
+        clipped_texts,
+        mappables_without_colourbar,
+        mappables_without_missing_colour,
+    )
+
+    assert clipped_texts(fig) == []
+    assert mappables_without_colourbar(fig) == []
+    assert mappables_without_missing_colour(fig) == []
+
+
 @pytest.mark.parametrize("name", SMOKE_RUN)
 def test_smoke_run_renders_figure(name, smoke_stores, tmp_path):
     plt = pytest.importorskip("matplotlib.pyplot")
@@ -178,19 +192,70 @@ def test_smoke_run_renders_figure(name, smoke_stores, tmp_path):
     spec = read_spec(store)
     assert spec.scale == "smoke" and spec.figure["kind"] == FIGURE_OF[name]
 
-    fig = figures.draw(open_sweep(store), dict(spec.figure))
+    fig, stem = figures.store_figure(store)  # as `sweep figures` writes it, at its size
+    assert stem == spec.figure["kind"]
     labels = " ".join(f"{ax.get_xlabel()} {ax.get_ylabel()} {ax.get_title()}" for ax in fig.axes)
     for want in EXPECTED_LABELS[spec.figure["kind"]]:
         assert want in labels, (want, labels)
     data_axes = [ax for ax in fig.axes if ax.get_xlabel() and ax.get_ylabel()]
     assert all(ax.has_data() for ax in data_axes)
-    if spec.figure["kind"] != "effective_rank":  # maps have colourbars (label on an extra axes)
-        assert len(fig.axes) > len(data_axes)
+    check_layout(fig)
     plt.close(fig)
 
     out = sweep("figures", str(store), "-o", str(tmp_path / "fig"), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     check_png(tmp_path / "fig" / f"{spec.figure['kind']}.png")
+
+
+def test_missing_data_has_its_own_colour_and_a_legend_entry(smoke_stores):
+    plt = pytest.importorskip("matplotlib.pyplot")
+    import matplotlib.colors as mc
+
+    from pipeline import figures
+    from pipeline.figures.layout import MISSING_COLOUR, MISSING_LABEL
+    from pipeline.figures.render import finish
+
+    # a chunk not computed reads as NaN: drawn grey (not RdBu's white, λ_L = 0), and named
+    ds = open_sweep(smoke_stores["dinverno2025_erf_frontier"]).load()
+    ds["lyapunov"][..., :10, :12, :] = np.nan
+    fig = finish(figures.draw(ds, {"kind": "frontier"}))
+    legend_texts = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+    assert legend_texts == [MISSING_LABEL]
+    mesh = fig.axes[0].collections[0]
+    assert np.ma.getmaskarray(mesh.get_array()).sum() == 10 * 12
+    bad = mesh.get_cmap().get_bad()
+    assert mc.same_color(bad, MISSING_COLOUR)
+    # a grey no colour of the map has (RdBu's middle is near white)
+    rgb = mesh.get_cmap()(np.linspace(0, 1, 256))[:, :3]
+    assert np.min(np.linalg.norm(rgb - np.asarray(bad[:3]), axis=1)) > 0.1
+    check_layout(fig)
+    plt.close(fig)
+    # a complete store has no such entry
+    fig = finish(figures.draw(open_sweep(smoke_stores["dinverno2025_erf_frontier"]),
+                              {"kind": "frontier"}))  # fmt: skip
+    assert fig.legends == []
+    plt.close(fig)
+
+
+def test_figures_kind_on_the_command_line(smoke_stores, tmp_path):
+    pytest.importorskip("matplotlib")
+    store = smoke_stores["quickstart"]
+    out = sweep("figures", str(store), "--kind", "frontier", "-o", str(tmp_path / "f"),
+                cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    check_png(tmp_path / "f" / "frontier.png", min_bytes=20_000)
+    bad = [
+        (["--kind", "frontir"], "error: --kind: unknown value 'frontir'; did you mean 'frontier'?"),
+        (["--kind", "phase_cv", "--option", "layers=[1, x]"], "error: --option layers[1]: "),
+        (["--kind", "frontier", "--option", "layers=3"], "error: --option layers: unknown key"),
+        (["--option", "layers=3"], "error: --option: give the figure's --kind too"),
+        (["--kind", "phase_cv", "--option", "layers"], "error: --option: 'layers' is not NAME="),
+    ]
+    for args, message in bad:
+        out = sweep("figures", str(store), *args, "-o", str(tmp_path / "g"), cwd=tmp_path)
+        assert out.returncode == 2 and out.stderr.startswith(message), (args, out.stderr)
+        assert out.stderr.count("\n") == 1
+    assert not (tmp_path / "g").exists()
 
 
 def test_smoke_numbers_agree_with_theory(smoke_stores):
@@ -230,7 +295,8 @@ def test_figures_without_figure_is_an_error(client, tmp_path):
     spec = parse_spec({"axes": {"width": [8], "sigma_w": [1.0]}, "depth": 2})
     run_sweep(spec, tmp_path / "s.zarr", client=client, progress=False, log=lambda m: None)
     out = sweep("figures", "s.zarr", cwd=tmp_path)
-    assert out.returncode == 2 and "declares no 'figure'" in out.stderr
+    assert out.returncode == 2 and "declares no figure; give one: sweep figures" in out.stderr
+    assert "--kind KIND (one of xi_c_map, phase_cv" in out.stderr
 
 
 # ---- seeds 000 and 002: zoom stores, numbers, the notebook ------------------------------------
@@ -267,10 +333,11 @@ def test_zoom_store_renders_frames_with_dimensions(name, zoom_stores, tmp_path):
     store = zoom_stores[name]
     assert is_zoom_store(store) and not is_zoom_store(store / "frame_000")
     frames = open_zoom(store)
-    fig = figures.zoom.zoom_frames(frames)
+    fig, stem = figures.zoom_figure(store)
     titles = [ax.get_title() for ax in fig.axes]
-    assert sum(t.startswith("frame ") for t in titles) == 3
+    assert stem == "zoom_frames" and sum(t.startswith("frame ") for t in titles) == 3
     assert any("Sohl-Dickstein pooled" in t for t in titles)
+    check_layout(fig)  # every frame has its colour bar
     fig.clf()
 
     out = sweep("figures", str(store), "-o", str(tmp_path / "z"), cwd=tmp_path)
@@ -359,3 +426,32 @@ def test_points_with_some_nonfinite_seeds_are_noted():
     (note,) = _partial_seed_notes(ds)
     assert note.startswith("note: 1 grid point(s) have non-finite values in some of their 3 seeds")
     assert _partial_seed_notes(ds.isel(p=[1, 2])) == []  # all or none: nothing to note
+
+
+def test_layout_checks_catch_clipped_text_and_a_missing_colour_bar():
+    plt = pytest.importorskip("matplotlib.pyplot")
+    from pipeline.figures.layout import (
+        clipped_texts,
+        colour_map,
+        fit_texts,
+        mappables_without_colourbar,
+        mappables_without_missing_colour,
+    )
+
+    # the single-image trainability figure as it was: 645 px wide, a 90-character title
+    title = "trainability after 40 steps of gradient descent, depth D = 2, dataset full"
+    fig, ax = plt.subplots(figsize=(4.3, 3.5), dpi=150, constrained_layout=True)
+    mesh = ax.pcolormesh(np.arange(12.0).reshape(3, 4), cmap="RdBu_r")
+    fig.suptitle(title, fontsize=10)
+    assert clipped_texts(fig) == [title]
+    assert mappables_without_colourbar(fig) == [mesh]
+    assert mappables_without_missing_colour(fig) == [mesh]
+    fit_texts(fig)
+    assert clipped_texts(fig) == []
+    assert fig._suptitle.get_text().replace("\n", " ") == title  # wrapped, not cut
+    mesh.set_cmap(colour_map("RdBu_r"))
+    fig.colorbar(mesh, ax=ax, label="a label " * 12)  # longer than the figure is tall
+    assert mappables_without_colourbar(fig) == [] and mappables_without_missing_colour(fig) == []
+    assert len(clipped_texts(fig)) == 1
+    assert clipped_texts(fit_texts(fig)) == []
+    plt.close(fig)

@@ -206,8 +206,11 @@ def write_chunk(
     os.replace(tmp, marker)
 
 
-def chunk_info(store: str | Path, key: ChunkKey) -> dict[str, Any]:
-    """What the worker that wrote chunk ``key`` recorded (backend, device, ...)."""
+def chunk_info(store: str | Path, key: ChunkKey | str) -> dict[str, Any]:
+    """What the worker that wrote chunk ``key`` recorded (backend, device, ...); ``key`` as
+    a tuple or as ``sweep status`` prints it (``"0.0.3.0.1.0"``)."""
+    if isinstance(key, str):
+        key = key_from_str(key)
     text = (Path(store) / DONE_DIR / key_to_str(key)).read_text()
     return json.loads(text) if text.strip() else {}
 

@@ -2,7 +2,9 @@
 
 A zoom store is a Zarr group whose children ``frame_000``, ``frame_001``, ... are complete
 sweep stores (each with its own spec, coordinates and done markers), so every frame opens
-with ``xarray.open_zarr("STORE/frame_003")`` and a killed zoom resumes like a sweep.
+with ``xarray.open_zarr("STORE/frame_003")`` and a killed zoom resumes like a sweep. The root
+carries consolidated metadata of every frame written (renewed after each), so
+``xarray.open_datatree("STORE")`` opens the whole sequence.
 
 The rule that picks the next window (deterministic, so a resumed run recomputes the same
 windows from the stored frames):
@@ -378,5 +380,8 @@ def zoom_lines(frames: list[xr.Dataset]) -> list[str]:
 def zoom_summary(store: str | Path) -> str:
     """What ``sweep zoom`` and ``sweep summary`` print for a zoom store (:func:`zoom_lines`)."""
     frames = open_zoom(store)
-    head = f"zoom store {store}: {len(frames)} frame(s) (xarray.open_zarr('{store}/frame_000') ...)"
+    head = (
+        f"zoom store {store}: {len(frames)} frame(s) (all: xarray.open_datatree('{store}'); "
+        f"one: xarray.open_zarr('{store}/frame_000'))"
+    )
     return "\n".join([head, *zoom_lines(frames)])

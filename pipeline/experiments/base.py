@@ -133,6 +133,9 @@ class Experiment(ABC):
     field_description: str = "sign of the field"
     """What :meth:`signed_field` is, for figure titles."""
 
+    display_label: str = "signed field"
+    """Colour-bar label of :meth:`display_field` in figures (the zoom frames)."""
+
     def display_field(self, values: np.ndarray) -> np.ndarray:
         """``values`` of :meth:`signed_field` as a figure shows them (default unchanged)."""
         return values

@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from pipeline.figures.common import clip_infinite, first_values, pyplot, signed_limit, widest
+from pipeline.figures.layout import colour_map, note_missing
 from pipeline.figures.registry import register
 from pipeline.numerics.levy import ordered_transition_sigma_w
 from pipeline.spec.fields import bounded_number, number_list
@@ -86,7 +87,7 @@ def phase_cv(
             sw,
             cv.sel(layer=layer).values.T,
             shading="nearest",
-            cmap="magma",
+            cmap=colour_map("magma"),
             vmin=0,
             vmax=vmax,
         )
@@ -94,6 +95,7 @@ def phase_cv(
         overlay(ax)
         ax.set_title(f"layer l = {layer}", fontsize=9)
     axes[0].legend(loc="upper left", fontsize=7)
+    drawn = [cv.sel(layer=layer).values for layer in shown]
     if has_lyap:
         ax = axes[-1]
         lam = first_values(ds.lyapunov, ("alpha", "sigma_w")).mean("seed")
@@ -102,13 +104,15 @@ def phase_cv(
         lim = signed_limit(lam)
         shown = clip_infinite(lam, lim)
         mesh = ax.pcolormesh(
-            alpha, sw, shown.T, shading="nearest", cmap="RdBu_r", vmin=-lim, vmax=lim
+            alpha, sw, shown.T, shading="nearest", cmap=colour_map("RdBu_r"), vmin=-lim, vmax=lim
         )
         fig.colorbar(mesh, ax=ax, label=f"λ_L (nepers per layer), L = {last}")
         if alpha.size > 1 and sw.size > 1 and np.nanmin(lam) < 0 < np.nanmax(lam):
             ax.contour(alpha, sw, shown.T, levels=[0.0], colors="k", linewidths=1)
         overlay(ax)
-        ax.set_title("finite-depth Lyapunov exponent (black: λ_L = 0)", fontsize=9)
+        ax.set_title("finite-depth Lyapunov exponent\n(black: λ_L = 0)", fontsize=9)
+        drawn.append(lam)
+    note_missing(fig, drawn)
     fig.suptitle(f"{act}, N = {n}, σ_b = 0, mean over {ds.sizes.get('seed', 1)} seeds", fontsize=10)
     return fig
 

@@ -377,6 +377,7 @@ class PropagationExperiment(Experiment):
         return spec.axis("sigma_w").name, spec.axis("sigma_b").name
 
     field_description = "sign of λ_L at the deepest layer"
+    display_label = "λ_L (nepers per layer)"
 
     def signed_field(self, spec: SweepSpec, ds: xr.Dataset) -> xr.DataArray:
         """λ_L at the deepest recorded layer: > 0 chaotic, <= 0 ordered."""

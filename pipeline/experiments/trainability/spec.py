@@ -308,6 +308,7 @@ class TrainabilityExperiment(Experiment):
         return spec.params.plane
 
     field_description = "sign of the trainability score"
+    display_label = "sign(score)·log(1 + |score|)"
 
     def signed_field(self, spec: SweepSpec, ds: xr.Dataset) -> xr.DataArray:
         """The score: < 0 converged, > 0 diverged."""
