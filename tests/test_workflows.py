@@ -395,18 +395,26 @@ def test_seed_000_and_002_smoke_numbers(smoke_stores):
     assert signed_log(np.array([-np.e + 1, 0.0, 1.0]))[[0, 1]] == pytest.approx([-1, 0])
 
 
-def test_notebook_executes_on_a_smoke_store(smoke_stores, tmp_path, monkeypatch):
+def test_notebook_runs_from_its_own_folder(smoke_stores, tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
     path = WORKFLOWS / "notebooks" / "analysis.ipynb"
     nb = nbformat.read(path, as_version=4)
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "clear outputs"
-    monkeypatch.setenv("SWEEP_STORE", str(smoke_stores["dinverno2025_erf_frontier"]))
+    # a clone where the README's smoke run wrote the store in the repository root; Jupyter
+    # runs the notebook in workflows/notebooks/, and SWEEP_STORE is not set
+    here = tmp_path / "clone" / "workflows" / "notebooks"
+    here.mkdir(parents=True)
+    (tmp_path / "clone" / "dinverno2025_erf_frontier_smoke.zarr").symlink_to(
+        smoke_stores["dinverno2025_erf_frontier"]
+    )
+    monkeypatch.delenv("SWEEP_STORE", raising=False)
     nbclient.NotebookClient(
-        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(here)}}
     ).execute()
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert str(tmp_path / "clone" / "dinverno2025_erf_frontier_smoke.zarr") in text
     assert "box-counting dimension" in text and "ordered" in text
     images = [
         o
@@ -455,3 +463,58 @@ def test_layout_checks_catch_clipped_text_and_a_missing_colour_bar():
     assert len(clipped_texts(fig)) == 1
     assert clipped_texts(fit_texts(fig)) == []
     plt.close(fig)
+
+
+# ---- CF conventions of every store kind --------------------------------------------------------
+
+
+def check_cf(ds, where):
+    """CF 1.10 on one dataset: Conventions and history; a long_name on every variable and
+    coordinate; units that UDUNITS (cf_xarray's parser) reads, none on strings, none but
+    flag_values / flag_meanings (one meaning per value) on class variables."""
+    from cf_xarray.units import units as udunits
+
+    assert ds.attrs.get("Conventions") == "CF-1.10", where
+    assert ds.attrs.get("history"), where
+    for name, var in ds.variables.items():
+        attrs = var.attrs
+        assert attrs.get("long_name"), (where, name)
+        if "flag_values" in attrs:
+            meanings = attrs["flag_meanings"].split()
+            assert len(meanings) == len(attrs["flag_values"]) and "units" not in attrs
+        elif var.dtype.kind in "OUT":  # strings
+            assert "units" not in attrs, (where, name, attrs)
+        else:
+            assert "units" in attrs, (where, name)
+            udunits.parse_units(attrs["units"])  # raises for a unit UDUNITS does not know
+
+
+def test_every_store_kind_is_cf_conventional(smoke_stores, zoom_stores, tmp_path):
+    pytest.importorskip("cf_xarray")
+    import warnings
+
+    from pipeline.analysis.regimes import CHAOTIC, ORDERED
+    from pipeline.analysis.report import analyze
+
+    prop = open_sweep(smoke_stores["qu2022_phase_cv"])  # pair and circle probes, α < 2
+    train = open_sweep(smoke_stores["trainability_tanh_w8"])
+    check_cf(prop, "propagation")
+    check_cf(open_sweep(smoke_stores["effective_rank_relu"]), "propagation, batch probe")
+    check_cf(train, "trainability")
+    # cf_xarray reads the classes by name
+    assert bool(((train.converged.cf == "converged") == (train.converged == 1)).all())
+    for name, ds in (("propagation", prop), ("trainability", train)):
+        analyze(ds).to_zarr(tmp_path / f"{name}.zarr", mode="w", consolidated=False)
+        an = xr.open_zarr(tmp_path / f"{name}.zarr", consolidated=False)
+        check_cf(an, f"analysis of {name}")
+    regimes = an = xr.open_zarr(tmp_path / "propagation.zarr", consolidated=False).regime_lyapunov
+    assert bool(((regimes.cf == "ordered") == (regimes == ORDERED)).all())
+    assert bool(((regimes.cf == "chaotic") == (regimes == CHAOTIC)).all())
+    for root in zoom_stores.values():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no "consolidated metadata not found" fallback
+            tree = xr.open_datatree(root, engine="zarr")
+        assert sorted(tree.children) == ["frame_000", "frame_001", "frame_002"]
+        check_cf(tree.to_dataset(), "zoom root")
+        for node in tree.children.values():
+            check_cf(node.to_dataset(), f"zoom {node.name}")

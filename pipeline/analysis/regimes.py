@@ -83,7 +83,8 @@ def sigma_dims(obj: xr.Dataset | xr.DataArray) -> tuple[str, str]:
 
 def _three_way(lower: xr.DataArray, upper: xr.DataArray, valid: xr.DataArray) -> xr.DataArray:
     out = xr.where(lower, ORDERED, xr.where(upper, CHAOTIC, CRITICAL)).astype(np.float64)
-    return out.where(valid)
+    # xr.where drops the coordinates' attributes (long_name, units): take them back
+    return out.where(valid).assign_coords(valid.coords)
 
 
 def classify_lyapunov(ds: xr.Dataset | xr.DataArray, factor: float = 10.0) -> xr.DataArray:
@@ -137,7 +138,7 @@ def classify_cv(ds: xr.Dataset, cv_threshold: float = 0.5, factor: float = 10.0)
         out = xr.where(crit, CRITICAL, side).where(cv.notnull())
     else:
         out = xr.where(crit, float(CRITICAL), np.nan).where(cv.notnull())
-    out = out.astype(np.float64)
+    out = out.astype(np.float64).assign_coords(cv.coords)
     out.attrs = {
         "long_name": "regime from cv (-1 ordered, 0 critical, 1 chaotic)",
         "criterion": f"cv_L >= {cv_threshold} is critical",

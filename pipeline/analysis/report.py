@@ -68,7 +68,7 @@ def _boundary_dimensions(field: xr.DataArray, a: str, b: str, what: str) -> xr.D
                 continue
             est[idx], (lo[idx], hi[idx]) = d.estimate, d.interval
     coords = {d: field[d] for d in other}
-    method = f"box counting of the 2x2 blocks holding both signs of {what}"
+    method = f"box counting of the 2x2 blocks that hold both classes ({what})"
     return xr.Dataset(
         {
             "boundary_dimension": (
@@ -109,14 +109,16 @@ def _critical_regime(ds: xr.Dataset, factor: float, burn_in: int, threshold: flo
         }
     area = regime_area(maps["regime_lyapunov"])
     out = xr.Dataset({**cl.data_vars, **maps.data_vars})
-    out["critical_fraction"] = area["fraction"].assign_attrs(
-        long_name=f"fraction of the ({sw}, {sb}) grid in the critical regime (from λ_L)",
-        units="1",
-    )
-    out["critical_area"] = area["area"].assign_attrs(
-        long_name=f"area of the critical regime (from λ_L) in the ({sw}, {sb}) plane",
-        units="1",
-    )
+    out["critical_fraction"] = area["fraction"].copy()
+    out["critical_fraction"].attrs = {
+        "long_name": f"fraction of the ({sw}, {sb}) grid in the critical regime (from λ_L)",
+        "units": "1",
+    }
+    out["critical_area"] = area["area"].copy()
+    out["critical_area"].attrs = {
+        "long_name": f"area of the critical regime (from λ_L) in the ({sw}, {sb}) plane",
+        "units": "1",
+    }
     return out
 
 
@@ -153,7 +155,7 @@ def analyze(
     parts = [_boundary_dimensions(field, *plane, what=what)]
     if "lyapunov" in ds:
         parts.insert(0, _critical_regime(ds, factor, burn_in, threshold))
-    out = xr.merge(parts, combine_attrs="drop")
+    out = xr.merge(parts, combine_attrs="override")
     for name in out.coords:  # the sweep's coordinates keep their CF attributes
         if name in ds.coords:
             out[name].attrs = dict(ds[name].attrs)
