@@ -50,8 +50,8 @@ class _Version(argparse.Action):
         from pipeline.engine.provenance import git_revision, package_version
 
         rev = git_revision()
-        text = f"sweep (phase-sweep) {package_version()}" + (f", git {rev}" if rev else "")
-        parser.exit(0, text + "\n")
+        print(f"sweep (phase-sweep) {package_version()}" + (f", git {rev}" if rev else ""))
+        parser.exit(0)
 
 
 def build_parser() -> argparse.ArgumentParser:
