@@ -518,3 +518,42 @@ def test_every_store_kind_is_cf_conventional(smoke_stores, zoom_stores, tmp_path
         check_cf(tree.to_dataset(), "zoom root")
         for node in tree.children.values():
             check_cf(node.to_dataset(), f"zoom {node.name}")
+
+
+def test_analyze_a_trainability_store_and_the_levy_line_in_summaries(smoke_stores, tmp_path):
+    from pipeline.analysis import box_counting_dimension
+    from pipeline.analysis.report import analyze, format_analysis
+    from pipeline.experiments.propagation.summary import format_summary, lyapunov_crossings
+    from pipeline.numerics.levy import ordered_transition_sigma_w
+    from pipeline.numerics.theory import critical_sigma_w
+
+    # boundary dimensions make sense for the trainability plane too: one per image
+    ds = open_sweep(smoke_stores["sohl_dickstein2024_trainability"])
+    an = analyze(ds)
+    assert set(an.data_vars) == {
+        "boundary_dimension", "boundary_dimension_low", "boundary_dimension_high"
+    }  # fmt: skip
+    bd = an.boundary_dimension
+    assert bd.sizes == {"width": 2, "depth": 1, "activation": 4, "eps": 1, "seed": 1}
+    for w in ds.width.values:
+        for act in ds.activation.values:
+            img = ds.score.sel(width=w, activation=act).squeeze().transpose("lr_in", "lr_out")
+            want = box_counting_dimension(img.values, min_points=3).estimate
+            assert float(bd.sel(width=w, activation=act).squeeze()) == pytest.approx(want)
+    text = format_analysis(an)
+    assert "Critical line" not in text and "Box-counting dimension of the class boundary" in text
+    out = sweep("analyze", str(smoke_stores["trainability_tanh_w8"]), "--no-write", cwd=tmp_path)
+    assert out.returncode == 0 and "width=8 depth=2 activation=tanh" in out.stdout, out.stderr
+
+    # sweep run / summary give α < 2 the Lévy ordered line, as analyze does
+    ds = open_sweep(smoke_stores["qu2022_phase_cv"])
+    rows = lyapunov_crossings(ds)
+    assert {r["alpha"] for r in rows} == {1.0, 1.5, 2.0}
+    for r in rows:
+        want = (
+            critical_sigma_w(0.0, "tanh")
+            if r["alpha"] == 2.0
+            else ordered_transition_sigma_w(0.0, r["alpha"], "tanh")
+        )
+        assert r["sigma_w_theory"] == pytest.approx(float(want), rel=1e-9)
+    assert "Lévy ordered transition q* = 0.01 for α < 2" in format_summary(ds)
