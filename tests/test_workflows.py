@@ -251,10 +251,17 @@ def test_figures_kind_on_the_command_line(smoke_stores, tmp_path):
         (["--option", "layers=3"], "error: --option: give the figure's --kind too"),
         (["--kind", "phase_cv", "--option", "layers"], "error: --option: 'layers' is not NAME="),
     ]
-    for args, message in bad:
-        out = sweep("figures", str(store), *args, "-o", str(tmp_path / "g"), cwd=tmp_path)
-        assert out.returncode == 2 and out.stderr.startswith(message), (args, out.stderr)
-        assert out.stderr.count("\n") == 1
+    import contextlib
+    import io
+
+    from pipeline.cli import main
+
+    for args, message in bad:  # in this process: the flags fail before anything is drawn
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            rc = main(["figures", str(store), *args, "-o", str(tmp_path / "g")])
+        assert rc == 2 and err.getvalue().startswith(message), (args, err.getvalue())
+        assert err.getvalue().count("\n") == 1
     assert not (tmp_path / "g").exists()
 
 
@@ -557,3 +564,19 @@ def test_analyze_a_trainability_store_and_the_levy_line_in_summaries(smoke_store
         )
         assert r["sigma_w_theory"] == pytest.approx(float(want), rel=1e-9)
     assert "Lévy ordered transition q* = 0.01 for α < 2" in format_summary(ds)
+
+
+def test_frontier_without_a_box_counting_fit_is_the_map_alone(smoke_stores):
+    plt = pytest.importorskip("matplotlib.pyplot")
+    from pipeline import figures
+    from pipeline.figures.common import dimension
+    from pipeline.figures.frontier import lyapunov_plane
+    from pipeline.figures.render import finish
+
+    ds = open_sweep(smoke_stores["quickstart"]).isel(sigma_b=slice(0, 4))  # a 41 × 4 grid
+    assert dimension(lyapunov_plane(ds)[0]) is None
+    fig = finish(figures.draw(ds, {"kind": "frontier"}))
+    (ax,) = [ax for ax in fig.axes if not hasattr(ax, "_colorbar")]  # no empty second panel
+    assert "no box-counting fit on this 41 × 4 grid" in ax.get_xlabel().replace("\n", " ")
+    check_layout(fig)
+    plt.close(fig)

@@ -54,9 +54,10 @@ def _check_memory(
     args: argparse.Namespace, spec: SweepSpec, slurm: SlurmOptions | None, client: Any
 ) -> None:
     """One task's peak memory against a worker's (:mod:`pipeline.engine.resources`), unless
-    ``--no-memory-check``. The estimate is the NumPy backend's host memory: workers that
-    resolve the backend themselves (a scheduler, SLURM) are checked as if they ran NumPy
-    unless ``--backend cupy`` says otherwise."""
+    ``--no-memory-check``. The estimate is the NumPy backend's host memory, so workers that
+    run CuPy (``--backend cupy``; ``auto`` on SLURM jobs that ask for a GPU; ``auto`` on a
+    local machine with GPUs) are not checked; other workers that resolve ``auto`` themselves
+    (a scheduler's) are checked as if they ran NumPy."""
     from pipeline.engine.resources import (
         check_task_memory,
         client_worker_memory,
@@ -67,6 +68,9 @@ def _check_memory(
     if args.no_memory_check or args.backend == "cupy":
         return
     if slurm is not None:
+        gres = " ".join(map(str, slurm.profile.options.get("job_extra_directives") or ()))
+        if args.backend == "auto" and "gpu" in gres:
+            return  # GPU jobs resolve auto to cupy: the device's memory is what counts
         per = slurm_worker_memory(dict(slurm.profile.options))
         where = f"a worker of SLURM profile {slurm.profile.name!r}"
     elif client is not None:
@@ -171,7 +175,6 @@ def cmd_submit(args: argparse.Namespace) -> int:
     check_walltime(args.walltime)
     check_memory(args.driver_mem)
     slurm = _slurm_options(args)
-    args.cluster = "slurm"
     _check_memory(args, spec, slurm, None)
     if slurm.log_dir is None:  # the driver's worker jobs log beside it
         slurm = dataclasses.replace(slurm, log_dir=os.path.abspath("slurm-logs"))
