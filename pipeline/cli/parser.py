@@ -32,6 +32,10 @@ _INT_BOUNDS: dict[str, tuple[int, int | None]] = {
 }
 
 
+_STORE_COMMANDS = ("status", "summary", "analyze", "figures")
+"""Commands whose STORE is a positional argument."""
+
+
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line (no usage block), exit status 2."""
 
@@ -254,7 +258,9 @@ def check_args(args: argparse.Namespace) -> None:
     timeout = getattr(args, "start_timeout", None)
     if timeout is not None and not timeout > 0:
         raise UsageError(f"--start-timeout: value {timeout} must be > 0 seconds")
+    positional = {"spec"} | ({"store"} if args.command in _STORE_COMMANDS else set())
     for name in ("store", "out", "profiles", "log_dir", "spec"):
         v = getattr(args, name, None)
         if v is not None and (not v.strip() or "\0" in v):
-            raise UsageError(f"--{name.replace('_', '-')}: {v!r} is not a path")
+            flag = name.upper() if name in positional else "--" + name.replace("_", "-")
+            raise UsageError(f"{flag}: {v!r} is not a path")
