@@ -1,10 +1,11 @@
 """The summary of a propagation store: where λ_L changes sign vs mean-field theory.
 
-For every (width, α = 2, activation, σ_b) line of the grid, the measured order-to-chaos
+For every (width, α, activation, σ_b) line of the grid, the measured order-to-chaos
 transition is the σ_w at which the seed-averaged finite-depth Lyapunov exponent λ_L (the
 ``lyapunov`` variable at the deepest recorded layer) crosses zero, by linear interpolation
-along σ_w; the mean-field value is the σ_w with χ1 = 1
-(:func:`pipeline.numerics.theory.critical_sigma_w`).
+along σ_w; the mean-field value is the σ_w with χ1 = 1 at α = 2 and the Lévy ordered
+transition (q* = 0.01) for α < 2, as in ``sweep analyze``
+(:func:`pipeline.analysis.regimes.theory_sigma_w`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import math
 import numpy as np
 import xarray as xr
 
-from pipeline.analysis.regimes import zero_crossings
+from pipeline.analysis.regimes import theory_sigma_w, zero_crossings
 
 __all__ = ["format_summary", "lyapunov_crossings"]
 
@@ -24,9 +25,9 @@ def lyapunov_crossings(ds: xr.Dataset) -> list[dict]:
 
     Needs the ``lyapunov`` variable (pair probe). σ values are scales (a ``sigma_w2`` axis
     is converted with a square root). Rows hold ``sigma_w_measured`` (first zero crossing
-    along σ_w, NaN if none) and ``sigma_w_theory`` (NaN where α ≠ 2).
+    along σ_w, NaN if none) and ``sigma_w_theory`` (χ1 = 1 at α = 2, the Lévy ordered
+    transition for α < 2; NaN where there is none).
     """
-    from pipeline.numerics.theory import critical_sigma_w
 
     sw_dim = "sigma_w2" if "sigma_w2" in ds.dims else "sigma_w"
     sb_dim = "sigma_b2" if "sigma_b2" in ds.dims else "sigma_b"
@@ -43,12 +44,7 @@ def lyapunov_crossings(ds: xr.Dataset) -> list[dict]:
                         {"width": width, "alpha": alpha, "activation": act, sb_dim: sb_val}
                     ).values
                     cross = zero_crossings(sw, y)
-                    theory = np.nan
-                    if float(alpha) == 2.0:
-                        try:
-                            theory = float(critical_sigma_w(sb, str(act)))
-                        except (ValueError, RuntimeError):
-                            theory = np.nan
+                    theory = theory_sigma_w(float(alpha), str(act), sb)
                     rows.append(
                         {
                             "width": int(width),
@@ -98,7 +94,8 @@ def format_summary(ds: xr.Dataset) -> str:
     depth = int(ds["layer"].values[-1])
     lines = [
         f"Order-to-chaos transition: σ_w where λ_L (L = {depth}, mean over "
-        f"{ds.sizes['seed']} seed(s)) changes sign, vs mean field (χ1 = 1)",
+        f"{ds.sizes['seed']} seed(s)) changes sign, vs mean field (χ1 = 1 at α = 2, the "
+        "Lévy ordered transition q* = 0.01 for α < 2)",
         f"{'width':>6} {'alpha':>5} {'act':>6} {'σ_b':>7} {'σ_w measured':>13} "
         f"{'σ_w theory':>11} {'diff':>8}",
     ]
