@@ -315,33 +315,3 @@ def test_a_legacy_store_verifies_as_legacy_and_gets_an_identity_when_resumed(tmp
     assert (old / "_token").read_text().strip()
     after = verify_store(old)
     assert not after.damaged and after.checked == after.total and after.legacy == first.legacy
-
-
-def test_a_scheduler_address_that_is_not_dask_is_one_line_in_time():
-    import http.server
-    import socketserver
-    import threading
-
-    from pipeline.engine.clients import connect_scheduler
-    from pipeline.errors import SchedulerError
-
-    class Garbage(socketserver.BaseRequestHandler):
-        def handle(self) -> None:
-            self.request.sendall(b"\xff" * 64)
-
-    servers = [
-        http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler),
-        socketserver.ThreadingTCPServer(("127.0.0.1", 0), Garbage),
-    ]
-    try:
-        for server in servers:
-            threading.Thread(target=server.serve_forever, daemon=True).start()
-            address = f"tcp://127.0.0.1:{server.server_address[1]}"
-            t0 = time.monotonic()
-            with pytest.raises(SchedulerError, match=f"--scheduler: .* at '{address}'"):
-                connect_scheduler(address, timeout=2.0)
-            assert time.monotonic() - t0 < 4.0
-    finally:
-        for server in servers:
-            server.shutdown()
-            server.server_close()

@@ -1,9 +1,17 @@
-"""``sweep analyze``: critical lines, regime areas and boundary dimensions of a store.
+"""``sweep analyze``: boundary dimensions of any store with an image plane; for propagation
+stores also critical lines and regime areas.
 
 Reads the main group lazily, computes the analysis, prints it, and writes it as the Zarr
 group ``analysis`` inside the store (``xarray.open_zarr(store, group="analysis")``) with
-provenance attrs. The main group is never touched: ``xarray.open_zarr(store)`` still opens
-the sweep.
+provenance and CF 1.10 attributes (long_name and UDUNITS units on every variable and
+coordinate, flag_values/flag_meanings on the regime classes). The main group is never
+touched: ``xarray.open_zarr(store)`` still opens the sweep.
+
+* every experiment with a class boundary (its :meth:`~pipeline.experiments.base.Experiment.
+  plane` and ``signed_field``: λ_L at the deepest layer for propagation, the score for
+  trainability): the box-counting dimension of that boundary per image;
+* stores with λ_L (``lyapunov``): the critical line vs mean field, regime maps and the area
+  of the critical regime.
 """
 
 from __future__ import annotations
@@ -11,12 +19,16 @@ from __future__ import annotations
 import datetime as _dt
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from pipeline.analysis.fractal import box_counting_dimension
 from pipeline.analysis.regimes import (
+    CHAOTIC,
+    CRITICAL,
+    ORDERED,
     measured_critical_line,
     regime_area,
     regime_maps,
@@ -24,41 +36,111 @@ from pipeline.analysis.regimes import (
 )
 from pipeline.engine.provenance import package_version
 from pipeline.engine.store import open_sweep
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, StoreError
 
 __all__ = ["ANALYSIS_GROUP", "analyze", "analyze_store", "format_analysis"]
 
 ANALYSIS_GROUP = "analysis"
 MIN_PIXELS = 16
-"""Fewest grid points along each σ axis for a boundary dimension (box counting needs scales)."""
+"""Fewest grid points along each plane axis for a boundary dimension (box counting needs
+scales)."""
+
+REGIME_FLAGS = {"flag_values": np.array([ORDERED, CRITICAL, CHAOTIC], np.float64),
+                "flag_meanings": "ordered critical chaotic"}  # fmt: skip
+"""CF flags of the regime maps (float arrays: NaN where the input is NaN)."""
 
 
-def _boundary_dimensions(lam: xr.DataArray, sw: str, sb: str) -> xr.Dataset:
-    """Box-counting dimension of the λ_L = 0 boundary in every (σ_w, σ_b) slice of ``lam``."""
-    other = [d for d in lam.dims if d not in (sw, sb)]
-    shape = tuple(lam.sizes[d] for d in other)
+def _boundary_dimensions(field: xr.DataArray, a: str, b: str, what: str) -> xr.Dataset:
+    """Box-counting dimension of the class boundary (sign changes in 2×2 blocks) in every
+    (a, b) slice of ``field``; NaN where the plane is too small or has no boundary."""
+    other = [d for d in field.dims if d not in (a, b)]
+    shape = tuple(field.sizes[d] for d in other)
     est = np.full(shape, np.nan)
     lo = np.full(shape, np.nan)
     hi = np.full(shape, np.nan)
-    small = lam.sizes[sw] < MIN_PIXELS or lam.sizes[sb] < MIN_PIXELS
+    small = field.sizes[a] < MIN_PIXELS or field.sizes[b] < MIN_PIXELS
     if not small:
         for idx in np.ndindex(shape):
-            sl = lam.isel(dict(zip(other, idx, strict=True))).transpose(sw, sb).values
+            sl = field.isel(dict(zip(other, idx, strict=True))).transpose(a, b).values
             try:
                 d = box_counting_dimension(sl, min_points=3)
             except ValueError:
                 continue
             est[idx], (lo[idx], hi[idx]) = d.estimate, d.interval
-    coords = {d: lam[d] for d in other}
-    attrs = {"method": "box counting of sign changes of λ_L in 2x2 neighbourhoods"}
+    coords = {d: field[d] for d in other}
+    method = f"box counting of the 2x2 blocks that hold both classes ({what})"
     return xr.Dataset(
         {
-            "boundary_dimension": (other, est, attrs),
-            "boundary_dimension_low": (other, lo, {"long_name": "95 % interval, low"}),
-            "boundary_dimension_high": (other, hi, {"long_name": "95 % interval, high"}),
+            "boundary_dimension": (
+                other,
+                est,
+                {
+                    "long_name": f"box-counting dimension of the class boundary in ({a}, {b})",
+                    "units": "1",
+                    "method": method,
+                },
+            ),
+            "boundary_dimension_low": (
+                other,
+                lo,
+                {"long_name": "boundary_dimension: low end of its 95 % interval", "units": "1"},
+            ),
+            "boundary_dimension_high": (
+                other,
+                hi,
+                {"long_name": "boundary_dimension: high end of its 95 % interval", "units": "1"},
+            ),
         },
         coords=coords,
     )
+
+
+def _critical_regime(ds: xr.Dataset, factor: float, burn_in: int, threshold: float) -> xr.Dataset:
+    """Critical lines vs mean field, regime maps and the critical regime's area (λ_L)."""
+    sw, sb = sigma_dims(ds)
+    cl = measured_critical_line(ds, burn_in=burn_in, threshold=threshold)
+    maps = regime_maps(ds, factor)
+    for name in maps.data_vars:  # classes: CF flags, no units
+        source = name.removeprefix("regime_")
+        maps[name].attrs = {
+            "long_name": f"regime from {source}",
+            **REGIME_FLAGS,
+            "criterion": maps[name].attrs.get("criterion", ""),
+        }
+    area = regime_area(maps["regime_lyapunov"])
+    out = xr.Dataset({**cl.data_vars, **maps.data_vars})
+    out["critical_fraction"] = area["fraction"].copy()
+    out["critical_fraction"].attrs = {
+        "long_name": f"fraction of the ({sw}, {sb}) grid in the critical regime (from λ_L)",
+        "units": "1",
+    }
+    out["critical_area"] = area["area"].copy()
+    out["critical_area"].attrs = {
+        "long_name": f"area of the critical regime (from λ_L) in the ({sw}, {sb}) plane",
+        "units": "1",
+    }
+    return out
+
+
+def _signed_field(ds: xr.Dataset) -> tuple[xr.DataArray, tuple[str, str], str]:
+    """(the field whose sign is the class, its image plane, what it is) of a sweep: the
+    experiment's (:meth:`~pipeline.experiments.base.Experiment.signed_field`); for a dataset
+    without a spec but with λ_L, λ_L at the deepest layer over (σ_w, σ_b)."""
+    if "sweep_spec" in ds.attrs:
+        from pipeline.experiments import get_experiment
+        from pipeline.spec.sweep import parse_spec
+
+        spec = parse_spec(ds.attrs["sweep_spec"])
+        exp = get_experiment(spec.experiment)
+        plane = exp.plane(spec)
+        if plane is None:
+            raise PipelineError(
+                f"store: the {spec.experiment} experiment has no image plane; nothing to analyse"
+            )
+        return exp.signed_field(spec, ds).load(), plane, exp.field_description
+    if "lyapunov" not in ds:
+        raise StoreError("store: no sweep spec and no 'lyapunov' variable; nothing to analyse")
+    return ds["lyapunov"].isel(layer=-1).load(), sigma_dims(ds), "λ_L at the deepest layer"
 
 
 def analyze(
@@ -68,26 +150,22 @@ def analyze(
     burn_in: int = 0,
     threshold: float = 0.01,
 ) -> xr.Dataset:
-    """The analysis dataset of a propagation sweep ``ds`` (see :func:`analyze_store`)."""
-    if "lyapunov" not in ds:
-        raise PipelineError("store: no 'lyapunov' variable (pair probe); nothing to analyse")
-    sw, sb = sigma_dims(ds)
-    cl = measured_critical_line(ds, burn_in=burn_in, threshold=threshold)
-    maps = regime_maps(ds, factor)
-    area = regime_area(maps["regime_lyapunov"])
-    deepest = ds["lyapunov"].isel(layer=-1, drop=True).load()
-    dims = _boundary_dimensions(deepest, sw, sb)
-    out = xr.Dataset(
-        {
-            **cl.data_vars,
-            **maps.data_vars,
-            "critical_fraction": area["fraction"],
-            "critical_area": area["area"],
-            **dims.data_vars,
-        }
-    )
+    """The analysis dataset of a sweep ``ds`` (see :func:`analyze_store`)."""
+    field, plane, what = _signed_field(ds)
+    parts = [_boundary_dimensions(field, *plane, what=what)]
+    if "lyapunov" in ds:
+        parts.insert(0, _critical_regime(ds, factor, burn_in, threshold))
+    out = xr.merge(parts, combine_attrs="override")
+    for name in out.coords:  # the sweep's coordinates keep their CF attributes
+        if name in ds.coords:
+            out[name].attrs = dict(ds[name].attrs)
+    created = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     out.attrs = {
+        "Conventions": "CF-1.10",
+        "title": f"analysis of {ds.attrs.get('title', 'a sweep')}",
+        "history": f"{created}: sweep analyze (phase-sweep {package_version()})",
         "analysis": "pipeline.analysis",
+        "experiment": str(ds.attrs.get("experiment", "propagation")),
         "factor": float(factor),
         "burn_in": int(burn_in),
         "levy_threshold": float(threshold),
@@ -95,7 +173,7 @@ def analyze(
         "source_git_revision": str(ds.attrs.get("git_revision", "unknown")),
         "source_created": str(ds.attrs.get("created", "")),
         "package_version": package_version(),
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "created": created,
     }
     return out
 
@@ -110,11 +188,14 @@ def analyze_store(
 ) -> xr.Dataset:
     """Analyse the sweep in ``store`` and (if ``write``) save it as its ``analysis`` group.
 
-    Variables: ``sigma_w_measured``, ``sigma_w_theory``, ``deviation_steps`` (critical lines,
-    :func:`~pipeline.analysis.regimes.measured_critical_line`), ``regime_*`` (class maps per layer,
-    seed-averaged), ``critical_fraction``/``critical_area`` (critical regime from λ_L with
-    ``factor``), ``boundary_dimension[_low|_high]`` (λ_L = 0 boundary at the deepest layer,
-    per seed; NaN where the plane has fewer than 16 points per axis or no boundary).
+    Every store with a class boundary: ``boundary_dimension[_low|_high]`` (the box-counting
+    dimension with its 95 % interval of the boundary in the image plane, per image; NaN
+    where the plane has fewer than 16 points per axis or no boundary). Stores with λ_L
+    (propagation, pair probe) also: ``sigma_w_measured``, ``sigma_w_theory``,
+    ``deviation_steps`` (critical lines,
+    :func:`~pipeline.analysis.regimes.measured_critical_line`), ``regime_*`` (class maps per
+    layer, seed-averaged), ``critical_fraction``/``critical_area`` (critical regime from λ_L
+    with ``factor``).
     """
     path = Path(store)
     if not (path / "zarr.json").exists():
@@ -122,25 +203,59 @@ def analyze_store(
     ds = open_sweep(path)
     out = analyze(ds, factor=factor, burn_in=burn_in, threshold=threshold)
     if write:
+        _write(out, path)
+    return out
+
+
+def _write(out: xr.Dataset, path: Path) -> None:
+    import warnings
+
+    import zarr
+
+    try:
         out.to_zarr(path, group=ANALYSIS_GROUP, mode="w", consolidated=False)
-        # re-consolidate the root so that xarray.open_zarr(store, group="analysis") finds the
-        # new group (the main arrays' metadata is unchanged by this)
-        import warnings
-
-        import zarr
-
+        # re-consolidate the root so that xarray.open_zarr(store, group="analysis") finds
+        # the new group (the main arrays' metadata is unchanged by this)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # consolidated metadata is not in the v3 spec
             zarr.consolidate_metadata(str(path))
-    return out
+    except PermissionError as e:
+        raise StoreError(
+            f"store: cannot write the analysis group into {str(path)!r} ({e.strerror}); "
+            "use --no-write to print the analysis only"
+        ) from e
 
 
 def _f(v: float, fmt: str = "7.3f") -> str:
     return "      —" if not math.isfinite(v) else format(v, fmt)
 
 
+def _keys(row: Any, names: list[str]) -> str:
+    return " ".join(f"{k}={row[k]}" for k in names if k in row)
+
+
 def format_analysis(an: xr.Dataset) -> str:
-    """Text tables: critical lines vs theory, critical-regime areas, boundary dimensions."""
+    """Text tables: critical lines vs theory and critical-regime areas (stores with λ_L),
+    then the boundary dimensions."""
+    lines: list[str] = []
+    if "regime_lyapunov" in an:
+        lines += _critical_lines_text(an)
+    bd = an[["boundary_dimension", "boundary_dimension_low", "boundary_dimension_high"]]
+    other = list(bd["boundary_dimension"].dims)
+    if bool(np.isfinite(bd["boundary_dimension"].values).any()):
+        lines.append("Box-counting dimension of the class boundary, 95 % interval")
+        for _, r in bd.to_dataframe().reset_index().iterrows():
+            est, lo, hi = (_f(r[f"boundary_dimension{s}"], ".3f") for s in ("", "_low", "_high"))
+            lines.append(f"  {_keys(r, other)}: {est} [{lo}, {hi}]")
+    else:
+        lines.append(
+            f"Boundary dimension: not computed (needs >= {MIN_PIXELS} points along both axes "
+            "of the plane and a boundary in it)"
+        )
+    return "\n".join(lines)
+
+
+def _critical_lines_text(an: xr.Dataset) -> list[str]:
     sw, sb = sigma_dims(an["regime_lyapunov"])
     lines = [
         f"Critical line (λ_L = 0 along {sw}) vs mean field, burn-in {an.attrs.get('burn_in', 0)}"
@@ -161,19 +276,6 @@ def format_analysis(an: xr.Dataset) -> str:
     lines.append(f"Critical regime from λ_L (factor {an.attrs.get('factor')}): fraction, area")
     ar = an[["critical_fraction", "critical_area"]].to_dataframe().reset_index()
     for _, r in ar.iterrows():
-        keys = " ".join(f"{k}={r[k]}" for k in ("width", "alpha", "activation", "layer") if k in r)
+        keys = _keys(r, ["width", "alpha", "activation", "layer"])
         lines.append(f"  {keys}: {r['critical_fraction']:.3f}, {r['critical_area']:.4g}")
-    bd = an[["boundary_dimension", "boundary_dimension_low", "boundary_dimension_high"]]
-    if bool(np.isfinite(bd["boundary_dimension"].values).any()):
-        lines.append("Box-counting dimension of the λ_L = 0 boundary (deepest layer)")
-        for _, r in bd.to_dataframe().reset_index().iterrows():
-            keys = " ".join(
-                f"{k}={r[k]}" for k in ("width", "alpha", "activation", "seed") if k in r
-            )
-            est, lo, hi = (_f(r[f"boundary_dimension{s}"], ".3f") for s in ("", "_low", "_high"))
-            lines.append(f"  {keys}: {est} [{lo}, {hi}]")
-    else:
-        lines.append(
-            f"Boundary dimension: not computed (needs >= {MIN_PIXELS} points along both σ axes)"
-        )
-    return "\n".join(lines)
+    return lines

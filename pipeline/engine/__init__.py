@@ -10,6 +10,7 @@
 * :mod:`.submit`      the bounded submission window; chunks fused into tasks
 * :mod:`.execute`     the driver: submit the missing chunks to Dask, collect, report
 * :mod:`.clients`     local Dask clusters (CPU, one worker per GPU) and scheduler addresses
+* :mod:`.resources`   one task's peak memory against a worker's, before anything starts
 * :mod:`.zoom`        zoom sequences: frames halving around a boundary point
 * :mod:`.provenance`  package version and git revision recorded in stores
 

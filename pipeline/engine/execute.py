@@ -189,6 +189,7 @@ def run_sweep(
     log: Callable[[str], None] | None = None,
     slurm: SlurmOptions | None = None,
     chunks_per_task: int | None = None,
+    watch: Callable[[], None] | None = None,
 ) -> RunReport:
     """Run (or resume) a sweep and return a :class:`RunReport`.
 
@@ -209,6 +210,9 @@ def run_sweep(
     threads : tile threads inside one task (results do not depend on it).
     chunks_per_task : chunks computed by one task (default: decided from the plan's FLOPs
         per chunk, :func:`pipeline.engine.submit.chunks_per_task`; 1 = no fusion).
+    watch : with ``client``: called about once a second while chunks run, and may raise to
+        stop (the job keeper of SLURM jobs the caller started, e.g. one cluster for every
+        frame of a zoom: :func:`pipeline.slurm.cluster.slurm_client`).
 
     Finished chunks stay marked done whatever else fails; failed chunks are listed in the
     report (and a re-run retries them). A second driver on the same store is refused
@@ -245,7 +249,7 @@ def run_sweep(
         with store_lease(path, "sweep run", say):
             return _run(
                 spec, path, created, client, n_workers, retries, backend_name, threads,
-                progress, say, slurm, chunks_per_task,
+                progress, say, slurm, chunks_per_task, watch,
             )  # fmt: skip
 
 
@@ -275,6 +279,7 @@ def _run(
     say: Callable[[str], None],
     slurm: SlurmOptions | None,
     fuse: int | None,
+    watch: Callable[[], None] | None,
 ) -> RunReport:
     token = ensure_token(path)
     counts = chunk_counts(spec)
@@ -298,7 +303,6 @@ def _run(
     own_cluster = client is None
     expected = _expected_threads(slurm, n_workers, backend_name) if own_cluster else 0
     t0 = time.perf_counter()
-    watch: Callable[[], None] | None = None
     with ExitStack() as stack:
         if client is None and slurm is not None:
             from pipeline.slurm.cluster import slurm_client

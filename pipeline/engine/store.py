@@ -8,8 +8,10 @@ Layout of a store directory::
     STORE/_lease                             who runs on it now (pipeline.engine.lease)
 
 The template holds every coordinate (with units and long names), every variable (filled with
-its fill value: NaN, or -1 for integer flags) and attrs with the full spec, the package
-version, git revision, backend, dtype and creation time. ``xarray.open_zarr(STORE)`` opens it
+its fill value: NaN, or -1 for integer flags) with CF 1.10 attributes, and attrs with the full
+spec, the package version, git revision, backend, dtype and creation time. A store made by an
+earlier version gains the variables added since when it is resumed
+(:func:`add_new_variables`). ``xarray.open_zarr(STORE)`` opens it
 with nothing of this package imported. Every variable's chunks are compressed with Zstandard
 and then checksummed with CRC-32C (Zarr v3's ``crc32c`` codec), so a flipped or truncated
 chunk file fails to decode instead of reading as other numbers. A chunk's marker is written
@@ -37,8 +39,23 @@ import numpy as np
 import zarr
 
 from pipeline.engine.identity import new_token, read_token, write_token
-from pipeline.engine.markers import DONE_DIR, DoneState, load_index, read_done, read_marker
-from pipeline.engine.plan import ChunkKey, chunk_counts, flat_to_key, iter_chunk_keys, key_to_flat
+from pipeline.engine.markers import (
+    DONE_DIR,
+    FINGERPRINT,
+    DoneState,
+    load_index,
+    read_done,
+    read_marker,
+)
+from pipeline.engine.plan import (
+    ChunkKey,
+    chunk_counts,
+    flat_to_key,
+    iter_chunk_keys,
+    key_from_str,
+    key_to_flat,
+    key_to_str,
+)
 from pipeline.engine.provenance import git_revision, package_version
 from pipeline.engine.writer import write_chunk
 from pipeline.errors import SpecMismatchError, StoreError
@@ -49,8 +66,10 @@ if TYPE_CHECKING:  # xarray and dask load in ~1 s: only the commands that need t
     import xarray as xr
 
 __all__ = [
+    "ADDED_ATTR",
     "DONE_DIR",
     "SpecMismatchError",
+    "add_new_variables",
     "chunk_info",
     "create_or_open_store",
     "done_keys",
@@ -73,8 +92,17 @@ def resolve_store_path(store: str | Path) -> str:
     return os.path.abspath(os.path.expanduser(os.fspath(store)))
 
 
+def _cf_attrs(long_name: str, units: str | None) -> dict[str, str]:
+    """CF attributes of a coordinate or variable: its long_name, and UDUNITS units unless it
+    has none (strings, flags)."""
+    return {"long_name": long_name} if units is None else {"long_name": long_name, "units": units}
+
+
 def build_template(spec: SweepSpec, provenance: dict[str, Any] | None = None) -> xr.Dataset:
-    """The lazy (dask) dataset of fill values that defines the store's layout."""
+    """The lazy (dask) dataset of fill values that defines the store's layout, with CF 1.10
+    attributes on every coordinate and variable and the ``Conventions``/``history`` globals.
+    Each variable's Zarr chunks (the sweep's chunks, extra dims whole) are in its
+    ``encoding["chunks"]``."""
     import dask.array as da
     import xarray as xr
 
@@ -83,15 +111,12 @@ def build_template(spec: SweepSpec, provenance: dict[str, Any] | None = None) ->
     coords: dict[str, Any] = {}
     for ax in spec.axes:
         rule = rules[ax.base_name]
-        attrs = {"long_name": rule.long_name, "units": rule.units}
+        attrs = _cf_attrs(rule.long_name, rule.units)
         if ax.squared:
-            attrs = {"long_name": f"{rule.long_name}² (variance)", "units": rule.units}
-            coords[ax.base_name] = (
-                ax.name,
-                ax.physical,
-                {"long_name": rule.long_name, "units": rule.units},
-            )
-        values = np.asarray(ax.values)
+            squared = rule.squared_long_name or f"{rule.long_name} squared"
+            coords[ax.base_name] = (ax.name, ax.physical, attrs)
+            attrs = _cf_attrs(squared, rule.units)
+        values = ax.array  # the axis's dtype: seeds are uint64 (exact beyond 2**63)
         if values.dtype.kind == "U":  # stored as Zarr v3 variable-length UTF-8 strings (a
             values = values.astype(object)  # fixed-width numpy string has no v3 spec)
         coords[ax.name] = (ax.name, values, attrs)
@@ -108,17 +133,24 @@ def build_template(spec: SweepSpec, provenance: dict[str, Any] | None = None) ->
         # chunk would cost minutes and gigabytes at 10^6 chunks; the Zarr chunks are set in
         # the encoding (the sweep's chunks, extra dims whole)
         arr = da.full(shape, v.fill, dtype=dtype, chunks=shape)
-        data_vars[v.name] = xr.Variable(
-            dims, arr, {"long_name": v.long_name, "units": v.units}, encoding={"chunks": chunks}
-        )
+        attrs: dict[str, Any] = _cf_attrs(v.long_name, v.units)
+        if v.flags:
+            attrs["flag_values"] = np.array([f for f, _ in v.flags], dtype=dtype)
+            attrs["flag_meanings"] = " ".join(m for _, m in v.flags)
+        data_vars[v.name] = xr.Variable(dims, arr, attrs, encoding={"chunks": chunks})
+    created = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    version = package_version()
     attrs = {
         SPEC_ATTR: spec.to_dict(),
+        "Conventions": "CF-1.10",
         "experiment": spec.experiment,
         "title": spec.name or f"{spec.experiment} sweep",
+        "history": f"{created}: created by phase-sweep {version} (sweep run)",
+        "source": f"phase-sweep {version}, {spec.experiment} experiment",
         "dtype": spec.dtype,
-        "package_version": package_version(),
+        "package_version": version,
         "git_revision": git_revision() or "unknown",
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "created": created,
         **(provenance or {}),
     }
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
@@ -153,6 +185,7 @@ def create_or_open_store(
                     f"{', '.join(diff)}. Use a new store path, or delete the old store to "
                     "start over."
                 )
+            add_new_variables(spec, path)
             return False
         if path.exists() and not path.is_dir():
             raise StoreError(f"store: {str(path)!r} is a file, not a folder; choose another path")
@@ -193,10 +226,11 @@ def _is_store(path: Path) -> bool:
         return False
 
 
-def _write_template(spec: SweepSpec, tmp: Path, provenance: dict[str, Any] | None) -> None:
+def _encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
+    """Zarr encoding of the template's variables: their chunks, Zstandard then CRC-32C, and
+    -1 as the fill value of integer flags (not computed)."""
     from zarr.codecs import Crc32cCodec, ZstdCodec
 
-    ds = build_template(spec, provenance)
     encoding: dict[str, dict[str, Any]] = {
         v: {"compressors": (ZstdCodec(level=0), Crc32cCodec()), "chunks": ds[v].encoding["chunks"]}
         for v in ds.data_vars
@@ -204,11 +238,16 @@ def _write_template(spec: SweepSpec, tmp: Path, provenance: dict[str, Any] | Non
     for v in ds.data_vars:
         if np.issubdtype(ds[v].dtype, np.integer):
             encoding[v]["fill_value"] = int(ds[v].dtype.type(-1))
+    return encoding
+
+
+def _write_template(spec: SweepSpec, tmp: Path, provenance: dict[str, Any] | None) -> None:
+    ds = build_template(spec, provenance)
     with warnings.catch_warnings():
         # xarray consolidates the metadata (one read opens the store); zarr warns that this
         # is an extension of the v3 spec, which every reader of these stores here supports
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-        ds.to_zarr(str(tmp), mode="w-", compute=False, zarr_format=3, encoding=encoding)
+        ds.to_zarr(str(tmp), mode="w-", compute=False, zarr_format=3, encoding=_encoding(ds))
     (tmp / DONE_DIR).mkdir(exist_ok=True)
     write_token(tmp, new_token())
 
@@ -242,6 +281,34 @@ def os_reason(e: OSError) -> str:
     return f"{e.strerror or type(e).__name__}{where}"
 
 
+ADDED_ATTR = "sweep_added_after_creation"
+"""Attribute of a variable :func:`add_new_variables` added to an existing store (when, ISO
+8601): chunks done before then have no file in it (they read as its fill value), which
+``sweep verify`` does not count as damage for chunks written without a fingerprint."""
+
+
+def add_new_variables(spec: SweepSpec, store: str | Path) -> list[str]:
+    """Add to an existing store the variables that its experiment now defines but the store
+    lacks (a store written by an earlier version, e.g. before ``underflow_layer``), filled
+    with their fill value (-1 for flags: not computed), so resuming it writes every variable.
+    Chunks done before keep the fill value in the new variables; the new variables are
+    encoded as the template's (checksummed) and carry :data:`ADDED_ATTR`. Returns the names
+    added."""
+    g = zarr.open_group(str(store), mode="r")
+    new = [v.name for v in get_experiment(spec.experiment).variables(spec) if v.name not in g]
+    if new:
+        template = build_template(spec)[new]
+        added = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+        for v in new:
+            template[v].attrs[ADDED_ATTR] = added
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+            # re-consolidating walks the folder: the markers folder is not Zarr, and known
+            warnings.filterwarnings("ignore", message="Object at", category=UserWarning)
+            template.to_zarr(str(store), mode="a", compute=False, encoding=_encoding(template))
+    return new
+
+
 def ensure_token(store: str | Path) -> str:
     """The store's identity token; a store made before tokens existed gets one now (call
     this holding the store's lease)."""
@@ -258,17 +325,20 @@ def done_state(store: str | Path, spec: SweepSpec | None = None) -> DoneState:
     return read_done(store, chunk_counts(spec), read_token(store))
 
 
-def chunk_info(store: str | Path, key: ChunkKey) -> dict[str, Any]:
-    """What the worker that wrote chunk ``key`` recorded (backend, device, ...)."""
+def chunk_info(store: str | Path, key: ChunkKey | str) -> dict[str, Any]:
+    """What the worker that wrote chunk ``key`` recorded (backend, device, ...); ``key`` as
+    a tuple or as ``sweep status`` prints it (``"0.0.3.0.1.0"``)."""
+    if isinstance(key, str):
+        key = key_from_str(key)
     rec = read_marker(store, key)
     if rec is None:
         counts = chunk_counts(read_spec(store))
         index, _ = load_index(store, counts, read_token(store), codes_only=True)
         code = int(index.codes[key_to_flat(key, counts)]) if index is not None else 0
         if code == 0:
-            raise StoreError(f"store {str(store)!r}: chunk {key!r} is not done")
+            raise StoreError(f"store {str(store)!r}: chunk {key_to_str(key)} is not done")
         rec = index.infos[code - 1]
-    return {k: v for k, v in rec.items() if k != "data_crc32"}
+    return {k: v for k, v in rec.items() if k != FINGERPRINT}
 
 
 def done_keys(store: str | Path) -> set[ChunkKey]:

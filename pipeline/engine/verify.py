@@ -36,7 +36,7 @@ from pipeline.engine.plan import (
     flat_to_key,
     key_to_str,
 )
-from pipeline.engine.store import read_spec
+from pipeline.engine.store import ADDED_ATTR, read_spec
 from pipeline.engine.writer import chunk_fingerprint
 from pipeline.experiments import get_experiment
 from pipeline.spec.sweep import SweepSpec
@@ -94,12 +94,19 @@ class _Layout:
         self.store, self.spec = store, spec
         self.names = [v.name for v in get_experiment(spec.experiment).variables(spec)]
         group = zarr.open_group(store, mode="r")
-        self.arrays = {n: group[n] for n in self.names}
+        # a variable the store lacks (made by an earlier version, not resumed since) is
+        # not checked: no chunk of it was ever written
+        self.arrays = {n: group[n] for n in self.names if n in group}
+        # added to the store after it was made: chunks done before have no file in them
+        self.added = {n for n, a in self.arrays.items() if ADDED_ATTR in a.attrs}
 
-    def files(self, key: ChunkKey) -> list[tuple[str, Path]]:
-        """``(variable, chunk file)`` of chunk ``key`` for every variable."""
+    def files(self, key: ChunkKey, added: bool = True) -> list[tuple[str, Path]]:
+        """``(variable, chunk file)`` of chunk ``key`` for every variable (``added=False``:
+        not those added after the store was made)."""
         out = []
         for name, arr in self.arrays.items():
+            if not added and name in self.added:
+                continue
             extra = (0,) * (arr.ndim - len(key))
             rel = arr.metadata.encode_chunk_key(tuple(key) + extra)
             out.append((name, Path(self.store) / name / rel))
@@ -109,7 +116,8 @@ class _Layout:
         """What is wrong with chunk ``key`` (empty: nothing)."""
         problems, decoded = [], []
         region = chunk_slices(self.spec, key)
-        for name, path in self.files(key):
+        # a chunk without a fingerprint may predate a variable added since (version 0.1)
+        for name, path in self.files(key, added=fingerprint is not None):
             if not path.is_file():
                 problems.append(f"{name}: file missing ({path.relative_to(self.store)})")
                 continue
@@ -203,5 +211,6 @@ def missing_files(
     out = []
     for flat in flats:
         key = flat_to_key(int(flat), state.counts)
-        out += [(key, name) for name, path in layout.files(key) if not path.is_file()]
+        files = layout.files(key, added=False)  # (the quick check skips added variables)
+        out += [(key, name) for name, path in files if not path.is_file()]
     return out, len(flats)

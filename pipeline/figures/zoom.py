@@ -23,6 +23,7 @@ from pipeline.engine.zoom import (
 from pipeline.errors import PipelineError
 from pipeline.experiments import get_experiment
 from pipeline.figures.common import PLANE_LABELS, dim_text, plot_loglog, pyplot, signed_limit
+from pipeline.figures.layout import colour_map, note_missing
 from pipeline.spec.sweep import parse_spec
 
 if TYPE_CHECKING:
@@ -56,18 +57,26 @@ def zoom_frames(frames: Sequence[xr.Dataset], *, max_frames: int = 6) -> Figure:
     if len(shown) > max_frames:  # first, last and evenly spaced between
         shown = sorted(set(np.linspace(0, len(frames) - 1, max_frames).round().astype(int)))
     npan = len(shown) + 1
-    fig, axes = plt.subplots(1, npan, figsize=(3.1 * npan, 3.6), constrained_layout=True)
+    fig, axes = plt.subplots(1, npan, figsize=(3.5 * npan, 4.0), constrained_layout=True)
+    drawn = []
     for ax, k in zip(axes[:-1], shown, strict=True):
         f = fields[k]
         x = np.asarray(frames[k][a].values, np.float64)
         y = np.asarray(frames[k][b].values, np.float64)
         v = exp.display_field(f)
-        lim = signed_limit(v)
+        lim = signed_limit(v)  # each frame on its own scale: deeper frames are closer to 0
         v = np.where(np.isneginf(v), -lim, v)
-        ax.pcolormesh(x, y, v.T, shading="nearest", cmap="RdBu_r", vmin=-lim, vmax=lim)
-        ax.set_xlabel(PLANE_LABELS.get(a, a))
-        ax.set_ylabel(PLANE_LABELS.get(b, b), fontsize=7)
-        ax.tick_params(labelsize=6)
+        drawn.append(v)
+        mesh = ax.pcolormesh(
+            x, y, v.T, shading="nearest", cmap=colour_map("RdBu_r"), vmin=-lim, vmax=lim
+        )
+        cbar = fig.colorbar(mesh, ax=ax, location="bottom", aspect=30, pad=0.02)
+        cbar.ax.tick_params(labelsize=6)
+        cbar.set_label(exp.display_label, fontsize=7)
+        ax.set_xlabel(PLANE_LABELS.get(a, a), fontsize=8)
+        ax.xaxis.set_label_position("top")
+        ax.set_ylabel(PLANE_LABELS.get(b, b), fontsize=8)
+        ax.tick_params(labelsize=6, top=True, labeltop=True, bottom=False, labelbottom=False)
         width = x[-1] - x[0]
         ax.set_title(f"frame {k}: width {width:.3g}\n{dim_text(dims[k])}", fontsize=8)
     ax = axes[-1]
@@ -77,8 +86,10 @@ def zoom_frames(frames: Sequence[xr.Dataset], *, max_frames: int = 6) -> Figure:
             plot_loglog(ax, d, f"frame {k}", colours[k])
     ax.set_xlabel("log s (box size, pixels)")
     ax.set_ylabel("log N(s) (boxes on the boundary)")
-    ax.legend(fontsize=6)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=6)
     ax.set_title(f"Sohl-Dickstein pooled:\n{dim_text(pooled)}", fontsize=8)
+    note_missing(fig, drawn)
     what = exp.field_description
     fig.suptitle(f"zoom into the boundary ({what}); each window half the previous", fontsize=10)
     return fig
