@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from pipeline.analysis.fractal import box_counting_dimension
+from pipeline.analysis.fractal.boundary import boundary_dimension
 from pipeline.analysis.regimes import (
     measured_critical_line,
     regime_area,
@@ -34,28 +34,58 @@ MIN_PIXELS = 16
 
 
 def _boundary_dimensions(lam: xr.DataArray, sw: str, sb: str) -> xr.Dataset:
-    """Box-counting dimension of the λ_L = 0 boundary in every (σ_w, σ_b) slice of ``lam``."""
+    """The boundary report (:func:`~pipeline.analysis.fractal.boundary.boundary_dimension`)
+    of the λ_L = 0 boundary in every (σ_w, σ_b) slice of ``lam``: the default estimate, its
+    95 % interval, whether the plane is too small (the side it would need), whether the
+    estimators disagree or the dimension drifts with resolution, and the report's line."""
     other = [d for d in lam.dims if d not in (sw, sb)]
     shape = tuple(lam.sizes[d] for d in other)
-    est = np.full(shape, np.nan)
-    lo = np.full(shape, np.nan)
-    hi = np.full(shape, np.nan)
+    est, lo, hi = (np.full(shape, np.nan) for _ in range(3))
+    need = np.zeros(shape, np.int64)
+    disagree = np.zeros(shape, bool)
+    drift = np.zeros(shape, bool)
+    text = np.full(shape, "", dtype=object)
     small = lam.sizes[sw] < MIN_PIXELS or lam.sizes[sb] < MIN_PIXELS
     if not small:
         for idx in np.ndindex(shape):
             sl = lam.isel(dict(zip(other, idx, strict=True))).transpose(sw, sb).values
-            try:
-                d = box_counting_dimension(sl, min_points=3)
-            except ValueError:
+            r = boundary_dimension(sl)
+            text[idx] = r.text()
+            if r.estimate is None:
                 continue
-            est[idx], (lo[idx], hi[idx]) = d.estimate, d.interval
+            est[idx], (lo[idx], hi[idx]) = r.estimate.estimate, r.estimate.interval
+            need[idx] = r.needed_side if r.too_small else 0
+            disagree[idx], drift[idx] = bool(r.disagreeing), r.drifting
     coords = {d: lam[d] for d in other}
-    attrs = {"method": "box counting of sign changes of λ_L in 2x2 neighbourhoods"}
+    attrs = {
+        "method": "box counting (calibrated, pipeline.analysis.fractal) of sign changes of "
+        "λ_L in 2x2 neighbourhoods"
+    }
     return xr.Dataset(
         {
             "boundary_dimension": (other, est, attrs),
             "boundary_dimension_low": (other, lo, {"long_name": "95 % interval, low"}),
             "boundary_dimension_high": (other, hi, {"long_name": "95 % interval, high"}),
+            "boundary_dimension_needed_side": (
+                other,
+                need,
+                {"long_name": "grid points per axis a trustworthy dimension needs (0: enough)"},
+            ),
+            "boundary_dimension_disagree": (
+                other,
+                disagree,
+                {"long_name": "another estimator's 95 % interval misses the default's"},
+            ),
+            "boundary_dimension_drifting": (
+                other,
+                drift,
+                {"long_name": "the estimate at 1/2 or 1/4 of the resolution excludes it"},
+            ),
+            "boundary_dimension_report": (
+                other,
+                text.astype(str),
+                {"long_name": "the boundary report, as sweep analyze prints it"},
+            ),
         },
         coords=coords,
     )
@@ -114,7 +144,9 @@ def analyze_store(
     :func:`~pipeline.analysis.regimes.measured_critical_line`), ``regime_*`` (class maps per layer,
     seed-averaged), ``critical_fraction``/``critical_area`` (critical regime from λ_L with
     ``factor``), ``boundary_dimension[_low|_high]`` (λ_L = 0 boundary at the deepest layer,
-    per seed; NaN where the plane has fewer than 16 points per axis or no boundary).
+    per seed, by the default estimator; NaN where the plane has fewer than 16 points per axis
+    or no boundary) with ``boundary_dimension_needed_side|disagree|drifting|report`` (the
+    boundary report: too small, estimators disagreeing, drift with resolution, its line).
     """
     path = Path(store)
     if not (path / "zarr.json").exists():
@@ -163,15 +195,14 @@ def format_analysis(an: xr.Dataset) -> str:
     for _, r in ar.iterrows():
         keys = " ".join(f"{k}={r[k]}" for k in ("width", "alpha", "activation", "layer") if k in r)
         lines.append(f"  {keys}: {r['critical_fraction']:.3f}, {r['critical_area']:.4g}")
-    bd = an[["boundary_dimension", "boundary_dimension_low", "boundary_dimension_high"]]
-    if bool(np.isfinite(bd["boundary_dimension"].values).any()):
-        lines.append("Box-counting dimension of the λ_L = 0 boundary (deepest layer)")
-        for _, r in bd.to_dataframe().reset_index().iterrows():
+    if bool(np.isfinite(an["boundary_dimension"].values).any()):
+        lines.append("Dimension of the λ_L = 0 boundary (deepest layer)")
+        rep = an["boundary_dimension_report"]
+        for _, r in rep.to_dataframe().reset_index().iterrows():
             keys = " ".join(
                 f"{k}={r[k]}" for k in ("width", "alpha", "activation", "seed") if k in r
             )
-            est, lo, hi = (_f(r[f"boundary_dimension{s}"], ".3f") for s in ("", "_low", "_high"))
-            lines.append(f"  {keys}: {est} [{lo}, {hi}]")
+            lines.append(f"  {keys}: {r['boundary_dimension_report']}")
     else:
         lines.append(
             f"Boundary dimension: not computed (needs >= {MIN_PIXELS} points along both σ axes)"
