@@ -4,6 +4,7 @@ the paper workflows run at smoke scale and render a PNG with labelled axes and c
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -278,7 +279,11 @@ def test_zoom_store_renders_frames_with_dimensions(name, zoom_stores, tmp_path):
     check_png(tmp_path / "z" / "zoom_frames.png")
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("zoom: frame")]
     assert len(lines) == 3, out.stdout
-    assert all("box-counting D " in ln and "[" in ln for ln in lines), out.stdout
+    assert all("(box counting)" in ln and "D = " in ln for ln in lines), out.stdout
+    # one interval per boundary: the figure's frame titles print the numbers the lines print
+    values = [re.search(r"D = [0-9.]+ \[[0-9.]+, [0-9.]+\]", ln).group(0) for ln in lines]
+    assert [v in t for v, t in zip(values, [t for t in titles if t.startswith("frame ")],
+                                   strict=True)] == [True] * 3  # fmt: skip
     # each window is half the previous one, centred on the previous frame's boundary
     a = "sigma_w" if name.startswith("dinverno") else "lr_in"
     widths = [float(f[a][-1] - f[a][0]) for f in frames]

@@ -74,7 +74,7 @@ def frontier(ds: xr.Dataset) -> Figure:
     n = int(ds.width.values.ravel()[0]) if "width" in ds.coords else "?"
     ax.set_title(f"{act}, N = {n}, L = {depth}: black = boundary λ_L = 0", fontsize=9)
     d = dimension(lam)
-    if d is not None:
+    if d.estimate is not None:
         plot_loglog(ax2, d, "boundary boxes N(s)")
         ax2.legend(fontsize=8)
     else:
@@ -84,7 +84,7 @@ def frontier(ds: xr.Dataset) -> Figure:
         ax2.set_yticks([])
     ax2.set_xlabel("log s (box size, pixels)")
     ax2.set_ylabel("log N(s) (boxes on the boundary)")
-    ax2.set_title(f"box counting: {dim_text(d)} (95 % interval)", fontsize=9)
+    ax2.set_title(f"box counting: {dim_text(d)} (95 % interval)", fontsize=9, wrap=True)
     return fig
 
 
@@ -105,7 +105,7 @@ def frontier_notes(ds: xr.Dataset) -> list[str]:
     off = first - mf
     return [
         f"frontier: {act}, L = {depth}, {x.size}x{y.size} points: ordered (λ_L <= 0) "
-        f"{100 * np.mean(lam <= 0):.1f} %, boundary box-counting {dim_text(dimension(lam))}",
+        f"{100 * np.mean(lam <= 0):.1f} %, boundary {dimension(lam).text()}",
         f"frontier: first λ_L > 0 along {sw} minus mean-field χ1 = 1: median "
         f"{np.nanmedian(off):+.3f}, range [{np.nanmin(off):+.3f}, {np.nanmax(off):+.3f}]"
         f" over {int(np.isfinite(off).sum())} {sb} values",
