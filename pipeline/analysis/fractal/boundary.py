@@ -12,7 +12,9 @@ function, so the same boundary gets the same number and interval everywhere. It 
   occupying a small corner), with the side it would need;
 * the estimate at 1/2 and 1/4 of the resolution (the same window, every 2nd or 4th grid
   point, which is what a coarser sweep of that window computes), and whether the dimension
-  **drifts** with resolution: a coarser estimate's interval excludes the full-resolution one.
+  **drifts** with resolution: a coarser estimate's interval excludes the full-resolution one,
+  or the three move one way by more than the full-resolution half-width (the estimates share
+  their data, so their intervals overstate the noise of their differences).
 """
 
 from __future__ import annotations
@@ -113,14 +115,23 @@ class BoundaryDimension:
 
     @property
     def drifting(self) -> bool:
-        """Whether a coarser resolution's interval excludes the full-resolution estimate."""
+        """Whether the dimension moves with resolution: a coarser resolution's interval
+        excludes the full-resolution estimate, or the estimates move one way across all the
+        resolutions by more than the full-resolution half-width."""
         if self.estimate is None:
             return False
         d = self.estimate.estimate
-        return any(
+        if any(
             e is not None and not (e.interval[0] <= d <= e.interval[1])
             for _, e in self.resolutions[:-1]
-        )
+        ):
+            return True
+        vals = [e.estimate for _, e in self.resolutions if e is not None]
+        if len(vals) < 3 or len(vals) != len(self.resolutions):
+            return False
+        steps = np.diff(vals)
+        one_way = bool(np.all(steps > 0) or np.all(steps < 0))
+        return one_way and abs(vals[-1] - vals[0]) > self.estimate.half_width
 
     def value_text(self) -> str:
         """``D = 1.234 [1.200, 1.268]``, or ``D n/a``."""
