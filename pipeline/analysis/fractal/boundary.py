@@ -20,10 +20,11 @@ function, so the same boundary gets the same number and interval everywhere. It 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from pipeline.analysis.fractal.counts import as_field
 from pipeline.analysis.fractal.estimate import DimensionEstimate
@@ -40,10 +41,6 @@ from pipeline.errors import PipelineError
 
 __all__ = ["BoundaryDimension", "boundary_dimension", "dimension_vs_resolution"]
 
-COMPARED = {
-    "uncertainty-exponent": uncertainty_exponent,
-    "sohl-dickstein-2024": sohl_dickstein_dimension,
-}
 LABELS = {
     "box-counting": "box counting",
     "uncertainty-exponent": "uncertainty exponent",
@@ -52,7 +49,10 @@ LABELS = {
 }
 
 
-def _try(fn, f) -> tuple[DimensionEstimate | None, str]:
+def _try(
+    fn: Callable[[NDArray], DimensionEstimate], f: NDArray
+) -> tuple[DimensionEstimate | None, str]:
+    """``fn(f)``, or None and the one-line reason when the field admits no fit."""
     try:
         return fn(f), ""
     except PipelineError as e:
@@ -60,6 +60,7 @@ def _try(fn, f) -> tuple[DimensionEstimate | None, str]:
 
 
 def _fmt(d: DimensionEstimate) -> str:
+    """``1.234 [1.200, 1.268]``."""
     return f"{d.estimate:.3f} [{d.interval[0]:.3f}, {d.interval[1]:.3f}]"
 
 
