@@ -98,6 +98,48 @@ def one_case(n: int, points: int, dtype: str, depth: int, repeats: int) -> dict:
     }
 
 
+def batch_rank_cost(n: int, m: int, repeats: int) -> dict:
+    """Time of the batch-probe observables (rank, participation ratio: one SVD per point, which
+    CuPy runs as one cuSOLVER call per point for m × N beyond 32 × 32) at one recorded layer
+    of a full GPU tile, against that tile's GEMM of the same layer. Their ratio says whether the
+    per-point loop matters: a sweep that records every layer pays it every layer."""
+    import cupy as cp
+
+    from pipeline.experiments.propagation.gpu import GPU_TILE_ROWS
+    from pipeline.numerics.observables import rank_and_participation
+
+    points = GPU_TILE_ROWS // m
+    rows = points * m
+    xb = cp.random.standard_normal((points, m, n), dtype=np.float32)
+    x = cp.random.standard_normal((rows, n), dtype=np.float32)
+    zt = cp.random.standard_normal((n, n), dtype=np.float32).T
+    out = cp.empty((rows, n), np.float32)
+
+    def timed(fn) -> float:
+        cp.cuda.Device().synchronize()
+        t = time.perf_counter()
+        fn()
+        cp.cuda.Device().synchronize()
+        return time.perf_counter() - t
+
+    def svd() -> None:
+        rank_and_participation(xb.astype(np.float64), np.dtype(np.float32), cp)
+
+    def gemm() -> None:
+        cp.matmul(x, zt, out=out)
+
+    timed(svd), timed(gemm)  # warm up
+    t_gemm, t_svd, _ = interleaved(lambda: timed(gemm), lambda: timed(svd), repeats)
+    return {
+        "N": n,
+        "m": m,
+        "points": points,
+        "svd_s": statistics.median(t_svd),
+        "gemm_s": statistics.median(t_gemm),
+        "ratio": statistics.median(t_svd) / statistics.median(t_gemm),
+    }
+
+
 def free_device_pool() -> None:
     import cupy as cp
 
@@ -119,6 +161,22 @@ def table(results: list[dict], info: dict) -> str:
         lines.append(
             f"| {r['N']} | {r['dtype']} | {r['points']} | {r['rows']} | {r['depth']} | "
             f"{r['gemm_tflops']:.2f} | {r['e2e_tflops']:.2f} | **{r['fraction']:.2f}** |"
+        )
+    return "\n".join(lines)
+
+
+def batch_table(results: list[dict]) -> str:
+    lines = [
+        "Batch probe (eff_rank, participation_ratio) at one recorded layer of a full tile "
+        "(float32), against the same tile's layer GEMM:",
+        "",
+        "| N | m | points per tile | SVDs (s) | layer GEMM (s) | SVDs / GEMM |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['N']} | {r['m']} | {r['points']} | {r['svd_s']:.4f} | {r['gemm_s']:.5f} | "
+            f"**{r['ratio']:.1f}** |"
         )
     return "\n".join(lines)
 
@@ -161,7 +219,11 @@ def main() -> None:
             flush=True,
         )
         results.append(r)
-    text = table(results, info)
+    batch = [batch_rank_cost(n, m, args.repeats) for n, m in ((1024, 32), (2048, 64))]
+    for r in batch:
+        print(f"batch probe N={r['N']} m={r['m']}: SVDs / GEMM {r['ratio']:.1f}", flush=True)
+    free_device_pool()
+    text = table(results, info) + "\n\n" + batch_table(batch)
     print(text)
     if out_dir is not None:
         (out_dir / "propagation_gpu.md").write_text(text + "\n")

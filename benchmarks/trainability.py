@@ -216,7 +216,10 @@ def main() -> None:
             "",
             "Command: `python benchmarks/trainability.py --gpu`. Width 16, depth 2, tanh, full "
             "dataset (batch 272), 256 × 256 log10 lr plane over [−3, 6]², 100 steps, end to "
-            "end (copies, launch, scoring), median of repeats. Peak: " + g[0]["peak_how"] + ".",
+            "end (copies, launch, scoring), median of repeats. Peak: " + g[0]["peak_how"] + ". "
+            "The kernel is compiled with --fmad=false (pipeline/gpu/kernels.py: its emulation "
+            "then pins its arithmetic), so a useful multiply-add costs a multiply and an add: "
+            "0.5 of the FMA peak is the ceiling of this column.",
             "",
             "| dtype | points·steps/s | useful TFLOP/s | fraction of FMA peak | "
             "NumPy (1 core) points·steps/s | × 1 core | × whole host |",

@@ -16,6 +16,7 @@ __all__ = [
     "BackendError",
     "MissingFileError",
     "PipelineError",
+    "ResourceError",
     "SchedulerError",
     "SlurmCommandError",
     "SlurmError",
@@ -39,6 +40,7 @@ class SpecError(PipelineError):
 
     def __init__(self, field_name: str, message: str) -> None:
         self.field = field_name
+        self.detail = message
         super().__init__(f"spec field '{field_name}': {message}")
 
 
@@ -56,6 +58,11 @@ class MissingFileError(PipelineError, FileNotFoundError):
 
 class UsageError(PipelineError):
     """A command-line flag or API argument with a value that is not allowed."""
+
+
+class ResourceError(PipelineError):
+    """A sweep that needs more than its workers have (e.g. memory per task); checked before
+    anything is created."""
 
 
 class BackendError(PipelineError):

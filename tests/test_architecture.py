@@ -286,6 +286,9 @@ def test_stores_written_before_the_restructure_open_and_resume(name, tmp_path, c
     old = tmp_path / name
     shutil.copytree(ROOT / "tests" / "data" / "legacy-0.1" / name, old)
     before = open_sweep(old)
+    old_vars = set(before.data_vars)
+    # the propagation flag tells which points the old version computed (read before resuming)
+    old_done = before["nonfinite_layer"].values >= 0 if "nonfinite_layer" in old_vars else None
     spec = pipeline.read_spec(old)
     assert before.attrs["git_revision"].startswith("bef03a0")
     report = run_sweep(spec, old, client=client, progress=False)
@@ -293,8 +296,15 @@ def test_stores_written_before_the_restructure_open_and_resume(name, tmp_path, c
     fresh = run_sweep(spec, tmp_path / "fresh.zarr", client=client, progress=False)
     assert fresh.complete
     a, b = open_sweep(old).load(), open_sweep(tmp_path / "fresh.zarr").load()
-    for v in b.data_vars:
+    assert set(a.data_vars) == set(b.data_vars)
+    for v in old_vars:
         np.testing.assert_array_equal(a[v].values, b[v].values, err_msg=v)
+    # variables added since (underflow_layer): -1 ("not computed") where the old version had
+    # computed the chunk, the new run's values in the chunks computed by the resume
+    for v in set(b.data_vars) - old_vars:
+        assert (a[v].values[old_done] == -1).all(), v
+        np.testing.assert_array_equal(a[v].values[~old_done], b[v].values[~old_done], err_msg=v)
+        assert (b[v].values >= 0).all(), v
 
 
 # ---------------------------------------------------------------- the wheel

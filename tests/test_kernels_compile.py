@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from _gpu_contract import DRAW_BLOCK, check_draws
 
 from pipeline import rng
 from pipeline.experiments.propagation.gpu import (
@@ -25,7 +26,9 @@ from pipeline.experiments.propagation.gpu import (
 from pipeline.experiments.propagation.ops import NumpyOps
 from pipeline.experiments.propagation.probes import BatchProbe, CircleProbe, PairProbe, Probes
 from pipeline.experiments.propagation.reference import propagate_network
-from pipeline.gpu.kernels import cms_args, kernel_files, kernel_source
+from pipeline.gpu import host_build
+from pipeline.gpu.host_build import toolchain_missing
+from pipeline.gpu.kernels import NVRTC_OPTIONS, cms_args, kernel_files, kernel_source
 
 SOURCES = sorted(p.name for p in kernel_files().iterdir() if p.name.endswith(".cu"))
 NVCC = shutil.which("nvcc")
@@ -47,7 +50,7 @@ def test_every_kernel_compiles_for_sm80_and_sm90(tmp_path):
         cmd = [
             NVCC,
             "--fatbin",
-            "-std=c++14",
+            *NVRTC_OPTIONS,  # the options NVRTC gets (nvcc spells them the same)
             "-Werror",
             "all-warnings",
             "-gencode=arch=compute_80,code=sm_80",
@@ -187,3 +190,109 @@ def test_chunk_device_peak_bytes_from_spec():
     ppt = gpu_tile_points(spec.params.probes, 64 * 64)
     want = device_peak_bytes(1024, spec.params.probes, ppt, -(-4096 // ppt), 1, spec.dtype)
     assert got == want > 4096 * 3 * 1040 * np.dtype(spec.dtype).itemsize
+
+
+# ---------------------------------------------------------------- the host build of the kernels
+
+HOST_BUILD_MISSING = toolchain_missing()
+needs_host_build = pytest.mark.skipif(
+    HOST_BUILD_MISSING is not None, reason=f"no host build of the kernels: {HOST_BUILD_MISSING}"
+)
+
+
+@needs_host_build
+def test_host_built_uniforms_are_rngs():
+    """rng.cu's uniforms kernel, built for the host, equals rng.uniforms bit for bit (the
+    Philox words are integer arithmetic, the uniforms exact)."""
+    hk = host_build.build()
+    for seed, r0, c0 in [(0, 0, 0), (2**64 - 1, 2**32 - 40, 7)]:
+        u1, u2 = hk.uniforms(seed, 1, 7, r0, 40, c0, 33)
+        w1, w2 = rng.uniforms(
+            seed, 1, 7, np.arange(r0, r0 + 40)[:, None], np.arange(c0, c0 + 33)[None, :]
+        )
+        assert np.array_equal(u1.view(np.uint64), w1.view(np.uint64))
+        assert np.array_equal(u2.view(np.uint64), w2.view(np.uint64))
+
+
+@needs_host_build
+@pytest.mark.parametrize("alpha", [2.0, 1.5, 1.0, 0.5, 0.2])
+def test_host_built_draws_keep_the_contract(alpha):
+    """rng.cu with CUDA's own tan/log/exp (libdevice) on the block of test_gpu.py: float32
+    bit-identical to NumPy, float64 within tests/_gpu_contract.py's ulp bounds, and the same
+    whichever model of the hardware's approximate reciprocal (the Newton steps absorb it), so
+    the device should compute exactly these values."""
+    seed, layer, n = DRAW_BLOCK["seed"], DRAW_BLOCK["layer"], DRAW_BLOCK["n"]
+    hw, exact = host_build.build("hw"), host_build.build("exact")
+    blocks = ((rng.STREAMS["weight"], n), (rng.STREAMS["bias"], 1))  # [Z | ζ], as the GEMM's
+    want = np.hstack([rng.stable_block(seed, s, layer, 0, n, 0, c, alpha) for s, c in blocks])
+    for dtype in (np.float64, np.float32):
+        got = np.hstack(
+            [hw.fill_stable(seed, s, layer, 0, n, 0, c, alpha, dtype) for s, c in blocks]
+        )
+        assert check_draws(got, want, alpha, dtype) is None
+        other = [exact.fill_stable(seed, s, layer, 0, n, 0, c, alpha, dtype) for s, c in blocks]
+        assert np.array_equal(got, np.hstack(other), equal_nan=True)
+
+
+# ---------------------------------------------------------------- overflow, underflow, order
+
+
+@pytest.mark.parametrize(
+    ("act", "sigma_w", "dtype", "want"),
+    [
+        ("relu", 1e3, "float32", "overflow"),
+        ("relu", 1e30, "float64", "overflow"),
+        ("tanh", 1e5, "float32", "underflow"),
+        ("erf", 1e5, "float32", "underflow"),
+        ("tanh", 1e10, "float64", "underflow"),
+        ("tanh", 0.0, "float32", "ordered"),
+        ("relu", 0.0, "float64", "ordered"),
+        ("tanh", 1.5, "float32", "finite"),
+    ],
+)
+def test_overflow_and_underflow_are_flagged_never_ordered(act, sigma_w, dtype, want):
+    """Overflow (nonfinite_layer) and a tangent lost to underflow of φ' (underflow_layer) give
+    λ = NaN, never −∞ (ordered); σ_w = 0 gives λ = −∞ with no flag. The GPU loop on the
+    emulated kernels flags the same points at the same layers and gives the same NaN / −∞."""
+    kw = {"depth": 8, "record_layers": [4, 8], "probes": Probes(pair=PairProbe()), "dtype": dtype}
+    groups = [(act, np.array([sigma_w, 1.0]), np.array([0.3, 0.3]))]  # point 1: a plain one
+    (ref,) = propagate_network(32, 2.0, 3, groups, **kw)
+    (emu,) = propagate_gpu(32, 2.0, 3, groups, ops=NumpyOps(), **kw)
+    for res in (ref, emu):
+        lam = res["lyapunov"][0, -1]
+        nonfinite, underflow = res["nonfinite_layer"][0], res["underflow_layer"][0]
+        if want == "overflow":
+            assert nonfinite > 0 and np.isnan(lam), (nonfinite, lam)
+        elif want == "underflow":
+            assert underflow > 0 and nonfinite == 0 and np.isnan(lam), (underflow, lam)
+        elif want == "ordered":
+            assert lam == -np.inf and nonfinite == 0 and underflow == 0
+        else:
+            assert np.isfinite(lam) and nonfinite == 0 and underflow == 0
+        assert np.isfinite(res["lyapunov"][1]).all() and res["underflow_layer"][1] == 0
+    for k in ("nonfinite_layer", "underflow_layer"):
+        np.testing.assert_array_equal(emu[k], ref[k], err_msg=k)
+    np.testing.assert_array_equal(np.isnan(emu["lyapunov"]), np.isnan(ref["lyapunov"]))
+    np.testing.assert_array_equal(np.isneginf(emu["lyapunov"]), np.isneginf(ref["lyapunov"]))
+
+
+def test_summary_counts_ordered_overflowed_and_saturated_networks():
+    """The propagation summary names each kind with its count: −∞ (ordered), overflow
+    (nonfinite_layer > 0), saturation (underflow_layer > 0); −1 (not computed) is none."""
+    import xarray as xr
+
+    from pipeline.experiments.propagation.summary import flag_notes
+
+    lam = xr.DataArray([-np.inf, -np.inf, np.nan, np.nan, np.nan, 0.1, -0.2], dims="p")
+    ds = xr.Dataset(
+        {
+            "nonfinite_layer": ("p", [0, 0, 3, 0, 0, 0, -1]),
+            "underflow_layer": ("p", [0, 0, 0, 2, 5, 0, -1]),
+        }
+    )
+    notes = flag_notes(ds, lam)
+    assert len(notes) == 3
+    assert notes[0].startswith("2 of 7 networks have λ_L = −∞") and "ordered" in notes[0]
+    assert notes[1].startswith("1 of 7 networks overflowed") and "never" not in notes[1]
+    assert notes[2].startswith("2 of 7 networks saturated")
+    assert flag_notes(ds.drop_vars("underflow_layer"), lam)[-1].startswith("1 of 7 networks over")

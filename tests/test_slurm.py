@@ -167,6 +167,46 @@ def test_submit_takes_a_workflow_scale_and_passes_it_to_the_driver(tmp_path):
     assert bad.returncode == 2 and "unknown scale 'huge'" in bad.stderr
 
 
+# A zoom small enough for the one-core test cluster: 2 frames of 16 × 16 points, 4 chunks each
+ZOOM = {
+    "name": "slurm-zoom",
+    "experiment": "trainability",
+    "axes": {
+        "width": [8],
+        "lr_in": {"linspace": [-3, 6], "count": 16},
+        "lr_out": {"linspace": [-3, 6], "count": 16},
+    },
+    "steps": 60,
+    "chunks": {"lr_in": 8, "lr_out": 8},
+}
+
+
+def test_submit_dry_run_of_a_zoom(tmp_path):
+    spec = write_spec(tmp_path, {**ZOOM, "store": "z.zarr"})
+    out = sweep(
+        "submit", spec, "--frames", "3", "--profiles", LOCAL_PROFILES, "--profile", "local",
+        "--jobs", "2", "--backend", "numpy", "--dry-run", cwd=tmp_path, check=True,
+    ).stdout  # fmt: skip
+    assert "#SBATCH --job-name=sweep-slurm-zoom\n" in out
+    assert out.rstrip().endswith(
+        f"-m pipeline zoom {spec} --frames 3 --store {tmp_path}/z.zarr --cluster slurm "
+        f"--profile local --profiles {LOCAL_PROFILES} --jobs 2 --start-timeout 600 "
+        f"--log-dir {tmp_path}/slurm-logs --retries 2 --backend numpy --threads 1 --no-progress"
+    )
+    # what the driver would refuse is refused before submitting: a zoom of a plane with
+    # another axis of several values, a sweep store at the zoom's path
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**ZOOM, "axes": {**ZOOM["axes"], "seed": [0, 1]}}))
+    out = sweep("submit", bad, "--frames", "2", "--store", "y.zarr", "--profiles",
+                LOCAL_PROFILES, "--profile", "local", "--dry-run", cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 2 and out.stderr.startswith("error: zoom: axes seed must have")
+    run_sweep(parse_spec(ZOOM), tmp_path / "s.zarr", n_workers=1, progress=False,
+              log=lambda m: None)  # fmt: skip
+    out = sweep("submit", spec, "--frames", "2", "--store", "s.zarr", "--profiles",
+                LOCAL_PROFILES, "--profile", "local", "--dry-run", cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 2 and "is a sweep store, not a zoom" in out.stderr
+
+
 def test_walltime_and_memory_are_checked_before_submitting():
     from pipeline.slurm import check_memory, check_walltime
 
@@ -403,3 +443,59 @@ def test_unknown_partition_and_job_that_never_starts(tmp_path, no_jobs_left):
     assert "PENDING (BeginTime)" in last, last
     assert time.monotonic() - t0 < 60
     assert done_keys(tmp_path / "s.zarr") == set()  # the template, nothing marked done
+
+
+@pytest.fixture(scope="module")
+def zoom_reference(tmp_path_factory):
+    """The two frames of ZOOM computed locally."""
+    from pipeline.engine.zoom import open_zoom, run_zoom
+
+    store = tmp_path_factory.mktemp("zref") / "z.zarr"
+    run_zoom(parse_spec(ZOOM), 2, store, n_workers=1, progress=False, log=lambda m: None)
+    return open_zoom(store)
+
+
+def assert_same_zoom(store, reference) -> None:
+    from pipeline.engine.zoom import open_zoom
+
+    frames = open_zoom(store)
+    assert len(frames) == len(reference) == 2
+    for got, want in zip(frames, reference, strict=True):
+        assert_same_data(got, want)
+
+
+@pytest.mark.slurm
+def test_zoom_on_slurm_uses_one_set_of_worker_jobs(tmp_path, zoom_reference, no_jobs_left):
+    spec = write_spec(tmp_path, ZOOM)
+    out = sweep(
+        "zoom", spec, "--frames", "2", "--store", "z.zarr", "--cluster", "slurm", "--profiles",
+        LOCAL_PROFILES, "--profile", "local", "--jobs", "1", "--backend", "numpy",
+        "--log-dir", "logs", "--no-progress", cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    # the worker jobs start once and serve every frame
+    assert out.stderr.count("SLURM: 1 worker job(s), profile 'local'") == 1, out.stderr
+    assert out.stderr.count("scaled down") == 1, out.stderr
+    assert out.stdout.count("\nframe ") == 2, out.stdout
+    assert_same_zoom(tmp_path / "z.zarr", zoom_reference)
+
+
+@pytest.mark.slurm
+def test_submit_a_zoom(tmp_path, zoom_reference, no_jobs_left):
+    spec = write_spec(tmp_path, ZOOM)
+    job = sweep(
+        "submit", spec, "--frames", "2", "--store", "z.zarr", "--profiles", LOCAL_PROFILES,
+        "--profile", "local", "--jobs", "1", "--log-dir", "logs", "--walltime", "00:10:00",
+        cwd=tmp_path, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert job.isdigit()
+
+    def finished():
+        out = slurm_command(["scontrol", "show", "job", "--oneliner", job])
+        state = re.search(r"JobState=(\w+)", out).group(1)
+        return state if state not in ("PENDING", "RUNNING", "COMPLETING") else None
+
+    assert wait_for(finished, 240, f"job {job} to finish") == "COMPLETED"
+    log = (tmp_path / "logs" / f"sweep-driver-{job}.out").read_text()
+    assert "zoom store" in log and log.count("\nframe ") == 2, log
+    assert_same_zoom(tmp_path / "z.zarr", zoom_reference)

@@ -110,7 +110,7 @@ BAD = [
     (
         "axes.width",
         [0],
-        "spec field 'axes.width': value 0 is outside the allowed integers [1, inf)",
+        "spec field 'axes.width': value 0 is outside the allowed integers [1, 2147483647]",
     ),
     (
         "axes.alpha",

@@ -170,6 +170,20 @@ def check_png(png, min_bytes=30_000):
     assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 50  # colour maps, lines, text
 
 
+def check_layout(fig):
+    """What every figure must hold at the size it is written: no text reaching outside the
+    figure, a colour bar for every colour-mapped image, the missing-data grey on each."""
+    from pipeline.figures.layout import (
+        clipped_texts,
+        mappables_without_colourbar,
+        mappables_without_missing_colour,
+    )
+
+    assert clipped_texts(fig) == []
+    assert mappables_without_colourbar(fig) == []
+    assert mappables_without_missing_colour(fig) == []
+
+
 @pytest.mark.parametrize("name", SMOKE_RUN)
 def test_smoke_run_renders_figure(name, smoke_stores, tmp_path):
     plt = pytest.importorskip("matplotlib.pyplot")
@@ -179,19 +193,77 @@ def test_smoke_run_renders_figure(name, smoke_stores, tmp_path):
     spec = read_spec(store)
     assert spec.scale == "smoke" and spec.figure["kind"] == FIGURE_OF[name]
 
-    fig = figures.draw(open_sweep(store), dict(spec.figure))
+    fig, stem = figures.store_figure(store)  # as `sweep figures` writes it, at its size
+    assert stem == spec.figure["kind"]
     labels = " ".join(f"{ax.get_xlabel()} {ax.get_ylabel()} {ax.get_title()}" for ax in fig.axes)
     for want in EXPECTED_LABELS[spec.figure["kind"]]:
         assert want in labels, (want, labels)
     data_axes = [ax for ax in fig.axes if ax.get_xlabel() and ax.get_ylabel()]
     assert all(ax.has_data() for ax in data_axes)
-    if spec.figure["kind"] != "effective_rank":  # maps have colourbars (label on an extra axes)
-        assert len(fig.axes) > len(data_axes)
+    check_layout(fig)
     plt.close(fig)
 
     out = sweep("figures", str(store), "-o", str(tmp_path / "fig"), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     check_png(tmp_path / "fig" / f"{spec.figure['kind']}.png")
+
+
+def test_missing_data_has_its_own_colour_and_a_legend_entry(smoke_stores):
+    plt = pytest.importorskip("matplotlib.pyplot")
+    import matplotlib.colors as mc
+
+    from pipeline import figures
+    from pipeline.figures.layout import MISSING_COLOUR, MISSING_LABEL
+    from pipeline.figures.render import finish
+
+    # a chunk not computed reads as NaN: drawn grey (not RdBu's white, λ_L = 0), and named
+    ds = open_sweep(smoke_stores["dinverno2025_erf_frontier"]).load()
+    ds["lyapunov"][..., :10, :12, :] = np.nan
+    fig = finish(figures.draw(ds, {"kind": "frontier"}))
+    legend_texts = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+    assert legend_texts == [MISSING_LABEL]
+    mesh = fig.axes[0].collections[0]
+    assert np.ma.getmaskarray(mesh.get_array()).sum() == 10 * 12
+    bad = mesh.get_cmap().get_bad()
+    assert mc.same_color(bad, MISSING_COLOUR)
+    # a grey no colour of the map has (RdBu's middle is near white)
+    rgb = mesh.get_cmap()(np.linspace(0, 1, 256))[:, :3]
+    assert np.min(np.linalg.norm(rgb - np.asarray(bad[:3]), axis=1)) > 0.1
+    check_layout(fig)
+    plt.close(fig)
+    # a complete store has no such entry
+    fig = finish(figures.draw(open_sweep(smoke_stores["dinverno2025_erf_frontier"]),
+                              {"kind": "frontier"}))  # fmt: skip
+    assert fig.legends == []
+    plt.close(fig)
+
+
+def test_figures_kind_on_the_command_line(smoke_stores, tmp_path):
+    pytest.importorskip("matplotlib")
+    store = smoke_stores["quickstart"]
+    out = sweep("figures", str(store), "--kind", "frontier", "-o", str(tmp_path / "f"),
+                cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    check_png(tmp_path / "f" / "frontier.png", min_bytes=20_000)
+    bad = [
+        (["--kind", "frontir"], "error: --kind: unknown value 'frontir'; did you mean 'frontier'?"),
+        (["--kind", "phase_cv", "--option", "layers=[1, x]"], "error: --option layers[1]: "),
+        (["--kind", "frontier", "--option", "layers=3"], "error: --option layers: unknown key"),
+        (["--option", "layers=3"], "error: --option: give the figure's --kind too"),
+        (["--kind", "phase_cv", "--option", "layers"], "error: --option: 'layers' is not NAME="),
+    ]
+    import contextlib
+    import io
+
+    from pipeline.cli import main
+
+    for args, message in bad:  # in this process: the flags fail before anything is drawn
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            rc = main(["figures", str(store), *args, "-o", str(tmp_path / "g")])
+        assert rc == 2 and err.getvalue().startswith(message), (args, err.getvalue())
+        assert err.getvalue().count("\n") == 1
+    assert not (tmp_path / "g").exists()
 
 
 def test_smoke_numbers_agree_with_theory(smoke_stores):
@@ -231,7 +303,8 @@ def test_figures_without_figure_is_an_error(client, tmp_path):
     spec = parse_spec({"axes": {"width": [8], "sigma_w": [1.0]}, "depth": 2})
     run_sweep(spec, tmp_path / "s.zarr", client=client, progress=False, log=lambda m: None)
     out = sweep("figures", "s.zarr", cwd=tmp_path)
-    assert out.returncode == 2 and "declares no 'figure'" in out.stderr
+    assert out.returncode == 2 and "declares no figure; give one: sweep figures" in out.stderr
+    assert "--kind KIND (one of xi_c_map, phase_cv" in out.stderr
 
 
 # ---- seeds 000 and 002: zoom stores, numbers, the notebook ------------------------------------
@@ -268,10 +341,11 @@ def test_zoom_store_renders_frames_with_dimensions(name, zoom_stores, tmp_path):
     store = zoom_stores[name]
     assert is_zoom_store(store) and not is_zoom_store(store / "frame_000")
     frames = open_zoom(store)
-    fig = figures.zoom.zoom_frames(frames)
+    fig, stem = figures.zoom_figure(store)
     titles = [ax.get_title() for ax in fig.axes]
-    assert sum(t.startswith("frame ") for t in titles) == 3
+    assert stem == "zoom_frames" and sum(t.startswith("frame ") for t in titles) == 3
     assert any("Sohl-Dickstein pooled" in t for t in titles)
+    check_layout(fig)  # every frame has its colour bar
     fig.clf()
 
     out = sweep("figures", str(store), "-o", str(tmp_path / "z"), cwd=tmp_path)
@@ -333,18 +407,26 @@ def test_seed_000_and_002_smoke_numbers(smoke_stores):
     assert signed_log(np.array([-np.e + 1, 0.0, 1.0]))[[0, 1]] == pytest.approx([-1, 0])
 
 
-def test_notebook_executes_on_a_smoke_store(smoke_stores, tmp_path, monkeypatch):
+def test_notebook_runs_from_its_own_folder(smoke_stores, tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
     path = WORKFLOWS / "notebooks" / "analysis.ipynb"
     nb = nbformat.read(path, as_version=4)
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "clear outputs"
-    monkeypatch.setenv("SWEEP_STORE", str(smoke_stores["dinverno2025_erf_frontier"]))
+    # a clone where the README's smoke run wrote the store in the repository root; Jupyter
+    # runs the notebook in workflows/notebooks/, and SWEEP_STORE is not set
+    here = tmp_path / "clone" / "workflows" / "notebooks"
+    here.mkdir(parents=True)
+    (tmp_path / "clone" / "dinverno2025_erf_frontier_smoke.zarr").symlink_to(
+        smoke_stores["dinverno2025_erf_frontier"]
+    )
+    monkeypatch.delenv("SWEEP_STORE", raising=False)
     nbclient.NotebookClient(
-        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(here)}}
     ).execute()
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert str(tmp_path / "clone" / "dinverno2025_erf_frontier_smoke.zarr") in text
     assert "box-counting dimension" in text and "ordered" in text
     images = [
         o
@@ -364,3 +446,159 @@ def test_points_with_some_nonfinite_seeds_are_noted():
     (note,) = _partial_seed_notes(ds)
     assert note.startswith("note: 1 grid point(s) have non-finite values in some of their 3 seeds")
     assert _partial_seed_notes(ds.isel(p=[1, 2])) == []  # all or none: nothing to note
+
+
+def test_layout_checks_catch_clipped_text_and_a_missing_colour_bar():
+    plt = pytest.importorskip("matplotlib.pyplot")
+    from pipeline.figures.layout import (
+        clipped_texts,
+        colour_map,
+        fit_texts,
+        mappables_without_colourbar,
+        mappables_without_missing_colour,
+    )
+
+    # the single-image trainability figure as it was: 645 px wide, a 90-character title
+    title = "trainability after 40 steps of gradient descent, depth D = 2, dataset full"
+    fig, ax = plt.subplots(figsize=(4.3, 3.5), dpi=150, constrained_layout=True)
+    mesh = ax.pcolormesh(np.arange(12.0).reshape(3, 4), cmap="RdBu_r")
+    fig.suptitle(title, fontsize=10)
+    assert clipped_texts(fig) == [title]
+    assert mappables_without_colourbar(fig) == [mesh]
+    assert mappables_without_missing_colour(fig) == [mesh]
+    fit_texts(fig)
+    assert clipped_texts(fig) == []
+    assert fig._suptitle.get_text().replace("\n", " ") == title  # wrapped, not cut
+    mesh.set_cmap(colour_map("RdBu_r"))
+    fig.colorbar(mesh, ax=ax, label="a label " * 12)  # longer than the figure is tall
+    assert mappables_without_colourbar(fig) == [] and mappables_without_missing_colour(fig) == []
+    assert len(clipped_texts(fig)) == 1
+    assert clipped_texts(fit_texts(fig)) == []
+    plt.close(fig)
+
+
+# ---- CF conventions of every store kind --------------------------------------------------------
+
+
+def check_cf(ds, where):
+    """CF 1.10 on one dataset: Conventions and history; a long_name on every variable and
+    coordinate; units that UDUNITS (cf_xarray's parser) reads, none on strings, none but
+    flag_values / flag_meanings (one meaning per value) on class variables."""
+    from cf_xarray.units import units as udunits
+
+    assert ds.attrs.get("Conventions") == "CF-1.10", where
+    assert ds.attrs.get("history"), where
+    for name, var in ds.variables.items():
+        attrs = var.attrs
+        assert attrs.get("long_name"), (where, name)
+        if "flag_values" in attrs:
+            meanings = attrs["flag_meanings"].split()
+            assert len(meanings) == len(attrs["flag_values"]) and "units" not in attrs
+        elif var.dtype.kind in "OUT":  # strings
+            assert "units" not in attrs, (where, name, attrs)
+        else:
+            assert "units" in attrs, (where, name)
+            udunits.parse_units(attrs["units"])  # raises for a unit UDUNITS does not know
+
+
+def test_every_store_kind_is_cf_conventional(smoke_stores, zoom_stores, tmp_path):
+    pytest.importorskip("cf_xarray")
+    import warnings
+
+    from pipeline.analysis.regimes import CHAOTIC, ORDERED
+    from pipeline.analysis.report import analyze
+
+    prop = open_sweep(smoke_stores["qu2022_phase_cv"])  # pair and circle probes, α < 2
+    train = open_sweep(smoke_stores["trainability_tanh_w8"])
+    check_cf(prop, "propagation")
+    check_cf(open_sweep(smoke_stores["effective_rank_relu"]), "propagation, batch probe")
+    check_cf(train, "trainability")
+    # cf_xarray reads the classes by name
+    assert bool(((train.converged.cf == "converged") == (train.converged == 1)).all())
+    for name, ds in (("propagation", prop), ("trainability", train)):
+        analyze(ds).to_zarr(tmp_path / f"{name}.zarr", mode="w", consolidated=False)
+        an = xr.open_zarr(tmp_path / f"{name}.zarr", consolidated=False)
+        check_cf(an, f"analysis of {name}")
+        for flag, yes in (("disagree", "disagree"), ("drifting", "drifting")):
+            v = an[f"boundary_dimension_{flag}"]
+            assert bool(((v.cf == yes) == (v == 1)).all()), (name, flag)
+    regimes = an = xr.open_zarr(tmp_path / "propagation.zarr", consolidated=False).regime_lyapunov
+    assert bool(((regimes.cf == "ordered") == (regimes == ORDERED)).all())
+    assert bool(((regimes.cf == "chaotic") == (regimes == CHAOTIC)).all())
+    for root in zoom_stores.values():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no "consolidated metadata not found" fallback
+            tree = xr.open_datatree(root, engine="zarr")
+        assert sorted(tree.children) == ["frame_000", "frame_001", "frame_002"]
+        check_cf(tree.to_dataset(), "zoom root")
+        for node in tree.children.values():
+            check_cf(node.to_dataset(), f"zoom {node.name}")
+
+
+def test_analyze_a_trainability_store_and_the_levy_line_in_summaries(smoke_stores, tmp_path):
+    from pipeline.analysis import boundary_dimension
+    from pipeline.analysis.report import analyze, format_analysis
+    from pipeline.experiments.propagation.summary import format_summary, lyapunov_crossings
+    from pipeline.numerics.levy import ordered_transition_sigma_w
+    from pipeline.numerics.theory import critical_sigma_w
+
+    # boundary dimensions make sense for the trainability plane too: one per image
+    ds = open_sweep(smoke_stores["sohl_dickstein2024_trainability"])
+    an = analyze(ds)
+    flags = ("needed_side", "disagree", "drifting", "report")
+    assert set(an.data_vars) == {
+        "boundary_dimension", "boundary_dimension_low", "boundary_dimension_high",
+        *(f"boundary_dimension_{f}" for f in flags),
+    }  # fmt: skip
+    bd = an.boundary_dimension
+    assert bd.sizes == {"width": 2, "depth": 1, "activation": 4, "eps": 1, "seed": 1}
+    text = format_analysis(an)
+    for w in ds.width.values:
+        for act in ds.activation.values:
+            img = ds.score.sel(width=w, activation=act).squeeze().transpose("lr_in", "lr_out")
+            want = boundary_dimension(img.values)  # the report every command prints
+            got = an.sel(width=w, activation=act).squeeze()
+            assert str(got.boundary_dimension_report.values) == want.text()
+            assert want.text() in text
+            if want.estimate is None:
+                assert np.isnan(float(got.boundary_dimension))
+                continue
+            assert float(got.boundary_dimension) == pytest.approx(want.estimate.estimate)
+            assert float(got.boundary_dimension_low) == pytest.approx(want.estimate.interval[0])
+            assert int(got.boundary_dimension_needed_side) == (
+                want.needed_side if want.too_small else 0
+            )
+            assert int(got.boundary_dimension_disagree) == bool(want.disagreeing)
+            assert int(got.boundary_dimension_drifting) == want.drifting
+    assert "Critical line" not in text and "Box-counting dimension of the class boundary" in text
+    out = sweep("analyze", str(smoke_stores["trainability_tanh_w8"]), "--no-write", cwd=tmp_path)
+    assert out.returncode == 0 and "width=8 depth=2 activation=tanh" in out.stdout, out.stderr
+
+    # sweep run / summary give α < 2 the Lévy ordered line, as analyze does
+    ds = open_sweep(smoke_stores["qu2022_phase_cv"])
+    rows = lyapunov_crossings(ds)
+    assert {r["alpha"] for r in rows} == {1.0, 1.5, 2.0}
+    for r in rows:
+        want = (
+            critical_sigma_w(0.0, "tanh")
+            if r["alpha"] == 2.0
+            else ordered_transition_sigma_w(0.0, r["alpha"], "tanh")
+        )
+        assert r["sigma_w_theory"] == pytest.approx(float(want), rel=1e-9)
+    assert "Lévy ordered transition q* = 0.01 for α < 2" in format_summary(ds)
+
+
+def test_frontier_without_a_box_counting_fit_is_the_map_alone(smoke_stores):
+    plt = pytest.importorskip("matplotlib.pyplot")
+    from pipeline import figures
+    from pipeline.figures.common import dimension
+    from pipeline.figures.frontier import lyapunov_plane
+    from pipeline.figures.render import finish
+
+    ds = open_sweep(smoke_stores["quickstart"]).isel(sigma_b=slice(0, 4))  # a 41 × 4 grid
+    assert dimension(lyapunov_plane(ds)[0]).estimate is None
+    fig = finish(figures.draw(ds, {"kind": "frontier"}))
+    (ax,) = [ax for ax in fig.axes if not hasattr(ax, "_colorbar")]  # no empty second panel
+    assert "no box-counting fit on this 41 × 4 grid" in ax.get_xlabel().replace("\n", " ")
+    check_layout(fig)
+    plt.close(fig)

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from pipeline.engine.plan import key_to_str
-from pipeline.engine.store import DONE_DIR, done_keys
+from pipeline.engine.store import DONE_DIR, chunk_info, done_keys
 from pipeline.engine.zoom import frame_group, next_window, open_zoom, run_zoom
 from pipeline.spec import parse_spec
 
@@ -58,6 +58,10 @@ def test_five_frame_zoom_resumes_after_sigkill(tmp_path, client):
             "5",
             "--workers",
             "1",
+            "--backend",  # every run option of `sweep run` applies to a zoom
+            "numpy",
+            "--threads",
+            "1",
             "--no-progress",
         ],
         start_new_session=True,
@@ -76,6 +80,8 @@ def test_five_frame_zoom_resumes_after_sigkill(tmp_path, client):
         proc.wait()
     before = {k: done_keys(store / frame_group(k)) for k in range(5)}
     assert len(before[0]) == len(before[1]) == 4
+    key = key_to_str(min(before[0]))  # the key as `sweep status` prints it
+    assert chunk_info(store / frame_group(0), key)["backend"] == "numpy"
     assert 1 <= len(before[2]) < 4 and not before[3], before
     mtimes = {
         (k, key): (store / frame_group(k) / DONE_DIR / key_to_str(key)).stat().st_mtime_ns

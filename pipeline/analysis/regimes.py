@@ -42,6 +42,7 @@ __all__ = [
     "regime_area",
     "regime_maps",
     "sigma_dims",
+    "theory_sigma_w",
     "zero_crossings",
 ]
 
@@ -82,7 +83,8 @@ def sigma_dims(obj: xr.Dataset | xr.DataArray) -> tuple[str, str]:
 
 def _three_way(lower: xr.DataArray, upper: xr.DataArray, valid: xr.DataArray) -> xr.DataArray:
     out = xr.where(lower, ORDERED, xr.where(upper, CHAOTIC, CRITICAL)).astype(np.float64)
-    return out.where(valid)
+    # xr.where drops the coordinates' attributes (long_name, units): take them back
+    return out.where(valid).assign_coords(valid.coords)
 
 
 def classify_lyapunov(ds: xr.Dataset | xr.DataArray, factor: float = 10.0) -> xr.DataArray:
@@ -136,7 +138,7 @@ def classify_cv(ds: xr.Dataset, cv_threshold: float = 0.5, factor: float = 10.0)
         out = xr.where(crit, CRITICAL, side).where(cv.notnull())
     else:
         out = xr.where(crit, float(CRITICAL), np.nan).where(cv.notnull())
-    out = out.astype(np.float64)
+    out = out.astype(np.float64).assign_coords(cv.coords)
     out.attrs = {
         "long_name": "regime from cv (-1 ordered, 0 critical, 1 chaotic)",
         "criterion": f"cv_L >= {cv_threshold} is critical",
@@ -220,8 +222,9 @@ def late_lyapunov(lam: xr.DataArray, burn_in: int) -> xr.DataArray:
     return mean.where(~np.isneginf(late), -np.inf)
 
 
-def _theory_sigma_w(alpha: float, activation: str, sigma_b: float, threshold: float) -> float:
-    """Mean-field critical σ_w (scale): χ1 = 1 at α = 2, the Lévy ordered transition else."""
+def theory_sigma_w(alpha: float, activation: str, sigma_b: float, threshold: float = 0.01) -> float:
+    """Mean-field critical σ_w (a scale) at bias scale ``sigma_b``: χ1 = 1 at α = 2, the
+    Lévy ordered transition (q* = ``threshold``) for α < 2; NaN where there is none."""
     try:
         if alpha == 2.0:
             from pipeline.numerics.theory import critical_sigma_w
@@ -278,10 +281,10 @@ def measured_critical_line(
         output_dtypes=[np.float64],
     )
     out = xr.Dataset({"sigma_w_measured": measured})
-    unit = "σ_w² (variance)" if sw.endswith("2") else "σ_w (scale)"
+    what = "σ_w²" if sw.endswith("2") else "σ_w"  # the stored axis: variance or scale
     out["sigma_w_measured"].attrs = {
-        "long_name": "first zero crossing of λ_L along σ_w",
-        "units": unit,
+        "long_name": f"measured critical {what}: first zero crossing of λ_L along {what}",
+        "units": "1",
     }
     if theory:
         th = (
@@ -296,16 +299,17 @@ def measured_critical_line(
             act = str(sel.get("activation", "tanh"))
             b = float(sel[sb])
             b = math.sqrt(b) if sb.endswith("2") else b
-            v = _theory_sigma_w(a, act, b, threshold)
+            v = theory_sigma_w(a, act, b, threshold)
             th[idx] = v * v if sw.endswith("2") else v
         out["sigma_w_theory"] = th.assign_attrs(
-            long_name="mean-field critical σ_w (χ1 = 1 at α = 2; Lévy q* threshold else)",
-            units=unit,
+            long_name=f"mean-field critical {what} (χ1 = 1 at α = 2, Lévy q* = threshold else)",
+            units="1",
             threshold=threshold,
         )
         step = np.interp(th.values, xs, _cell_widths(xs))
         step_da = th.copy(data=np.where(np.isfinite(th.values), step, np.nan))
         out["deviation_steps"] = ((out["sigma_w_measured"] - th) / step_da).assign_attrs(
-            long_name="(measured − theory) / grid step along σ_w"
+            long_name=f"(measured − mean-field critical {what}) in grid steps along {what}",
+            units="1",
         )
     return out

@@ -1,9 +1,17 @@
-"""``sweep analyze``: critical lines, regime areas and boundary dimensions of a store.
+"""``sweep analyze``: boundary dimensions of any store with an image plane; for propagation
+stores also critical lines and regime areas.
 
 Reads the main group lazily, computes the analysis, prints it, and writes it as the Zarr
 group ``analysis`` inside the store (``xarray.open_zarr(store, group="analysis")``) with
-provenance attrs. The main group is never touched: ``xarray.open_zarr(store)`` still opens
-the sweep.
+provenance and CF 1.10 attributes (long_name and UDUNITS units on every variable and
+coordinate, flag_values/flag_meanings on the regime classes). The main group is never
+touched: ``xarray.open_zarr(store)`` still opens the sweep.
+
+* every experiment with a class boundary (its :meth:`~pipeline.experiments.base.Experiment.
+  plane` and ``signed_field``: λ_L at the deepest layer for propagation, the score for
+  trainability): the box-counting dimension of that boundary per image;
+* stores with λ_L (``lyapunov``): the critical line vs mean field, regime maps and the area
+  of the critical regime.
 """
 
 from __future__ import annotations
@@ -11,12 +19,16 @@ from __future__ import annotations
 import datetime as _dt
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from pipeline.analysis.fractal.boundary import boundary_dimension
 from pipeline.analysis.regimes import (
+    CHAOTIC,
+    CRITICAL,
+    ORDERED,
     measured_critical_line,
     regime_area,
     regime_maps,
@@ -24,31 +36,42 @@ from pipeline.analysis.regimes import (
 )
 from pipeline.engine.provenance import package_version
 from pipeline.engine.store import open_sweep
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, StoreError
 
 __all__ = ["ANALYSIS_GROUP", "analyze", "analyze_store", "format_analysis"]
 
 ANALYSIS_GROUP = "analysis"
 MIN_PIXELS = 16
-"""Fewest grid points along each σ axis for a boundary dimension (box counting needs scales)."""
+"""Fewest grid points along each plane axis for a boundary dimension (box counting needs
+scales)."""
+
+REGIME_FLAGS = {"flag_values": np.array([ORDERED, CRITICAL, CHAOTIC], np.float64),
+                "flag_meanings": "ordered critical chaotic"}  # fmt: skip
+"""CF flags of the regime maps (float arrays: NaN where the input is NaN)."""
 
 
-def _boundary_dimensions(lam: xr.DataArray, sw: str, sb: str) -> xr.Dataset:
+def _yes_no(no: str, yes: str) -> dict[str, Any]:
+    """CF flags of a 0/1 (int8) flag variable: 0 means ``no``, 1 means ``yes``."""
+    return {"flag_values": np.array([0, 1], np.int8), "flag_meanings": f"{no} {yes}"}
+
+
+def _boundary_dimensions(field: xr.DataArray, a: str, b: str, what: str) -> xr.Dataset:
     """The boundary report (:func:`~pipeline.analysis.fractal.boundary.boundary_dimension`)
-    of the λ_L = 0 boundary in every (σ_w, σ_b) slice of ``lam``: the default estimate, its
-    95 % interval, whether the plane is too small (the side it would need), whether the
+    of the class boundary (sign changes in 2×2 blocks) in every (a, b) slice of ``field``:
+    the default estimate and its 95 % interval (NaN where the plane is too small or has no
+    boundary), whether the plane is too small (the side it would need), whether the
     estimators disagree or the dimension drifts with resolution, and the report's line."""
-    other = [d for d in lam.dims if d not in (sw, sb)]
-    shape = tuple(lam.sizes[d] for d in other)
+    other = [d for d in field.dims if d not in (a, b)]
+    shape = tuple(field.sizes[d] for d in other)
     est, lo, hi = (np.full(shape, np.nan) for _ in range(3))
     need = np.zeros(shape, np.int64)
-    disagree = np.zeros(shape, bool)
-    drift = np.zeros(shape, bool)
+    disagree = np.zeros(shape, np.int8)
+    drift = np.zeros(shape, np.int8)
     text = np.full(shape, "", dtype=object)
-    small = lam.sizes[sw] < MIN_PIXELS or lam.sizes[sb] < MIN_PIXELS
+    small = field.sizes[a] < MIN_PIXELS or field.sizes[b] < MIN_PIXELS
     if not small:
         for idx in np.ndindex(shape):
-            sl = lam.isel(dict(zip(other, idx, strict=True))).transpose(sw, sb).values
+            sl = field.isel(dict(zip(other, idx, strict=True))).transpose(a, b).values
             r = boundary_dimension(sl)
             text[idx] = r.text()
             if r.estimate is None:
@@ -56,30 +79,58 @@ def _boundary_dimensions(lam: xr.DataArray, sw: str, sb: str) -> xr.Dataset:
             est[idx], (lo[idx], hi[idx]) = r.estimate.estimate, r.estimate.interval
             need[idx] = r.needed_side if r.too_small else 0
             disagree[idx], drift[idx] = bool(r.disagreeing), r.drifting
-    coords = {d: lam[d] for d in other}
-    attrs = {
-        "method": "box counting (calibrated, pipeline.analysis.fractal) of sign changes of "
-        "λ_L in 2x2 neighbourhoods"
-    }
+    coords = {d: field[d] for d in other}
+    method = (
+        "calibrated box counting (pipeline.analysis.fractal) of the 2x2 blocks that hold both "
+        f"classes ({what})"
+    )
     return xr.Dataset(
         {
-            "boundary_dimension": (other, est, attrs),
-            "boundary_dimension_low": (other, lo, {"long_name": "95 % interval, low"}),
-            "boundary_dimension_high": (other, hi, {"long_name": "95 % interval, high"}),
+            "boundary_dimension": (
+                other,
+                est,
+                {
+                    "long_name": f"box-counting dimension of the class boundary in ({a}, {b})",
+                    "units": "1",
+                    "method": method,
+                },
+            ),
+            "boundary_dimension_low": (
+                other,
+                lo,
+                {"long_name": "boundary_dimension: low end of its 95 % interval", "units": "1"},
+            ),
+            "boundary_dimension_high": (
+                other,
+                hi,
+                {"long_name": "boundary_dimension: high end of its 95 % interval", "units": "1"},
+            ),
             "boundary_dimension_needed_side": (
                 other,
                 need,
-                {"long_name": "grid points per axis a trustworthy dimension needs (0: enough)"},
+                {
+                    "long_name": "grid points per axis a trustworthy boundary_dimension needs "
+                    "(0: enough)",
+                    "units": "1",
+                },
             ),
             "boundary_dimension_disagree": (
                 other,
                 disagree,
-                {"long_name": "another estimator's 95 % interval misses the default's"},
+                {
+                    "long_name": "whether another estimator's 95 % interval misses "
+                    "boundary_dimension's",
+                    **_yes_no("agree", "disagree"),
+                },
             ),
             "boundary_dimension_drifting": (
                 other,
                 drift,
-                {"long_name": "the estimate at 1/2 or 1/4 of the resolution excludes it"},
+                {
+                    "long_name": "whether the estimate at 1/2 or 1/4 of the resolution "
+                    "excludes boundary_dimension, or the three move one way",
+                    **_yes_no("steady", "drifting"),
+                },
             ),
             "boundary_dimension_report": (
                 other,
@@ -91,6 +142,54 @@ def _boundary_dimensions(lam: xr.DataArray, sw: str, sb: str) -> xr.Dataset:
     )
 
 
+def _critical_regime(ds: xr.Dataset, factor: float, burn_in: int, threshold: float) -> xr.Dataset:
+    """Critical lines vs mean field, regime maps and the critical regime's area (λ_L)."""
+    sw, sb = sigma_dims(ds)
+    cl = measured_critical_line(ds, burn_in=burn_in, threshold=threshold)
+    maps = regime_maps(ds, factor)
+    for name in maps.data_vars:  # classes: CF flags, no units
+        source = name.removeprefix("regime_")
+        maps[name].attrs = {
+            "long_name": f"regime from {source}",
+            **REGIME_FLAGS,
+            "criterion": maps[name].attrs.get("criterion", ""),
+        }
+    area = regime_area(maps["regime_lyapunov"])
+    out = xr.Dataset({**cl.data_vars, **maps.data_vars})
+    out["critical_fraction"] = area["fraction"].copy()
+    out["critical_fraction"].attrs = {
+        "long_name": f"fraction of the ({sw}, {sb}) grid in the critical regime (from λ_L)",
+        "units": "1",
+    }
+    out["critical_area"] = area["area"].copy()
+    out["critical_area"].attrs = {
+        "long_name": f"area of the critical regime (from λ_L) in the ({sw}, {sb}) plane",
+        "units": "1",
+    }
+    return out
+
+
+def _signed_field(ds: xr.Dataset) -> tuple[xr.DataArray, tuple[str, str], str]:
+    """(the field whose sign is the class, its image plane, what it is) of a sweep: the
+    experiment's (:meth:`~pipeline.experiments.base.Experiment.signed_field`); for a dataset
+    without a spec but with λ_L, λ_L at the deepest layer over (σ_w, σ_b)."""
+    if "sweep_spec" in ds.attrs:
+        from pipeline.experiments import get_experiment
+        from pipeline.spec.sweep import parse_spec
+
+        spec = parse_spec(ds.attrs["sweep_spec"])
+        exp = get_experiment(spec.experiment)
+        plane = exp.plane(spec)
+        if plane is None:
+            raise PipelineError(
+                f"store: the {spec.experiment} experiment has no image plane; nothing to analyse"
+            )
+        return exp.signed_field(spec, ds).load(), plane, exp.field_description
+    if "lyapunov" not in ds:
+        raise StoreError("store: no sweep spec and no 'lyapunov' variable; nothing to analyse")
+    return ds["lyapunov"].isel(layer=-1).load(), sigma_dims(ds), "λ_L at the deepest layer"
+
+
 def analyze(
     ds: xr.Dataset,
     *,
@@ -98,26 +197,22 @@ def analyze(
     burn_in: int = 0,
     threshold: float = 0.01,
 ) -> xr.Dataset:
-    """The analysis dataset of a propagation sweep ``ds`` (see :func:`analyze_store`)."""
-    if "lyapunov" not in ds:
-        raise PipelineError("store: no 'lyapunov' variable (pair probe); nothing to analyse")
-    sw, sb = sigma_dims(ds)
-    cl = measured_critical_line(ds, burn_in=burn_in, threshold=threshold)
-    maps = regime_maps(ds, factor)
-    area = regime_area(maps["regime_lyapunov"])
-    deepest = ds["lyapunov"].isel(layer=-1, drop=True).load()
-    dims = _boundary_dimensions(deepest, sw, sb)
-    out = xr.Dataset(
-        {
-            **cl.data_vars,
-            **maps.data_vars,
-            "critical_fraction": area["fraction"],
-            "critical_area": area["area"],
-            **dims.data_vars,
-        }
-    )
+    """The analysis dataset of a sweep ``ds`` (see :func:`analyze_store`)."""
+    field, plane, what = _signed_field(ds)
+    parts = [_boundary_dimensions(field, *plane, what=what)]
+    if "lyapunov" in ds:
+        parts.insert(0, _critical_regime(ds, factor, burn_in, threshold))
+    out = xr.merge(parts, combine_attrs="override")
+    for name in out.coords:  # the sweep's coordinates keep their CF attributes
+        if name in ds.coords:
+            out[name].attrs = dict(ds[name].attrs)
+    created = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     out.attrs = {
+        "Conventions": "CF-1.10",
+        "title": f"analysis of {ds.attrs.get('title', 'a sweep')}",
+        "history": f"{created}: sweep analyze (phase-sweep {package_version()})",
         "analysis": "pipeline.analysis",
+        "experiment": str(ds.attrs.get("experiment", "propagation")),
         "factor": float(factor),
         "burn_in": int(burn_in),
         "levy_threshold": float(threshold),
@@ -125,7 +220,7 @@ def analyze(
         "source_git_revision": str(ds.attrs.get("git_revision", "unknown")),
         "source_created": str(ds.attrs.get("created", "")),
         "package_version": package_version(),
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "created": created,
     }
     return out
 
@@ -140,13 +235,16 @@ def analyze_store(
 ) -> xr.Dataset:
     """Analyse the sweep in ``store`` and (if ``write``) save it as its ``analysis`` group.
 
-    Variables: ``sigma_w_measured``, ``sigma_w_theory``, ``deviation_steps`` (critical lines,
-    :func:`~pipeline.analysis.regimes.measured_critical_line`), ``regime_*`` (class maps per layer,
-    seed-averaged), ``critical_fraction``/``critical_area`` (critical regime from λ_L with
-    ``factor``), ``boundary_dimension[_low|_high]`` (λ_L = 0 boundary at the deepest layer,
-    per seed, by the default estimator; NaN where the plane has fewer than 16 points per axis
-    or no boundary) with ``boundary_dimension_needed_side|disagree|drifting|report`` (the
-    boundary report: too small, estimators disagreeing, drift with resolution, its line).
+    Every store with a class boundary: ``boundary_dimension[_low|_high]`` (the default
+    estimator's dimension with its 95 % interval of the boundary in the image plane, per
+    image; NaN where the plane has fewer than 16 points per axis or no boundary) with
+    ``boundary_dimension_needed_side|disagree|drifting|report`` (the boundary report: too
+    small, estimators disagreeing, drift with resolution, its line). Stores with λ_L
+    (propagation, pair probe) also: ``sigma_w_measured``, ``sigma_w_theory``,
+    ``deviation_steps`` (critical lines,
+    :func:`~pipeline.analysis.regimes.measured_critical_line`), ``regime_*`` (class maps per
+    layer, seed-averaged), ``critical_fraction``/``critical_area`` (critical regime from λ_L
+    with ``factor``).
     """
     path = Path(store)
     if not (path / "zarr.json").exists():
@@ -154,25 +252,58 @@ def analyze_store(
     ds = open_sweep(path)
     out = analyze(ds, factor=factor, burn_in=burn_in, threshold=threshold)
     if write:
+        _write(out, path)
+    return out
+
+
+def _write(out: xr.Dataset, path: Path) -> None:
+    import warnings
+
+    import zarr
+
+    try:
         out.to_zarr(path, group=ANALYSIS_GROUP, mode="w", consolidated=False)
-        # re-consolidate the root so that xarray.open_zarr(store, group="analysis") finds the
-        # new group (the main arrays' metadata is unchanged by this)
-        import warnings
-
-        import zarr
-
+        # re-consolidate the root so that xarray.open_zarr(store, group="analysis") finds
+        # the new group (the main arrays' metadata is unchanged by this)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # consolidated metadata is not in the v3 spec
             zarr.consolidate_metadata(str(path))
-    return out
+    except PermissionError as e:
+        raise StoreError(
+            f"store: cannot write the analysis group into {str(path)!r} ({e.strerror}); "
+            "use --no-write to print the analysis only"
+        ) from e
 
 
 def _f(v: float, fmt: str = "7.3f") -> str:
     return "      —" if not math.isfinite(v) else format(v, fmt)
 
 
+def _keys(row: Any, names: list[str]) -> str:
+    return " ".join(f"{k}={row[k]}" for k in names if k in row)
+
+
 def format_analysis(an: xr.Dataset) -> str:
-    """Text tables: critical lines vs theory, critical-regime areas, boundary dimensions."""
+    """Text tables: critical lines vs theory and critical-regime areas (stores with λ_L),
+    then the boundary dimensions."""
+    lines: list[str] = []
+    if "regime_lyapunov" in an:
+        lines += _critical_lines_text(an)
+    other = list(an["boundary_dimension"].dims)
+    if bool(np.isfinite(an["boundary_dimension"].values).any()):
+        lines.append("Box-counting dimension of the class boundary, 95 % interval, and its flags")
+        rep = an["boundary_dimension_report"]
+        for _, r in rep.to_dataframe().reset_index().iterrows():
+            lines.append(f"  {_keys(r, other)}: {r['boundary_dimension_report']}")
+    else:
+        lines.append(
+            f"Boundary dimension: not computed (needs >= {MIN_PIXELS} points along both axes "
+            "of the plane and a boundary in it)"
+        )
+    return "\n".join(lines)
+
+
+def _critical_lines_text(an: xr.Dataset) -> list[str]:
     sw, sb = sigma_dims(an["regime_lyapunov"])
     lines = [
         f"Critical line (λ_L = 0 along {sw}) vs mean field, burn-in {an.attrs.get('burn_in', 0)}"
@@ -193,18 +324,6 @@ def format_analysis(an: xr.Dataset) -> str:
     lines.append(f"Critical regime from λ_L (factor {an.attrs.get('factor')}): fraction, area")
     ar = an[["critical_fraction", "critical_area"]].to_dataframe().reset_index()
     for _, r in ar.iterrows():
-        keys = " ".join(f"{k}={r[k]}" for k in ("width", "alpha", "activation", "layer") if k in r)
+        keys = _keys(r, ["width", "alpha", "activation", "layer"])
         lines.append(f"  {keys}: {r['critical_fraction']:.3f}, {r['critical_area']:.4g}")
-    if bool(np.isfinite(an["boundary_dimension"].values).any()):
-        lines.append("Dimension of the λ_L = 0 boundary (deepest layer)")
-        rep = an["boundary_dimension_report"]
-        for _, r in rep.to_dataframe().reset_index().iterrows():
-            keys = " ".join(
-                f"{k}={r[k]}" for k in ("width", "alpha", "activation", "seed") if k in r
-            )
-            lines.append(f"  {keys}: {r['boundary_dimension_report']}")
-    else:
-        lines.append(
-            f"Boundary dimension: not computed (needs >= {MIN_PIXELS} points along both σ axes)"
-        )
-    return "\n".join(lines)
+    return lines

@@ -6,8 +6,9 @@
     sweep status STORE  done/total chunks and which are missing
     sweep summary STORE the summary of a store (its experiment's)
     sweep analyze STORE critical lines, regime areas and boundary dimensions
-    sweep zoom SPEC --frames K   a zoom sequence into the boundary
-    sweep figures STORE [-o DIR] the figure the store's workflow declares (PNG and PDF)
+    sweep zoom SPEC --frames K   a zoom sequence into the boundary (run's options apply)
+    sweep figures STORE [-o DIR] [--kind K] the store's figure (PNG and PDF)
+    sweep --version     the package version
 
 SPEC may be a workflow file with ``scales:``; ``--scale NAME`` (run, plan, zoom) applies one.
 
@@ -28,7 +29,7 @@ import sys
 from collections.abc import Sequence
 
 from pipeline.cli.inspect import cmd_analyze, cmd_figures, cmd_status, cmd_summary
-from pipeline.cli.parser import build_parser
+from pipeline.cli.parser import build_parser, check_args
 from pipeline.cli.run import cmd_plan, cmd_run, cmd_submit, cmd_zoom
 from pipeline.errors import PipelineError
 
@@ -50,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sweep`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
+        check_args(args)
+        _expand_paths(args)
         rc = _COMMANDS[args.command](args)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
         return rc
@@ -64,3 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `sweep status STORE | head`: the reader left; say nothing
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # as the shell reports a writer ended by SIGPIPE
+
+
+def _expand_paths(args: object) -> None:
+    """``~`` in path arguments, expanded once, here (``--store=~/x.zarr`` is not expanded
+    by the shell)."""
+    for name in ("spec", "store", "out", "profiles", "log_dir"):
+        value = getattr(args, name, None)
+        if isinstance(value, str):
+            setattr(args, name, os.path.expanduser(value))

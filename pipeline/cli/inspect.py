@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pipeline.errors import StoreError
 
@@ -124,18 +125,46 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _figure_from_flags(args: argparse.Namespace) -> dict[str, Any] | None:
+    """``--kind K --option NAME=VALUE ...`` as a checked figure entry (None without --kind)."""
+    from pipeline.errors import SpecError, UsageError
+    from pipeline.figures.registry import check_figure_entry
+    from pipeline.spec.yamlfile import parse_yaml
+
+    if args.kind is None:
+        if args.option:
+            raise UsageError("--option: give the figure's --kind too")
+        return None
+    entry: dict[str, Any] = {"kind": args.kind}
+    for text in args.option:
+        name, sep, value = text.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--option: {text!r} is not NAME=VALUE (e.g. layers=[15,25])")
+        try:
+            entry[name.strip()] = parse_yaml(value, f"--option {name.strip()}")
+        except SpecError as e:
+            raise UsageError(f"--option {name.strip()}: {e.detail}") from e
+    try:
+        return check_figure_entry(entry)
+    except SpecError as e:
+        flag = "--kind" if e.field == "figure.kind" else f"--option {e.field[7:]}"
+        raise UsageError(f"{flag}: {e.detail}") from e
+
+
 def cmd_figures(args: argparse.Namespace) -> int:
-    """``sweep figures``: draw the store's declared figure (a zoom store: its frames)."""
+    """``sweep figures``: draw the store's declared figure, or ``--kind`` (a zoom store: its
+    frames)."""
     from pipeline.figures import render_store, store_notes
 
+    figure = _figure_from_flags(args)
     for store in _zoom_frames(args.store) if _check_store(args.store) else [args.store]:
         warn_if_partial(store)
     try:
-        paths = render_store(args.store, args.out)  # a zoom store: its frames side by side
+        paths = render_store(args.store, args.out, figure)  # a zoom store: frames side by side
     except ImportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    for line in store_notes(args.store):
+    for line in store_notes(args.store, figure):
         print(line)
     for p in paths:
         print(f"written: {p}")

@@ -1,64 +1,90 @@
-"""The ``sweep`` command line's arguments: one sub-parser per command."""
+"""The ``sweep`` command line's arguments: one sub-parser per command.
+
+Every bad flag is one line, ``error: ...``, and exit status 2, like every other bad input:
+argparse's own complaints (an unknown flag, ``--workers x``) through :class:`_Parser`, the
+values' ranges through :func:`check_args`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
+from typing import NoReturn
 
+from pipeline.errors import UsageError
 from pipeline.gpu.backend import BACKENDS
+from pipeline.spec.limits import MAX_INDEX
 
-__all__ = ["build_parser"]
+__all__ = ["MAX_FRAMES", "build_parser", "check_args"]
+
+MAX_FRAMES = 60
+"""Most zoom frames: each halves the window, and after ~50 halvings a float64 window can no
+longer tell its points apart."""
+
+# (lowest, highest) value of each integer flag; None: unbounded
+_INT_BOUNDS: dict[str, tuple[int, int | None]] = {
+    "workers": (1, 1024),
+    "threads": (1, 1024),
+    "retries": (0, 100),
+    "jobs": (1, 100_000),
+    "frames": (1, MAX_FRAMES),
+    "burn_in": (0, MAX_INDEX),
+}
+
+
+_STORE_COMMANDS = ("status", "summary", "analyze", "figures")
+"""Commands whose STORE is a positional argument."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (no usage block), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+class _Version(argparse.Action):
+    """``--version``: the package version (and git revision of a source checkout), computed
+    only when asked for."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kw: object) -> None:
+        super().__init__(option_strings, dest=argparse.SUPPRESS, nargs=0, **kw)  # type: ignore[arg-type]
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> NoReturn:
+        from pipeline.engine.provenance import git_revision, package_version
+
+        rev = git_revision()
+        print(f"sweep (phase-sweep) {package_version()}" + (f", git {rev}" if rev else ""))
+        parser.exit(0)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``sweep``: one sub-command per stage (run, submit, plan, status, ...)."""
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="sweep", description="Chunked, resumable phase-diagram sweeps of random networks."
     )
+    p.add_argument("--version", action=_Version, help="print the version and exit")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run or resume a sweep")
-    run.add_argument("spec", help="YAML sweep spec")
+    run.add_argument("spec", help="YAML sweep spec (or workflow file)")
     _add_scale_arg(run)
     run.add_argument("--store", help="output Zarr store (default: the spec's 'store')")
-    run.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        help="address of a running Dask scheduler (default: a local cluster)",
-    )
-    run.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        help="local cluster: worker processes (default: one per core)",
-    )
-    run.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="threads inside each task (default 1; results do not depend on it)",
-    )
-    run.add_argument(
-        "--retries", type=int, default=2, help="extra attempts per failing chunk (default 2)"
-    )
-    run.add_argument(
-        "--backend",
-        default="auto",
-        choices=BACKENDS,
-        help="auto (default: cupy where a GPU is visible, else numpy), numpy, cupy",
-    )
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_compute_args(run)
     run.add_argument("--no-summary", action="store_true", help="do not print the summary")
-    run.add_argument(
-        "--cluster",
-        choices=["local", "slurm"],
-        default="local",
-        help="local (default) or slurm: worker jobs through dask-jobqueue",
-    )
-    _add_slurm_args(run)
 
-    submit = sub.add_parser("submit", help="run a sweep's driver as a SLURM batch job")
-    submit.add_argument("spec", help="YAML sweep spec")
+    submit = sub.add_parser(
+        "submit", help="run a sweep's (or a zoom's) driver as a SLURM batch job"
+    )
+    submit.add_argument("spec", help="YAML sweep spec (or workflow file)")
+    _add_scale_arg(submit)
     submit.add_argument("--store", help="output Zarr store (default: the spec's 'store')")
+    submit.add_argument(
+        "--frames",
+        type=int,
+        metavar="K",
+        help="submit a zoom of K frames (the driver runs `sweep zoom`) instead of a sweep",
+    )
     submit.add_argument("--retries", type=int, default=2, help="extra attempts per chunk")
     submit.add_argument(
         "--backend",
@@ -66,8 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=BACKENDS,
         help="auto (default: decided on each worker), numpy, cupy",
     )
-    _add_scale_arg(submit)
     submit.add_argument("--threads", type=int, default=1, help="threads inside each task")
+    _add_memory_arg(submit)
     _add_slurm_args(submit)
     submit.add_argument("--partition", help="partition of the driver job (default: the profile's)")
     submit.add_argument("--walltime", default="24:00:00", help="driver job walltime (24:00:00)")
@@ -75,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--dry-run", action="store_true", help="print the job script only")
 
     plan = sub.add_parser("plan", help="show what a sweep will compute, computing nothing")
-    plan.add_argument("spec")
+    plan.add_argument("spec", help="YAML sweep spec (or workflow file)")
     _add_scale_arg(plan)
     plan.add_argument("--store", help="output store (default: the spec's 'store')")
 
@@ -83,35 +109,60 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("store")
     status.add_argument("--all", action="store_true", help="list every missing chunk")
 
-    summary = sub.add_parser("summary", help="print the λ_L sign-change table of a store")
+    summary = sub.add_parser(
+        "summary",
+        help="print a store's summary again: the λ_L sign changes vs mean field (propagation), "
+        "converged shares and boundary dimensions (trainability), every frame (zoom)",
+    )
     summary.add_argument("store")
 
     analyze = sub.add_parser(
-        "analyze", help="critical lines, regime areas and boundary dimensions of a store"
+        "analyze",
+        help="boundary dimensions of a store; for propagation also critical lines vs mean "
+        "field and regime areas; written to its 'analysis' group",
     )
     analyze.add_argument("store")
     analyze.add_argument(
-        "--factor", type=float, default=10.0, help="critical: |λ_L| L <= log(factor) (default 10)"
+        "--factor",
+        type=float,
+        default=10.0,
+        help="critical: |λ_L| L <= log(factor), factor > 1 (default 10)",
     )
     analyze.add_argument(
         "--burn-in", type=int, default=0, help="λ over the layers after this recorded layer"
     )
     analyze.add_argument("--no-write", action="store_true", help="print only, write nothing")
 
-    zoom = sub.add_parser("zoom", help="a zoom sequence: frames halving around the boundary")
+    zoom = sub.add_parser(
+        "zoom", help="a zoom sequence: frames halving around the boundary (run's options apply)"
+    )
     zoom.add_argument("spec", help="YAML sweep spec (its plane window is frame 0)")
-    zoom.add_argument("--frames", type=int, required=True, help="number of frames K >= 1")
+    zoom.add_argument(
+        "--frames", type=int, required=True, help=f"number of frames K, 1..{MAX_FRAMES}"
+    )
     _add_scale_arg(zoom)
     zoom.add_argument("--store", help="output zoom store (default: the spec's 'store')")
-    zoom.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler")
-    zoom.add_argument("--workers", type=int, default=None, help="local worker processes")
-    zoom.add_argument("--retries", type=int, default=2, help="extra attempts per chunk")
-    zoom.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_compute_args(zoom)
+    zoom.add_argument("--no-summary", action="store_true", help="do not print the frames' lines")
 
-    figures = sub.add_parser("figures", help="draw the figure a store's workflow declares")
+    figures = sub.add_parser(
+        "figures", help="draw a store's figure: the one its workflow declares, or --kind"
+    )
     figures.add_argument("store")
     figures.add_argument(
         "-o", "--out", help="output directory (default: STORE-figures beside the store)"
+    )
+    figures.add_argument(
+        "--kind",
+        help="figure kind to draw (default: the store's 'figure:'); e.g. frontier, "
+        "trainability_grid, xi_c_map, phase_cv, effective_rank, eps_panel",
+    )
+    figures.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an option of the kind (VALUE is YAML: --option layers=[15,25]); repeatable",
     )
     return p
 
@@ -120,6 +171,54 @@ def _add_scale_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--scale", help="a scale the workflow file declares (e.g. smoke, paper); default: base"
     )
+
+
+def _add_memory_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--no-memory-check",
+        action="store_true",
+        help="run even when one task needs more memory than a worker has (sweep plan: peak "
+        "per task)",
+    )
+
+
+def _add_compute_args(p: argparse.ArgumentParser) -> None:
+    """Where and how chunks are computed: the options of `sweep run` (and `sweep zoom`)."""
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="address of a running Dask scheduler (default: a local cluster)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="local cluster: worker processes (default: one per core, or per GPU with cupy)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="threads inside each task (default 1; results do not depend on it)",
+    )
+    p.add_argument(
+        "--retries", type=int, default=2, help="extra attempts per failing chunk (default 2)"
+    )
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=BACKENDS,
+        help="auto (default: cupy where a GPU is visible, else numpy), numpy, cupy",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_memory_arg(p)
+    p.add_argument(
+        "--cluster",
+        choices=["local", "slurm"],
+        default="local",
+        help="local (default) or slurm: worker jobs through dask-jobqueue",
+    )
+    _add_slurm_args(p)
 
 
 def _add_slurm_args(p: argparse.ArgumentParser) -> None:
@@ -139,3 +238,29 @@ def _add_slurm_args(p: argparse.ArgumentParser) -> None:
         help="give up when no worker has joined for this long (default 600)",
     )
     g.add_argument("--log-dir", help="directory for the job logs")
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Raise :class:`~pipeline.errors.UsageError` (one line) for a flag value out of range:
+    counts (:data:`_INT_BOUNDS`), ``--factor`` > 1, ``--start-timeout`` > 0, empty paths."""
+    for name, (lo, hi) in _INT_BOUNDS.items():
+        v = getattr(args, name, None)
+        if v is None:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if v < lo:
+            raise UsageError(f"{flag}: value {v} must be >= {lo}")
+        if hi is not None and v > hi:
+            raise UsageError(f"{flag}: value {v} is over the limit of {hi:,}")
+    factor = getattr(args, "factor", None)
+    if factor is not None and not (math.isfinite(factor) and factor > 1):
+        raise UsageError(f"--factor: value {factor} must be a finite number > 1")
+    timeout = getattr(args, "start_timeout", None)
+    if timeout is not None and not timeout > 0:
+        raise UsageError(f"--start-timeout: value {timeout} must be > 0 seconds")
+    positional = {"spec"} | ({"store"} if args.command in _STORE_COMMANDS else set())
+    for name in ("store", "out", "profiles", "log_dir", "spec"):
+        v = getattr(args, name, None)
+        if v is not None and (not v.strip() or "\0" in v):
+            flag = name.upper() if name in positional else "--" + name.replace("_", "-")
+            raise UsageError(f"{flag}: {v!r} is not a path")

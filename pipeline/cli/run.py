@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import SpecMismatchError, StoreError, UsageError
 
 if TYPE_CHECKING:
     from pipeline.slurm.cluster import SlurmOptions
+    from pipeline.spec.sweep import SweepSpec
 
 __all__ = ["cmd_plan", "cmd_run", "cmd_submit", "cmd_zoom", "driver_argv"]
 
@@ -35,6 +38,67 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM from scancel or walltime: cancel worker jobs, then exit
 
 
+def _slurm_or_local(args: argparse.Namespace) -> SlurmOptions | None:
+    """The SLURM options of ``--cluster slurm`` (None for a local cluster or a scheduler);
+    flags that do not fit the chosen cluster are one-line errors."""
+    if args.cluster == "slurm":
+        if args.scheduler or args.workers:
+            raise UsageError("--cluster slurm: --scheduler and --workers do not apply")
+        return _slurm_options(args)
+    if args.jobs is not None or args.adapt is not None:
+        raise UsageError("--jobs/--adapt: they need --cluster slurm")
+    return None
+
+
+def _check_memory(
+    args: argparse.Namespace, spec: SweepSpec, slurm: SlurmOptions | None, client: Any
+) -> None:
+    """One task's peak memory against a worker's (:mod:`pipeline.engine.resources`), unless
+    ``--no-memory-check``. The estimate is the NumPy backend's host memory, so workers that
+    run CuPy (``--backend cupy``; ``auto`` on SLURM jobs that ask for a GPU; ``auto`` on a
+    local machine with GPUs) are not checked; other workers that resolve ``auto`` themselves
+    (a scheduler's) are checked as if they ran NumPy."""
+    from pipeline.engine.resources import (
+        check_task_memory,
+        client_worker_memory,
+        local_worker_memory,
+        slurm_worker_memory,
+    )
+
+    if args.no_memory_check or args.backend == "cupy":
+        return
+    if slurm is not None:
+        gres = " ".join(map(str, slurm.profile.options.get("job_extra_directives") or ()))
+        if args.backend == "auto" and "gpu" in gres:
+            return  # GPU jobs resolve auto to cupy: the device's memory is what counts
+        per = slurm_worker_memory(dict(slurm.profile.options))
+        where = f"a worker of SLURM profile {slurm.profile.name!r}"
+    elif client is not None:
+        per = client_worker_memory(client)
+        where = "the smallest worker of the scheduler"
+    else:
+        from pipeline.gpu.backend import resolve_backend
+
+        if resolve_backend(args.backend) != "numpy":
+            return  # one worker per GPU: the device's memory is what counts
+        per = local_worker_memory(args.workers)
+        where = f"a local worker ({args.workers or 'one per core'} workers)"
+    check_task_memory(spec, per, where)
+
+
+@contextlib.contextmanager
+def _scheduler_client(args: argparse.Namespace) -> Iterator[Any]:
+    """The client of ``--scheduler`` (connected before anything is created), or None."""
+    if not args.scheduler:
+        yield None
+        return
+    from pipeline.engine.clients import connect_scheduler
+
+    with connect_scheduler(args.scheduler) as client:
+        print(f"scheduler {args.scheduler}, dashboard: {client.dashboard_link}", file=sys.stderr)
+        yield client
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """``sweep run``: run or resume a sweep, then print its experiment's summary."""
     from pipeline.engine.execute import run_sweep
@@ -43,31 +107,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.spec.workflow import load_workflow
 
     spec = load_workflow(args.spec, args.scale)
-    for name in ("workers", "threads"):
-        v = getattr(args, name)
-        if v is not None and v < 1:
-            raise UsageError(f"--{name}: value {v} must be >= 1")
-    if args.retries < 0:
-        raise UsageError(f"--retries: value {args.retries} must be >= 0")
-    slurm = None
-    if args.cluster == "slurm":
-        if args.scheduler or args.workers:
-            raise UsageError("--cluster slurm: --scheduler and --workers do not apply")
-        slurm = _slurm_options(args)
-        signal.signal(signal.SIGTERM, _raise_interrupt)
-    elif args.jobs is not None or args.adapt is not None:
-        raise UsageError("--jobs/--adapt: they need --cluster slurm")
-    report = run_sweep(
-        spec,
-        args.store,
-        scheduler=args.scheduler,
-        n_workers=args.workers,
-        retries=args.retries,
-        backend=args.backend,
-        threads=args.threads,
-        progress=not args.no_progress,
-        slurm=slurm,
-    )
+    slurm = _slurm_or_local(args)
+    with _scheduler_client(args) as client:
+        _check_memory(args, spec, slurm, client)
+        if slurm is not None:
+            signal.signal(signal.SIGTERM, _raise_interrupt)
+        report = run_sweep(
+            spec,
+            args.store,
+            client=client,
+            n_workers=args.workers,
+            retries=args.retries,
+            backend=args.backend,
+            threads=args.threads,
+            progress=not args.no_progress,
+            slurm=slurm,
+        )
     if report.failed:
         print(
             f"{len(report.failed)} chunk(s) failed; finished chunks are kept. "
@@ -80,26 +135,47 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_submit(args: argparse.Namespace) -> int:
-    """``sweep submit``: the driver (``sweep run --cluster slurm``) as a SLURM batch job."""
+def _check_submit_store(store: str, spec: SweepSpec, frames: int | None) -> None:
+    """Refuse, before submitting, a store that the driver would refuse: one made by another
+    spec, a zoom store for a sweep or a sweep store for a zoom."""
+    import zarr
+
     from pipeline.engine.store import read_spec
+    from pipeline.engine.zoom import ZOOM_ATTR, check_zoomable
+    from pipeline.spec.sweep import parse_spec
+
+    if frames is not None:
+        check_zoomable(spec)
+    if not (Path(store) / "zarr.json").exists():
+        return
+    zoom = zarr.open_group(store, mode="r").attrs.get(ZOOM_ATTR)
+    if frames is None and zoom is not None:
+        raise StoreError(f"store: {store!r} is a zoom store; submit a zoom with --frames K")
+    if frames is not None and zoom is None:
+        raise StoreError(f"store: {store!r} is a sweep store, not a zoom; use another path")
+    old = parse_spec(zoom["base_spec"]) if zoom is not None else read_spec(store)
+    if diff := old.differences(spec):
+        raise SpecMismatchError(
+            f"store {store!r} was made by a different spec; fields: {', '.join(diff)}"
+        )
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    """``sweep submit``: the driver (``sweep run --cluster slurm``, or ``sweep zoom`` with
+    ``--frames``) as a SLURM batch job."""
     from pipeline.slurm.cluster import check_submittable, submit_driver
     from pipeline.slurm.scripts import check_memory, check_walltime, render_driver_script
     from pipeline.spec.workflow import load_workflow
 
     spec = load_workflow(args.spec, args.scale)
-    store = os.path.abspath(args.store or spec.store or "")
     if not (args.store or spec.store):
         raise StoreError("store: no output path (set 'store' in the spec or pass --store)")
-    if (Path(store) / "zarr.json").exists() and (diff := read_spec(store).differences(spec)):
-        raise SpecMismatchError(
-            f"store {store!r} was made by a different spec; fields: {', '.join(diff)}"
-        )
-    if args.threads < 1 or args.retries < 0:
-        raise UsageError("--threads must be >= 1 and --retries >= 0")
+    store = os.path.abspath(args.store or spec.store or "")
+    _check_submit_store(store, spec, args.frames)
     check_walltime(args.walltime)
     check_memory(args.driver_mem)
     slurm = _slurm_options(args)
+    _check_memory(args, spec, slurm, None)
     if slurm.log_dir is None:  # the driver's worker jobs log beside it
         slurm = dataclasses.replace(slurm, log_dir=os.path.abspath("slurm-logs"))
     log_dir = slurm.log_dir
@@ -113,14 +189,17 @@ def cmd_submit(args: argparse.Namespace) -> int:
         backend=args.backend,
         threads=args.threads,
         scale=args.scale,
+        frames=args.frames,
+        memory_check=not args.no_memory_check,
     )
     opts = slurm.profile.options
+    what = "zoom" if args.frames is not None else "driver"
     script = render_driver_script(
         argv,
         python=sys.executable,
         workdir=os.getcwd(),
         log_file=os.path.join(log_dir, "sweep-driver-%j.out"),
-        job_name=f"sweep-{spec.name or 'driver'}".replace(" ", "_"),
+        job_name=f"sweep-{spec.name or what}".replace(" ", "_"),
         partition=args.partition or opts.get("queue"),
         account=opts.get("account"),
         walltime=args.walltime,
@@ -135,7 +214,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     job_id = submit_driver(script)
     print(job_id)
     print(
-        f"submitted the sweep driver as SLURM job {job_id}; log: "
+        f"submitted the sweep {what} as SLURM job {job_id}; log: "
         f"{os.path.join(log_dir, f'sweep-driver-{job_id}.out')}; progress: sweep status {store}",
         file=sys.stderr,
     )
@@ -155,21 +234,32 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_zoom(args: argparse.Namespace) -> int:
-    """``sweep zoom``: a zoom sequence into the boundary (frames halving around it)."""
-    from pipeline.engine.zoom import run_zoom, zoom_summary
+    """``sweep zoom``: a zoom sequence into the boundary (frames halving around it), on the
+    same clusters and backends as ``sweep run``."""
+    from pipeline.engine.zoom import check_zoomable, run_zoom, zoom_summary
     from pipeline.spec.workflow import load_workflow
 
     spec = load_workflow(args.spec, args.scale)
-    run_zoom(
-        spec,
-        args.frames,
-        args.store,
-        scheduler=args.scheduler,
-        n_workers=args.workers,
-        retries=args.retries,
-        progress=not args.no_progress,
-    )
-    print(zoom_summary(args.store or spec.store))
+    check_zoomable(spec)  # before any cluster is started
+    slurm = _slurm_or_local(args)
+    with _scheduler_client(args) as client:
+        _check_memory(args, spec, slurm, client)
+        if slurm is not None:
+            signal.signal(signal.SIGTERM, _raise_interrupt)
+        run_zoom(
+            spec,
+            args.frames,
+            args.store,
+            client=client,
+            n_workers=args.workers,
+            progress=not args.no_progress,
+            backend=args.backend,
+            slurm=slurm,
+            retries=args.retries,
+            threads=args.threads,
+        )
+    if not args.no_summary:
+        print(zoom_summary(args.store or spec.store))
     return 0
 
 
@@ -183,9 +273,13 @@ def driver_argv(
     backend: str,
     threads: int,
     scale: str | None = None,
+    frames: int | None = None,
+    memory_check: bool = True,
 ) -> list[str]:
-    """The ``sweep run`` arguments the driver job runs with (absolute paths)."""
-    argv = ["run", spec, "--store", store, "--cluster", "slurm"]
+    """The ``sweep run`` (or, with ``frames``, ``sweep zoom``) arguments the driver job runs
+    with (absolute paths)."""
+    argv = ["run", spec] if frames is None else ["zoom", spec, "--frames", str(frames)]
+    argv += ["--store", store, "--cluster", "slurm"]
     if scale is not None:
         argv += ["--scale", scale]
     argv += ["--profile", options.profile.name]
@@ -199,5 +293,7 @@ def driver_argv(
     if options.log_dir is not None:
         argv += ["--log-dir", options.log_dir]
     argv += ["--retries", str(retries), "--backend", backend, "--threads", str(threads)]
+    if not memory_check:
+        argv += ["--no-memory-check"]
     argv += ["--no-progress"]
     return argv

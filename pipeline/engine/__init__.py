@@ -4,6 +4,7 @@
 * :mod:`.store`       the Zarr v3 store: template first, region writes, done markers
 * :mod:`.execute`     the driver: submit the missing chunks to Dask, collect, report
 * :mod:`.clients`     local Dask clusters (CPU, one worker per GPU) and scheduler addresses
+* :mod:`.resources`   one task's peak memory against a worker's, before anything starts
 * :mod:`.zoom`        zoom sequences: frames halving around a boundary point
 * :mod:`.provenance`  package version and git revision recorded in stores
 

@@ -76,25 +76,47 @@ def dashboard_available() -> bool:
 
 
 def connect_scheduler(address: str, timeout: float = 10.0) -> Any:
-    """A ``distributed.Client`` on the scheduler at ``address``; a ``ValueError`` naming
-    ``--scheduler`` when the address is malformed or nothing answers within ``timeout`` s."""
+    """A ``distributed.Client`` on the scheduler at ``address``; a :class:`SchedulerError`
+    naming ``--scheduler`` when the address is malformed, nothing answers within ``timeout``
+    s, or what answers is not a Dask scheduler (an HTTP server, a port speaking another
+    protocol: Dask's own connect would wait on those for minutes, or read their bytes as a
+    message length and try to allocate exabytes)."""
     import asyncio
 
     from distributed import Client
     from distributed.comm import connect
 
-    async def probe() -> None:  # only this first contact is bounded by ``timeout``; the
-        comm = await connect(address, timeout=timeout)  # client keeps Dask's own timeouts
-        await comm.close()
+    async def probe() -> Any:
+        comm = await connect(address, timeout=timeout)
+        try:
+            await comm.write({"op": "identity"})
+            return await comm.read()
+        finally:
+            comm.abort()
 
     try:
-        asyncio.run(probe())
-        return Client(address)
-    except (OSError, TimeoutError, ValueError) as e:
+        # the whole first contact (connect, handshake, one request) is bounded; the client
+        # afterwards keeps Dask's own timeouts
+        reply = asyncio.run(asyncio.wait_for(probe(), timeout))
+    except TimeoutError as e:
+        raise SchedulerError(
+            f"--scheduler: no Dask scheduler answered at {address!r} within {timeout:g} s; "
+            "give the address that `dask scheduler` printed, e.g. tcp://HOST:8786"
+        ) from e
+    except (Exception, MemoryError) as e:  # any failure of the first contact is the address's
         raise SchedulerError(
             f"--scheduler: no Dask scheduler at {address!r} ({_first_line(e)}); give the "
             "address that `dask scheduler` printed, e.g. tcp://HOST:8786"
         ) from e
+    if not isinstance(reply, dict) or reply.get("type") != "Scheduler":
+        raise SchedulerError(
+            f"--scheduler: {address!r} answered, but not as a Dask scheduler "
+            f"(identity reply {str(reply)[:60]!r}); give the address that `dask scheduler` printed"
+        )
+    try:
+        return Client(address, timeout=timeout)
+    except (OSError, TimeoutError, ValueError) as e:
+        raise SchedulerError(f"--scheduler: {address!r}: {_first_line(e)}") from e
 
 
 def _first_line(e: BaseException) -> str:

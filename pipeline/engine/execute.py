@@ -94,6 +94,7 @@ def run_sweep(
     progress: bool = True,
     log: Callable[[str], None] | None = None,
     slurm: SlurmOptions | None = None,
+    watch: Callable[[], None] | None = None,
 ) -> RunReport:
     """Run (or resume) a sweep and return a :class:`RunReport`.
 
@@ -111,6 +112,9 @@ def run_sweep(
         ``cupy`` starts one worker per visible GPU); on a scheduler, a client or SLURM each
         worker resolves ``auto``/``cupy`` itself.
     threads : tile threads inside one task (results do not depend on it).
+    watch : with ``client``: called about once a second while chunks run, and may raise to
+        stop (the job keeper of SLURM jobs the caller started, e.g. one cluster for every
+        frame of a zoom: :func:`pipeline.slurm.cluster.slurm_client`).
 
     Finished chunks stay marked done whatever else fails; failed chunks are listed in the
     report (and a re-run retries them).
@@ -141,7 +145,7 @@ def run_sweep(
             say(f"scheduler {scheduler}, dashboard: {client.dashboard_link}")
         return _run(
             spec, path, client, n_workers, retries, backend_name, provenance, threads,
-            progress, say, slurm,
+            progress, say, slurm, watch,
         )  # fmt: skip
 
 
@@ -157,6 +161,7 @@ def _run(
     progress: bool,
     say: Callable[[str], None],
     slurm: SlurmOptions | None,
+    watch: Callable[[], None] | None = None,
 ) -> RunReport:
     created = create_or_open_store(spec, path, provenance=provenance)
     all_keys = list(iter_chunk_keys(spec))
@@ -171,7 +176,6 @@ def _run(
         return report
 
     t0 = time.perf_counter()
-    watch: Callable[[], None] | None = None
     with ExitStack() as stack:
         if client is None and slurm is not None:
             from pipeline.slurm.cluster import slurm_client

@@ -59,10 +59,7 @@ def chunk_slices(spec: SweepSpec, key: ChunkKey) -> tuple[slice, ...]:
 
 def chunk_coords(spec: SweepSpec, key: ChunkKey) -> dict[str, np.ndarray]:
     """Coordinate values of the chunk along each axis, keyed by dim name."""
-    return {
-        a.name: np.asarray(a.values[s])
-        for a, s in zip(spec.axes, chunk_slices(spec, key), strict=True)
-    }
+    return {a.name: a.array[s] for a, s in zip(spec.axes, chunk_slices(spec, key), strict=True)}
 
 
 def key_to_str(key: ChunkKey) -> str:
@@ -109,7 +106,7 @@ class Plan:
                     else []
                 ),
                 f"variables         {', '.join(self.variables)}",
-                f"store             {spec.store}",
+                f"store             {spec.store or 'none given (--store, or store: in the spec)'}",
                 *self.notes,
             ]
         )

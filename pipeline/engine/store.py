@@ -56,22 +56,26 @@ DONE_DIR = "_done"
 SPEC_ATTR = "sweep_spec"
 
 
+def _cf_attrs(long_name: str, units: str | None) -> dict[str, str]:
+    """CF attributes of a coordinate or variable: its long_name, and UDUNITS units unless it
+    has none (strings, flags)."""
+    return {"long_name": long_name} if units is None else {"long_name": long_name, "units": units}
+
+
 def build_template(spec: SweepSpec, provenance: dict[str, Any] | None = None) -> xr.Dataset:
-    """The lazy (dask) dataset of fill values that defines the store's layout."""
+    """The lazy (dask) dataset of fill values that defines the store's layout, with CF 1.10
+    attributes on every coordinate and variable and the ``Conventions``/``history`` globals."""
     exp = get_experiment(spec.experiment)
     rules = exp.rules_by_name()
     coords: dict[str, Any] = {}
     for ax in spec.axes:
         rule = rules[ax.base_name]
-        attrs = {"long_name": rule.long_name, "units": rule.units}
+        attrs = _cf_attrs(rule.long_name, rule.units)
         if ax.squared:
-            attrs = {"long_name": f"{rule.long_name}² (variance)", "units": rule.units}
-            coords[ax.base_name] = (
-                ax.name,
-                ax.physical,
-                {"long_name": rule.long_name, "units": rule.units},
-            )
-        values = np.asarray(ax.values)
+            squared = rule.squared_long_name or f"{rule.long_name} squared"
+            coords[ax.base_name] = (ax.name, ax.physical, attrs)
+            attrs = _cf_attrs(squared, rule.units)
+        values = ax.array  # the axis's dtype: seeds are uint64 (exact beyond 2**63)
         if values.dtype.kind == "U":  # stored as Zarr v3 variable-length UTF-8 strings (a
             values = values.astype(object)  # fixed-width numpy string has no v3 spec)
         coords[ax.name] = (ax.name, values, attrs)
@@ -85,15 +89,24 @@ def build_template(spec: SweepSpec, provenance: dict[str, Any] | None = None) ->
         chunks = (*spec.chunks, *(len(extra[d][0]) for d in v.extra_dims))
         dtype = np.dtype(v.dtype or spec.dtype)
         arr = da.full(shape, v.fill, dtype=dtype, chunks=chunks)
-        data_vars[v.name] = (dims, arr, {"long_name": v.long_name, "units": v.units})
+        attrs: dict[str, Any] = _cf_attrs(v.long_name, v.units)
+        if v.flags:
+            attrs["flag_values"] = np.array([f for f, _ in v.flags], dtype=dtype)
+            attrs["flag_meanings"] = " ".join(m for _, m in v.flags)
+        data_vars[v.name] = (dims, arr, attrs)
+    created = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    version = package_version()
     attrs = {
         SPEC_ATTR: spec.to_dict(),
+        "Conventions": "CF-1.10",
         "experiment": spec.experiment,
         "title": spec.name or f"{spec.experiment} sweep",
+        "history": f"{created}: created by phase-sweep {version} (sweep run)",
+        "source": f"phase-sweep {version}, {spec.experiment} experiment",
         "dtype": spec.dtype,
-        "package_version": package_version(),
+        "package_version": version,
         "git_revision": git_revision() or "unknown",
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "created": created,
         **(provenance or {}),
     }
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
@@ -125,6 +138,7 @@ def create_or_open_store(
                 f"store {str(path)!r} was made by a different spec; fields that differ: "
                 f"{', '.join(diff)}. Use a new store path, or delete the old store to start over."
             )
+        add_new_variables(spec, path)
         return False
     if path.exists() and any(path.iterdir()):
         raise StoreError(
@@ -160,6 +174,26 @@ def create_or_open_store(
     return True
 
 
+def add_new_variables(spec: SweepSpec, store: str | Path) -> list[str]:
+    """Add to an existing store the variables that its experiment now defines but the store
+    lacks (a store written by an earlier version, e.g. before ``underflow_layer``), filled
+    with their fill value (-1 for flags: not computed), so resuming it writes every variable.
+    Chunks done before keep the fill value in the new variables. Returns the names added."""
+    g = zarr.open_group(str(store), mode="r")
+    template = build_template(spec)
+    new = [v for v in template.data_vars if v not in g]
+    if new:
+        encoding = {
+            v: {"fill_value": int(template[v].dtype.type(-1))}
+            for v in new
+            if np.issubdtype(template[v].dtype, np.integer)
+        }
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+            template[new].to_zarr(str(store), mode="a", compute=False, encoding=encoding)
+    return new
+
+
 def write_chunk(
     spec: SweepSpec,
     store: str | Path,
@@ -193,8 +227,11 @@ def write_chunk(
     os.replace(tmp, marker)
 
 
-def chunk_info(store: str | Path, key: ChunkKey) -> dict[str, Any]:
-    """What the worker that wrote chunk ``key`` recorded (backend, device, ...)."""
+def chunk_info(store: str | Path, key: ChunkKey | str) -> dict[str, Any]:
+    """What the worker that wrote chunk ``key`` recorded (backend, device, ...); ``key`` as
+    a tuple or as ``sweep status`` prints it (``"0.0.3.0.1.0"``)."""
+    if isinstance(key, str):
+        key = key_from_str(key)
     text = (Path(store) / DONE_DIR / key_to_str(key)).read_text()
     return json.loads(text) if text.strip() else {}
 

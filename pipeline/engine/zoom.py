@@ -2,7 +2,9 @@
 
 A zoom store is a Zarr group whose children ``frame_000``, ``frame_001``, ... are complete
 sweep stores (each with its own spec, coordinates and done markers), so every frame opens
-with ``xarray.open_zarr("STORE/frame_003")`` and a killed zoom resumes like a sweep.
+with ``xarray.open_zarr("STORE/frame_003")`` and a killed zoom resumes like a sweep. The root
+carries consolidated metadata of every frame written (renewed after each), so
+``xarray.open_datatree("STORE")`` opens the whole sequence.
 
 The rule that picks the next window (deterministic, so a resumed run recomputes the same
 windows from the stored frames):
@@ -22,10 +24,12 @@ windows from the stored frames):
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import datetime as _dt
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
@@ -33,11 +37,15 @@ import zarr
 
 from pipeline.analysis.fractal import DimensionEstimate, boundary_mask, sohl_dickstein_dimension
 from pipeline.analysis.fractal.boundary import BoundaryDimension, boundary_dimension
-from pipeline.engine.clients import connect_scheduler, cpu_local_cluster
+from pipeline.engine.clients import connect_scheduler, local_cluster
 from pipeline.engine.execute import RunReport, run_sweep
 from pipeline.errors import PipelineError, SpecMismatchError, StoreError
 from pipeline.experiments import get_experiment
+from pipeline.gpu.backend import BACKENDS, resolve_backend
 from pipeline.spec.sweep import SweepSpec, parse_spec
+
+if TYPE_CHECKING:
+    from pipeline.slurm.cluster import SlurmOptions
 
 __all__ = [
     "ZoomFrame",
@@ -152,16 +160,40 @@ def _frame_spec(
 
 
 @contextlib.contextmanager
-def _client(scheduler: str | None, n_workers: int | None) -> Iterator[Any]:
-    """One client for all frames: a scheduler's, or the sweep's local cluster."""
+def _client(
+    scheduler: str | None,
+    n_workers: int | None,
+    backend: str,
+    slurm: SlurmOptions | None,
+    say: Callable[[str], None],
+) -> Iterator[tuple[Any, Callable[[], None] | None]]:
+    """One client for all frames, with the SLURM job keeper where there is one: a
+    scheduler's, SLURM worker jobs (``slurm``), or a local cluster for ``backend`` (one
+    worker per GPU for ``cupy``)."""
     from distributed import Client
 
     if scheduler:
         with connect_scheduler(scheduler) as c:
-            yield c
-        return
-    with cpu_local_cluster(n_workers) as cluster, Client(cluster) as c:
-        yield c
+            say(f"scheduler {scheduler}, dashboard: {c.dashboard_link}")
+            yield c, None
+    elif slurm is not None:
+        from pipeline.slurm.cluster import slurm_client
+
+        with slurm_client(slurm, say) as (c, watch):
+            yield c, watch
+    else:
+        with local_cluster(n_workers, backend) as cluster, Client(cluster) as c:
+            yield c, None
+
+
+def _consolidate(root: Path) -> None:
+    """Consolidated metadata at the zoom root, covering every frame written so far, so that
+    ``xarray.open_datatree(root)`` opens the whole sequence in one read."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # consolidated metadata is a Zarr v3 extension
+        zarr.consolidate_metadata(str(root))
 
 
 def run_zoom(
@@ -173,17 +205,25 @@ def run_zoom(
     scheduler: str | None = None,
     n_workers: int | None = None,
     progress: bool = True,
+    backend: str = "auto",
+    slurm: SlurmOptions | None = None,
+    log: Callable[[str], None] | None = None,
     **run_kw: Any,
 ) -> list[ZoomFrame]:
     """Compute (or resume) a ``frames``-frame zoom sequence starting from ``spec``'s window.
 
     Frame 0 is ``spec`` itself; frame k+1 zooms into frame k by the module's rule. Frames
     already complete in the store are not recomputed. Returns one :class:`ZoomFrame` each.
+    Where the chunks run is chosen as in :func:`~pipeline.engine.execute.run_sweep`
+    (``client``, ``scheduler``, ``slurm`` worker jobs, or a local cluster for ``backend``),
+    once for every frame; ``run_kw`` (``retries``, ``threads``) go to each frame's
+    ``run_sweep``.
     """
+    say = log or (lambda msg: print(msg, file=sys.stderr))
     if frames < 1:
         raise PipelineError(f"--frames: value {frames} must be >= 1")
-    root = Path(store if store is not None else spec.store or "")
-    if not str(root):
+    root = Path(store if store is not None else spec.store or "").expanduser()
+    if not str(root) or str(root) == ".":
         raise StoreError("store: no output path (set 'store' in the spec or pass --store)")
     check_zoomable(spec)
     a, b = plane_axes(spec)
@@ -201,20 +241,49 @@ def run_zoom(
         frames_total = max(frames, int(old.get("frames", 0)))  # a longer zoom extends it
     else:
         frames_total = frames
+    remote = client is not None or scheduler is not None or slurm is not None
+    if not remote:  # a local cluster: resolved here (cupy: one worker per GPU)
+        backend = resolve_backend(backend)
+    elif backend not in BACKENDS:
+        resolve_backend(backend)  # the usual error for an unknown name
+    if slurm is not None and client is None:
+        from pipeline.slurm.cluster import check_submittable
+
+        check_submittable(slurm.profile)  # before the store is touched
     out: list[ZoomFrame] = []
+    watch = None
     with contextlib.ExitStack() as stack:
         if client is None:  # connected first: a wrong --scheduler leaves nothing on disk
-            client = stack.enter_context(_client(scheduler, n_workers))
+            client, watch = stack.enter_context(_client(scheduler, n_workers, backend, slurm, say))
         group = zarr.open_group(str(root), mode="a")
-        group.attrs[ZOOM_ATTR] = {
-            "base_spec": base,
-            "frames": frames_total,
-            "plane": [a, b],
-            "rule": "nearest boundary 2x2 block to the frame centre; window halves",
-        }
+        created = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+        history = group.attrs.get("history")
+        group.attrs.update(
+            {
+                ZOOM_ATTR: {
+                    "base_spec": base,
+                    "frames": frames_total,
+                    "plane": [a, b],
+                    "rule": "nearest boundary 2x2 block to the frame centre; window halves",
+                },
+                "Conventions": "CF-1.10",
+                "title": f"zoom into the boundary of {spec.name or spec.experiment}",
+                "history": history or f"{created}: created by phase-sweep (sweep zoom)",
+            }
+        )
         fspec = spec.with_store(root / frame_group(0))
         for k in range(frames):
-            report = run_sweep(fspec, fspec.store, client=client, progress=progress, **run_kw)
+            report = run_sweep(
+                fspec,
+                fspec.store,
+                client=client,
+                progress=progress,
+                backend=backend,
+                watch=watch,
+                log=say,
+                **run_kw,
+            )
+            _consolidate(root)
             if report.failed:
                 raise RuntimeError(
                     f"zoom: frame {k} has failed chunks: "
@@ -333,5 +402,8 @@ def zoom_lines(frames: list[xr.Dataset]) -> list[str]:
 def zoom_summary(store: str | Path) -> str:
     """What ``sweep zoom`` and ``sweep summary`` print for a zoom store (:func:`zoom_lines`)."""
     frames = open_zoom(store)
-    head = f"zoom store {store}: {len(frames)} frame(s) (xarray.open_zarr('{store}/frame_000') ...)"
+    head = (
+        f"zoom store {store}: {len(frames)} frame(s) (all: xarray.open_datatree('{store}'); "
+        f"one: xarray.open_zarr('{store}/frame_000'))"
+    )
     return "\n".join([head, *zoom_lines(frames)])

@@ -37,16 +37,19 @@ class Variable:
 
     ``dtype`` ``None`` means the spec's float dtype. ``fill`` is what an unwritten chunk
     reads as (NaN for floats), so a missing chunk is never mistaken for data. ``units`` is a
-    UDUNITS string (``"1"`` for a dimensionless number).
+    UDUNITS string (``"1"`` for a dimensionless number; ``None`` for a flag variable).
+    ``flags`` lists a class variable's (value, meaning) pairs: the store gets CF
+    ``flag_values`` / ``flag_meanings`` from them.
     """
 
     name: str
     extra_dims: tuple[str, ...]
     long_name: str
-    units: str = "1"
+    units: str | None = "1"
     dtype: str | None = None
     fill: Any = np.nan
     description: str = ""
+    flags: tuple[tuple[int, str], ...] = ()
 
 
 class Experiment(ABC):
@@ -129,6 +132,9 @@ class Experiment(ABC):
 
     field_description: str = "sign of the field"
     """What :meth:`signed_field` is, for figure titles."""
+
+    display_label: str = "signed field"
+    """Colour-bar label of :meth:`display_field` in figures (the zoom frames)."""
 
     def display_field(self, values: np.ndarray) -> np.ndarray:
         """``values`` of :meth:`signed_field` as a figure shows them (default unchanged)."""

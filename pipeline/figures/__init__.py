@@ -14,6 +14,7 @@ axes and the mean-field theory overlaid, and the few numbers behind it.
 * :mod:`.zoom`               a zoom store's frames side by side (``zoom_frames``)
 * :mod:`.render`             draw a store to PNG and PDF; the notes behind it
 * :mod:`.common`             helpers shared by the figures
+* :mod:`.layout`             missing-data colour, text that fits, the checks of every figure
 
 matplotlib is imported only when drawing (the ``plot`` extra); the fits and theory lines
 are plain NumPy and usable without it.
@@ -28,7 +29,9 @@ from pipeline.figures.render import (
     figure_notes,
     render_store,
     render_zoom,
+    store_figure,
     store_notes,
+    zoom_figure,
 )
 
 KIND_MODULES = ("xi_c", "phase_cv", "effective_rank", "frontier", "trainability_grid", "eps_panel")
@@ -48,5 +51,7 @@ __all__ = [
     "register",
     "render_store",
     "render_zoom",
+    "store_figure",
     "store_notes",
+    "zoom_figure",
 ]

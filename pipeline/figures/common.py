@@ -15,9 +15,11 @@ import xarray as xr
 
 from pipeline.analysis.fractal.boundary import BoundaryDimension, boundary_dimension
 from pipeline.experiments.trainability.spec import signed_log
+from pipeline.figures.layout import colour_map
 
 __all__ = [
     "PLANE_LABELS",
+    "SCORE_LABEL",
     "clip_infinite",
     "dim_text",
     "dimension",
@@ -124,6 +126,9 @@ def train_planes(ds: xr.Dataset) -> tuple[str, str]:
     return ("offset", "lr") if mode == "offset_vs_lr" else ("lr_in", "lr_out")
 
 
+SCORE_LABEL = "sign(score)·log(1 + |score|)\n< 0: converged, > 0: diverged"
+"""Colour-bar label of the trainability images."""
+
 PLANE_LABELS = {
     "lr_in": "log10 lr_in (input layer)",
     "lr_out": "log10 lr_out (output layer)",
@@ -147,12 +152,13 @@ def train_image(ds: xr.Dataset, sel: dict[str, Any]) -> tuple[np.ndarray, str, s
     return np.asarray(score.transpose(a, b).values, np.float64), a, b
 
 
-def show_score(ax: Any, ds: xr.Dataset, score: np.ndarray, a: str, b: str, lim: float) -> Any:
-    """Draw a score image (:func:`signed_log`) on ``ax``; returns the mesh."""
+def show_score(ax: Any, ds: xr.Dataset, score: np.ndarray, a: str, b: str, norm: Any) -> Any:
+    """Draw a score image (:func:`signed_log`) on ``ax`` with the colour ``norm`` (one norm
+    for all panels of a figure, so one colour bar explains them); returns the mesh."""
     x = np.asarray(ds[a].values, np.float64)
     y = np.asarray(ds[b].values, np.float64)
     mesh = ax.pcolormesh(
-        x, y, signed_log(score).T, shading="nearest", cmap="RdBu_r", vmin=-lim, vmax=lim
+        x, y, signed_log(score).T, shading="nearest", cmap=colour_map("RdBu_r"), norm=norm
     )
     ax.set_xlabel(PLANE_LABELS[a])
     ax.set_ylabel(PLANE_LABELS[b])

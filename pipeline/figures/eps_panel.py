@@ -11,6 +11,7 @@ import xarray as xr
 
 from pipeline.experiments.trainability.spec import signed_log
 from pipeline.figures.common import (
+    SCORE_LABEL,
     dim_text,
     dimension,
     image_notes,
@@ -19,6 +20,7 @@ from pipeline.figures.common import (
     signed_limit,
     train_image,
 )
+from pipeline.figures.layout import note_missing
 from pipeline.figures.registry import register
 
 if TYPE_CHECKING:
@@ -31,23 +33,27 @@ def eps_panel(ds: xr.Dataset) -> Figure:
     """One trainability image per weight perturbation ε (W + ε·N(0, 1)), with the converged
     share, the boundary dimension and the share of pixels whose class differs from ε = 0."""
     plt = pyplot()
+    from matplotlib.colors import Normalize
+
     eps = [float(e) for e in ds.eps.values]
     images = [train_image(ds, {"eps": e}) for e in eps]
     lim = max(signed_limit(signed_log(img[0])) for img in images)
+    norm = Normalize(-lim, lim)  # one norm: one colour bar for every panel
     ref = images[eps.index(0.0)][0] if 0.0 in eps else images[0][0]
     fig, axes = plt.subplots(
-        1, len(eps), figsize=(3.2 * len(eps) + 1.0, 3.6), constrained_layout=True, squeeze=False
+        1, len(eps), figsize=(3.2 * len(eps) + 1.4, 4.0), constrained_layout=True, squeeze=False
     )
     mesh = None
     for ax, e, (score, a, b) in zip(axes[0], eps, images, strict=True):
-        mesh = show_score(ax, ds, score, a, b, lim)
+        mesh = show_score(ax, ds, score, a, b, norm)
         changed = 100 * np.mean((score > 0) != (ref > 0))
         ax.set_title(
             f"ε = {e:g}: {100 * np.mean(score < 0):.1f} % converged\n"
-            f"{dim_text(dimension(score))}; {changed:.1f} % flipped vs ε = 0",
+            f"{dim_text(dimension(score))}\n{changed:.1f} % flipped vs ε = 0",
             fontsize=8,
         )
-    fig.colorbar(mesh, ax=axes, label="sign(score)·log(1 + |score|)  (< 0: converged)")
+    fig.colorbar(mesh, ax=axes, label=SCORE_LABEL)
+    note_missing(fig, [img[0] for img in images])
     act = str(ds.activation.values.ravel()[0])
     n = int(ds.width.values.ravel()[0])
     fig.suptitle(f"initial weights W + ε·N(0, 1): {act}, width {n}", fontsize=10)

@@ -6,6 +6,7 @@ boundary with the dimension and its 95 % interval.
 
 from __future__ import annotations
 
+import textwrap
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,6 +25,7 @@ from pipeline.figures.common import (
     signed_limit,
     widest,
 )
+from pipeline.figures.layout import colour_map, note_missing
 from pipeline.figures.registry import register
 from pipeline.numerics import theory
 
@@ -53,11 +55,18 @@ def frontier(ds: xr.Dataset) -> Figure:
     y = np.asarray(ds[sb].values, np.float64)
     act = str(ds.activation.values.ravel()[0])
     lim = signed_limit(lam)
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.5), constrained_layout=True)
+    d = dimension(lam)
+    # without a box-counting fit (a grid too small, no boundary) the figure is the map alone,
+    # with the reason under it, instead of an empty second panel
+    if d.estimate is not None:
+        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.5), constrained_layout=True)
+    else:
+        fig, ax = plt.subplots(figsize=(6.4, 5.0), constrained_layout=True)
     shown = clip_infinite(lam, lim)
     mesh = ax.pcolormesh(
-        x, y, shown.T, shading="nearest", cmap="RdBu_r", vmin=-lim, vmax=lim, rasterized=True
-    )
+        x, y, shown.T, shading="nearest", cmap=colour_map("RdBu_r"), vmin=-lim, vmax=lim,
+        rasterized=True,
+    )  # fmt: skip
     fig.colorbar(mesh, ax=ax, label=f"λ_L (nepers per layer), L = {depth}")
     if np.nanmin(lam) < 0 < np.nanmax(lam):
         ax.contour(x, y, shown.T, levels=[0.0], colors="k", linewidths=0.6)
@@ -67,24 +76,22 @@ def frontier(ds: xr.Dataset) -> Figure:
         sw_line**2 if sw.endswith("2") else sw_line, yl, "y--", lw=1.5, label="mean field χ1 = 1"
     )
     ax.legend(loc="upper left", fontsize=8)
+    note_missing(fig, [lam])
     ax.set_xlim(x[0], x[-1])
     ax.set_ylim(y[0], y[-1])
     ax.set_xlabel(PLANE_LABELS[sw])
     ax.set_ylabel(PLANE_LABELS[sb])
     n = int(ds.width.values.ravel()[0]) if "width" in ds.coords else "?"
     ax.set_title(f"{act}, N = {n}, L = {depth}: black = boundary λ_L = 0", fontsize=9)
-    d = dimension(lam)
     if d.estimate is not None:
         plot_loglog(ax2, d, "boundary boxes N(s)")
         ax2.legend(fontsize=8)
+        ax2.set_xlabel("log s (box size, pixels)")
+        ax2.set_ylabel("log N(s) (boxes on the boundary)")
+        ax2.set_title(f"box counting, 95 % interval: {dim_text(d)}", fontsize=9)
     else:
-        ax2.text(0.5, 0.5, no_dimension_reason(lam), ha="center", va="center", fontsize=8,
-                 transform=ax2.transAxes)  # fmt: skip
-        ax2.set_xticks([])
-        ax2.set_yticks([])
-    ax2.set_xlabel("log s (box size, pixels)")
-    ax2.set_ylabel("log N(s) (boxes on the boundary)")
-    ax2.set_title(f"box counting: {dim_text(d)} (95 % interval)", fontsize=9, wrap=True)
+        reason = textwrap.fill(" ".join(no_dimension_reason(lam).split()), 70)
+        ax.set_xlabel(f"{PLANE_LABELS[sw]}\n\n{reason}")
     return fig
 
 

@@ -8,6 +8,7 @@ the finite-depth Lyapunov exponent λ_L when the store has the pair probe.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -15,8 +16,11 @@ import numpy as np
 import xarray as xr
 
 from pipeline.figures.common import clip_infinite, first_values, pyplot, signed_limit, widest
+from pipeline.figures.layout import colour_map, note_missing
 from pipeline.figures.registry import register
 from pipeline.numerics.levy import ordered_transition_sigma_w
+from pipeline.spec.fields import bounded_number, number_list
+from pipeline.spec.limits import MAX_INDEX
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -83,7 +87,7 @@ def phase_cv(
             sw,
             cv.sel(layer=layer).values.T,
             shading="nearest",
-            cmap="magma",
+            cmap=colour_map("magma"),
             vmin=0,
             vmax=vmax,
         )
@@ -91,6 +95,7 @@ def phase_cv(
         overlay(ax)
         ax.set_title(f"layer l = {layer}", fontsize=9)
     axes[0].legend(loc="upper left", fontsize=7)
+    drawn = [cv.sel(layer=layer).values for layer in shown]
     if has_lyap:
         ax = axes[-1]
         lam = first_values(ds.lyapunov, ("alpha", "sigma_w")).mean("seed")
@@ -99,13 +104,15 @@ def phase_cv(
         lim = signed_limit(lam)
         shown = clip_infinite(lam, lim)
         mesh = ax.pcolormesh(
-            alpha, sw, shown.T, shading="nearest", cmap="RdBu_r", vmin=-lim, vmax=lim
+            alpha, sw, shown.T, shading="nearest", cmap=colour_map("RdBu_r"), vmin=-lim, vmax=lim
         )
         fig.colorbar(mesh, ax=ax, label=f"λ_L (nepers per layer), L = {last}")
         if alpha.size > 1 and sw.size > 1 and np.nanmin(lam) < 0 < np.nanmax(lam):
             ax.contour(alpha, sw, shown.T, levels=[0.0], colors="k", linewidths=1)
         overlay(ax)
-        ax.set_title("finite-depth Lyapunov exponent (black: λ_L = 0)", fontsize=9)
+        ax.set_title("finite-depth Lyapunov exponent\n(black: λ_L = 0)", fontsize=9)
+        drawn.append(lam)
+    note_missing(fig, drawn)
     fig.suptitle(f"{act}, N = {n}, σ_b = 0, mean over {ds.sizes.get('seed', 1)} seeds", fontsize=10)
     return fig
 
@@ -130,4 +137,13 @@ def phase_cv_notes(ds: xr.Dataset, *, layers: Sequence[int] = (15, 25, 35), **_:
     return out
 
 
-register("phase_cv", phase_cv, phase_cv_notes, ("layers", "threshold"))
+register(
+    "phase_cv",
+    phase_cv,
+    phase_cv_notes,
+    {
+        # one panel per layer: a dozen is already a wide figure
+        "layers": lambda v, f: number_list(v, f, 1, MAX_INDEX, integers=True, max_len=12),
+        "threshold": lambda v, f: bounded_number(v, f, 0, math.inf, lo_open=True),
+    },
+)

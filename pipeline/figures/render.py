@@ -15,6 +15,7 @@ from pipeline.engine.store import open_sweep, read_spec
 from pipeline.engine.zoom import ZOOM_ATTR, is_zoom_store, open_zoom
 from pipeline.errors import PipelineError, SpecError
 from pipeline.figures.common import pyplot
+from pipeline.figures.layout import fit_texts
 from pipeline.figures.registry import FIGURES
 from pipeline.figures.zoom import zoom_frames, zoom_notes
 
@@ -22,13 +23,20 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
+    "FIGURE_DPI",
     "default_out_dir",
     "draw",
     "figure_notes",
+    "finish",
     "render_store",
     "render_zoom",
+    "store_figure",
     "store_notes",
+    "zoom_figure",
 ]
+
+FIGURE_DPI = 150
+"""Resolution of the PNG files (the size checked for clipped text is the written one)."""
 
 
 def draw(ds: xr.Dataset, figure: dict[str, Any]) -> Figure:
@@ -64,22 +72,30 @@ def _partial_seed_notes(ds: xr.Dataset) -> list[str]:
     ]
 
 
-def store_notes(store: str | Path) -> list[str]:
-    """:func:`figure_notes` of a sweep store, or :func:`zoom_notes` of a zoom store."""
+def store_notes(store: str | Path, figure: dict[str, Any] | None = None) -> list[str]:
+    """:func:`figure_notes` of a sweep store (its declared figure, or ``figure``), or
+    :func:`zoom_notes` of a zoom store."""
     if is_zoom_store(store):
         return zoom_notes(open_zoom(store))
-    return figure_notes(open_sweep(store), dict(read_spec(store).figure or {}))
+    return figure_notes(open_sweep(store), dict(figure or read_spec(store).figure or {}))
 
 
-def _save(fig: Any, base: Path, kind: str, title: str) -> list[Path]:
-    plt = pyplot()
+def finish(fig: Any, title: str = "") -> Any:
+    """The last touches of every figure: the workflow's name (and scale) in small grey type at
+    the bottom right, and every text fitted inside the figure (:func:`.layout.fit_texts`)."""
+    fig.set_dpi(FIGURE_DPI)  # fitted at the resolution it is written at
     if title:  # a figure-level x label: constrained layout keeps it clear of the axes
         fig.supxlabel(title, x=0.995, ha="right", fontsize=7, color="gray")
+    return fit_texts(fig)
+
+
+def _write(fig: Any, base: Path, stem: str) -> list[Path]:
+    plt = pyplot()
     base.mkdir(parents=True, exist_ok=True)
     paths = []
     for ext in ("png", "pdf"):
-        p = base / f"{kind}.{ext}"
-        fig.savefig(p, dpi=150)
+        p = base / f"{stem}.{ext}"
+        fig.savefig(p, dpi=FIGURE_DPI)
         paths.append(p)
     plt.close(fig)
     return paths
@@ -94,10 +110,10 @@ def default_out_dir(store: str | Path) -> Path:
     return Path(f"{p}-figures")
 
 
-def render_zoom(store: str | Path, out_dir: str | Path | None = None) -> list[Path]:
-    """Draw a zoom store as ``zoom_frames.png|pdf`` (:func:`zoom_frames`: its frames side
-    by side with their dimensions), whatever figure its base spec declares; that one is drawn
-    per frame: ``sweep figures STORE/frame_000``."""
+def zoom_figure(store: str | Path) -> tuple[Figure, str]:
+    """The finished figure of a zoom store (:func:`zoom_frames`: its frames side by side with
+    their dimensions) and its file stem ``zoom_frames``, whatever figure its base spec
+    declares; that one is drawn per frame: ``sweep figures STORE/frame_000``."""
     import zarr
 
     pyplot()
@@ -106,29 +122,50 @@ def render_zoom(store: str | Path, out_dir: str | Path | None = None) -> list[Pa
     fig = zoom_frames(open_zoom(store))
     name = str(base_spec.get("name", ""))
     scale = base_spec.get("scale")
-    title = f"{name} zoom" + (f" ({scale} scale)" if scale else "")
-    base = Path(out_dir) if out_dir is not None else default_out_dir(store)
-    return _save(fig, base, "zoom_frames", title)
+    return finish(fig, f"{name} zoom" + (f" ({scale} scale)" if scale else "")), "zoom_frames"
 
 
-def render_store(store: str | Path, out_dir: str | Path | None = None) -> list[Path]:
-    """Draw the figure a store's spec declares to ``out_dir`` (PNG and PDF); return paths.
+def render_zoom(store: str | Path, out_dir: str | Path | None = None) -> list[Path]:
+    """Draw a zoom store as ``zoom_frames.png|pdf`` (:func:`zoom_figure`)."""
+    fig, stem = zoom_figure(store)
+    return _write(fig, Path(out_dir) if out_dir is not None else default_out_dir(store), stem)
 
-    A zoom store (``sweep zoom``) is drawn by :func:`render_zoom`. ``out_dir`` defaults to
-    :func:`default_out_dir`. Raises ``ValueError`` when
-    the store declares no figure, ``ImportError`` (naming the ``plot`` extra) without
-    matplotlib.
-    """
-    if is_zoom_store(store):
-        return render_zoom(store, out_dir)
+
+def store_figure(store: str | Path, figure: dict[str, Any] | None = None) -> tuple[Figure, str]:
+    """The finished figure of a sweep store and its file stem (the kind): ``figure``
+    (``{"kind": ..., **options}``) or, by default, the one the store's spec declares.
+    Raises :class:`~pipeline.errors.PipelineError` when there is none."""
     spec = read_spec(store)
-    if spec.figure is None:
+    figure = figure if figure is not None else spec.figure
+    if figure is None:
         raise PipelineError(
-            f"store {str(store)!r}: its spec declares no 'figure' (add one to the workflow file)"
+            f"store {str(store)!r}: its spec declares no figure; give one: sweep figures "
+            f"{store} --kind KIND (one of {', '.join(FIGURES)})"
         )
     pyplot()
-    ds = open_sweep(store)
-    fig = draw(ds, dict(spec.figure))
+    fig = draw(open_sweep(store), dict(figure))
     title = spec.name + (f" ({spec.scale} scale)" if spec.scale else "")
-    base = Path(out_dir) if out_dir is not None else default_out_dir(store)
-    return _save(fig, base, spec.figure["kind"], title)
+    return finish(fig, title), figure["kind"]
+
+
+def render_store(
+    store: str | Path, out_dir: str | Path | None = None, figure: dict[str, Any] | None = None
+) -> list[Path]:
+    """Draw a store's figure to ``out_dir`` (PNG at :data:`FIGURE_DPI` dpi, and PDF);
+    return the paths.
+
+    ``figure`` (``{"kind": ..., **options}``, checked like a workflow's ``figure:``) is drawn
+    instead of the one the store's spec declares (:func:`store_figure`). A zoom store
+    (``sweep zoom``) is drawn by :func:`render_zoom`. ``out_dir`` defaults to
+    :func:`default_out_dir`. Raises :class:`~pipeline.errors.PipelineError` when there is
+    no figure to draw, ``ImportError`` (naming the ``plot`` extra) without matplotlib.
+    """
+    if is_zoom_store(store):
+        if figure is not None:
+            raise PipelineError(
+                f"store {str(store)!r} is a zoom store, drawn as its frames side by side; "
+                f"draw one frame with a kind: sweep figures {store}/frame_000 --kind ..."
+            )
+        return render_zoom(store, out_dir)
+    fig, stem = store_figure(store, figure)
+    return _write(fig, Path(out_dir) if out_dir is not None else default_out_dir(store), stem)

@@ -15,13 +15,19 @@ import numpy as np
 import xarray as xr
 
 from pipeline.figures.common import first_values, pyplot, sigma_axis, widest
+from pipeline.figures.layout import colour_map, note_missing
 from pipeline.figures.registry import register
 from pipeline.numerics import theory
+from pipeline.spec.fields import number_list, positive_int
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["fit_xi_c", "xi_c_map", "xi_c_notes"]
+__all__ = ["NO_FIT_COLOUR", "NO_FIT_LABEL", "fit_xi_c", "xi_c_map", "xi_c_notes"]
+
+NO_FIT_COLOUR = "#d9d9d9"
+"""Light grey: a point with data but no ξ_c fit (unlike the missing-data grey)."""
+NO_FIT_LABEL = "no fit: |c_l − c*| under the noise floor within 3 layers"
 
 
 def fit_xi_c(ds: xr.Dataset, *, fit_from: int = 1, c_star: np.ndarray | None = None) -> xr.Dataset:
@@ -33,7 +39,8 @@ def fit_xi_c(ds: xr.Dataset, *, fit_from: int = 1, c_star: np.ndarray | None = N
     d_l falls below a floor: ``100·eps`` of the dtype where c* = 1 (the pair merges
     deterministically), ``4/√(N·seeds)`` where c* < 1 (finite-N fluctuations of c̄ around
     c*); ``ξ_c = −1/slope``. Fewer than 3 usable layers,
-    or no decay: NaN. Returns ``xi_c`` and ``n_fit`` (layers used) over the two σ dims.
+    or no decay: NaN. Returns ``xi_c``, ``n_fit`` (layers used) and ``has_data`` (False
+    where c is missing, e.g. a chunk not computed) over the two σ dims.
     """
     ds = widest(ds)
     if "alpha" in ds.dims:
@@ -73,6 +80,11 @@ def fit_xi_c(ds: xr.Dataset, *, fit_from: int = 1, c_star: np.ndarray | None = N
             "xi_c": ((sw_dim, sb_dim), xi, {"long_name": "measured ξ_c", "units": "layers"}),
             "n_fit": ((sw_dim, sb_dim), k, {"long_name": "layers in the fit", "units": "1"}),
             "c_star": ((sw_dim, sb_dim), c_star, {"long_name": "mean-field c*", "units": "1"}),
+            "has_data": (
+                (sw_dim, sb_dim),
+                np.isfinite(cbar).any(-1),
+                {"long_name": "whether the point has any finite seed-mean c"},
+            ),
         },
         coords=coords,
     )
@@ -90,7 +102,8 @@ def xi_c_map(
     xi_levels: Sequence[float] = (2, 5, 10, 20, 50, 100),
 ) -> Figure:
     """Measured ξ_c over (σ_w², σ_b²) with mean-field ξ_c contours and the critical line."""
-    from matplotlib.colors import LogNorm
+    from matplotlib.colors import ListedColormap, LogNorm
+    from matplotlib.patches import Patch
 
     plt = pyplot()
     fit = fit_xi_c(ds, fit_from=fit_from)
@@ -101,10 +114,29 @@ def xi_c_map(
     xi = np.asarray(fit.xi_c.values, np.float64)
     shown = np.clip(np.where(np.isinf(xi), 10 * depth, xi), 0.5, 10 * depth)
 
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.4), constrained_layout=True)
-    norm = LogNorm(vmin=max(0.5, np.nanmin(shown)), vmax=max(1.0, np.nanmax(shown)))
-    mesh = ax.pcolormesh(sw2, sb2, shown.T, shading="nearest", norm=norm, cmap="viridis")
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.6), constrained_layout=True)
+    finite = shown[np.isfinite(shown)]
+    lo, hi = (finite.min(), finite.max()) if finite.size else (0.5, 10 * depth)
+    norm = LogNorm(vmin=max(0.5, lo), vmax=max(1.0, hi))
+    mesh = ax.pcolormesh(
+        sw2, sb2, shown.T, shading="nearest", norm=norm, cmap=colour_map("viridis")
+    )
     fig.colorbar(mesh, ax=ax, label="measured ξ_c (layers)")
+    # cells with data but no fit (the decay leaves the noise floor within 3 layers, or
+    # never starts) get their own colour; cells without data the missing-data grey
+    has_data = np.asarray(fit.has_data.values, bool)
+    no_fit = has_data & ~np.isfinite(xi)
+    handles = []
+    if no_fit.any():
+        ax.pcolormesh(
+            sw2,
+            sb2,
+            np.ma.masked_where(~no_fit, np.zeros_like(xi)).T,
+            shading="nearest",
+            cmap=ListedColormap([NO_FIT_COLOUR]),
+        )
+        handles.append(Patch(facecolor=NO_FIT_COLOUR, edgecolor="k", lw=0.5, label=NO_FIT_LABEL))
+    note_missing(fig, [np.where(has_data, 0.0, np.nan)])
     tw = _theory_grid(sw2, theory_points)
     tb = _theory_grid(sb2, theory_points)
     xi_th = np.asarray(theory.xi_c(np.sqrt(tw)[:, None], np.sqrt(tb)[None, :], act), float)
@@ -127,7 +159,7 @@ def xi_c_map(
     ax.set_ylabel("bias variance σ_b²")
     n = int(ds.width.max()) if "width" in ds.dims else "?"
     ax.set_title(f"ξ_c from |c_l − c*| ∝ exp(−l/ξ_c), {act}, N = {n}, L = {depth}", fontsize=9)
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(handles=[*ax.get_legend_handles_labels()[0], *handles], loc="upper left", fontsize=7)
 
     xi_mf = np.asarray(theory.xi_c(np.sqrt(sw2)[:, None], np.sqrt(sb2)[None, :], act), float)
     ok = np.isfinite(xi) & np.isfinite(xi_mf)
@@ -162,4 +194,14 @@ def xi_c_notes(ds: xr.Dataset, *, fit_from: int = 1, **_: Any) -> list[str]:
     ]
 
 
-register("xi_c_map", xi_c_map, xi_c_notes, ("fit_from", "theory_points", "xi_levels"))
+register(
+    "xi_c_map",
+    xi_c_map,
+    xi_c_notes,
+    {
+        "fit_from": lambda v, f: positive_int(v, f, 0),
+        # the mean-field ξ_c is solved on theory_points² points: 400² take a few seconds
+        "theory_points": lambda v, f: positive_int(v, f, 2, 400),
+        "xi_levels": lambda v, f: number_list(v, f, 0, 1e6, lo_open=True, max_len=20),
+    },
+)

@@ -26,6 +26,7 @@ from pipeline.engine.zoom import (
 from pipeline.errors import PipelineError
 from pipeline.experiments import get_experiment
 from pipeline.figures.common import PLANE_LABELS, dim_text, plot_loglog, pyplot, signed_limit
+from pipeline.figures.layout import colour_map, note_missing
 from pipeline.spec.sweep import parse_spec
 
 if TYPE_CHECKING:
@@ -60,18 +61,26 @@ def zoom_frames(frames: Sequence[xr.Dataset], *, max_frames: int = 6) -> Figure:
     if len(shown) > max_frames:  # first, last and evenly spaced between
         shown = sorted(set(np.linspace(0, len(frames) - 1, max_frames).round().astype(int)))
     npan = len(shown) + 2
-    fig, axes = plt.subplots(1, npan, figsize=(3.1 * npan, 3.6), constrained_layout=True)
+    fig, axes = plt.subplots(1, npan, figsize=(3.3 * npan, 4.0), constrained_layout=True)
+    drawn = []
     for ax, k in zip(axes[:-2], shown, strict=True):
         f = fields[k]
         x = np.asarray(frames[k][a].values, np.float64)
         y = np.asarray(frames[k][b].values, np.float64)
         v = exp.display_field(f)
-        lim = signed_limit(v)
+        lim = signed_limit(v)  # each frame on its own scale: deeper frames are closer to 0
         v = np.where(np.isneginf(v), -lim, v)
-        ax.pcolormesh(x, y, v.T, shading="nearest", cmap="RdBu_r", vmin=-lim, vmax=lim)
-        ax.set_xlabel(PLANE_LABELS.get(a, a))
-        ax.set_ylabel(PLANE_LABELS.get(b, b), fontsize=7)
-        ax.tick_params(labelsize=6)
+        drawn.append(v)
+        mesh = ax.pcolormesh(
+            x, y, v.T, shading="nearest", cmap=colour_map("RdBu_r"), vmin=-lim, vmax=lim
+        )
+        cbar = fig.colorbar(mesh, ax=ax, location="bottom", aspect=30, pad=0.02)
+        cbar.ax.tick_params(labelsize=6)
+        cbar.set_label(exp.display_label, fontsize=7)
+        ax.set_xlabel(PLANE_LABELS.get(a, a), fontsize=8)
+        ax.xaxis.set_label_position("top")
+        ax.set_ylabel(PLANE_LABELS.get(b, b), fontsize=8)
+        ax.tick_params(labelsize=6, top=True, labeltop=True, bottom=False, labelbottom=False)
         width = x[-1] - x[0]
         ax.set_title(f"frame {k}: width {width:.3g}\n{dim_text(dims[k])}", fontsize=8)
     ax = axes[-2]
@@ -81,9 +90,11 @@ def zoom_frames(frames: Sequence[xr.Dataset], *, max_frames: int = 6) -> Figure:
             plot_loglog(ax, d, f"frame {k}", colours[k])
     ax.set_xlabel("log s (box size, pixels)")
     ax.set_ylabel("log N(s) (boxes on the boundary)")
-    ax.legend(fontsize=6)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=6)
     ax.set_title(f"Sohl-Dickstein pooled:\n{dim_text(pooled)}", fontsize=8)
     draw_depth_and_resolution(axes[-1], dims)
+    note_missing(fig, drawn)
     what = exp.field_description
     fig.suptitle(f"zoom into the boundary ({what}); each window half the previous", fontsize=10)
     return fig
@@ -94,23 +105,35 @@ def draw_depth_and_resolution(ax: Any, dims: Sequence[BoundaryDimension]) -> Non
     of the same window at 1/4 and 1/2 of its resolution beside it (a drift with resolution
     shows as a column of points that do not agree)."""
     markers = {0: ("s", 0.25), 1: ("^", 0.5)}
+    labelled: set[str] = set()
+
+    def label(text: str) -> str | None:  # each legend entry once, from whichever frame has it
+        if text in labelled:
+            return None
+        labelled.add(text)
+        return text
+
     for k, r in enumerate(dims):
         if r.estimate is None:
             continue
         e = r.estimate
         ax.errorbar(
             k, e.estimate, yerr=[[e.estimate - e.interval[0]], [e.interval[1] - e.estimate]],
-            fmt="o", color="k", ms=4, capsize=2, label="full resolution" if k == 0 else None,
+            fmt="o", color="k", ms=4, capsize=2, label=label("full resolution"),
         )  # fmt: skip
         for j, (_side, c) in enumerate(r.resolutions[:-1]):
             if c is not None and j in markers:
                 m, frac = markers[j]
                 colour = "tab:orange" if j else "tab:blue"
-                label = f"1/{round(1 / frac)} resolution" if k == 0 else None
-                ax.plot(k + 0.15 * (j + 1), c.estimate, m, ms=3, color=colour, label=label)
+                lab = label(f"1/{round(1 / frac)} resolution")
+                ax.plot(k + 0.15 * (j + 1), c.estimate, m, ms=3, color=colour, label=lab)
     ax.set_xlabel("zoom depth (frame)")
     ax.set_ylabel("boundary dimension D")
-    ax.legend(fontsize=6)
+    if labelled:
+        ax.legend(fontsize=6)
+    else:
+        ax.text(0.5, 0.5, "no frame has a fit", ha="center", va="center", fontsize=8,
+                transform=ax.transAxes)  # fmt: skip
     ax.set_title("D vs depth and resolution", fontsize=8)
 
 

@@ -1,12 +1,31 @@
-"""Loading and compiling the raw CUDA kernels (CuPy ``RawModule``), shipped as package data.
+"""Loading and compiling the raw CUDA kernels, shipped as package data; the kernel cache.
 
 The CUDA C sources are the package ``pipeline.kernels`` (``*.cu`` entry points, ``*.cuh``
 shared device code; ``kernels/`` at the repository root points there), read with
 :mod:`importlib.resources`, so an installed wheel has them. ``#include "x.cuh"`` lines are
-inlined here before compilation, so CuPy's on-disk kernel cache (keyed by the source text)
-sees a header change. The cache lives in ``CUPY_CACHE_DIR`` (CuPy's own setting, default
-``~/.cupy/kernel_cache``); :func:`set_kernel_cache_dir` sets it before the first
-compilation, e.g. to node-local scratch on a cluster.
+inlined before compilation, so the cache key (a hash of the text) sees a header change.
+
+Compilation (:func:`compiled_module`) calls NVRTC through CuPy's binding with
+:data:`NVRTC_OPTIONS`, decided here rather than inherited from CuPy (whose own compile path
+appends ``-ftz=true``):
+
+* ``--fmad=false``: no contraction of ``a*b + c`` into an FMA, so every multiply and add of
+  our kernels rounds as written, and the NumPy emulations (``ops.NumpyOps``,
+  ``trainability/emulate.py``), which round the same way, pin the kernels' arithmetic. (The
+  math library's internal FMAs are explicit and unaffected.) Cost: the training kernel issues
+  a multiply and an add where an FMA would do; ``benchmarks/trainability.py`` reports the rate
+  against the device's FMA peak.
+* ``-ftz=false``: float32 subnormals are kept, as NumPy keeps them (CuPy's default flushes
+  them, which changes float32 results once |h| < 1.2e-38, e.g. α-stable tails at α < 0.1).
+
+The binary (cubin for the device's architecture, else PTX for the newest one NVRTC knows) is
+written to :func:`kernel_cache_dir` under a name made of the source's hash, the options, the
+architecture and the NVRTC version. A file lock around compile-and-write makes the first
+process of a node compile and every other worker wait and load the file, so a node pays the
+compilation once (``train.cu`` is compiled per entry point, a few seconds each, not the
+~44 s of all 24). The cache is CuPy's folder (``CUPY_CACHE_DIR``, default
+``~/.cupy/kernel_cache``); :func:`set_kernel_cache_dir` moves it, e.g. to node-local
+scratch on a cluster.
 
 The launch wrappers (in the experiments' ``ops``/``gpu`` modules) validate their arguments,
 normalise dtypes and contiguity, pass explicit ``np.int32`` / ``np.int64`` / ``np.uint32`` /
@@ -16,9 +35,13 @@ grid-stride kernels; :func:`grid_blocks` and :func:`dtype_suffix` are their help
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import math
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from importlib.resources import files
 from importlib.resources.abc import Traversable
@@ -31,8 +54,10 @@ __all__ = [
     "CMS_ALPHA2",
     "CMS_GENERAL",
     "CMS_NORMAL",
+    "NVRTC_OPTIONS",
     "cms_args",
     "cms_mode",
+    "compile_to_cache",
     "compiled_module",
     "dtype_suffix",
     "grid_blocks",
@@ -112,14 +137,88 @@ def grid_blocks(total: int, block: int, device_blocks: int) -> int:
     return max(1, min(-(-total // block), device_blocks))
 
 
-@lru_cache(maxsize=8)
-def compiled_module(name: str, device_id: int) -> Any:
-    """The ``cupy.RawModule`` of kernel source ``name`` on device ``device_id`` (compiled
-    once per process; CuPy's disk cache keeps the binary across processes)."""
+NVRTC_OPTIONS = ("--std=c++14", "--fmad=false", "-ftz=false")
+"""NVRTC options of every kernel (see the module docstring for why each)."""
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` (created if missing), shared by the processes of a
+    node (and of every node where the file system honours flock)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _nvrtc() -> Any:
+    from cupy.cuda import nvrtc
+
+    return nvrtc
+
+
+def _target(major_minor: int) -> tuple[str, str]:
+    """(``-arch`` value, ``cubin`` or ``ptx``) for a device of compute capability
+    ``major_minor`` (e.g. 90): a cubin where NVRTC knows the architecture, else PTX for the
+    newest one it knows (the driver compiles that)."""
+    try:
+        archs = [int(a) for a in _nvrtc().getSupportedArchs()]
+    except Exception:  # old NVRTC without the query: assume it knows the device
+        archs = [major_minor]
+    if major_minor in archs:
+        return f"sm_{major_minor}", "cubin"
+    return f"compute_{max(a for a in archs if a <= major_minor)}", "ptx"
+
+
+def compile_to_cache(
+    name: str, arch: int, defines: tuple[str, ...] = (), cache_dir: str | None = None
+) -> Path:
+    """Compile kernel source ``name`` with :data:`NVRTC_OPTIONS` (plus ``-D`` ``defines``) for
+    compute capability ``arch`` (e.g. 90) into the kernel cache, once per node; return the
+    binary's path. Needs NVRTC (CuPy's binding), not a device."""
+    source = kernel_source(name)
+    options = (*NVRTC_OPTIONS, *(f"-D{d}" for d in defines))
+    target, kind = _target(arch)
+    nvrtc = _nvrtc()
+    version = ".".join(map(str, nvrtc.getVersion()))
+    key = hashlib.sha256("\0".join((source, *options, target, version)).encode()).hexdigest()[:24]
+    root = Path(cache_dir or kernel_cache_dir())
+    path = root / f"phase-sweep-{Path(name).stem}-{key}.{kind}"
+    if path.is_file():
+        return path
+    with _file_lock(root / f".phase-sweep-{key}.lock"):
+        if path.is_file():  # another worker compiled it while we waited
+            return path
+        prog = nvrtc.createProgram(source, name, (), ())
+        try:
+            try:
+                nvrtc.compileProgram(prog, (*options, f"--gpu-architecture={target}"))
+            except nvrtc.NVRTCError as e:
+                log = nvrtc.getProgramLog(prog)
+                raise RuntimeError(f"NVRTC failed on {name}: {e}\n{log}") from e
+            binary = nvrtc.getCUBIN(prog) if kind == "cubin" else nvrtc.getPTX(prog)
+        finally:
+            nvrtc.destroyProgram(prog)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_bytes(binary if isinstance(binary, bytes) else binary.encode())
+        os.replace(tmp, path)  # readers see the whole file or none
+    return path
+
+
+@lru_cache(maxsize=32)
+def compiled_module(name: str, device_id: int, defines: tuple[str, ...] = ()) -> Any:
+    """The ``cupy.RawModule`` of kernel source ``name`` (with ``-D`` ``defines``) on device
+    ``device_id``: loaded once per process from the kernel cache, compiled there first by
+    whichever process of the node gets the lock (:func:`compile_to_cache`)."""
     import cupy as cp
 
-    with cp.cuda.Device(device_id):
-        return cp.RawModule(code=kernel_source(name), options=("--std=c++14",))
+    with cp.cuda.Device(device_id) as dev:
+        # CuPy spells the capability as one number: "90" for 9.0, "120" for 12.0
+        path = compile_to_cache(name, int(dev.compute_capability), defines)
+        return cp.RawModule(path=str(path))
 
 
 def dtype_suffix(dtype: np.dtype) -> str:

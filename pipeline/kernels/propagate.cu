@@ -16,7 +16,13 @@
 // re-reading h from L1/L2. The other rows take one pass: x = sw * phi(h), plus |h|^2 for the
 // non-finite check. Per point the kernel writes stats[5] = (saa, sbb, sab, sdist, stt) and
 // bad = 1 when some row's squared norm is not a finite number of T (non-finite entry or
-// overflow of T, as the NumPy reference tests it on its T-precision sums).
+// overflow of T, as the NumPy reference tests it on its T-precision sums); stt is NaN when
+// h_a or the tangent is not finite in T (the tangent is then NaN from here on).
+//
+// Summation order (mirrored by ops.NumpyOps, so the CPU tests pin it): thread t sums its
+// columns j = t, t + 256, ... in order, starting from 0.0; lane 0 of each warp gets the
+// __shfl_down tree (offsets 16, 8, 4, 2, 1); the warps' totals are added in warp order.
+// Compiled with --fmad=false: every product is rounded before it is added.
 #include "activation_ids.cuh"
 
 #define PS_BLOCK 256
@@ -113,11 +119,16 @@ __device__ __forceinline__ void ps_layer_step(const T* __restrict__ h, T* __rest
                 s[4] += (double)t * (double)t;
             }
             ps_block_sum(s, PS_NSTAT, sh);
-            any_bad = !ps_finite(ps_to(s[0], (T)0)) || !ps_finite(ps_to(s[1], (T)0)) ||
-                      !ps_finite(ps_to(s[4], (T)0));
+            const bool lost = !ps_finite(ps_to(s[0], (T)0)) || !ps_finite(ps_to(s[4], (T)0));
+            any_bad = lost || !ps_finite(ps_to(s[1], (T)0));
             // the tangent's renormalisation folded into its sigma_w pre-scaling; a tangent that
-            // vanished exactly stays 0 (lambda = -inf from here on), never 0/0
-            const T scale_t = s[4] > 0.0 ? ps_to((double)w / sqrt(s[4]), (T)0) : (T)0;
+            // vanished exactly stays 0 (never 0/0); a lost one (h_a or dh not finite in T:
+            // overflow) becomes NaN and |dh|^2 is reported as NaN, so lambda stays NaN and is
+            // never called ordered (reference.tangent_growth)
+            const double nan = __longlong_as_double(0x7FF8000000000000LL);
+            const T scale_t = lost ? ps_to(nan, (T)0)
+                                   : (s[4] > 0.0 ? ps_to((double)w / sqrt(s[4]), (T)0) : (T)0);
+            if (lost) s[4] = nan;
             T* xa = x + row0 * ldx;
             T* xb = xa + ldx;
             T* xt = xb + ldx;

@@ -36,7 +36,13 @@
 // over units; pipeline/experiments/trainability/emulate.py reproduces this order in NumPy.
 //
 // Limits: 1 <= n <= 32 (N <= 32: a group lives in one warp), 2 <= D <= 4. At N = 32 and D >= 3
-// in float64 the per-lane state exceeds the register file and spills (correct, slower).
+// in float64 the per-lane state (w1, g1, wh, gh: 2 (D - 1) N doubles, 384 registers at D = 4)
+// exceeds the 255-register limit and spills to local memory (sm_90, -Xptxas -v: D = 4 960 B
+// stack, 2568 / 2272 B spill stores / loads; D = 3 432 B, 336 / 624 B); correct, and
+// benchmarks/trainability.py measures its rate beside the other entry points.
+//
+// Compiled with --fmad=false (pipeline/gpu/kernels.py): every a*b + c below rounds twice, as in
+// the emulation.
 #include "activation_ids.cuh"
 
 #define PT_BLOCK 128
@@ -254,5 +260,13 @@ __device__ __forceinline__ void pt_train(const T* __restrict__ w0, const T* __re
     PT_ENTRY(T, SUF, 32, 3)                                                                  \
     PT_ENTRY(T, SUF, 32, 4)
 
+// With -DPT_ONLY_T=double -DPT_ONLY_SUF=f64 -DPT_ONLY_N=16 -DPT_ONLY_D=2 (what the launcher
+// passes) the module holds that one entry point and compiles in a few seconds; without, all 24
+// (compile checks). PT_ENTRY_X expands the macro arguments before PT_ENTRY pastes them.
+#define PT_ENTRY_X(T, SUF, N, D) PT_ENTRY(T, SUF, N, D)
+#ifdef PT_ONLY_N
+PT_ENTRY_X(PT_ONLY_T, PT_ONLY_SUF, PT_ONLY_N, PT_ONLY_D)
+#else
 PT_ENTRIES(float, f32)
 PT_ENTRIES(double, f64)
+#endif

@@ -52,14 +52,19 @@ class SlurmProfile:
 
 
 def _profiles_in_file(path: Path) -> dict[str, Any]:
-    import yaml
+    from pipeline.errors import SpecError
+    from pipeline.spec.yamlfile import parse_yaml  # the spec reader's limits apply here too
 
+    path = Path(path).expanduser()
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = parse_yaml(path.read_text(encoding="utf-8"), str(path))
     except FileNotFoundError:
         raise MissingFileError(f"--profiles: no such file {str(path)!r}") from None
-    except yaml.YAMLError as e:
-        raise SlurmError(f"--profiles: {str(path)!r} is not valid YAML: {one_line(str(e))}") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise SlurmError(f"--profiles: {str(path)!r} cannot be read ({one_line(str(e))})") from e
+    except SpecError as e:
+        where = "" if e.field in ("<file>", "<top>") else f"{e.field}: "
+        raise SlurmError(f"--profiles: {where}{one_line(str(e.detail))}") from e
     profiles = raw.get("jobqueue") if isinstance(raw, dict) else None
     if not isinstance(profiles, dict):
         raise SlurmError(

@@ -1,12 +1,14 @@
 """Stage 1 of the pipeline: the sweep spec, parsed and validated once, at the boundary.
 
+* :mod:`.yamlfile` reading spec files: YAML with size, depth and alias limits, no key twice
+* :mod:`.limits`   size limits checked while a spec is parsed, before anything is allocated
 * :mod:`.fields`   one axis and what an experiment allows on it; field validators
 * :mod:`.sweep`    :class:`SweepSpec` (frozen), :func:`parse_spec`, :func:`load_spec`
 * :mod:`.workflow` workflow files: a spec plus named ``scales:`` and a ``figure:``
 
-Only :mod:`.fields` is imported with this package (the experiments import it to declare their
-axes); the rest is loaded on first use, so that ``pipeline.experiments`` and this package do
-not import each other.
+Only :mod:`.fields` (with :mod:`.limits`) is imported with this package (the experiments
+import it to declare their axes); the rest is loaded on first use, so that
+``pipeline.experiments`` and this package do not import each other.
 """
 
 from __future__ import annotations

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pipeline.errors import SpecError
 from pipeline.experiments import get_experiment, known_experiments
 from pipeline.spec.fields import Axis, check_keys, parse_axis, suggest
+from pipeline.spec.limits import MAX_CHUNKS, MAX_GRID_POINTS
+from pipeline.spec.yamlfile import spec_file
 
 __all__ = [
     "DTYPES",
@@ -35,6 +35,7 @@ __all__ = [
     "load_spec",
     "parse_spec",
     "spec_file",
+    "spec_experiment",
 ]
 
 DTYPES = ("float32", "float64")
@@ -52,6 +53,8 @@ TOP_LEVEL_KEYS = (
 # ``figure`` (what ``sweep figures`` draws) and ``scale`` (the workflow scale the spec was
 # made at, see pipeline.spec.workflow) are carried into the store's attrs but change no number.
 NON_NUMERIC_KEYS = ("store", "name", "description", "figure", "scale")
+# ``scale`` is set by ``--scale`` (a file declares ``scales:``): not offered in "allowed:" lists
+_SHOWN_TOP_LEVEL_KEYS = tuple(k for k in TOP_LEVEL_KEYS if k != "scale")
 
 
 @dataclass(frozen=True)
@@ -163,19 +166,27 @@ def _diff(a: Any, b: Any, prefix: str) -> list[str]:
     return [] if a == b else [prefix]
 
 
-def parse_spec(raw: Any) -> SweepSpec:
-    """Validate a raw spec mapping (as loaded from YAML) and return a :class:`SweepSpec`."""
-    if not isinstance(raw, Mapping):
-        raise SpecError("<top>", f"a spec is a mapping of fields, got {type(raw).__name__}")
+def spec_experiment(raw: Mapping[str, Any]) -> Any:
+    """The experiment a raw spec names (default ``propagation``); :class:`SpecError` when
+    it names none that is known."""
     exp_name = raw.get("experiment", "propagation")
-    if exp_name not in known_experiments():
+    if not isinstance(exp_name, str) or exp_name not in known_experiments():
         raise SpecError(
             "experiment",
             f"unknown value {exp_name!r}{suggest(str(exp_name), known_experiments())} "
             f"(allowed: {', '.join(known_experiments())})",
         )
-    exp = get_experiment(exp_name)
-    check_keys(raw, (*TOP_LEVEL_KEYS, *exp.param_keys), "")
+    return get_experiment(exp_name)
+
+
+def parse_spec(raw: Any) -> SweepSpec:
+    """Validate a raw spec mapping (as loaded from YAML) and return a :class:`SweepSpec`."""
+    if not isinstance(raw, Mapping):
+        raise SpecError("<top>", f"a spec is a mapping of fields, got {type(raw).__name__}")
+    exp = spec_experiment(raw)
+    exp_name = exp.name
+    own = exp.param_keys
+    check_keys(raw, (*TOP_LEVEL_KEYS, *own), "", (*_SHOWN_TOP_LEVEL_KEYS, *own))
 
     # axes
     raw_axes = raw.get("axes", {})
@@ -197,10 +208,18 @@ def parse_spec(raw: Any) -> SweepSpec:
         elif plain:
             axes.append(parse_axis(raw_axes[rule.name], rule, squared=False))
         elif rule.default is not None:
-            axes.append(Axis(rule.name, tuple(rule.default)))
+            axes.append(rule.axis(tuple(rule.default)))
         else:
             raise SpecError(f"axes.{rule.name}", "missing (this axis has no default)")
     axes_t = tuple(axes)
+    n_points = math.prod(len(a) for a in axes_t)
+    if n_points > MAX_GRID_POINTS:
+        sizes = " × ".join(str(len(a)) for a in axes_t)
+        raise SpecError(
+            "axes",
+            f"{n_points:,} grid points ({sizes}); the limit is {MAX_GRID_POINTS:,} per store "
+            "(split the sweep into several stores, e.g. by seed)",
+        )
 
     # chunks
     raw_chunks = raw.get("chunks", {}) or {}
@@ -221,22 +240,24 @@ def parse_spec(raw: Any) -> SweepSpec:
                 f"chunks.{a.name}", f"value {c} is larger than the axis ({len(a)} values)"
             )
         chunks.append(c)
+    n_chunks = math.prod(-(-len(a) // c) for a, c in zip(axes_t, chunks, strict=True))
+    if n_chunks > MAX_CHUNKS:
+        raise SpecError(
+            "chunks",
+            f"{n_chunks:,} chunks; the limit is {MAX_CHUNKS:,} (give larger chunk lengths)",
+        )
 
     dtype = raw.get("dtype", exp.default_dtype)
     if dtype not in DTYPES:
         raise SpecError("dtype", f"unknown value {dtype!r} (allowed: {', '.join(DTYPES)})")
-    store = raw.get("store")
-    if store is not None and not isinstance(store, str | Path):
-        raise SpecError("store", f"value {store!r} is not a path")
-
+    store = _store_path(raw.get("store"))
     figure = raw.get("figure")
-    if figure is not None and (
-        not isinstance(figure, Mapping) or not isinstance(figure.get("kind"), str)
-    ):
-        raise SpecError("figure", f"expected a mapping with a 'kind' name, got {figure!r}")
+    if figure is not None:
+        figure = check_figure(figure)
     scale = raw.get("scale")
     if scale is not None and not isinstance(scale, str):
         raise SpecError("scale", f"value {scale!r} is not a scale name")
+    name, description = (_text(raw.get(k), k) for k in ("name", "description"))
 
     params, raw_params = exp.parse_params(raw, axes_t)
     return SweepSpec(
@@ -245,38 +266,48 @@ def parse_spec(raw: Any) -> SweepSpec:
         params=params,
         chunks=tuple(chunks),
         dtype=dtype,
-        store=None if store is None else str(store),
-        name=str(raw.get("name", "") or ""),
-        description=str(raw.get("description", "") or ""),
-        figure=None if figure is None else dict(figure),
+        store=store,
+        name=name,
+        description=description,
+        figure=figure,
         scale=scale,
         raw_params=raw_params,
     )
 
 
-def spec_file(path: str | Path) -> Path:
-    """``path`` as a Path; :class:`SpecError` when it is missing or not a regular file."""
-    p = Path(path)
-    if p.is_dir():
-        raise SpecError("<file>", f"{str(p)!r} is a directory; give a spec (YAML) file")
-    if not p.is_file():
-        raise SpecError("<file>", f"spec file {str(p)!r} does not exist")
-    return p
+def _text(value: Any, field_name: str) -> str:
+    """A free-text field (``name``, ``description``): a string (a number is taken as text)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise SpecError(field_name, f"expected text, got a {type(value).__name__}")
+    return str(value)
 
 
-def load_spec(path: str | Path) -> SweepSpec:
-    """Read and validate a YAML spec file.
+def _store_path(value: Any) -> str | None:
+    """The ``store`` field with ``~`` expanded (once, here), or None."""
+    if value is None:
+        return None
+    if not isinstance(value, str | Path) or not str(value).strip() or "\0" in str(value):
+        raise SpecError("store", f"value {value!r} is not a path")
+    return str(Path(value).expanduser())
+
+
+def check_figure(figure: Any) -> dict[str, Any]:
+    """A ``figure:`` entry checked against the registered kinds and their options (names and
+    values; :mod:`pipeline.figures.registry`); returns it as a plain dict. Imports no
+    matplotlib."""
+    from pipeline.figures.registry import check_figure_entry
+
+    return check_figure_entry(figure)
+
+
+def load_spec(path: str | Path, scale: str | None = None) -> SweepSpec:
+    """Read and validate a YAML spec or workflow file, at its base values or at ``scale``
+    (:func:`pipeline.spec.workflow.load_workflow`).
 
     Raises :class:`SpecError` for a missing file, malformed YAML or any invalid field.
     """
-    p = spec_file(path)
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise SpecError("<file>", f"{str(p)!r} is not valid YAML{where}: {problem}") from e
-    if raw is None:
-        raise SpecError("<file>", f"{str(p)!r} is empty")
-    return parse_spec(raw)
+    from pipeline.spec.workflow import load_workflow  # it builds on this module
+
+    return load_workflow(path, scale)

@@ -24,30 +24,27 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pipeline.errors import SpecError
 from pipeline.spec.fields import check_keys
-from pipeline.spec.sweep import SweepSpec, load_spec, parse_spec, spec_file
+from pipeline.spec.sweep import (
+    TOP_LEVEL_KEYS,
+    SweepSpec,
+    parse_spec,
+    spec_experiment,
+    spec_file,
+)
+from pipeline.spec.yamlfile import read_yaml
 
 __all__ = ["load_workflow", "workflow_scales"]
 
-
-def _read_yaml(path: str | Path) -> Mapping[str, Any]:
-    p = spec_file(path)
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError:
-        return {}  # load_spec below reports it with the line and column
-    return raw if isinstance(raw, Mapping) else {}
+_RANGE_FORMS = {"linspace", "logspace", "start", "values"}
 
 
 def _merge(base: Any, over: Any) -> Any:
     """Deep merge: mappings merge key by key, anything else in ``over`` replaces ``base``."""
     if isinstance(base, Mapping) and isinstance(over, Mapping):
         # An axis range ({linspace: ..}, {start: ..}, {values: ..}) is one value: replace it.
-        forms = {"linspace", "logspace", "start", "values"}
-        if forms & set(over) or forms & set(base):
+        if _RANGE_FORMS & set(over) or _RANGE_FORMS & set(base):
             return copy.deepcopy(dict(over))
         out = dict(copy.deepcopy(dict(base)))
         for k, v in over.items():
@@ -56,56 +53,61 @@ def _merge(base: Any, over: Any) -> Any:
     return copy.deepcopy(over)
 
 
+def _read(path: str | Path) -> tuple[dict[str, Any], dict[str, Mapping[str, Any]]]:
+    """(the base fields, the scales) of a workflow file, with its top-level keys checked."""
+    raw = read_yaml(path)
+    if raw is None:
+        raise SpecError("<file>", f"{str(spec_file(path))!r} is empty")
+    if not isinstance(raw, Mapping):
+        raise SpecError("<top>", f"a spec is a mapping of fields, got {type(raw).__name__}")
+    raw = dict(raw)
+    if "scale" in raw:
+        raise SpecError("scale", "set by --scale, not in the file (declare 'scales' instead)")
+    exp = spec_experiment(raw)
+    keys = (*(k for k in TOP_LEVEL_KEYS if k != "scale"), "scales", *exp.param_keys)
+    check_keys(raw, keys, "")
+    scales = raw.pop("scales", None) or {}
+    if not isinstance(scales, Mapping):
+        raise SpecError("scales", f"expected a mapping of scale name to overrides, got {scales!r}")
+    for name, over in scales.items():
+        if not isinstance(name, str) or not name:
+            raise SpecError("scales", f"scale name {name!r} is not a name")
+        if not isinstance(over, Mapping):
+            raise SpecError(f"scales.{name}", f"expected a mapping of overrides, got {over!r}")
+        for k in ("scales", "scale"):
+            if k in over:
+                raise SpecError(f"scales.{name}.{k}", "a scale cannot set this key")
+    return raw, dict(scales)
+
+
 def workflow_scales(path: str | Path) -> tuple[str, ...]:
     """The scale names a workflow file declares (``()`` for a plain spec)."""
-    scales = _read_yaml(path).get("scales") or {}
-    return tuple(str(k) for k in scales) if isinstance(scales, Mapping) else ()
+    return tuple(_read(path)[1])
 
 
 def load_workflow(path: str | Path, scale: str | None = None) -> SweepSpec:
     """Read a workflow (or plain spec) file and return the validated spec at ``scale``.
 
-    ``scale=None`` runs the base values. An unknown scale raises :class:`SpecError` naming
-    the allowed scales; the figure kind and its options are checked against
-    :data:`pipeline.figures.FIGURE_KINDS` (without importing matplotlib).
+    ``scale=None`` runs the base values. Every declared scale is validated, whichever is
+    asked for, so a typo in one is reported when the file loads, named by its full field
+    (``scales.paper.axes.widht``). An unknown scale raises :class:`SpecError` naming the
+    declared ones; the figure kind and its options are checked
+    (:func:`pipeline.figures.registry.check_figure_entry`, without importing matplotlib).
     """
-    raw = _read_yaml(path)
-    if not raw:
-        spec = load_spec(path)  # missing, empty or malformed file: its usual one-line error
-        if scale is not None:
-            raise SpecError("scales", f"unknown scale {scale!r}: {str(path)!r} declares none")
-        return spec
-    raw = dict(raw)
-    scales = raw.pop("scales", None) or {}
-    if not isinstance(scales, Mapping) or not all(isinstance(v, Mapping) for v in scales.values()):
-        raise SpecError("scales", f"expected a mapping of scale name to overrides, got {scales!r}")
-    if "scale" in raw:
-        raise SpecError("scale", "set by --scale, not in the file (declare 'scales' instead)")
-    if scale is not None:
-        if scale not in scales:
-            allowed = ", ".join(map(str, scales)) or "none declared"
-            raise SpecError("scales", f"unknown scale {scale!r} (allowed: {allowed})")
-        over = dict(scales[scale])
-        for k in ("scales", "scale"):
-            if k in over:
-                raise SpecError(f"scales.{scale}.{k}", "a scale cannot set this key")
-        raw = _merge(raw, over)
-        raw["scale"] = scale
-    _check_figure(raw.get("figure"))
-    return parse_spec(raw)
-
-
-def _check_figure(figure: Any) -> None:
-    if figure is None:
-        return
-    from pipeline.figures import FIGURE_KINDS  # matplotlib is imported only when drawing
-
-    if not isinstance(figure, Mapping) or "kind" not in figure:
-        raise SpecError("figure", f"expected a mapping with a 'kind', got {figure!r}")
-    kind = figure["kind"]
-    if kind not in FIGURE_KINDS:
-        raise SpecError(
-            "figure.kind",
-            f"unknown value {kind!r} (allowed: {', '.join(FIGURE_KINDS)})",
-        )
-    check_keys(figure, ("kind", *FIGURE_KINDS[kind]), "figure")
+    raw, scales = _read(path)
+    base = parse_spec(raw)
+    chosen = base
+    for name, over in scales.items():
+        merged = _merge(raw, over)
+        merged["scale"] = name
+        try:
+            spec = parse_spec(merged)
+        except SpecError as e:
+            field = e.field if e.field not in ("<top>", "<file>") else ""
+            raise SpecError(f"scales.{name}" + (f".{field}" if field else ""), e.detail) from e
+        if name == scale:
+            chosen = spec
+    if scale is not None and scale not in scales:
+        allowed = ", ".join(scales) or f"none: {str(path)!r} declares no scales"
+        raise SpecError("scales", f"unknown scale {scale!r} (allowed: {allowed})")
+    return chosen

@@ -36,6 +36,7 @@ from pipeline.experiments.propagation.probes import (
     probe_inputs,
     tile_points,
 )
+from pipeline.experiments.propagation.reference import tangent_growth
 from pipeline.numerics import rng
 from pipeline.numerics.activations import get_activation
 from pipeline.numerics.observables import ROW_OBSERVABLES
@@ -114,6 +115,7 @@ class _DevTile:
     ws: Any  # (p,) σ_w (2N)^(-1/α) per point, dtype T, device
     out: dict[str, Any]  # observable -> (p, n_record) device arrays
     first_nonfinite: Any  # (p,) int32
+    first_underflow: Any  # (p,) int32
     growth_sum: Any  # (p,) float64
 
 
@@ -185,6 +187,7 @@ def propagate_network(
                         ws=ws,
                         out={nm: xp.full((ppt, n_rec), np.nan, dt) for nm in names},
                         first_nonfinite=xp.zeros(ppt, np.int32),
+                        first_underflow=xp.zeros(ppt, np.int32),
                         growth_sum=xp.zeros(ppt, np.float64),
                     ),
                 )
@@ -212,6 +215,9 @@ def propagate_network(
         p = len(sw)
         res = {nm: np.concatenate([_host(xp, t.out[nm]) for t in mine])[:p] for nm in names}
         res["nonfinite_layer"] = np.concatenate([_host(xp, t.first_nonfinite) for t in mine])[:p]
+        if probes.pair:
+            under = np.concatenate([_host(xp, t.first_underflow) for t in mine])[:p]
+            res["underflow_layer"] = under
         results.append(res)
     return results
 
@@ -258,13 +264,17 @@ def _bookkeep(
     probes: Probes,
     n: int,
 ) -> None:
-    """Non-finite marker, Lyapunov sums and the pair observables from the kernel's sums."""
+    """Non-finite and underflow markers, Lyapunov sums and the pair observables from the
+    kernel's sums (the kernel reports |δh|² as NaN for a lost tangent)."""
     first = tile.first_nonfinite
     xp.copyto(first, np.int32(layer), where=(bad != 0) & (first == 0))
     if not probes.pair:
         return
     saa, sbb, sab, sdd, stt = (stats[:, i] for i in range(5))
-    growth = xp.log(xp.sqrt(stt))
+    act = get_activation(tile.act)
+    growth, _, underflow = tangent_growth(saa, stt, tile.ws, act, tile.ws.dtype, xp)
+    under = tile.first_underflow
+    xp.copyto(under, np.int32(layer), where=underflow & (under == 0))
     tile.growth_sum += growth
     if ri >= 0:
         out = tile.out

@@ -20,7 +20,7 @@ from pipeline.gpu.kernels import cms_args, cms_mode, compiled_module, dtype_suff
 from pipeline.numerics import rng
 from pipeline.numerics.activations import get_activation
 
-__all__ = ["BLOCK", "CupyOps", "NumpyOps"]
+__all__ = ["BLOCK", "CupyOps", "NumpyOps", "block_sum"]
 
 BLOCK = 256
 """Threads per block of the layer-step kernel (PS_BLOCK in propagate.cu)."""
@@ -155,8 +155,25 @@ class CupyOps:
             raise ValueError("h, x, ws: expected C-contiguous arrays")
         if x.shape[0] != rows or x.shape[1] < n or ws.shape != (p,):
             raise ValueError(f"x {x.shape}, ws {ws.shape}: do not match h {h.shape}")
-        if stats.dtype != cp.float64 or bad.dtype != cp.int32 or len(stats) < p or len(bad) < p:
-            raise TypeError("stats, bad: expected float64 (p, 5) and int32 (p,) arrays")
+        if stats.dtype != cp.float64 or bad.dtype != cp.int32:
+            raise TypeError(
+                f"stats, bad: expected float64 and int32, got {stats.dtype}, {bad.dtype}"
+            )
+        # the kernel writes stats[pt * 5 + k] and bad[pt]: row-major (>= p, 5) and (>= p,)
+        if (
+            stats.ndim != 2
+            or stats.shape[1] != 5
+            or len(stats) < p
+            or bad.ndim != 1
+            or len(bad) < p
+        ):
+            raise ValueError(
+                f"stats {stats.shape}, bad {bad.shape}: expected (>= {p}, 5), (>= {p},)"
+            )
+        if not (stats.flags.c_contiguous and bad.flags.c_contiguous):
+            raise ValueError(
+                "stats, bad: expected C-contiguous arrays (the kernel indexes them flat)"
+            )
         if p == 0:
             return
         kern = compiled_module("propagate.cu", self.device_id).get_function(
@@ -182,7 +199,7 @@ class CupyOps:
 
 
 class NumpyOps:
-    """Host emulation of the device operations (float64 sums of T values, as the kernels)."""
+    """Host emulation of the device operations: the kernels' arithmetic in their order."""
 
     xp = np
 
@@ -240,6 +257,10 @@ class NumpyOps:
         stats: np.ndarray,
         bad: np.ndarray,
     ) -> None:
+        """``propagate.cu``'s layer step, operation for operation: the float64 sums in the
+        kernel's order (:func:`block_sum`), products rounded before they are added (the kernel
+        is compiled with ``--fmad=false``), the same casts. Only φ and φ' come from NumPy's
+        math library rather than CUDA's (≤ 1-2 ulp apart)."""
         rows, n = h.shape
         r = rows_per_point
         p = rows // r
@@ -249,21 +270,26 @@ class NumpyOps:
         x3 = x[:, :n].reshape(p, r, n)
         w = ws[:, None]
         with np.errstate(all="ignore"):
-            ss = np.einsum("prn,prn->pr", h3.astype(np.float64), h3.astype(np.float64))
-            bad_rows = ~np.isfinite(ss.astype(h.dtype))
+            h64 = h3.astype(np.float64)
+            ss = block_sum(h64 * h64)  # (p, r): every row's |h|², for the non-finite check
+            finite = np.isfinite(ss.astype(h.dtype))
             r0 = 0
             if has_pair:
                 ha, hb, ht = h3[:, 0], h3[:, 1], h3[:, 2]
-                ha64, hb64, d64 = ha.astype(np.float64), hb.astype(np.float64), (ha - hb)
-                d64 = d64.astype(np.float64)
+                ha64, hb64 = h64[:, 0], h64[:, 1]
+                d64 = (ha - hb).astype(np.float64)  # the difference in T, as the kernel
                 stats[:p, 0] = ss[:, 0]
                 stats[:p, 1] = ss[:, 1]
-                stats[:p, 2] = np.einsum("pn,pn->p", ha64, hb64)
-                stats[:p, 3] = np.einsum("pn,pn->p", d64, d64)
+                stats[:p, 2] = block_sum(ha64 * hb64)
+                stats[:p, 3] = block_sum(d64 * d64)
                 stats[:p, 4] = ss[:, 2]
-                nt = np.sqrt(ss[:, 2])
+                lost = ~finite[:, 0] | ~finite[:, 2]
+                s4 = np.where(lost, np.nan, ss[:, 2])
+                stats[:p, 4] = s4
                 w64 = ws.astype(np.float64)
-                scale_t = np.where(nt > 0, w64 / np.where(nt > 0, nt, 1.0), 0.0).astype(h.dtype)
+                safe = np.where(s4 > 0, s4, 1.0)
+                scale_t = np.where(s4 > 0, w64 / np.sqrt(safe), 0.0)
+                scale_t = np.where(lost, np.nan, scale_t).astype(h.dtype)
                 pa = a_.phi(ha, np)
                 dt_ = a_.dphi_hx(ha, pa, np).astype(h.dtype)
                 x3[:, 2] = (dt_ * ht) * scale_t[:, None]
@@ -272,4 +298,31 @@ class NumpyOps:
                 r0 = 3
             if r > r0:
                 x3[:, r0:] = a_.phi(h3[:, r0:], np) * w[:, :, None].astype(t_)
-        bad[:p] = bad_rows.any(axis=1).astype(np.int32)
+        bad[:p] = (~finite).any(axis=1).astype(np.int32)
+
+
+def block_sum(terms: np.ndarray) -> np.ndarray:
+    """Sums over the last axis (length N) of float64 ``terms`` in ``propagate.cu``'s order.
+
+    Thread t of the :data:`BLOCK`-thread block adds terms t, t + BLOCK, ... one by one,
+    starting from 0.0; each warp's 32 partial sums meet in lane 0 by the ``__shfl_down_sync``
+    tree (offsets 16, 8, 4, 2, 1; a lane whose partner is outside the warp adds its own value,
+    which never reaches lane 0); the warps' sums are added in warp order, from 0.0. Returns the
+    leading shape of ``terms``."""
+    *lead, n = terms.shape
+    steps = -(-n // BLOCK)
+    padded = np.zeros((*lead, steps * BLOCK))
+    padded[..., :n] = terms
+    per = padded.reshape(*lead, steps, BLOCK)
+    acc = np.zeros((*lead, BLOCK))
+    for s in range(steps):  # sequential per thread (adding 0.0 to a sum changes nothing)
+        acc = acc + per[..., s, :]
+    lanes = acc.reshape(*lead, BLOCK // 32, 32)
+    idx = np.arange(32)
+    for o in (16, 8, 4, 2, 1):
+        partner = np.where(idx + o < 32, idx + o, idx)
+        lanes = lanes + lanes[..., partner]
+    total = np.zeros(lead)
+    for wp in range(BLOCK // 32):
+        total = total + lanes[..., wp, 0]
+    return total

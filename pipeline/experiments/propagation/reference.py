@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -39,7 +40,7 @@ from pipeline.numerics import rng
 from pipeline.numerics.activations import Activation, get_activation
 from pipeline.numerics.observables import ROW_OBSERVABLES
 
-__all__ = ["TILE_ROWS", "propagate_network"]
+__all__ = ["TILE_ROWS", "dphi_has_zeros", "propagate_network", "tangent_growth"]
 
 TILE_ROWS = 2048
 """Most rows per tile: big enough for a GEMM at the BLAS peak on one thread (at N = 1024 in
@@ -62,6 +63,7 @@ class _Tile:
     w_scale: np.ndarray  # (n_points * R, 1) σ_w (2N)^(-1/α) per row
     out: dict[str, np.ndarray]  # observable -> (n_points, n_record)
     first_nonfinite: np.ndarray  # (n_points,) int32
+    first_underflow: np.ndarray  # (n_points,) int32
     growth_sum: np.ndarray  # (n_points,) float64, Σ lyap_growth so far
 
 
@@ -101,8 +103,49 @@ def _new_tile(
         w_scale=w_scale,
         out={k: np.full((p, n_record), np.nan, dtype) for k in names},
         first_nonfinite=np.zeros(p, np.int32),
+        first_underflow=np.zeros(p, np.int32),
         growth_sum=np.zeros(p, np.float64),
     )
+
+
+def dphi_has_zeros(act: Activation) -> bool:
+    """Whether φ' is exactly 0 somewhere (relu: on h ≤ 0), so that a tangent vector can
+    vanish exactly in exact arithmetic (every unit dead); for tanh, erf and linear φ' > 0,
+    and a vanished tangent is an underflow of the dtype."""
+    return bool(act.dphi(np.array([-1.0]), np)[0] == 0.0)  # (at -1e3 tanh' rounds to 0 too)
+
+
+def tangent_growth(
+    ss_a: Any,
+    ss_t: Any,
+    w_scale: Any,
+    act: Activation,
+    dtype: np.dtype,
+    xp: Any = np,
+) -> tuple[Any, Any, Any]:
+    """One layer's log growth of the tangent and what became of it (docs/conventions.md §2.4).
+
+    ``ss_a``, ``ss_t``: (p,) squared norms of h_a and δh (in ``dtype``, or float64 sums that
+    are judged as numbers of ``dtype``); ``w_scale``: (p,) σ_w (2N)^(−1/α); ``xp``: their
+    array module. Returns ``(growth, lost, underflow)``, all (p,): growth = log |δh|
+    (float64) except NaN where the point's λ is undefined from here on:
+
+    * ``lost``: h_a or δh has a squared norm that is not a finite number of ``dtype``
+      (overflow, NaN). The next tangent is made NaN, so λ stays NaN: never "ordered".
+    * ``underflow``: δh vanished exactly although it cannot in exact arithmetic (σ_w > 0 and
+      φ' has no zeros: tanh/erf saturate, φ'(h) rounds to 0). NaN, and flagged.
+
+    A tangent that vanishes exactly because σ_w = 0 or every ReLU unit is dead keeps
+    growth = log 0 = −∞: λ = −∞ is the ordered side, legitimately.
+    """
+    lost = ~xp.isfinite(ss_a.astype(dtype)) | ~xp.isfinite(ss_t.astype(dtype))
+    underflow = (ss_t == 0) & (w_scale > 0)
+    if dphi_has_zeros(act):  # relu: a vanished tangent is every unit dead (ordered)
+        underflow = xp.zeros_like(underflow)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        growth = xp.log(xp.sqrt(ss_t.astype(np.float64)))
+    growth[lost | underflow] = np.nan
+    return growth, lost, underflow
 
 
 def _rowdot64(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -190,17 +233,20 @@ def _elementwise(
     out = {k: v[pts] for k, v in tile.out.items()}
     if probes.pair:
         ha, hb, ht = h3[:, 0], h3[:, 1], h3[:, 2]
+        ws = tile.w_scale[rows].reshape(p, r)[:, 2].astype(np.float64)
+        growth, lost, underflow = tangent_growth(ss[:, 0], ss[:, 2], ws, tile.act, h.dtype)
         norm = np.sqrt(ss[:, 2].astype(np.float64))
-        growth = np.log(norm)
+        under = tile.first_underflow[pts]
+        under[underflow & (under == 0)] = layer
         tile.growth_sum[pts] += growth
         t = tmp.reshape(p, r, n)[:, 0]
         t[...] = tile.act.dphi_hx(ha, x3[:, 0], np)
         np.multiply(t, ht, out=t)
         # next tangent input: σ_w-scaled φ'(h_a) ⊙ δh / |δh| (renormalised every layer). A
-        # tangent that vanished exactly (σ_w = 0, every ReLU dead) stays 0: its growth is
-        # log 0 = −∞ at every later layer, so λ_L = −∞, and no 0/0 NaN is made.
-        ws = tile.w_scale[rows].reshape(p, r)[:, 2].astype(np.float64)
+        # tangent that vanished exactly stays 0 (never 0/0); a lost one (overflow) becomes NaN,
+        # so its λ stays NaN (tangent_growth).
         scale = np.divide(ws, norm, out=np.zeros_like(ws), where=norm > 0)
+        scale[lost] = np.nan
         np.multiply(t, scale.astype(h.dtype)[:, None], out=x3[:, 2])
         if rec:
             # observables accumulate in float64 (the per-layer norms above stay in the compute
@@ -265,8 +311,10 @@ def propagate_network(
     One dict per group: each observable of ``probes.observables()`` as an array
     (P, len(record_layers)) of ``dtype``, and ``nonfinite_layer`` (P,) int32: the first layer
     at which one of the point's pre-activation vectors has a squared norm that is not a finite
-    number of ``dtype`` (a non-finite entry, or an overflow; 0: none). Non-finite values
-    are kept in the observables, never dropped.
+    number of ``dtype`` (a non-finite entry, or an overflow; 0: none) and, with the pair
+    probe, ``underflow_layer`` (P,) int32: the first layer at which the tangent vanished by
+    underflow (:func:`tangent_growth`; 0: none). Non-finite values are kept in the
+    observables, never dropped; λ is NaN from a lost or underflowed tangent on.
     """
     dt = np.dtype(dtype)
     n = int(width)
@@ -328,5 +376,7 @@ def propagate_network(
         p = len(sw)
         res = {k: np.concatenate([t.out[k] for t in mine])[:p] for k in names}
         res["nonfinite_layer"] = np.concatenate([t.first_nonfinite for t in mine])[:p]
+        if probes.pair:
+            res["underflow_layer"] = np.concatenate([t.first_underflow for t in mine])[:p]
         results.append(res)
     return results

@@ -28,6 +28,7 @@ from pipeline.experiments.propagation.probes import (
 from pipeline.experiments.propagation.reference import TILE_ROWS, propagate_network
 from pipeline.gpu.backend import resolve_backend
 from pipeline.spec.fields import Axis, AxisRule, bounded_number, check_keys, positive_int
+from pipeline.spec.limits import MAX_RECORDED
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -43,8 +44,11 @@ GPU_PEAK_FLOPS = {"float32": 60e12, "float64": 30e12}
 GPU_EFFICIENCY = 0.7
 GPU_SUSTAINED_FLOPS = {k: GPU_EFFICIENCY * v for k, v in GPU_PEAK_FLOPS.items()}
 
+# CF attributes (CF 1.10): a long_name on every coordinate and variable, UDUNITS units ("1"
+# for dimensionless numbers: widths, scales, logs; natural-log quantities name their nepers
+# in the long_name), no units on strings.
 AXIS_RULES = (
-    AxisRule("width", "int", low=1, default=None, long_name="width N", units="1"),
+    AxisRule("width", "int", low=1, default=None, long_name="width N (units per layer)"),
     AxisRule(
         "alpha",
         "float",
@@ -53,7 +57,6 @@ AXIS_RULES = (
         low_open=True,
         default=(2.0,),
         long_name="tail index α of the α-stable weights",
-        units="1",
     ),
     AxisRule(
         "seed",
@@ -62,15 +65,15 @@ AXIS_RULES = (
         high=2**64 - 1,
         default=(0,),
         long_name="seed of the quenched disorder",
-        units="1",
+        dtype="uint64",  # seeds >= 2**63 exact and distinct
     ),
     AxisRule(
         "activation",
         "str",
         choices=ACTIVATION_NAMES,
         default=("tanh",),
-        long_name="activation φ",
-        units="1",
+        long_name="activation function φ",
+        units=None,
     ),
     AxisRule(
         "sigma_w",
@@ -79,7 +82,7 @@ AXIS_RULES = (
         squared_name="sigma_w2",
         default=None,
         long_name="weight scale σ_w",
-        units="1",
+        squared_long_name="weight variance σ_w²",
     ),
     AxisRule(
         "sigma_b",
@@ -88,30 +91,40 @@ AXIS_RULES = (
         squared_name="sigma_b2",
         default=(0.0,),
         long_name="bias scale σ_b",
-        units="1",
+        squared_long_name="bias variance σ_b²",
     ),
 )
 
 VARIABLE_DOCS = {
-    "q": ("mean squared pre-activation q = mean_i (h_a,i)^2 of input a", "1"),
-    "c": ("correlation c = <h_a, h_b> / (|h_a| |h_b|)", "1"),
-    "dist": ("squared distance mean_i (h_a,i - h_b,i)^2", "1"),
-    "lyap_growth": ("one-layer log growth log(|dh^l| / |dh^(l-1)|) of the tangent", "nepers"),
-    "lyapunov": (
-        "finite-depth Lyapunov exponent: mean of lyap_growth over layers 1..l",
-        "nepers per layer",
-    ),
-    "cv": (
-        "coefficient of variation std_k D_k / mean_k D_k of neighbour distances on the "
-        "propagated circle",
+    "q": ("mean squared pre-activation q of input a", "1"),
+    "c": ("correlation c of the pre-activations of inputs a and b", "1"),
+    "dist": ("mean squared distance of the pre-activations of inputs a and b", "1"),
+    "lyap_growth": ("one-layer log growth of the tangent vector (nepers)", "1"),
+    "lyapunov": ("finite-depth Lyapunov exponent λ_l (nepers per layer)", "1"),
+    "cv": ("coefficient of variation of neighbour distances on the propagated circle", "1"),
+    "eff_rank": ("numerical rank of the m × N post-activation batch matrix", "1"),
+    "participation_ratio": ("participation ratio of the batch matrix's singular values", "1"),
+    "nonfinite_layer": (
+        "first layer with a non-finite or overflowed pre-activation (λ is NaN from there; "
+        "0: none; -1: not computed)",
         "1",
     ),
-    "eff_rank": ("numerical rank of the m x N post-activation batch matrix", "1"),
-    "participation_ratio": (
-        "participation ratio (sum s_i^2)^2 / sum s_i^4 of the batch matrix's singular values",
+    "underflow_layer": (
+        "first layer at which the tangent underflowed to 0 although σ_w > 0 (saturated φ'; λ is "
+        "NaN from there; 0: none; -1: not computed or written before this variable existed)",
         "1",
     ),
 }
+"""Per variable: (long_name, UDUNITS units) in the store; the formulas are in
+docs/conventions.md, section 2.4."""
+
+FLAG_VARIABLES = ("nonfinite_layer", "underflow_layer")
+"""Per-point int32 flags (no ``layer`` dim): the first layer of an event, 0 none, -1 not
+computed. ``underflow_layer`` exists with the pair probe (it is about the tangent)."""
+
+
+def _flags(probes: Probes) -> tuple[str, ...]:
+    return FLAG_VARIABLES if probes.pair else FLAG_VARIABLES[:1]
 
 
 @dataclass(frozen=True)
@@ -162,15 +175,27 @@ def _parse_probes(raw: Any) -> Probes:
     return Probes(**out)
 
 
+def _check_recorded(n: int, field_name: str) -> None:
+    """Refuse more than MAX_RECORDED recorded layers before their list is built."""
+    if n > MAX_RECORDED:
+        raise SpecError(
+            field_name,
+            f"{n:,} recorded layers; the limit is {MAX_RECORDED:,} "
+            "(record 'last', or {every: k} with a larger k)",
+        )
+
+
 def _parse_record_layers(raw: Any, depth: int) -> tuple[int, ...]:
     field_name = "record_layers"
     if raw is None or raw == "all":
+        _check_recorded(depth, field_name)
         return tuple(range(1, depth + 1))
     if raw == "last":
         return (depth,)
     if isinstance(raw, Mapping):
         check_keys(raw, ("every",), field_name)
         every = positive_int(raw.get("every"), f"{field_name}.every", 1)
+        _check_recorded(depth // every + 1, field_name)
         layers = list(range(every, depth + 1, every))
         if not layers or layers[-1] != depth:
             layers.append(depth)
@@ -223,21 +248,15 @@ class PropagationExperiment(Experiment):
         return 1
 
     def variables(self, spec: SweepSpec) -> list[Variable]:
-        """Observables of the chosen probes (with a ``layer`` dim) plus ``nonfinite_layer``."""
+        """Observables of the chosen probes (with a ``layer`` dim) plus the flags
+        (:data:`FLAG_VARIABLES`: ``nonfinite_layer``; ``underflow_layer`` with the pair probe)."""
         out = [
             Variable(name, ("layer",), VARIABLE_DOCS[name][0], VARIABLE_DOCS[name][1])
             for name in spec.params.probes.observables()
         ]
-        out.append(
-            Variable(
-                "nonfinite_layer",
-                (),
-                "first layer with a non-finite pre-activation (0: none; -1: not computed)",
-                "1",
-                dtype="int32",
-                fill=-1,
-            )
-        )
+        for name in _flags(spec.params.probes):
+            doc, units = VARIABLE_DOCS[name]
+            out.append(Variable(name, (), doc, units, dtype="int32", fill=-1))
         return out
 
     def extra_coords(self, spec: SweepSpec) -> dict[str, tuple[np.ndarray, dict[str, str]]]:
@@ -245,7 +264,7 @@ class PropagationExperiment(Experiment):
         return {
             "layer": (
                 np.asarray(spec.params.record_layers, np.int32),
-                {"long_name": "layer l (1 = first hidden layer)", "units": "1"},
+                {"long_name": "layer l (1: the first hidden layer)", "units": "1"},
             )
         }
 
@@ -315,7 +334,9 @@ class PropagationExperiment(Experiment):
         n_rec = len(p.record_layers)
         obs = p.probes.observables()
         out = {k: np.full((*shape, n_rec), np.nan, spec.dtype) for k in obs}
-        out["nonfinite_layer"] = np.full(shape, -1, np.int32)
+        flags = _flags(p.probes)
+        for name in flags:
+            out[name] = np.full(shape, -1, np.int32)
 
         ax_sw, ax_sb = spec.axis("sigma_w"), spec.axis("sigma_b")
         sw_vals = np.asarray(coords[ax_sw.name], np.float64)
@@ -349,9 +370,8 @@ class PropagationExperiment(Experiment):
                             out[k][iw, ia, i_s, ig] = r[k].reshape(
                                 len(sw_vals), len(sb_vals), n_rec
                             )
-                        out["nonfinite_layer"][iw, ia, i_s, ig] = r["nonfinite_layer"].reshape(
-                            len(sw_vals), len(sb_vals)
-                        )
+                        for name in flags:
+                            out[name][iw, ia, i_s, ig] = r[name].reshape(len(sw_vals), len(sb_vals))
         return out
 
     # ---- optional hooks --------------------------------------------------------------------
@@ -370,6 +390,7 @@ class PropagationExperiment(Experiment):
         return spec.axis("sigma_w").name, spec.axis("sigma_b").name
 
     field_description = "sign of λ_L at the deepest layer"
+    display_label = "λ_L (nepers per layer)"
 
     def signed_field(self, spec: SweepSpec, ds: xr.Dataset) -> xr.DataArray:
         """λ_L at the deepest recorded layer: > 0 chaotic, <= 0 ordered."""

@@ -1,10 +1,11 @@
 """The summary of a propagation store: where λ_L changes sign vs mean-field theory.
 
-For every (width, α = 2, activation, σ_b) line of the grid, the measured order-to-chaos
+For every (width, α, activation, σ_b) line of the grid, the measured order-to-chaos
 transition is the σ_w at which the seed-averaged finite-depth Lyapunov exponent λ_L (the
 ``lyapunov`` variable at the deepest recorded layer) crosses zero, by linear interpolation
-along σ_w; the mean-field value is the σ_w with χ1 = 1
-(:func:`pipeline.numerics.theory.critical_sigma_w`).
+along σ_w; the mean-field value is the σ_w with χ1 = 1 at α = 2 and the Lévy ordered
+transition (q* = 0.01) for α < 2, as in ``sweep analyze``
+(:func:`pipeline.analysis.regimes.theory_sigma_w`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import math
 import numpy as np
 import xarray as xr
 
-from pipeline.analysis.regimes import zero_crossings
+from pipeline.analysis.regimes import theory_sigma_w, zero_crossings
 
 __all__ = ["format_summary", "lyapunov_crossings"]
 
@@ -24,9 +25,9 @@ def lyapunov_crossings(ds: xr.Dataset) -> list[dict]:
 
     Needs the ``lyapunov`` variable (pair probe). σ values are scales (a ``sigma_w2`` axis
     is converted with a square root). Rows hold ``sigma_w_measured`` (first zero crossing
-    along σ_w, NaN if none) and ``sigma_w_theory`` (NaN where α ≠ 2).
+    along σ_w, NaN if none) and ``sigma_w_theory`` (χ1 = 1 at α = 2, the Lévy ordered
+    transition for α < 2; NaN where there is none).
     """
-    from pipeline.numerics.theory import critical_sigma_w
 
     sw_dim = "sigma_w2" if "sigma_w2" in ds.dims else "sigma_w"
     sb_dim = "sigma_b2" if "sigma_b2" in ds.dims else "sigma_b"
@@ -43,12 +44,7 @@ def lyapunov_crossings(ds: xr.Dataset) -> list[dict]:
                         {"width": width, "alpha": alpha, "activation": act, sb_dim: sb_val}
                     ).values
                     cross = zero_crossings(sw, y)
-                    theory = np.nan
-                    if float(alpha) == 2.0:
-                        try:
-                            theory = float(critical_sigma_w(sb, str(act)))
-                        except (ValueError, RuntimeError):
-                            theory = np.nan
+                    theory = theory_sigma_w(float(alpha), str(act), sb)
                     rows.append(
                         {
                             "width": int(width),
@@ -62,6 +58,35 @@ def lyapunov_crossings(ds: xr.Dataset) -> list[dict]:
     return rows
 
 
+def flag_notes(ds: xr.Dataset, last: xr.DataArray) -> list[str]:
+    """One line per kind of point that is not a plain number, with its count (networks =
+    grid points × seeds): λ_L = −∞ (ordered: σ_w = 0 or every ReLU unit dead), overflow
+    (``nonfinite_layer``: λ_L is NaN, never ordered), underflow of the tangent
+    (``underflow_layer``: tanh/erf saturated, λ_L is NaN, never ordered)."""
+    notes = []
+    n_dead = int(np.isneginf(last).sum())
+    if n_dead:
+        notes.append(
+            f"{n_dead} of {last.size} networks have λ_L = −∞: the tangent vector vanished "
+            "exactly (σ_w = 0, or every ReLU unit dead); they are ordered"
+        )
+    nf = ds.get("nonfinite_layer")
+    if nf is not None and int((nf > 0).sum()):
+        notes.append(
+            f"{int((nf > 0).sum())} of {nf.size} networks overflowed (a pre-activation not "
+            "finite in the dtype, see 'nonfinite_layer'): λ_L is NaN there, neither ordered "
+            "nor chaotic; the values are kept in the store"
+        )
+    uf = ds.get("underflow_layer")
+    if uf is not None and int((uf > 0).sum()):
+        notes.append(
+            f"{int((uf > 0).sum())} of {uf.size} networks saturated (the tangent underflowed "
+            "to 0 although φ' > 0, see 'underflow_layer'): λ_L is NaN there, neither ordered "
+            "nor chaotic; float64 or a smaller σ_w resolves them"
+        )
+    return notes
+
+
 def format_summary(ds: xr.Dataset) -> str:
     """The table ``sweep run`` and ``sweep summary`` print for a propagation store."""
     if "lyapunov" not in ds:
@@ -69,7 +94,8 @@ def format_summary(ds: xr.Dataset) -> str:
     depth = int(ds["layer"].values[-1])
     lines = [
         f"Order-to-chaos transition: σ_w where λ_L (L = {depth}, mean over "
-        f"{ds.sizes['seed']} seed(s)) changes sign, vs mean field (χ1 = 1)",
+        f"{ds.sizes['seed']} seed(s)) changes sign, vs mean field (χ1 = 1 at α = 2, the "
+        "Lévy ordered transition q* = 0.01 for α < 2)",
         f"{'width':>6} {'alpha':>5} {'act':>6} {'σ_b':>7} {'σ_w measured':>13} "
         f"{'σ_w theory':>11} {'diff':>8}",
     ]
@@ -81,18 +107,5 @@ def format_summary(ds: xr.Dataset) -> str:
             f"{fmt(r['sigma_w_measured']):>13} {fmt(r['sigma_w_theory']):>11} {fmt(diff):>8}"
         )
     last = ds["lyapunov"].isel(layer=-1)
-    n_dead = int(np.isneginf(last).sum())
-    if n_dead:
-        lines.append(
-            f"note: {n_dead} of {last.size} networks (grid points × seeds) have λ_L = −∞: the "
-            "tangent vector vanished exactly (σ_w = 0, or every unit dead); they are ordered"
-        )
-    nf = ds.get("nonfinite_layer")
-    if nf is not None:
-        n_bad = int((nf > 0).sum())
-        if n_bad:
-            lines.append(
-                f"note: {n_bad} grid points hold non-finite values "
-                "(see 'nonfinite_layer'); they are kept in the store"
-            )
+    lines += [f"note: {text}" for text in flag_notes(ds, last)]
     return "\n".join(lines)

@@ -10,6 +10,8 @@ test run.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from pipeline.numerics.activations import ACTIVATIONS
@@ -22,14 +24,14 @@ _SQRT2 = 1.4142135623730951
 _TANH, _RELU, _SIGMOID = (ACTIVATIONS[n].kernel_id for n in ("tanh", "relu", "sigmoid"))
 
 
-def _train_phi(z: np.ndarray, act: int) -> np.ndarray:
+def _train_phi(z: np.ndarray, act: int, tanh: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     t_ = z.dtype.type
     if act == _TANH:  # tanh(√2 z)
-        return np.tanh(t_(_SQRT2) * z)
+        return tanh(t_(_SQRT2) * z)
     if act == _RELU:  # √2 relu(z), NaN propagates
         return t_(_SQRT2) * np.where((z > 0) | np.isnan(z), z, t_(0))
     if act == _SIGMOID:
-        return t_(0.5) * (t_(1) + np.tanh(t_(0.5) * z))
+        return t_(0.5) * (t_(1) + tanh(t_(0.5) * z))
     return z
 
 
@@ -58,14 +60,18 @@ def run_train_kernel(
     steps: int,
     minibatch: int,
     act: int,
+    *,
+    tanh: Callable[[np.ndarray], np.ndarray] = np.tanh,
 ) -> np.ndarray:
     """NumPy twin of a ``ps_train_*`` launch (``train.cu``): losses (P, steps) float64.
 
     Vectorised over points (axis 0) and lanes (axis 1: lane j owns hidden unit j); per lane
     the kernel's algorithm in its order: sequential sums over rows and over i, the xor
     butterfly for the output, the recursive-halving reduce-scatter for dL/da of hidden
-    layers, masked padding lanes (j ≥ n). The kernel contracts a·b + c into FMAs, this does
-    not: the two agree to rounding, not bit for bit.
+    layers, masked padding lanes (j ≥ n). The kernel is compiled with ``--fmad=false``, so
+    every product rounds before it is added, here too: the only difference left is the math
+    library's ``tanh`` (NumPy's by default; ``tanh=`` takes another, e.g. CUDA's own from
+    :mod:`pipeline.gpu.host_build`, which makes this the kernel's arithmetic throughout).
     """
     lanes = int(name.split("_n")[1].split("_")[0])
     depth = int(name.rsplit("_d", 1)[1])
@@ -99,13 +105,13 @@ def run_train_kernel(
             for i in range(n):
                 acc = acc + xr[i] * mats[0][:, :, i]
             zs = [acc * inv]
-            as_ = [np.where(real, _train_phi(zs[0], act), t_(0))]
+            as_ = [np.where(real, _train_phi(zs[0], act, tanh), t_(0))]
             for h in range(1, depth - 1):
                 s = np.zeros((p, lanes), dt)
                 for i in range(n):
                     s = s + as_[-1][:, i : i + 1] * mats[h][:, :, i]
                 zs.append(s * inv)
-                as_.append(np.where(real, _train_phi(zs[-1], act), t_(0)))
+                as_.append(np.where(real, _train_phi(zs[-1], act, tanh), t_(0)))
             s = np.where(real, as_[-1] * wd, t_(0))
             o = lanes // 2
             while o:

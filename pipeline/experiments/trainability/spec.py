@@ -33,7 +33,8 @@ from pipeline.experiments.trainability.reference import (
 )
 from pipeline.experiments.trainability.reference import train_points as _train_points
 from pipeline.gpu.backend import resolve_backend
-from pipeline.spec.fields import Axis, AxisRule
+from pipeline.spec.fields import Axis, AxisRule, positive_int
+from pipeline.spec.limits import MAX_RECORDED
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -50,26 +51,24 @@ def signed_log(score: np.ndarray) -> np.ndarray:
     return np.sign(s) * np.log1p(np.abs(s))
 
 
+# CF attributes: see pipeline/experiments/propagation/spec.py (log10 axes are dimensionless)
 NETWORK_RULES = (
-    AxisRule("width", "int", low=1, default=(8,), long_name="width n", units="1"),
-    AxisRule(
-        "depth", "int", low=1, default=(2,), long_name="number of weight matrices D", units="1"
-    ),
+    AxisRule("width", "int", low=1, default=(8,), long_name="width n (units per layer)"),
+    AxisRule("depth", "int", low=1, default=(2,), long_name="number of weight matrices D"),
     AxisRule(
         "activation",
         "str",
         choices=tuple(TRAIN_ACTIVATIONS),
         default=("tanh",),
-        long_name="activation φ",
-        units="1",
+        long_name="activation function φ",
+        units=None,
     ),
     AxisRule(
         "eps",
         "float",
         low=0,
         default=(0.0,),
-        long_name="perturbation ε of the initial weights",
-        units="1",
+        long_name="perturbation scale ε of the initial weights",
     ),
     AxisRule(
         "seed",
@@ -78,7 +77,7 @@ NETWORK_RULES = (
         high=2**64 - 1,
         default=(0,),
         long_name="seed of weights and data",
-        units="1",
+        dtype="uint64",  # seeds >= 2**63 exact and distinct
     ),
 )
 PLANE_RULES = {
@@ -87,15 +86,13 @@ PLANE_RULES = {
             "lr_in",
             "float",
             default=None,
-            long_name="log10 learning rate of even (input) layers",
-            units="log10",
+            long_name="log10 of the learning rate of the even (input) layers",
         ),
         AxisRule(
             "lr_out",
             "float",
             default=None,
-            long_name="log10 learning rate of odd (output) layers",
-            units="log10",
+            long_name="log10 of the learning rate of the odd (output) layers",
         ),
     ),
     "offset_vs_lr": (
@@ -104,14 +101,12 @@ PLANE_RULES = {
             "float",
             default=None,
             long_name="offset of the input-layer weights at initialisation",
-            units="1",
         ),
         AxisRule(
             "lr",
             "float",
             default=None,
-            long_name="log10 learning rate of all layers",
-            units="log10",
+            long_name="log10 of the learning rate of all layers",
         ),
     ),
 }
@@ -156,9 +151,7 @@ class TrainabilityExperiment(Experiment):
         self, raw: Mapping[str, Any], axes: tuple[Axis, ...]
     ) -> tuple[TrainabilityParams, dict[str, Any]]:
         """Validate ``steps``, ``dataset``, ``mode`` and ``keep_trajectory``."""
-        steps = raw.get("steps", 100)
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise SpecError("steps", f"value {steps!r} is not an integer >= 1")
+        steps = positive_int(raw.get("steps", 100), "steps", 1)
         dataset = raw.get("dataset", "full")
         if dataset not in DATASETS:
             raise SpecError(
@@ -167,6 +160,12 @@ class TrainabilityExperiment(Experiment):
         keep = raw.get("keep_trajectory", False)
         if not isinstance(keep, bool):
             raise SpecError("keep_trajectory", f"value {keep!r} is not true or false")
+        if keep and steps > MAX_RECORDED:  # one entry of the `step` dim per step
+            raise SpecError(
+                "steps",
+                f"value {steps:,} with keep_trajectory: true; the limit is {MAX_RECORDED:,} "
+                "kept steps",
+            )
         params = TrainabilityParams(steps, dataset, _mode(raw), keep)
         canonical = {
             "steps": steps,
@@ -195,10 +194,11 @@ class TrainabilityExperiment(Experiment):
             Variable(
                 "converged",
                 (),
-                "1 if the mean of the last 20 normalised losses is < 1 (-1: not computed)",
-                "1",
+                "whether the mean of the last 20 normalised losses is < 1",
+                None,
                 dtype="int8",
-                fill=-1,
+                fill=-1,  # not computed yet
+                flags=((0, "diverged"), (1, "converged")),
             ),
             Variable("final_loss", (), "normalised loss before the last step", "1"),
         ]
@@ -308,6 +308,7 @@ class TrainabilityExperiment(Experiment):
         return spec.params.plane
 
     field_description = "sign of the trainability score"
+    display_label = "sign(score)·log(1 + |score|)"
 
     def signed_field(self, spec: SweepSpec, ds: xr.Dataset) -> xr.DataArray:
         """The score: < 0 converged, > 0 diverged."""
