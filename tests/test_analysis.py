@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import math
-import sys
-import tracemalloc
-from pathlib import Path
 
-import dask.array as da
 import numpy as np
 import pytest
 import xarray as xr
-import zarr
 
 from pipeline import rng, theory
 from pipeline.analysis import (
-    boundary_mask,
-    box_counting_dimension,
-    box_counts,
-    box_counts_lazy,
-    dimension_from_counts,
     measured_critical_line,
     regime_area,
     regime_maps,
-    sohl_dickstein_dimension,
-    uncertainty_exponent,
 )
 from pipeline.cli import main
 from pipeline.experiments.propagation.probes import PairProbe, Probes
@@ -37,9 +25,6 @@ from pipeline.numerics.levy import (
     levy_scale_star,
     ordered_transition_sigma_w,
 )
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _shapes import disk, koch_snowflake, quadratic_koch, tilted_line  # noqa: E402
 
 # ------------------------------------------------------------------------------ Lévy theory
 
@@ -190,141 +175,3 @@ def test_sweep_analyze_writes_group(sweep, tmp_path, capsys):
     assert "lyapunov" in main_ds and "analysis" not in main_ds.data_vars
     np.testing.assert_array_equal(main_ds["lyapunov"].values, sweep["lyapunov"].values)
     assert main(["analyze", str(tmp_path / "nope.zarr")]) == 2
-
-
-# ----------------------------------------------------------------------- fractal dimensions
-
-LOG4_3 = math.log(4) / math.log(3)
-
-
-@pytest.fixture(scope="module")
-def shapes() -> dict[str, tuple[np.ndarray, float]]:
-    return {
-        "disk": (disk(), 1.0),
-        "line": (tilted_line(), 1.0),
-        "quadratic_koch": (quadratic_koch(5, 1), 1.5),
-        "koch_snowflake": (koch_snowflake(7, 1500), LOG4_3),
-    }
-
-
-@pytest.mark.parametrize("name", ["disk", "line", "quadratic_koch", "koch_snowflake"])
-def test_box_counting_dimension_of_known_shapes(shapes, name):
-    f, truth = shapes[name]
-    est = box_counting_dimension(f)
-    assert abs(est.estimate - truth) < 0.05, (est.estimate, est.fit_scales)
-    assert est.interval[0] <= truth <= est.interval[1], est.interval
-    x, y = est.loglog()
-    assert x.size == est.scales.size and np.all(np.diff(y) <= 0)
-
-
-@pytest.mark.parametrize("name", ["disk", "line", "quadratic_koch", "koch_snowflake"])
-def test_uncertainty_exponent_of_known_shapes(shapes, name):
-    f, truth = shapes[name]
-    est = uncertainty_exponent(f)
-    assert abs(est.estimate - truth) < 0.1, est.estimate
-
-
-def test_uncertainty_exponent_of_a_callable_field():
-    def g(x, y):  # a circle of radius 1: D = 1
-        return 1.0 - np.hypot(x, y)
-
-    est = uncertainty_exponent(g, eps=np.geomspace(1e-4, 1e-2, 6), bounds=(-2, 2, -2, 2))
-    assert abs(est.estimate - 1.0) < 0.1
-
-
-def test_sohl_dickstein_estimator_pools_frames(shapes):
-    f, truth = shapes["quadratic_koch"]
-    h = f.shape[0]
-    frames = [f, f[: h // 2, : h // 2], f[h // 4 : 3 * h // 4, h // 4 : 3 * h // 4]]
-    est = sohl_dickstein_dimension(frames)
-    assert est.method == "sohl-dickstein-2024"
-    assert abs(est.estimate - truth) < 0.1
-    assert est.extra["local_slopes"].size > 9
-
-
-def test_sohl_dickstein_estimator_on_smooth_frames_and_its_size_limit():
-    """Circles (D = 1) at 512 px: within 0.05, interval covering 1. Frames under 160 px
-    (the largest box a quarter of the side, a factor 4 above the 10 px smallest) are refused
-    instead of pooling the 0-slopes of counts that are 1 at any boundary."""
-    y, x = np.mgrid[-1:1:512j, -1:1:512j]
-    circles = [0.7 - np.hypot(x - 0.1 * k, y) for k in range(3)]
-    est = sohl_dickstein_dimension(circles)
-    assert abs(est.estimate - 1.0) < 0.05 and est.interval[0] <= 1.0 <= est.interval[1]
-    assert est.scales.max() <= 512 // 4
-    with pytest.raises(ValueError, match="must be >= 160 px"):
-        sohl_dickstein_dimension([c[::4, ::4] for c in circles])  # 128 px
-
-
-def test_boundary_mask_and_nan():
-    f = np.array([[1.0, 1.0, -1.0], [1.0, np.nan, -1.0], [1.0, 1.0, 1.0]])
-    assert not boundary_mask(f).any()  # every 2×2 neighbourhood touches the NaN
-    f[1, 1] = 1.0
-    np.testing.assert_array_equal(boundary_mask(f), [[False, True], [False, True]])
-    with pytest.raises(ValueError, match="too small"):
-        box_counting_dimension(np.ones((64, 64)))
-
-
-def test_box_counts_lazy_over_a_chunked_zarr_field(tmp_path):
-    """8192 × 8192 float32 field (256 MiB) written chunk-wise, counted chunk by chunk."""
-    n, c = 8192, 1024
-
-    def gen(block_info=None):
-        (r0, r1), (c0, c1) = block_info[None]["array-location"]
-        y, x = np.mgrid[r0:r1, c0:c1].astype(np.float32)
-        return (
-            np.sin(x / 97.0) + np.sin(y / 61.0) + 0.5 * np.sin((x + 2 * y) / 13.0) - 0.2
-        ).astype(np.float32)
-
-    lazy = da.map_blocks(gen, dtype=np.float32, chunks=((c,) * (n // c), (c,) * (n // c)))
-    da.to_zarr(lazy, str(tmp_path / "f.zarr"), overwrite=True)
-    z = zarr.open_array(str(tmp_path / "f.zarr"), mode="r")
-    tracemalloc.start()
-    try:
-        sizes, counts = box_counts_lazy(da.from_zarr(z))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    chunk_bytes = c * c * 4
-    assert peak < 12 * chunk_bytes, peak / 2**20  # ~24 MiB measured; the field is 256 MiB
-    full = z[...]
-    s2, n2 = box_counts(boundary_mask(full), sizes.astype(int))
-    np.testing.assert_array_equal(counts, n2)
-    assert dimension_from_counts(sizes, counts).estimate == pytest.approx(
-        dimension_from_counts(s2, n2).estimate
-    )
-    with pytest.raises(ValueError, match="do not divide"):
-        box_counts_lazy(da.from_zarr(z), sizes=[3])
-
-
-@pytest.mark.slow
-def test_box_counting_of_a_zarr_field_over_4_gib_in_bounded_memory(tmp_path):
-    """A 34816 × 34816 float32 field (4.5 GiB; ±1 values, so it is small on disk), generated
-    and counted chunk by chunk, with peak traced memory under 1.5 GiB; its dimension over
-    the common scales equals the in-memory estimate on a 16× downsampled copy."""
-    n, c, k = 17 * 2048, 2048, 16
-
-    def gen(block_info=None):
-        (r0, r1), (c0, c1) = block_info[None]["array-location"]
-        y = np.arange(r0, r1, dtype=np.float32)[:, None]
-        x = np.arange(c0, c1, dtype=np.float32)[None, :]
-        f = np.sin(x / 1500.0) + np.sin(y / 900.0) + 0.5 * np.sin((x + 2 * y) / 400.0) - 0.2
-        return np.where(f > 0, np.float32(1), np.float32(-1))
-
-    lazy = da.map_blocks(gen, dtype=np.float32, chunks=((c,) * (n // c), (c,) * (n // c)))
-    assert lazy.nbytes > 4.5 * 2**30
-    tracemalloc.start()
-    try:
-        da.to_zarr(lazy, str(tmp_path / "big.zarr"), overwrite=True)
-        z = zarr.open_array(str(tmp_path / "big.zarr"), mode="r")
-        sizes, counts = box_counts_lazy(da.from_zarr(z), sizes=[k * 2**j for j in range(8)])
-        small = z[::k, ::k]  # the downsampled copy (read chunk by chunk by zarr)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < 1.5 * 2**30, peak / 2**20
-    s_small, n_small = box_counts(boundary_mask(small), (sizes // k).astype(int))
-    full = dimension_from_counts(sizes, counts, fit_range=(0, len(sizes) - 1))
-    down = dimension_from_counts(s_small, n_small, fit_range=(0, len(sizes) - 1))
-    assert full.estimate == pytest.approx(down.estimate, abs=0.02)
-    # a smooth but wiggly curve: D is 1 below its curvature scale, a little more across it
-    assert 1.0 <= full.estimate < 1.25, full.estimate

@@ -4,6 +4,7 @@ the paper workflows run at smoke scale and render a PNG with labelled axes and c
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -352,7 +353,11 @@ def test_zoom_store_renders_frames_with_dimensions(name, zoom_stores, tmp_path):
     check_png(tmp_path / "z" / "zoom_frames.png")
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("zoom: frame")]
     assert len(lines) == 3, out.stdout
-    assert all("box-counting D " in ln and "[" in ln for ln in lines), out.stdout
+    assert all("(box counting)" in ln and "D = " in ln for ln in lines), out.stdout
+    # one interval per boundary: the figure's frame titles print the numbers the lines print
+    values = [re.search(r"D = [0-9.]+ \[[0-9.]+, [0-9.]+\]", ln).group(0) for ln in lines]
+    assert [v in t for v, t in zip(values, [t for t in titles if t.startswith("frame ")],
+                                   strict=True)] == [True] * 3  # fmt: skip
     # each window is half the previous one, centred on the previous frame's boundary
     a = "sigma_w" if name.startswith("dinverno") else "lr_in"
     widths = [float(f[a][-1] - f[a][0]) for f in frames]
@@ -514,6 +519,9 @@ def test_every_store_kind_is_cf_conventional(smoke_stores, zoom_stores, tmp_path
         analyze(ds).to_zarr(tmp_path / f"{name}.zarr", mode="w", consolidated=False)
         an = xr.open_zarr(tmp_path / f"{name}.zarr", consolidated=False)
         check_cf(an, f"analysis of {name}")
+        for flag, yes in (("disagree", "disagree"), ("drifting", "drifting")):
+            v = an[f"boundary_dimension_{flag}"]
+            assert bool(((v.cf == yes) == (v == 1)).all()), (name, flag)
     regimes = an = xr.open_zarr(tmp_path / "propagation.zarr", consolidated=False).regime_lyapunov
     assert bool(((regimes.cf == "ordered") == (regimes == ORDERED)).all())
     assert bool(((regimes.cf == "chaotic") == (regimes == CHAOTIC)).all())
@@ -528,7 +536,7 @@ def test_every_store_kind_is_cf_conventional(smoke_stores, zoom_stores, tmp_path
 
 
 def test_analyze_a_trainability_store_and_the_levy_line_in_summaries(smoke_stores, tmp_path):
-    from pipeline.analysis import box_counting_dimension
+    from pipeline.analysis import boundary_dimension
     from pipeline.analysis.report import analyze, format_analysis
     from pipeline.experiments.propagation.summary import format_summary, lyapunov_crossings
     from pipeline.numerics.levy import ordered_transition_sigma_w
@@ -537,17 +545,31 @@ def test_analyze_a_trainability_store_and_the_levy_line_in_summaries(smoke_store
     # boundary dimensions make sense for the trainability plane too: one per image
     ds = open_sweep(smoke_stores["sohl_dickstein2024_trainability"])
     an = analyze(ds)
+    flags = ("needed_side", "disagree", "drifting", "report")
     assert set(an.data_vars) == {
-        "boundary_dimension", "boundary_dimension_low", "boundary_dimension_high"
+        "boundary_dimension", "boundary_dimension_low", "boundary_dimension_high",
+        *(f"boundary_dimension_{f}" for f in flags),
     }  # fmt: skip
     bd = an.boundary_dimension
     assert bd.sizes == {"width": 2, "depth": 1, "activation": 4, "eps": 1, "seed": 1}
+    text = format_analysis(an)
     for w in ds.width.values:
         for act in ds.activation.values:
             img = ds.score.sel(width=w, activation=act).squeeze().transpose("lr_in", "lr_out")
-            want = box_counting_dimension(img.values, min_points=3).estimate
-            assert float(bd.sel(width=w, activation=act).squeeze()) == pytest.approx(want)
-    text = format_analysis(an)
+            want = boundary_dimension(img.values)  # the report every command prints
+            got = an.sel(width=w, activation=act).squeeze()
+            assert str(got.boundary_dimension_report.values) == want.text()
+            assert want.text() in text
+            if want.estimate is None:
+                assert np.isnan(float(got.boundary_dimension))
+                continue
+            assert float(got.boundary_dimension) == pytest.approx(want.estimate.estimate)
+            assert float(got.boundary_dimension_low) == pytest.approx(want.estimate.interval[0])
+            assert int(got.boundary_dimension_needed_side) == (
+                want.needed_side if want.too_small else 0
+            )
+            assert int(got.boundary_dimension_disagree) == bool(want.disagreeing)
+            assert int(got.boundary_dimension_drifting) == want.drifting
     assert "Critical line" not in text and "Box-counting dimension of the class boundary" in text
     out = sweep("analyze", str(smoke_stores["trainability_tanh_w8"]), "--no-write", cwd=tmp_path)
     assert out.returncode == 0 and "width=8 depth=2 activation=tanh" in out.stdout, out.stderr
@@ -574,7 +596,7 @@ def test_frontier_without_a_box_counting_fit_is_the_map_alone(smoke_stores):
     from pipeline.figures.render import finish
 
     ds = open_sweep(smoke_stores["quickstart"]).isel(sigma_b=slice(0, 4))  # a 41 × 4 grid
-    assert dimension(lyapunov_plane(ds)[0]) is None
+    assert dimension(lyapunov_plane(ds)[0]).estimate is None
     fig = finish(figures.draw(ds, {"kind": "frontier"}))
     (ax,) = [ax for ax in fig.axes if not hasattr(ax, "_colorbar")]  # no empty second panel
     assert "no box-counting fit on this 41 × 4 grid" in ax.get_xlabel().replace("\n", " ")

@@ -1,25 +1,39 @@
 """Stage 5 of the pipeline: analysis of sweep stores (regime maps, critical lines, boundaries).
 
 * :mod:`.regimes`  ordered / critical / chaotic maps, measured critical lines, regime areas
-* :mod:`.fractal`  boundary masks, box counts and dimension estimators of a signed 2-D field
+* :mod:`.fractal`  boundary masks, box counts, the calibrated dimension estimators of a signed
+  2-D field, the boundary report every command prints, and the calibration battery
 * :mod:`.report`   ``sweep analyze``: all of it for a store, written to its ``analysis`` group
 
 The mean-field theories they compare against are in :mod:`pipeline.numerics` (``theory``,
 ``levy``)::
 
-    from pipeline.analysis import analyze_store, box_counting_dimension
+    from pipeline.analysis import analyze_store, boundary_dimension
     an = analyze_store("quickstart.zarr")     # also: sweep analyze STORE
+    print(boundary_dimension(field).text())   # D = 1.247 [1.214, 1.280] (box counting)
 """
 
 from pipeline.analysis.fractal import (
+    DEFAULT_ESTIMATOR,
+    ESTIMATORS,
+    BoxCounts,
     DimensionEstimate,
     boundary_mask,
     box_counting_dimension,
     box_counts,
     box_counts_lazy,
+    count_boxes,
+    count_boxes_lazy,
     dimension_from_counts,
+    dinverno_dimension,
+    estimate_dimension,
     sohl_dickstein_dimension,
     uncertainty_exponent,
+)
+from pipeline.analysis.fractal.boundary import (
+    BoundaryDimension,
+    boundary_dimension,
+    dimension_vs_resolution,
 )
 from pipeline.analysis.regimes import (
     classify_correlation,
@@ -34,7 +48,17 @@ from pipeline.analysis.regimes import (
 from pipeline.analysis.report import analyze, analyze_store, format_analysis
 
 __all__ = [
+    "DEFAULT_ESTIMATOR",
+    "ESTIMATORS",
+    "BoundaryDimension",
+    "BoxCounts",
     "DimensionEstimate",
+    "boundary_dimension",
+    "count_boxes",
+    "count_boxes_lazy",
+    "dimension_vs_resolution",
+    "dinverno_dimension",
+    "estimate_dimension",
     "analyze",
     "analyze_store",
     "boundary_mask",

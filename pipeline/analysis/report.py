@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from pipeline.analysis.fractal import box_counting_dimension
+from pipeline.analysis.fractal.boundary import boundary_dimension
 from pipeline.analysis.regimes import (
     CHAOTIC,
     CRITICAL,
@@ -50,25 +50,40 @@ REGIME_FLAGS = {"flag_values": np.array([ORDERED, CRITICAL, CHAOTIC], np.float64
 """CF flags of the regime maps (float arrays: NaN where the input is NaN)."""
 
 
+def _yes_no(no: str, yes: str) -> dict[str, Any]:
+    """CF flags of a 0/1 (int8) flag variable: 0 means ``no``, 1 means ``yes``."""
+    return {"flag_values": np.array([0, 1], np.int8), "flag_meanings": f"{no} {yes}"}
+
+
 def _boundary_dimensions(field: xr.DataArray, a: str, b: str, what: str) -> xr.Dataset:
-    """Box-counting dimension of the class boundary (sign changes in 2×2 blocks) in every
-    (a, b) slice of ``field``; NaN where the plane is too small or has no boundary."""
+    """The boundary report (:func:`~pipeline.analysis.fractal.boundary.boundary_dimension`)
+    of the class boundary (sign changes in 2×2 blocks) in every (a, b) slice of ``field``:
+    the default estimate and its 95 % interval (NaN where the plane is too small or has no
+    boundary), whether the plane is too small (the side it would need), whether the
+    estimators disagree or the dimension drifts with resolution, and the report's line."""
     other = [d for d in field.dims if d not in (a, b)]
     shape = tuple(field.sizes[d] for d in other)
-    est = np.full(shape, np.nan)
-    lo = np.full(shape, np.nan)
-    hi = np.full(shape, np.nan)
+    est, lo, hi = (np.full(shape, np.nan) for _ in range(3))
+    need = np.zeros(shape, np.int64)
+    disagree = np.zeros(shape, np.int8)
+    drift = np.zeros(shape, np.int8)
+    text = np.full(shape, "", dtype=object)
     small = field.sizes[a] < MIN_PIXELS or field.sizes[b] < MIN_PIXELS
     if not small:
         for idx in np.ndindex(shape):
             sl = field.isel(dict(zip(other, idx, strict=True))).transpose(a, b).values
-            try:
-                d = box_counting_dimension(sl, min_points=3)
-            except ValueError:
+            r = boundary_dimension(sl)
+            text[idx] = r.text()
+            if r.estimate is None:
                 continue
-            est[idx], (lo[idx], hi[idx]) = d.estimate, d.interval
+            est[idx], (lo[idx], hi[idx]) = r.estimate.estimate, r.estimate.interval
+            need[idx] = r.needed_side if r.too_small else 0
+            disagree[idx], drift[idx] = bool(r.disagreeing), r.drifting
     coords = {d: field[d] for d in other}
-    method = f"box counting of the 2x2 blocks that hold both classes ({what})"
+    method = (
+        "calibrated box counting (pipeline.analysis.fractal) of the 2x2 blocks that hold both "
+        f"classes ({what})"
+    )
     return xr.Dataset(
         {
             "boundary_dimension": (
@@ -89,6 +104,38 @@ def _boundary_dimensions(field: xr.DataArray, a: str, b: str, what: str) -> xr.D
                 other,
                 hi,
                 {"long_name": "boundary_dimension: high end of its 95 % interval", "units": "1"},
+            ),
+            "boundary_dimension_needed_side": (
+                other,
+                need,
+                {
+                    "long_name": "grid points per axis a trustworthy boundary_dimension needs "
+                    "(0: enough)",
+                    "units": "1",
+                },
+            ),
+            "boundary_dimension_disagree": (
+                other,
+                disagree,
+                {
+                    "long_name": "whether another estimator's 95 % interval misses "
+                    "boundary_dimension's",
+                    **_yes_no("agree", "disagree"),
+                },
+            ),
+            "boundary_dimension_drifting": (
+                other,
+                drift,
+                {
+                    "long_name": "whether the estimate at 1/2 or 1/4 of the resolution "
+                    "excludes boundary_dimension, or the three move one way",
+                    **_yes_no("steady", "drifting"),
+                },
+            ),
+            "boundary_dimension_report": (
+                other,
+                text.astype(str),
+                {"long_name": "the boundary report, as sweep analyze prints it"},
             ),
         },
         coords=coords,
@@ -188,9 +235,11 @@ def analyze_store(
 ) -> xr.Dataset:
     """Analyse the sweep in ``store`` and (if ``write``) save it as its ``analysis`` group.
 
-    Every store with a class boundary: ``boundary_dimension[_low|_high]`` (the box-counting
-    dimension with its 95 % interval of the boundary in the image plane, per image; NaN
-    where the plane has fewer than 16 points per axis or no boundary). Stores with λ_L
+    Every store with a class boundary: ``boundary_dimension[_low|_high]`` (the default
+    estimator's dimension with its 95 % interval of the boundary in the image plane, per
+    image; NaN where the plane has fewer than 16 points per axis or no boundary) with
+    ``boundary_dimension_needed_side|disagree|drifting|report`` (the boundary report: too
+    small, estimators disagreeing, drift with resolution, its line). Stores with λ_L
     (propagation, pair probe) also: ``sigma_w_measured``, ``sigma_w_theory``,
     ``deviation_steps`` (critical lines,
     :func:`~pipeline.analysis.regimes.measured_critical_line`), ``regime_*`` (class maps per
@@ -240,13 +289,12 @@ def format_analysis(an: xr.Dataset) -> str:
     lines: list[str] = []
     if "regime_lyapunov" in an:
         lines += _critical_lines_text(an)
-    bd = an[["boundary_dimension", "boundary_dimension_low", "boundary_dimension_high"]]
-    other = list(bd["boundary_dimension"].dims)
-    if bool(np.isfinite(bd["boundary_dimension"].values).any()):
-        lines.append("Box-counting dimension of the class boundary, 95 % interval")
-        for _, r in bd.to_dataframe().reset_index().iterrows():
-            est, lo, hi = (_f(r[f"boundary_dimension{s}"], ".3f") for s in ("", "_low", "_high"))
-            lines.append(f"  {_keys(r, other)}: {est} [{lo}, {hi}]")
+    other = list(an["boundary_dimension"].dims)
+    if bool(np.isfinite(an["boundary_dimension"].values).any()):
+        lines.append("Box-counting dimension of the class boundary, 95 % interval, and its flags")
+        rep = an["boundary_dimension_report"]
+        for _, r in rep.to_dataframe().reset_index().iterrows():
+            lines.append(f"  {_keys(r, other)}: {r['boundary_dimension_report']}")
     else:
         lines.append(
             f"Boundary dimension: not computed (needs >= {MIN_PIXELS} points along both axes "

@@ -36,12 +36,8 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from pipeline.analysis.fractal import (
-    DimensionEstimate,
-    boundary_mask,
-    box_counting_dimension,
-    sohl_dickstein_dimension,
-)
+from pipeline.analysis.fractal import DimensionEstimate, boundary_mask, sohl_dickstein_dimension
+from pipeline.analysis.fractal.boundary import BoundaryDimension, boundary_dimension
 from pipeline.engine.clients import connect_scheduler, local_cluster, owned_cluster
 from pipeline.engine.execute import RunReport, run_sweep
 from pipeline.engine.store import SPEC_ATTR, make_parent_folders, os_reason, resolve_store_path
@@ -56,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ZoomFrame",
     "check_zoomable",
+    "dimension_vs_depth",
     "frame_dimensions",
     "frame_group",
     "is_zoom_store",
@@ -360,20 +357,42 @@ def open_zoom(store: str | Path) -> list[xr.Dataset]:
     return frames
 
 
-def _estimate(fn: Any, *args: Any) -> DimensionEstimate | None:
-    try:
-        return fn(*args)
-    except ValueError:  # too few pixels or scales for a fit
-        return None
-
-
 def frame_dimensions(
     fields: list[np.ndarray],
-) -> tuple[list[DimensionEstimate | None], DimensionEstimate | None]:
-    """Box-counting dimension of each frame's boundary, and the Sohl-Dickstein (2024)
-    estimator pooled over the sequence (None where a frame is too small to fit)."""
-    per_frame = [_estimate(box_counting_dimension, f) for f in fields]
-    return per_frame, _estimate(sohl_dickstein_dimension, fields)
+) -> tuple[list[BoundaryDimension], DimensionEstimate | None]:
+    """The boundary report of each frame (the default estimator with its flags and its
+    estimates at 1/2 and 1/4 of the resolution,
+    :func:`~pipeline.analysis.fractal.boundary.boundary_dimension`), and the Sohl-Dickstein
+    (2024) estimator pooled over the sequence (None where the frames are too small)."""
+    per_frame = [boundary_dimension(f) for f in fields]
+    try:
+        pooled = sohl_dickstein_dimension(fields)
+    except ValueError:  # frames too small, or no boundary at two box sizes
+        pooled = None
+    return per_frame, pooled
+
+
+def dimension_vs_depth(reports: list[BoundaryDimension]) -> str:
+    """One line: the default estimate per zoom frame, and whether it drifts with depth (an
+    estimate outside the interval of the frame before it)."""
+    vals = [r.estimate for r in reports]
+    got = [(k, e) for k, e in enumerate(vals) if e is not None]
+    if not got:
+        return "dimension vs zoom depth: no frame has a fit"
+    moves = [
+        k
+        for (j, a), (k, b) in zip(got, got[1:], strict=False)
+        if not (a.interval[0] <= b.estimate <= a.interval[1])
+    ]
+    seq = ", ".join(f"{e.estimate:.3f}" for _, e in got)
+    verdict = (
+        "drifts with depth (outside the previous frame's interval at frame "
+        + ", ".join(map(str, moves))
+        + ")"
+        if moves
+        else "consistent across depth (each within the previous frame's interval)"
+    )
+    return f"dimension vs zoom depth: {seq}; {verdict}"
 
 
 def is_zoom_store(store: str | Path) -> bool:
@@ -385,6 +404,7 @@ def is_zoom_store(store: str | Path) -> bool:
 
 
 def _fmt(d: DimensionEstimate | None, small: bool) -> str:
+    """The pooled estimate, or why there is none."""
     if d is None:
         return "n/a (" + ("frame too small" if small else "too little boundary to fit") + ")"
     return f"{d.estimate:.3f} [{d.interval[0]:.3f}, {d.interval[1]:.3f}]"
@@ -395,8 +415,9 @@ _MIN_SIDE_POOLED = 160
 
 
 def zoom_lines(frames: list[xr.Dataset]) -> list[str]:
-    """Per frame: window, share of the negative class, boundary blocks and box-counting
-    dimension with its 95 % interval; then the Sohl-Dickstein estimate pooled over them."""
+    """Per frame: window, share of the negative class, boundary blocks and the boundary
+    report (default estimate, 95 % interval, flags); the estimates against zoom depth; then
+    the Sohl-Dickstein estimate pooled over the frames."""
     if not frames:
         return ["no frame yet"]
     a, b = plane_axes(parse_spec(frames[0].attrs["sweep_spec"]))
@@ -409,8 +430,9 @@ def zoom_lines(frames: list[xr.Dataset]) -> list[str]:
             f"frame {k}: {a} [{xa[0]:.6g}, {xa[-1]:.6g}] × {b} [{xb[0]:.6g}, {xb[-1]:.6g}]"
             f"  negative {100 * np.mean(field <= 0):5.1f} %"
             f"  boundary blocks {int(boundary_mask(field).sum())}"
-            f"  box-counting D {_fmt(d, small=False)}"
+            f"  {d.text()}"
         )
+    lines.append(dimension_vs_depth(dims))
     small = min(min(f.shape) for f in fields) < _MIN_SIDE_POOLED
     lines.append(
         f"Sohl-Dickstein (2024) estimator pooled over the frames: D {_fmt(pooled, small=small)}"

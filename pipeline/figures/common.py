@@ -5,6 +5,7 @@ Nothing here imports matplotlib at import time (:func:`pyplot` does, when drawin
 
 from __future__ import annotations
 
+import hashlib
 import textwrap
 from collections.abc import Sequence
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from pipeline.analysis.fractal import box_counting_dimension
+from pipeline.analysis.fractal.boundary import BoundaryDimension, boundary_dimension
 from pipeline.experiments.trainability.spec import signed_log
 from pipeline.figures.layout import colour_map
 
@@ -73,28 +74,38 @@ def widest(ds: xr.Dataset) -> xr.Dataset:
     return ds.sel(width=int(ds.width.max())) if "width" in ds.dims else ds
 
 
-def dimension(field: np.ndarray) -> Any:
-    """Box-counting dimension of a field's sign boundary, or None (too few boundary pixels)."""
-    try:
-        return box_counting_dimension(field)
-    except ValueError:
-        return None
+_REPORTS: dict[tuple, BoundaryDimension] = {}
+
+
+def dimension(field: np.ndarray) -> BoundaryDimension:
+    """The boundary report of a field's sign boundary
+    (:func:`~pipeline.analysis.fractal.boundary.boundary_dimension`, the one every command
+    prints), remembered per field contents so that a figure and its notes compute it once."""
+    a = np.ascontiguousarray(field)
+    key = (a.shape, a.dtype.str, hashlib.sha1(a.tobytes()).hexdigest())
+    if key not in _REPORTS:
+        if len(_REPORTS) > 64:
+            _REPORTS.clear()
+        _REPORTS[key] = boundary_dimension(a)
+    return _REPORTS[key]
 
 
 def no_dimension_reason(field: np.ndarray) -> str:
     """Why :func:`dimension` has no fit for ``field`` (the estimator's own message)."""
-    try:
-        box_counting_dimension(field)
-    except ValueError as e:
-        shape = " × ".join(str(n) for n in np.shape(field))
-        return f"no box-counting fit on this {shape} grid:\n" + textwrap.fill(str(e), 50)
-    return ""
+    d = dimension(field)
+    if d.estimate is not None:
+        return ""
+    shape = " × ".join(str(n) for n in np.shape(field))
+    return f"no box-counting fit on this {shape} grid:\n" + textwrap.fill(d.reason, 50)
 
 
 def dim_text(d: Any) -> str:
-    """``D = 1.234 [1.200, 1.260]`` for an estimate, ``D n/a`` for None."""
+    """A figure title's dimension: ``D = 1.234 [1.200, 1.268]`` and its flags (too small,
+    estimators disagree, drifts with resolution) for a boundary report; ``D n/a`` for None."""
     if d is None:
         return "D n/a"
+    if isinstance(d, BoundaryDimension):
+        return d.short()
     return f"D = {d.estimate:.3f} [{d.interval[0]:.3f}, {d.interval[1]:.3f}]"
 
 
@@ -155,18 +166,22 @@ def show_score(ax: Any, ds: xr.Dataset, score: np.ndarray, a: str, b: str, norm:
 
 
 def plot_loglog(ax: Any, d: Any, label: str, colour: Any = None) -> None:
-    """log N vs log s of an estimate, with its fitted line over the scaling range."""
+    """log N vs log s of an estimate (or a boundary report's default estimate), with its
+    fitted curve over the scaling range."""
+    if isinstance(d, BoundaryDimension):
+        d = d.estimate
+    if d is None:
+        return
     ls, ln = d.loglog()
     (pts,) = ax.plot(ls, ln, "o", ms=3, color=colour, label=label)
     i, j = d.fit_range
     x = np.log(d.scales[i : j + 1])
-    icpt = np.mean(np.log(d.counts[i : j + 1]) - d.slope * x)
-    ax.plot(x, icpt + d.slope * x, "-", lw=1, color=pts.get_color())
+    ax.plot(x, d.fitted(x), "-", lw=1, color=pts.get_color())
 
 
 def image_notes(ds: xr.Dataset, kind: str) -> list[str]:
     """Per trainability image of ``ds`` (every combination of the non-plane dims with several
-    values): the converged share and the boundary's box-counting dimension."""
+    values): the converged share and the boundary report (default estimator and its flags)."""
     a, b = train_planes(ds)
     score = ds.score
     extra = [d for d in score.dims if d not in (a, b) and score.sizes[d] > 1]
@@ -177,6 +192,6 @@ def image_notes(ds: xr.Dataset, kind: str) -> list[str]:
         where = ", ".join(f"{d}={v}" for d, v in sel.items()) or "image"
         out.append(
             f"{kind}: {where}: converged {100 * np.mean(img < 0):.1f} %, boundary "
-            f"box-counting {dim_text(dimension(img))} ({img.shape[0]}x{img.shape[1]})"
+            f"{dimension(img).text()} ({img.shape[0]}x{img.shape[1]})"
         )
     return out

@@ -58,7 +58,7 @@ def frontier(ds: xr.Dataset) -> Figure:
     d = dimension(lam)
     # without a box-counting fit (a grid too small, no boundary) the figure is the map alone,
     # with the reason under it, instead of an empty second panel
-    if d is not None:
+    if d.estimate is not None:
         fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.5), constrained_layout=True)
     else:
         fig, ax = plt.subplots(figsize=(6.4, 5.0), constrained_layout=True)
@@ -83,12 +83,12 @@ def frontier(ds: xr.Dataset) -> Figure:
     ax.set_ylabel(PLANE_LABELS[sb])
     n = int(ds.width.values.ravel()[0]) if "width" in ds.coords else "?"
     ax.set_title(f"{act}, N = {n}, L = {depth}: black = boundary λ_L = 0", fontsize=9)
-    if d is not None:
+    if d.estimate is not None:
         plot_loglog(ax2, d, "boundary boxes N(s)")
         ax2.legend(fontsize=8)
         ax2.set_xlabel("log s (box size, pixels)")
         ax2.set_ylabel("log N(s) (boxes on the boundary)")
-        ax2.set_title(f"box counting: {dim_text(d)} (95 % interval)", fontsize=9)
+        ax2.set_title(f"box counting, 95 % interval: {dim_text(d)}", fontsize=9)
     else:
         reason = textwrap.fill(" ".join(no_dimension_reason(lam).split()), 70)
         ax.set_xlabel(f"{PLANE_LABELS[sw]}\n\n{reason}")
@@ -112,7 +112,7 @@ def frontier_notes(ds: xr.Dataset) -> list[str]:
     off = first - mf
     return [
         f"frontier: {act}, L = {depth}, {x.size}x{y.size} points: ordered (λ_L <= 0) "
-        f"{100 * np.mean(lam <= 0):.1f} %, boundary box-counting {dim_text(dimension(lam))}",
+        f"{100 * np.mean(lam <= 0):.1f} %, boundary {dimension(lam).text()}",
         f"frontier: first λ_L > 0 along {sw} minus mean-field χ1 = 1: median "
         f"{np.nanmedian(off):+.3f}, range [{np.nanmin(off):+.3f}, {np.nanmax(off):+.3f}]"
         f" over {int(np.isfinite(off).sum())} {sb} values",

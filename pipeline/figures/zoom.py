@@ -1,19 +1,22 @@
 """``zoom_frames``: a zoom store (``sweep zoom``) drawn as its frames side by side.
 
-Each frame in its own coordinates with its box-counting dimension and 95 % interval, and a
-last panel with every frame's log N vs log s and the Sohl-Dickstein (2024) estimator pooled
-over the sequence. The signed field and how it is shown come from the experiment
+Each frame in its own coordinates with its boundary dimension (default estimator, 95 %
+interval and flags), a panel with every frame's log N vs log s and the Sohl-Dickstein (2024)
+estimator pooled over the sequence, and a last panel with the dimension against zoom depth
+and against resolution (each frame at 1/4, 1/2 and full resolution). The signed field and
+how it is shown come from the experiment
 (:meth:`~pipeline.experiments.base.Experiment.signed_field`, ``display_field``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
 
+from pipeline.analysis.fractal.boundary import BoundaryDimension
 from pipeline.engine.zoom import (
     frame_dimensions,
     plane_axes,
@@ -29,7 +32,7 @@ from pipeline.spec.sweep import parse_spec
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["zoom_fields", "zoom_frames", "zoom_notes"]
+__all__ = ["draw_depth_and_resolution", "zoom_fields", "zoom_frames", "zoom_notes"]
 
 
 def zoom_fields(frames: Sequence[xr.Dataset]) -> list[np.ndarray]:
@@ -42,9 +45,10 @@ def zoom_fields(frames: Sequence[xr.Dataset]) -> list[np.ndarray]:
 
 def zoom_frames(frames: Sequence[xr.Dataset], *, max_frames: int = 6) -> Figure:
     """Up to ``max_frames`` frames of a zoom sequence side by side (axes in the frame's own
-    coordinates, so each panel shows its window), each with its box-counting dimension and
-    95 % interval; a last panel with every frame's log N vs log s and the Sohl-Dickstein
-    (2024) estimator pooled over all frames."""
+    coordinates, so each panel shows its window), each with its boundary report's dimension,
+    95 % interval and flags; a panel with every frame's log N vs log s and the
+    Sohl-Dickstein (2024) estimator pooled over all frames; a last panel with D against zoom
+    depth and resolution (:func:`draw_depth_and_resolution`)."""
     plt = pyplot()
     if not frames:
         raise PipelineError("zoom store: no complete frame to draw")
@@ -56,10 +60,10 @@ def zoom_frames(frames: Sequence[xr.Dataset], *, max_frames: int = 6) -> Figure:
     shown = list(range(len(frames)))
     if len(shown) > max_frames:  # first, last and evenly spaced between
         shown = sorted(set(np.linspace(0, len(frames) - 1, max_frames).round().astype(int)))
-    npan = len(shown) + 1
-    fig, axes = plt.subplots(1, npan, figsize=(3.5 * npan, 4.0), constrained_layout=True)
+    npan = len(shown) + 2
+    fig, axes = plt.subplots(1, npan, figsize=(3.3 * npan, 4.0), constrained_layout=True)
     drawn = []
-    for ax, k in zip(axes[:-1], shown, strict=True):
+    for ax, k in zip(axes[:-2], shown, strict=True):
         f = fields[k]
         x = np.asarray(frames[k][a].values, np.float64)
         y = np.asarray(frames[k][b].values, np.float64)
@@ -79,7 +83,7 @@ def zoom_frames(frames: Sequence[xr.Dataset], *, max_frames: int = 6) -> Figure:
         ax.tick_params(labelsize=6, top=True, labeltop=True, bottom=False, labelbottom=False)
         width = x[-1] - x[0]
         ax.set_title(f"frame {k}: width {width:.3g}\n{dim_text(dims[k])}", fontsize=8)
-    ax = axes[-1]
+    ax = axes[-2]
     colours = plt.cm.viridis(np.linspace(0.05, 0.9, len(frames)))
     for k, d in enumerate(dims):
         if d is not None:
@@ -89,12 +93,50 @@ def zoom_frames(frames: Sequence[xr.Dataset], *, max_frames: int = 6) -> Figure:
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=6)
     ax.set_title(f"Sohl-Dickstein pooled:\n{dim_text(pooled)}", fontsize=8)
+    draw_depth_and_resolution(axes[-1], dims)
     note_missing(fig, drawn)
     what = exp.field_description
     fig.suptitle(f"zoom into the boundary ({what}); each window half the previous", fontsize=10)
     return fig
 
 
+def draw_depth_and_resolution(ax: Any, dims: Sequence[BoundaryDimension]) -> None:
+    """The default estimate (95 % interval) against zoom depth, with each frame's estimates
+    of the same window at 1/4 and 1/2 of its resolution beside it (a drift with resolution
+    shows as a column of points that do not agree)."""
+    markers = {0: ("s", 0.25), 1: ("^", 0.5)}
+    labelled: set[str] = set()
+
+    def label(text: str) -> str | None:  # each legend entry once, from whichever frame has it
+        if text in labelled:
+            return None
+        labelled.add(text)
+        return text
+
+    for k, r in enumerate(dims):
+        if r.estimate is None:
+            continue
+        e = r.estimate
+        ax.errorbar(
+            k, e.estimate, yerr=[[e.estimate - e.interval[0]], [e.interval[1] - e.estimate]],
+            fmt="o", color="k", ms=4, capsize=2, label=label("full resolution"),
+        )  # fmt: skip
+        for j, (_side, c) in enumerate(r.resolutions[:-1]):
+            if c is not None and j in markers:
+                m, frac = markers[j]
+                colour = "tab:orange" if j else "tab:blue"
+                lab = label(f"1/{round(1 / frac)} resolution")
+                ax.plot(k + 0.15 * (j + 1), c.estimate, m, ms=3, color=colour, label=lab)
+    ax.set_xlabel("zoom depth (frame)")
+    ax.set_ylabel("boundary dimension D")
+    if labelled:
+        ax.legend(fontsize=6)
+    else:
+        ax.text(0.5, 0.5, "no frame has a fit", ha="center", va="center", fontsize=8,
+                transform=ax.transAxes)  # fmt: skip
+    ax.set_title("D vs depth and resolution", fontsize=8)
+
+
 def zoom_notes(frames: Sequence[xr.Dataset]) -> list[str]:
-    """Per frame: window and box-counting dimension; then the pooled estimator."""
+    """Per frame: window and boundary report; D vs depth; then the pooled estimator."""
     return [f"zoom: {line}" for line in zoom_lines(list(frames))]

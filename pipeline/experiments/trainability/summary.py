@@ -9,9 +9,11 @@ __all__ = ["format_trainability"]
 
 
 def format_trainability(ds: xr.Dataset) -> str:
-    """Per network family: share of converged points and the box-counting dimension (with
-    its 95 % interval) of the boundary between the classes in the learning-rate plane."""
-    from pipeline.analysis.fractal import box_counting_dimension
+    """Per network family: share of converged points and the boundary report of the boundary
+    between the classes in the learning-rate plane (default estimator, 95 % interval, and
+    whether the plane is too small, the estimators disagree or the dimension drifts with
+    resolution: :func:`~pipeline.analysis.fractal.boundary.boundary_dimension`)."""
+    from pipeline.analysis.fractal.boundary import boundary_dimension
     from pipeline.spec.sweep import parse_spec
 
     spec = parse_spec(ds.attrs["sweep_spec"])
@@ -26,13 +28,8 @@ def format_trainability(ds: xr.Dataset) -> str:
         sel = dict(zip(other, idx, strict=True))
         field = score.isel(sel).transpose(a, b).values
         label = ", ".join(f"{d}={score[d].values[i]}" for d, i in sel.items())
-        try:
-            d = box_counting_dimension(field)
-            dim = f"{d.estimate:.3f} [95 % {d.interval[0]:.3f}, {d.interval[1]:.3f}]"
-        except ValueError as e:
-            dim = f"n/a ({e})"
         lines.append(
             f"{label}: converged {100 * np.mean(field < 0):5.1f} %, "
-            f"boundary box-counting dimension {dim}"
+            f"boundary {boundary_dimension(field).text()}"
         )
     return "\n".join(lines)

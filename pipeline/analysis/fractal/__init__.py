@@ -1,0 +1,50 @@
+"""Fractal dimension of the boundary between the two classes of a signed 2-D field.
+
+* :mod:`.counts`      boundary masks and box counts (in memory, or chunk by chunk with Dask)
+* :mod:`.fit`         the calibrated scaling fit: range, model and 95 % interval
+* :mod:`.estimators`  the named estimators (``box-counting`` is the default)
+* :mod:`.boundary`    one boundary's report: default estimate, agreement, size, drift
+* :mod:`.battery`     fields of known boundary dimension, for calibration
+
+Conventions (class ``f > 0``, the 2×2 boundary mask, box grids) are in :mod:`.counts`.
+"""
+
+from pipeline.analysis.fractal.counts import (
+    BoxCounts,
+    boundary_mask,
+    box_counts,
+    box_counts_lazy,
+    count_boxes,
+    count_boxes_lazy,
+    default_sizes,
+)
+from pipeline.analysis.fractal.estimate import DimensionEstimate
+from pipeline.analysis.fractal.estimators import (
+    DEFAULT_ESTIMATOR,
+    ESTIMATORS,
+    box_counting_dimension,
+    dinverno_dimension,
+    estimate_dimension,
+    sohl_dickstein_dimension,
+    uncertainty_exponent,
+)
+from pipeline.analysis.fractal.fit import dimension_from_counts
+
+__all__ = [
+    "DEFAULT_ESTIMATOR",
+    "ESTIMATORS",
+    "BoxCounts",
+    "DimensionEstimate",
+    "boundary_mask",
+    "box_counting_dimension",
+    "box_counts",
+    "box_counts_lazy",
+    "count_boxes",
+    "count_boxes_lazy",
+    "default_sizes",
+    "dimension_from_counts",
+    "dinverno_dimension",
+    "estimate_dimension",
+    "sohl_dickstein_dimension",
+    "uncertainty_exponent",
+]

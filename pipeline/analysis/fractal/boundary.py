@@ -1,0 +1,216 @@
+"""One boundary's dimension as every command reports it: :func:`boundary_dimension`.
+
+``sweep analyze``, ``sweep figures``, ``sweep zoom`` and the run summaries all call this one
+function, so the same boundary gets the same number and interval everywhere. It holds
+
+* the default estimator's estimate and 95 % interval (:data:`~.estimators.DEFAULT_ESTIMATOR`);
+* the other estimators that have intervals (uncertainty exponent; Sohl-Dickstein's on frames
+  of >= 160 px), and which of them **disagree**: their interval and the default's do not
+  overlap;
+* whether the field is **too small** for a trustworthy number: the scaling range from 4 px
+  to 1/8 of the frame spans less than a factor 16 (frames under 512 px, or a boundary
+  occupying a small corner), with the side it would need;
+* the estimate at 1/2 and 1/4 of the resolution (the same window, every 2nd or 4th grid
+  point, which is what a coarser sweep of that window computes), and whether the dimension
+  **drifts** with resolution: a coarser estimate's interval excludes the full-resolution one,
+  or the three move one way by more than the full-resolution half-width (the estimates share
+  their data, so their intervals overstate the noise of their differences).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from pipeline.analysis.fractal.counts import as_field
+from pipeline.analysis.fractal.estimate import DimensionEstimate
+from pipeline.analysis.fractal.estimators import (
+    BOXES_PER_SIDE,
+    DEFAULT_ESTIMATOR,
+    SOHL_DICKSTEIN_MIN_SIZE,
+    box_counting_dimension,
+    sohl_dickstein_dimension,
+    uncertainty_exponent,
+)
+from pipeline.analysis.fractal.fit import LOW_PX, MIN_SIDE, MIN_SPAN, TOP_FRACTION
+from pipeline.errors import PipelineError
+
+__all__ = ["BoundaryDimension", "boundary_dimension", "dimension_vs_resolution"]
+
+LABELS = {
+    "box-counting": "box counting",
+    "uncertainty-exponent": "uncertainty exponent",
+    "sohl-dickstein-2024": "Sohl-Dickstein",
+    "dinverno-2025": "D'Inverno",
+}
+
+
+def _try(
+    fn: Callable[[NDArray], DimensionEstimate], f: NDArray
+) -> tuple[DimensionEstimate | None, str]:
+    """``fn(f)``, or None and the one-line reason when the field admits no fit."""
+    try:
+        return fn(f), ""
+    except PipelineError as e:
+        return None, str(e)
+
+
+def _fmt(d: DimensionEstimate) -> str:
+    """``1.234 [1.200, 1.268]``."""
+    return f"{d.estimate:.3f} [{d.interval[0]:.3f}, {d.interval[1]:.3f}]"
+
+
+@dataclass(frozen=True)
+class BoundaryDimension:
+    """The report of one boundary (see the module docstring). ``estimate`` is None when no
+    dimension can be fitted (``reason`` says why); ``others`` maps estimator names to their
+    estimates (None: not applicable, e.g. a frame too small for Sohl-Dickstein's);
+    ``resolutions`` holds (side in px, estimate or None) from the coarsest to the full
+    resolution."""
+
+    shape: tuple[int, int]
+    estimate: DimensionEstimate | None
+    reason: str = ""
+    others: dict[str, DimensionEstimate | None] = field(default_factory=dict)
+    resolutions: tuple[tuple[int, DimensionEstimate | None], ...] = ()
+
+    @property
+    def method(self) -> str:
+        """The default estimator's name."""
+        return DEFAULT_ESTIMATOR
+
+    @property
+    def too_small(self) -> bool:
+        """Whether the scaling range spans less than the factor a trustworthy fit needs."""
+        e = self.estimate
+        return e is None or e.extra.get("fallback", False) or e.extra.get("span", 0.0) < MIN_SPAN
+
+    @property
+    def needed_side(self) -> int:
+        """The smaller side (grid points) a trustworthy number needs: the present side scaled
+        by the factor the scaling range lacks, rounded up to a power of two, >= MIN_SIDE."""
+        side = min(self.shape)
+        if self.estimate is None:
+            return max(MIN_SIDE, 1 << math.ceil(math.log2(max(side, 2) * 4)))
+        span = max(self.estimate.extra.get("span", 1.0), 1.0)
+        if self.estimate.extra.get("fallback", False):
+            span = max(side / (TOP_FRACTION * LOW_PX), 1.0)  # what the main range would span
+        need = side * MIN_SPAN / span
+        return max(MIN_SIDE, 1 << math.ceil(math.log2(max(need, side))))
+
+    @property
+    def disagreeing(self) -> list[str]:
+        """The other estimators whose 95 % interval does not overlap the default's."""
+        if self.estimate is None:
+            return []
+        lo, hi = self.estimate.interval
+        return [
+            k
+            for k, d in self.others.items()
+            if d is not None and (d.interval[1] < lo or d.interval[0] > hi)
+        ]
+
+    @property
+    def drifting(self) -> bool:
+        """Whether the dimension moves with resolution: a coarser resolution's interval
+        excludes the full-resolution estimate, or the estimates move one way across all the
+        resolutions by more than the full-resolution half-width."""
+        if self.estimate is None:
+            return False
+        d = self.estimate.estimate
+        if any(
+            e is not None and not (e.interval[0] <= d <= e.interval[1])
+            for _, e in self.resolutions[:-1]
+        ):
+            return True
+        vals = [e.estimate for _, e in self.resolutions if e is not None]
+        if len(vals) < 3 or len(vals) != len(self.resolutions):
+            return False
+        steps = np.diff(vals)
+        one_way = bool(np.all(steps > 0) or np.all(steps < 0))
+        return one_way and abs(vals[-1] - vals[0]) > self.estimate.half_width
+
+    def value_text(self) -> str:
+        """``D = 1.234 [1.200, 1.268]``, or ``D n/a``."""
+        return "D n/a" if self.estimate is None else f"D = {_fmt(self.estimate)}"
+
+    def warnings(self) -> list[str]:
+        """What to doubt about the number, one phrase each (empty when nothing)."""
+        h, w = self.shape
+        if self.estimate is None:
+            return [f"no fit on {h} x {w} points: {self.reason}"]
+        out = []
+        if self.too_small:
+            n = self.needed_side
+            out.append(
+                f"too small for a trustworthy number: needs >= {n} x {n} points (has {h} x {w})"
+            )
+        for k in self.disagreeing:
+            out.append(f"estimators disagree: {LABELS[k]} {_fmt(self.others[k])}")  # type: ignore[arg-type]
+        if self.drifting:
+            vals = ", ".join(
+                f"{e.estimate:.3f} ({s} px)" for s, e in self.resolutions if e is not None
+            )
+            out.append(f"drifts with resolution: {vals}")
+        return out
+
+    def text(self) -> str:
+        """One line: the value, the estimator, and every warning."""
+        head = f"{self.value_text()} ({LABELS[self.method]})"
+        return "; ".join([head, *self.warnings()])
+
+    def short(self) -> str:
+        """The value, and on a second line its flags, for figure titles."""
+        flags = []
+        if self.estimate is not None:
+            if self.too_small:
+                flags.append(f"too small: needs {self.needed_side}²")
+            if self.disagreeing:
+                flags.append("estimators disagree")
+            if self.drifting:
+                flags.append("drifts with resolution")
+        return self.value_text() + ("" if not flags else "\n(" + "; ".join(flags) + ")")
+
+
+def dimension_vs_resolution(
+    f: ArrayLike, factors: tuple[int, ...] = (4, 2, 1)
+) -> tuple[tuple[int, DimensionEstimate | None], ...]:
+    """The default estimate of the same window at 1/k of the resolution for each k of
+    ``factors`` (every k-th grid point: what a sweep of the window with k times fewer points
+    per axis computes), as (smaller side, estimate or None), in the order of ``factors``."""
+    arr = as_field(f)
+    out = []
+    for k in factors:
+        sub = arr[::k, ::k]
+        est = None
+        if min(sub.shape) >= 16:
+            est, _ = _try(box_counting_dimension, sub)
+        out.append((int(min(sub.shape)), est))
+    return tuple(out)
+
+
+def boundary_dimension(f: ArrayLike, *, resolutions: bool = True) -> BoundaryDimension:
+    """The report of the sign boundary of the 2-D field ``f`` (class ``f > 0``; NaN pixels
+    belong to no class): default estimate, the others, too-small and drift (see the module
+    docstring; ``resolutions=False`` skips the coarser estimates)."""
+    arr = np.asarray(as_field(f), dtype=None)
+    est, reason = _try(box_counting_dimension, arr)
+    others: dict[str, DimensionEstimate | None] = {}
+    if est is not None:
+        others["uncertainty-exponent"] = _try(uncertainty_exponent, arr)[0]
+        if min(arr.shape) >= 4 * BOXES_PER_SIDE * SOHL_DICKSTEIN_MIN_SIZE:
+            others["sohl-dickstein-2024"] = _try(sohl_dickstein_dimension, arr)[0]
+    res: tuple[tuple[int, DimensionEstimate | None], ...] = ()
+    if resolutions and est is not None:
+        res = (*dimension_vs_resolution(arr, (4, 2)), (int(min(arr.shape)), est))
+    return BoundaryDimension(
+        shape=(int(arr.shape[0]), int(arr.shape[1])),
+        estimate=est,
+        reason=reason,
+        others=others,
+        resolutions=res,
+    )

@@ -1,0 +1,357 @@
+"""The named boundary-dimension estimators of a signed 2-D field.
+
+* ``box-counting`` (the default, :func:`box_counting_dimension`): offset-averaged box counts
+  and the calibrated fit of :mod:`.fit` (raster cut-off, frame-aware model, interval with
+  the range choice and a spatial jackknife);
+* ``uncertainty-exponent`` (:func:`uncertainty_exponent`): D = 2 − γ from the fraction of
+  pixels whose class changes under a shift ε, f(ε) ∝ ε^γ, with the same range and interval
+  machinery;
+* ``sohl-dickstein-2024`` (:func:`sohl_dickstein_dimension`): median of local slopes of
+  mixed-box counts from 10 px, pooled over the frames of a zoom;
+* ``dinverno-2025`` (:func:`dinverno_dimension`): least squares over box sizes 1–49 px,
+  and for a distance field the maximum over thresholds |d| <= t, t in logspace(−5, 0, 32),
+  as D'Inverno et al. (2025) measure their frontier; for comparing with that paper like for
+  like (its interval is the least-squares standard error only).
+
+Their bias and coverage on the calibration battery are in BENCHMARKS.md ("Fractal battery").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from pipeline.analysis.fractal.counts import (
+    BLOCKS,
+    as_field,
+    boundary_mask,
+    classes,
+    count_boxes,
+    count_occupancy,
+)
+from pipeline.analysis.fractal.estimate import DimensionEstimate
+from pipeline.analysis.fractal.fit import Z95, calibrated_dimension, dimension_from_counts, linfit
+from pipeline.errors import PipelineError
+
+__all__ = [
+    "DEFAULT_ESTIMATOR",
+    "ESTIMATORS",
+    "box_counting_dimension",
+    "dinverno_dimension",
+    "estimate_dimension",
+    "sohl_dickstein_dimension",
+    "uncertainty_exponent",
+]
+
+
+def box_counting_dimension(
+    f: ArrayLike, sizes: Sequence[int] | None = None, **kwargs: object
+) -> DimensionEstimate:
+    """Box-counting dimension of the boundary of the signed 2-D field ``f`` (the default
+    estimator).
+
+    :func:`~.counts.count_boxes` (``sizes`` default: four per octave from 1 px to a quarter
+    of the smaller side, each count the mean over 4 grid offsets), then
+    :func:`~.fit.dimension_from_counts` with the frame's smaller side and the per-block
+    counts (keyword arguments go there). For a field too big for memory use
+    :func:`~.counts.count_boxes_lazy` and pass its counts the same way.
+    """
+    bc = count_boxes(f, sizes)
+    kw = {"side": min(bc.shape), "blocks": bc.blocks, **kwargs}
+    return dimension_from_counts(bc.sizes, bc.counts, **kw)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------- uncertainty exponent
+
+
+def _shift_flips(
+    pos: NDArray[np.bool_], valid: NDArray[np.bool_] | None, e: int, m: int
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """(flip, ok) over the central region (margin ``m``): whether a pixel's class differs
+    from that of a pixel ``e`` px away along ±x or ±y, and whether all five are valid."""
+    h, w = pos.shape
+    c = pos[m : h - m, m : w - m]
+    ok = np.ones_like(c) if valid is None else valid[m : h - m, m : w - m].copy()
+    flip = np.zeros_like(c)
+    for dr, dc in ((e, 0), (-e, 0), (0, e), (0, -e)):
+        flip |= pos[m + dr : h - m + dr, m + dc : w - m + dc] != c
+        if valid is not None:
+            ok &= valid[m + dr : h - m + dr, m + dc : w - m + dc]
+    return flip, ok
+
+
+def _block_sums(a: NDArray[np.bool_]) -> NDArray[np.float64]:
+    """Sums of ``a`` over BLOCKS × BLOCKS equal blocks (by row/column position)."""
+    h, w = a.shape
+    r = [i * h // BLOCKS for i in range(BLOCKS + 1)]
+    c = [j * w // BLOCKS for j in range(BLOCKS + 1)]
+    return np.array(
+        [np.count_nonzero(a[r[i] : r[i + 1], c[j] : c[j + 1]]) for i in range(BLOCKS)
+         for j in range(BLOCKS)],
+        np.float64,
+    )  # fmt: skip
+
+
+def uncertainty_exponent(
+    f: ArrayLike | Callable[[NDArray, NDArray], NDArray],
+    eps: Sequence[float] | None = None,
+    *,
+    bounds: tuple[float, float, float, float] | None = None,
+    n_points: int = 200_000,
+    seed: int = 0,
+) -> DimensionEstimate:
+    """Boundary dimension ``D = 2 − γ`` from the uncertain fraction ``f(ε) ∝ ε^γ``.
+
+    A point is *ε-uncertain* when its class (``f > 0``) differs from that of a point shifted
+    by ε along ±x or ±y. Two inputs:
+
+    * a 2-D array: every pixel of the central region is tested, ε in pixels (default: four
+      per octave from 1 px to 1/16 of the smaller side); the margin is the largest ε, so
+      every ε sees the same pixels. γ is fitted like a box count (:mod:`.fit`): ε from 4 px
+      to 1/16 of the frame, the interval from the spread over ranges starting at 4 or 8 px
+      and ending at 1/16, 1/32 or 1/64 of the frame, and a jackknife over blocks;
+    * a callable ``g(x, y) -> values`` (vectorised) and ``bounds = (x0, x1, y0, y1)``:
+      ``n_points`` uniform random points (generator seeded by ``seed``), ε in the units of
+      x and y (required); a plain least-squares fit over all ε with its standard error.
+    """
+    if callable(f):
+        if bounds is None or eps is None:
+            raise PipelineError("uncertainty_exponent: a callable field needs bounds and eps")
+        x0, x1, y0, y1 = (float(b) for b in bounds)
+        rng = np.random.default_rng(seed)
+        x = rng.uniform(x0, x1, n_points)
+        y = rng.uniform(y0, y1, n_points)
+        c0 = np.asarray(f(x, y)) > 0
+        fracs = []
+        for e in eps:
+            flip = np.zeros(n_points, bool)
+            for dx, dy in ((e, 0), (-e, 0), (0, e), (0, -e)):
+                flip |= (np.asarray(f(x + dx, y + dy)) > 0) != c0
+            fracs.append(flip.mean())
+        ev, fr = np.asarray(eps, np.float64), np.asarray(fracs, np.float64)
+        if np.count_nonzero(fr > 0) < 3:
+            raise PipelineError("field: fewer than 3 shifts ε find an uncertain point")
+        ok = fr > 0
+        g, a, se = linfit(np.log(ev[ok]), np.log(fr[ok]))
+        return DimensionEstimate(
+            estimate=2.0 - g,
+            interval=(2.0 - g - Z95 * se, 2.0 - g + Z95 * se),
+            scales=ev,
+            counts=fr,
+            fit_range=(int(np.flatnonzero(ok)[0]), int(np.flatnonzero(ok)[-1])),
+            method="uncertainty-exponent",
+            slope=g,
+            params=(a, g),
+        )
+    arr = as_field(f)
+    pos, valid = classes(arr)
+    side = min(arr.shape)
+    if eps is None:
+        top = max(2, side // 16)
+        ev = np.unique(np.round(np.geomspace(1, top, 4 * int(math.log2(top)) + 1)))
+    else:
+        ev = np.asarray(eps, np.float64)
+    if np.any(ev != np.round(ev)) or np.any(ev < 1):
+        raise PipelineError(f"eps: expected integer pixel shifts >= 1, got {ev.tolist()}")
+    m = int(ev.max())
+    if 2 * m >= side:
+        raise PipelineError(f"eps: largest shift {m} px is too large for shape {arr.shape}")
+    unc = np.empty((ev.size, BLOCKS * BLOCKS))
+    tot = np.empty((ev.size, BLOCKS * BLOCKS))
+    for i, e in enumerate(ev):
+        flip, ok = _shift_flips(pos, valid, int(e), m)
+        unc[i], tot[i] = _block_sums(flip & ok), _block_sums(ok)
+    fr = unc.sum(1) / np.maximum(tot.sum(1), 1)
+    loo = (unc.sum(1)[None, :] - unc.T) / np.maximum(tot.sum(1)[None, :] - tot.T, 1)
+    # the fit's "dimension" is −slope = −γ, so D = 2 + it
+    r = calibrated_dimension(
+        ev, fr, side, jackknife=loo, to_dimension=lambda q: 2.0 + q.dimension,
+        allow_rectifiable=False, tops=(16, 32, 64), top=16, min_count=1e-300,
+    )  # fmt: skip
+    fit = r["fit"]
+    return DimensionEstimate(
+        estimate=r["estimate"],
+        interval=r["interval"],
+        scales=ev,
+        counts=fr,
+        fit_range=r["fit_range"],
+        method="uncertainty-exponent",
+        slope=2.0 - r["estimate"],
+        model=fit.model,
+        params=fit.params,
+        extra={k: r[k] for k in ("jackknife_sd", "range_spread", "span", "fallback")}
+        | {"side": side},
+    )
+
+
+# ------------------------------------------------------------- Sohl-Dickstein (2024)
+
+
+def _mixed_boxes(pos: NDArray[np.bool_], valid: NDArray[np.bool_], s: int) -> int:
+    """Number of complete s×s boxes of the image holding both classes."""
+    h, w = pos.shape
+    hh, ww = h // s, w // s
+    p = pos[: hh * s, : ww * s].reshape(hh, s, ww, s)
+    v = valid[: hh * s, : ww * s].reshape(hh, s, ww, s)
+    has_pos = (p & v).any(axis=(1, 3))
+    has_neg = (~p & v).any(axis=(1, 3))
+    return int(np.count_nonzero(has_pos & has_neg))
+
+
+BOXES_PER_SIDE = 4  # sohl_dickstein_dimension: the largest box is 1/4 of the smaller side
+SOHL_DICKSTEIN_MIN_SIZE = 10
+
+
+def sohl_dickstein_dimension(
+    frames: Sequence[ArrayLike] | ArrayLike,
+    *,
+    n_sizes: int = 10,
+    min_size: int = SOHL_DICKSTEIN_MIN_SIZE,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> DimensionEstimate:
+    """The estimator of Sohl-Dickstein (2024), pooled over a sequence of frames.
+
+    For each 2-D frame (e.g. a zoom sequence of windows halving around a boundary point):
+    ``n_sizes`` log-spaced box sizes from ``min_size`` px to a quarter of the frame's smaller
+    side (so that even the largest boxes tile it 4 × 4), the number of boxes holding both
+    classes (``f > 0`` and ``f <= 0``; NaN is neither) at each size, and the local slopes
+    −Δlog N / Δlog s between consecutive sizes (pairs with a zero count are skipped). The
+    estimate is the median of the local slopes of all frames pooled; the 95 % interval is a
+    bootstrap of that median. ``scales``/``counts`` hold the first frame's sizes and the counts
+    summed over frames; ``extra["local_slopes"]`` the pooled local slopes. Raises
+    ``PipelineError`` for a frame under ``16 * min_size`` px.
+    """
+    if isinstance(frames, np.ndarray) and frames.ndim == 2:
+        frames = [frames]
+    slopes: list[float] = []
+    total: NDArray | None = None
+    first_sizes: NDArray | None = None
+    for fr in frames:
+        a = as_field(fr)
+        pos, valid = classes(a)
+        if valid is None:
+            valid = np.ones(a.shape, bool)
+        # The largest box still fits BOXES_PER_SIDE times along the smaller side: with one or
+        # two boxes per side a count is 0, 1 or 2 whatever the boundary, and its slopes are 0.
+        top = min(a.shape) // BOXES_PER_SIDE
+        if top < 4 * min_size:
+            raise PipelineError(
+                f"frame: shape {a.shape} is too small for this estimator (the smaller side must "
+                f"be >= {4 * BOXES_PER_SIDE * min_size} px: box sizes from min_size = "
+                f"{min_size} px to 1/{BOXES_PER_SIDE} of it, at least a factor 4 apart)"
+            )
+        sizes = np.unique(np.round(np.geomspace(min_size, top, n_sizes)).astype(np.int64))
+        counts = np.array([_mixed_boxes(pos, valid, int(s)) for s in sizes], np.float64)
+        if total is None:
+            total, first_sizes = counts.copy(), sizes
+        elif counts.shape == total.shape:
+            total += counts
+        ok = (counts[:-1] > 0) & (counts[1:] > 0)
+        ls, ln = np.log(sizes), np.log(np.where(counts > 0, counts, 1.0))
+        slopes.extend((-(ln[1:] - ln[:-1]) / (ls[1:] - ls[:-1]))[ok].tolist())
+    if not slopes:
+        raise PipelineError("frames: no frame holds both classes at two box sizes")
+    sl = np.asarray(slopes)
+    est = float(np.median(sl))
+    rng = np.random.default_rng(seed)
+    boots = np.median(rng.choice(sl, size=(n_boot, sl.size), replace=True), axis=1)
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    assert total is not None and first_sizes is not None
+    return DimensionEstimate(
+        estimate=est,
+        interval=(float(lo), float(hi)),
+        scales=first_sizes.astype(np.float64),
+        counts=total,
+        fit_range=(0, len(first_sizes) - 1),
+        method="sohl-dickstein-2024",
+        slope=-est,
+        extra={"local_slopes": sl},
+    )
+
+
+# ------------------------------------------------------------ D'Inverno et al. (2025)
+
+DINVERNO_SIZES = tuple(range(1, 50))
+DINVERNO_THRESHOLDS = tuple(np.logspace(-5, 0, 32).tolist())
+
+
+def _dinverno_fit(mask: NDArray[np.bool_]) -> DimensionEstimate | None:
+    sizes = [s for s in DINVERNO_SIZES if s <= min(mask.shape)]
+    bc = count_occupancy(mask, 1, sizes, n_offsets=1)
+    ok = bc.counts > 0
+    if np.count_nonzero(ok) < 3:
+        return None
+    b, a, se = linfit(np.log(bc.sizes[ok]), np.log(bc.counts[ok]))
+    return DimensionEstimate(
+        estimate=-b,
+        interval=(-b - Z95 * se, -b + Z95 * se),
+        scales=bc.sizes,
+        counts=bc.counts,
+        fit_range=(int(np.flatnonzero(ok)[0]), int(np.flatnonzero(ok)[-1])),
+        method="dinverno-2025",
+        slope=b,
+        params=(a, b),
+    )
+
+
+def dinverno_dimension(
+    f: ArrayLike, *, distance: bool = False, thresholds: Sequence[float] = DINVERNO_THRESHOLDS
+) -> DimensionEstimate:
+    """The estimator of D'Inverno et al. (2025): a least-squares line through log N vs
+    log s over every box size from 1 to 49 px (one grid, from the origin), D = −slope.
+
+    ``distance=False``: ``f`` is a signed field, boxed on its sign boundary. ``distance=True``:
+    ``f`` is a distance-like field (e.g. the propagation experiment's ``dist``, the squared
+    distance between two propagated inputs); for each threshold t of ``thresholds`` (default
+    logspace(−5, 0, 32)) the class is ``|f| <= t``, and D is the largest D_t over the
+    thresholds whose class boundary exists (``extra``: ``threshold``, ``thresholds``,
+    ``per_threshold``). The interval is the line's least-squares standard error (the paper
+    reports none; it ignores the range choice and the correlation of the counts)."""
+    arr = as_field(f)
+    if not distance:
+        est = _dinverno_fit(boundary_mask(arr))
+        if est is None:
+            raise PipelineError("field: fewer than 3 box sizes hold a boundary box")
+        return est
+    a = np.abs(np.asarray(arr, np.float64))
+    per = np.full(len(thresholds), np.nan)
+    best: DimensionEstimate | None = None
+    best_t = math.nan
+    for i, t in enumerate(thresholds):
+        cls = np.where(np.isnan(a), np.nan, np.where(a <= t, 1.0, -1.0))
+        est = _dinverno_fit(boundary_mask(cls))
+        if est is None:
+            continue
+        per[i] = est.estimate
+        if best is None or est.estimate > best.estimate:
+            best, best_t = est, float(t)
+    if best is None:
+        raise PipelineError("field: no threshold |d| <= t gives a boundary to box-count")
+    extra = {"threshold": best_t, "thresholds": np.asarray(thresholds), "per_threshold": per}
+    return dataclasses.replace(best, extra=extra)
+
+
+# -------------------------------------------------------------------------- registry
+
+ESTIMATORS: dict[str, Callable[..., DimensionEstimate]] = {
+    "box-counting": box_counting_dimension,
+    "uncertainty-exponent": uncertainty_exponent,
+    "sohl-dickstein-2024": sohl_dickstein_dimension,
+    "dinverno-2025": dinverno_dimension,
+}
+DEFAULT_ESTIMATOR = "box-counting"
+
+
+def estimate_dimension(f: ArrayLike, method: str = DEFAULT_ESTIMATOR) -> DimensionEstimate:
+    """The boundary dimension of the signed field ``f`` by the estimator named ``method``
+    (one of :data:`ESTIMATORS`)."""
+    if method not in ESTIMATORS:
+        raise PipelineError(
+            f"method: {method!r} is not one of the estimators {', '.join(ESTIMATORS)}"
+        )
+    return ESTIMATORS[method](f)
