@@ -70,6 +70,42 @@ def measure(err: np.ndarray) -> dict[str, Any]:
     return out
 
 
+def recentre(spec: Any, threshold: float, points: int = 4001) -> tuple[float, float]:
+    """Shift of σ_w that centres the window on this network's frontier: along the window's
+    middle σ_b row, over ±5, then ±50, then ±500 window widths of σ_w (within σ_w >= 0) at
+    ``points`` points, the crossing of err_L = ``threshold`` nearest to the window's centre.
+    Returns (shift, crossing)."""
+    for reach in (5, 50, 500):
+        found = _crossing_near(spec, threshold, points, reach)
+        if found is not None:
+            return found
+    raise SystemExit("no frontier along the window's middle row")
+
+
+def _crossing_near(
+    spec: Any, threshold: float, points: int, reach: float
+) -> tuple[float, float] | None:
+    from pipeline.experiments.propagation.network import propagate_architecture
+
+    sw_ax, sb_ax = spec.axis("sigma_w").values, spec.axis("sigma_b").values
+    lo, hi = float(sw_ax[0]), float(sw_ax[-1])
+    mid, width = (lo + hi) / 2, hi - lo
+    sw = np.linspace(max(0.0, mid - reach * width), mid + reach * width, points)
+    sb = np.full(points, float(sb_ax[len(sb_ax) // 2]))
+    p = spec.params
+    (res,) = propagate_architecture(
+        int(spec.axis("width").values[0]), 2.0, int(spec.axis("seed").values[0]),
+        [(str(spec.axis("activation").values[0]), sw, sb)], depth=p.depth,
+        record_layers=[p.depth], probes=p.probes, network=p.network, dtype=spec.dtype,
+    )  # fmt: skip
+    chaotic = res["err"][:, 0] > threshold
+    flips = np.flatnonzero(chaotic[1:] != chaotic[:-1])
+    if not len(flips):
+        return None
+    at = sw[flips[np.argmin(np.abs(sw[flips] - mid))]]
+    return float(at - mid), float(at)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--workflow", required=True)
@@ -79,14 +115,23 @@ def main() -> None:
     ap.add_argument("--out", required=True, help="folder for the stores")
     ap.add_argument("--json", default=str(Path(__file__).with_name("dinverno2025_windows.json")))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--recentre",
+        action="store_true",
+        help="shift each window along σ_w onto this network's frontier (err_L = 1e-3)",
+    )
     args = ap.parse_args()
     for scale in args.scales:
         spec = load_workflow(args.workflow, None if scale == "base" else scale)
         raw = spec.to_dict()
         raw.pop("scale", None)
+        shift, crossing = (0.0, None)
+        if args.recentre:
+            shift, crossing = recentre(spec, 1e-3)
         for ax in ("sigma_w", "sigma_b"):
             v = spec.axis(ax).values
-            raw["axes"][ax] = {"linspace": [float(v[0]), float(v[-1])], "count": args.size}
+            d = shift if ax == "sigma_w" else 0.0
+            raw["axes"][ax] = {"linspace": [float(v[0]) + d, float(v[-1]) + d], "count": args.size}
         if args.depth:
             raw["depth"] = args.depth
         c = min(128, args.size)
@@ -105,6 +150,7 @@ def main() -> None:
         row = {
             "workflow": Path(args.workflow).stem,
             "scale": scale,
+            "recentred_sigma_w_shift": round(shift, 6) if args.recentre else None,
             "size": args.size,
             "depth": spec.params.depth,
             "network": dataclasses.asdict(spec.params.network),

@@ -7,7 +7,7 @@ A layer maps its input y (a row of N numbers; y⁰ is the probe input) to
 
 with an operator A_l normalised so that Var (A_l y)_i = mean_j y_j² (the variance map of every
 architecture is the dense one, q' = σ_w² E φ(z)² + σ_b², and the mean-field line is shared;
-docs/conventions.md §2.6):
+docs/conventions.md §2.5):
 
 * ``dense``: A y = W y with W = (2N)^(−1/α) Z, Z the α-stable draws of the ``weight`` stream
   (the draws of the default network, bit for bit); out(z) = φ(z).

@@ -212,7 +212,7 @@ def propagate_architecture(
     one dict per activation group of (P, len(record_layers)) observables in ``dtype`` plus
     ``nonfinite_layer`` and, with the pair probe, ``underflow_layer``; host NumPy arrays).
 
-    Conventions of the rows (docs/conventions.md §2.6): pair/circle/batch inputs are y⁰ = x⁰
+    Conventions of the rows (docs/conventions.md §2.5): pair/circle/batch inputs are y⁰ = x⁰
     (mean square q0); the pair's observables use h = z (``struct``: h = Re z, the argument of
     φ) and its tangent is the complex δz for ``struct``, λ_L = mean of log |δzˡ| over layers;
     the divergence probe's err = Σ_i (s₁ − s₂)_i² of the authors' state s (dense: y/√N).

@@ -72,7 +72,7 @@ DIVERGENCE_INPUTS = ("independent", "sensitivity")
 @dataclass(frozen=True)
 class DivergenceProbe:
     """The observable of D'Inverno et al. (2025): two unit-norm inputs x₁, x₂ and
-    err = Σ_i (s₁ᴸ − s₂ᴸ)_i² of their states (docs/conventions.md §2.6).
+    err = Σ_i (s₁ᴸ − s₂ᴸ)_i² of their states (docs/conventions.md §2.5).
 
     ``inputs``: ``independent`` (x₁, x₂ independent Gaussian directions) or ``sensitivity``
     (x₂ = (ξ + ``noise``·η)/|ξ + ``noise``·η| for x₁ = ξ/|ξ|). ``threshold``: the class rule
