@@ -116,6 +116,11 @@ def main() -> None:
     ap.add_argument("--json", default=str(Path(__file__).with_name("dinverno2025_windows.json")))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument(
+        "--with-pair",
+        action="store_true",
+        help="add the pair probe and measure the λ_L sign boundary of the same network too",
+    )
+    ap.add_argument(
         "--recentre",
         action="store_true",
         help="shift each window along σ_w onto this network's frontier (err_L = 1e-3)",
@@ -134,6 +139,8 @@ def main() -> None:
             raw["axes"][ax] = {"linspace": [float(v[0]) + d, float(v[-1]) + d], "count": args.size}
         if args.depth:
             raw["depth"] = args.depth
+        if args.with_pair:
+            raw["probes"] = {**raw["probes"], "pair": {"q0": 1.0, "c0": 0.0}}
         c = min(128, args.size)
         raw["chunks"] = {"sigma_w": c, "sigma_b": c}
         spec = parse_spec(raw)
@@ -161,6 +168,17 @@ def main() -> None:
             "err_percentiles_0_50_100": [float(v) for v in np.nanpercentile(err, [0, 50, 100])],
             **measure(err),
         }  # fmt: skip
+        if args.with_pair:
+            lam = np.asarray(
+                ds.lyapunov.isel(layer=-1).squeeze().transpose("sigma_w", "sigma_b"), float
+            )
+            rep = boundary_dimension(lam)
+            row["lambda_sign"] = {
+                "ordered_share": float(np.mean(lam <= 0)),
+                "calibrated": rep.text(),
+                "theirs_single_fit": round(float(dinverno_dimension(lam).estimate), 4),
+                "pixels_err_class_differs": float(np.mean((lam > 0) != (err > 1e-3))),
+            }
         with open(args.json, "a") as f:
             f.write(json.dumps(row) + "\n")
         print(

@@ -297,3 +297,17 @@ def test_resume_recomputes_only_the_missing_chunks_and_equals_a_full_run(tmp_pat
     a, b = open_sweep(full), open_sweep(part)
     for name in a.data_vars:
         np.testing.assert_array_equal(a[name].values, b[name].values)
+
+
+def test_boundary_field_without_the_pair_probe_is_the_err_threshold():
+    """Divergence probe only: the signed field is ln(err_L / threshold), chaotic ⇔ > 0."""
+    import xarray as xr
+
+    spec = _spec(probes={"divergence": {"threshold": 1e-4}}, architecture="conv")
+    exp = get_experiment("propagation")
+    coords = {a.name: np.asarray(a.values) for a in spec.axes}
+    err = exp.compute_chunk(spec, coords)["err"]
+    ds = xr.Dataset({"err": (spec.dims + ("layer",), err)})
+    field = exp.signed_field(spec, ds).values
+    np.testing.assert_allclose(field, np.log(err[..., -1] / 1e-4), rtol=1e-6)
+    assert (field > 0).any() and (field <= 0).any()

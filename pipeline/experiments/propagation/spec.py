@@ -507,8 +507,15 @@ class PropagationExperiment(Experiment):
             return ds["lyapunov"].isel(layer=-1)
         div = spec.params.probes.divergence
         if "err" in ds and div is not None:
-            with np.errstate(divide="ignore"):
-                return np.log(ds["err"].isel(layer=-1) / div.threshold)
+            import xarray as xr
+
+            return xr.apply_ufunc(
+                _log_ratio,
+                ds["err"].isel(layer=-1),
+                kwargs={"t": div.threshold},
+                dask="parallelized",
+                output_dtypes=[ds["err"].dtype],
+            )
         raise PipelineError(
             "store: no 'lyapunov' (pair probe) or 'err' (divergence probe) variable; no boundary"
         )
@@ -521,6 +528,12 @@ class PropagationExperiment(Experiment):
                 "zoom: probes.pair or probes.divergence is needed (the boundary is where λ_L "
                 "changes sign, or err_L crosses the divergence threshold)"
             )
+
+
+def _log_ratio(a: np.ndarray, t: float) -> np.ndarray:
+    """ln(a / t); a = 0 gives −∞ (the ordered side), without a warning."""
+    with np.errstate(divide="ignore"):
+        return np.log(a / t)
 
 
 EXPERIMENT = PropagationExperiment()
