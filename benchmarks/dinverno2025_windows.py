@@ -144,10 +144,9 @@ def main() -> None:
         c = min(128, args.size)
         raw["chunks"] = {"sigma_w": c, "sigma_b": c}
         spec = parse_spec(raw)
-        store = (
-            Path(args.out)
-            / f"{Path(args.workflow).stem}_{scale}_{args.size}_L{spec.params.depth}.zarr"
-        )
+        tag = ("_recentred" if args.recentre else "") + ("_pair" if args.with_pair else "")
+        stem = Path(args.workflow).stem
+        store = Path(args.out) / f"{stem}_{scale}{tag}_{args.size}_L{spec.params.depth}.zarr"
         load0 = os.getloadavg()[0]
         t0 = time.time()
         run_sweep(spec, store, n_workers=1, threads=args.threads, backend="numpy", progress=False)
