@@ -20,7 +20,6 @@ the chunking, its neighbours or the thread count.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
@@ -277,11 +276,3 @@ def propagate_architecture(
             res["underflow_layer"] = host(xp.concatenate([t.first_underflow for t in mine]))[:p]
         results.append(res)
     return results
-
-
-def operator_rows_peak_bytes(probes: Probes, points_per_tile: int, n: int, dtype: Any) -> int:
-    """Working bytes of one tile's layer step: the input, z (complex for struct: twice) and
-    the next input, about 5 arrays of (points · R, N) in ``dtype``, plus an N × N operator."""
-    item = np.dtype(dtype).itemsize
-    rows = points_per_tile * probes.rows_per_point
-    return int(5 * rows * n * item * 2 + 2 * n * n * 8 + math.prod((rows, 8)))
