@@ -34,7 +34,15 @@ from pipeline.figures.render import (
     zoom_figure,
 )
 
-KIND_MODULES = ("xi_c", "phase_cv", "effective_rank", "frontier", "trainability_grid", "eps_panel")
+KIND_MODULES = (
+    "xi_c",
+    "phase_cv",
+    "effective_rank",
+    "frontier",
+    "divergence",
+    "trainability_grid",
+    "eps_panel",
+)
 """The figure modules, in the order their kinds are listed; importing one registers its kind."""
 
 for _name in KIND_MODULES:

@@ -82,6 +82,9 @@ STREAMS: dict[str, int] = {
     "train_x": 8,
     "train_y": 9,
     "train_minibatch": 10,
+    # propagation architectures (docs/conventions.md §2.5)
+    "bias_matrix": 11,
+    "divergence": 12,
 }
 """Stream ids (the fourth counter word) for each kind of draw."""
 

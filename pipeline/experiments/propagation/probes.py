@@ -1,8 +1,9 @@
 """The probes of the propagation experiment: what each grid point propagates, and its inputs.
 
 A point propagates a block of rows (probe vectors): ``pair`` (inputs a, b and a tangent
-vector), ``circle`` (K points on a circle), ``batch`` (m random inputs). The inputs depend
-only on (seed, width) and the probes, never on σ_w, σ_b, α or the activation, so every
+vector), ``circle`` (K points on a circle), ``batch`` (m random inputs), ``divergence`` (the
+two inputs of D'Inverno et al. 2025, whose output distance err is their observable). The
+inputs depend only on (seed, width) and the probes, never on σ_w, σ_b, α or the activation, so every
 point of a seed sees the same inputs.
 """
 
@@ -20,9 +21,11 @@ __all__ = [
     "OBSERVABLES",
     "BatchProbe",
     "CircleProbe",
+    "DivergenceProbe",
     "PairProbe",
     "Probes",
     "augmented_width",
+    "divergence_inputs",
     "probe_inputs",
     "tile_points",
 ]
@@ -62,6 +65,25 @@ class BatchProbe:
         return self.m
 
 
+DIVERGENCE_INPUTS = ("independent", "sensitivity")
+"""Input pairs of the divergence probe."""
+
+
+@dataclass(frozen=True)
+class DivergenceProbe:
+    """The observable of D'Inverno et al. (2025): two unit-norm inputs x₁, x₂ and
+    err = Σ_i (s₁ᴸ − s₂ᴸ)_i² of their states (docs/conventions.md §2.5).
+
+    ``inputs``: ``independent`` (x₁, x₂ independent Gaussian directions) or ``sensitivity``
+    (x₂ = (ξ + ``noise``·η)/|ξ + ``noise``·η| for x₁ = ξ/|ξ|). ``threshold``: the class rule
+    of the boundary field, ordered ⇔ err ≤ threshold (their estimator scans thresholds itself).
+    """
+
+    inputs: str = "independent"
+    noise: float = 1e-5
+    threshold: float = 1e-3
+
+
 @dataclass(frozen=True)
 class Probes:
     """Which probes a sweep propagates (any non-empty subset)."""
@@ -69,25 +91,26 @@ class Probes:
     pair: PairProbe | None = None
     circle: CircleProbe | None = None
     batch: BatchProbe | None = None
+    divergence: DivergenceProbe | None = None
 
     @property
     def rows_per_point(self) -> int:
         """Rows (probe vectors) one grid point propagates."""
+        return sum(n for _, n in self._row_counts())
+
+    def _row_counts(self) -> tuple[tuple[str, int], ...]:
         return (
-            (3 if self.pair else 0)
-            + (self.circle.K if self.circle else 0)
-            + (self.batch.m if self.batch else 0)
+            ("pair", 3 if self.pair else 0),
+            ("circle", self.circle.K if self.circle else 0),
+            ("batch", self.batch.m if self.batch else 0),
+            ("divergence", 2 if self.divergence else 0),
         )
 
     @property
     def offsets(self) -> dict[str, int]:
         """First row of each probe inside a point's block of rows."""
         out, at = {}, 0
-        for name, n in (
-            ("pair", 3 if self.pair else 0),
-            ("circle", self.circle.K if self.circle else 0),
-            ("batch", self.batch.m if self.batch else 0),
-        ):
+        for name, n in self._row_counts():
             if n:
                 out[name] = at
                 at += n
@@ -111,6 +134,7 @@ OBSERVABLES: dict[str, tuple[str, ...]] = {
         probe: tuple(n for o in ROW_OBSERVABLES if o.probe == probe for n in o.names)
         for probe in ("circle", "batch")
     },
+    "divergence": ("err",),
 }
 """Observable names per probe (the row observables from :mod:`pipeline.numerics.observables`)."""
 
@@ -149,7 +173,20 @@ def probe_inputs(seed: int, width: int, probes: Probes) -> np.ndarray:
         g = rng.normal_block(seed, rng.STREAMS["batch"], 0, 0, n, 0, probes.batch.m)
         g = g / np.linalg.norm(g, axis=0, keepdims=True)
         blocks += list(math.sqrt(n * probes.batch.q0) * g.T)
+    if probes.divergence:
+        blocks += list(divergence_inputs(seed, n, probes.divergence))
     return np.asarray(blocks, dtype=np.float64).reshape(len(blocks), n)
+
+
+def divergence_inputs(seed: int, width: int, probe: DivergenceProbe) -> np.ndarray:
+    """The divergence probe's two unit-norm inputs x₁, x₂, float64 (2, width): normal draws of
+    the ``divergence`` stream (columns 0, 1; ``sensitivity``: x₂ from column 0 plus
+    ``noise`` times column 1). The architecture rescales them to its layer-1 input
+    (:meth:`~.architectures.Network.input_scale`)."""
+    g = rng.normal_block(seed, rng.STREAMS["divergence"], 0, 0, width, 0, 2)
+    if probe.inputs == "independent":
+        return np.stack([_unit(g[:, 0]), _unit(g[:, 1])])
+    return np.stack([_unit(g[:, 0]), _unit(g[:, 0] + probe.noise * g[:, 1])])
 
 
 def augmented_width(n: int) -> int:

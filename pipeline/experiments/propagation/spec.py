@@ -18,16 +18,32 @@ import numpy as np
 
 from pipeline.errors import PipelineError, SpecError
 from pipeline.experiments.base import Experiment, Variable
+from pipeline.experiments.propagation.architectures import (
+    ARCHITECTURES,
+    BIAS_LAWS,
+    WEIGHT_TYING,
+    Network,
+    operator_flops,
+)
 from pipeline.experiments.propagation.probes import (
+    DIVERGENCE_INPUTS,
     BatchProbe,
     CircleProbe,
+    DivergenceProbe,
     PairProbe,
     Probes,
     tile_points,
 )
 from pipeline.experiments.propagation.reference import TILE_ROWS, propagate_network
 from pipeline.gpu.backend import resolve_backend
-from pipeline.spec.fields import Axis, AxisRule, bounded_number, check_keys, positive_int
+from pipeline.spec.fields import (
+    Axis,
+    AxisRule,
+    bounded_number,
+    check_keys,
+    positive_int,
+    suggest,
+)
 from pipeline.spec.limits import MAX_RECORDED
 
 if TYPE_CHECKING:
@@ -104,6 +120,11 @@ VARIABLE_DOCS = {
     "cv": ("coefficient of variation of neighbour distances on the propagated circle", "1"),
     "eff_rank": ("numerical rank of the m × N post-activation batch matrix", "1"),
     "participation_ratio": ("participation ratio of the batch matrix's singular values", "1"),
+    "err": (
+        "squared distance Σ_i (s1 - s2)_i² of the states of the divergence probe's two inputs "
+        "(D'Inverno et al. 2025)",
+        "1",
+    ),
     "nonfinite_layer": (
         "first layer with a non-finite or overflowed pre-activation (λ is NaN from there; "
         "0: none; -1: not computed)",
@@ -132,12 +153,19 @@ class PropagationParams:
     """Validated parameters of a propagation sweep.
 
     depth : L, layers per network. record_layers : layers 1..L where observables are kept.
-    probes : which probes run. threads : tile threads per task (does not change results).
+    probes : which probes run. network : architecture, weight tying and bias law.
     """
 
     depth: int
     record_layers: tuple[int, ...]
     probes: Probes
+    network: Network = Network()
+
+    @property
+    def fused(self) -> bool:
+        """Whether the fused reference / CUDA kernels compute this sweep (the default network
+        without the divergence probe); else :mod:`.network` does."""
+        return self.network.is_default and self.probes.divergence is None
 
 
 def _parse_probes(raw: Any) -> Probes:
@@ -147,8 +175,10 @@ def _parse_probes(raw: Any) -> Probes:
         raise SpecError(
             "probes", f"expected a mapping with some of pair, circle, batch; got {raw!r}"
         )
-    check_keys(raw, ("pair", "circle", "batch"), "probes")
+    check_keys(raw, ("pair", "circle", "batch", "divergence"), "probes")
     out: dict[str, Any] = {}
+    if "divergence" in raw:
+        out["divergence"] = _parse_divergence(raw["divergence"])
     for name, cls, fields in (
         ("pair", PairProbe, ("q0", "c0")),
         ("circle", CircleProbe, ("K", "q0")),
@@ -173,6 +203,50 @@ def _parse_probes(raw: Any) -> Probes:
             kw["m"] = positive_int(body["m"], f"probes.{name}.m", 1)
         out[name] = cls(**kw)
     return Probes(**out)
+
+
+def _choice(value: Any, field_name: str, allowed: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise SpecError(
+            field_name,
+            f"value {value!r} is not one of {', '.join(allowed)}{suggest(str(value), allowed)}",
+        )
+    return value
+
+
+def _parse_divergence(body: Any) -> DivergenceProbe:
+    body = body or {}
+    name = "probes.divergence"
+    if not isinstance(body, Mapping):
+        raise SpecError(name, f"expected a mapping of inputs, noise, threshold, got {body!r}")
+    check_keys(body, ("inputs", "noise", "threshold"), name)
+    kw: dict[str, Any] = {}
+    if "inputs" in body:
+        kw["inputs"] = _choice(body["inputs"], f"{name}.inputs", DIVERGENCE_INPUTS)
+    if "noise" in body:
+        kw["noise"] = bounded_number(body["noise"], f"{name}.noise", 0, 1, lo_open=True)
+    if "threshold" in body:
+        kw["threshold"] = bounded_number(
+            body["threshold"], f"{name}.threshold", 0, math.inf, lo_open=True
+        )
+    return DivergenceProbe(**kw)
+
+
+def _parse_network(raw: Mapping[str, Any], axes: tuple[Axis, ...]) -> Network:
+    net = Network(
+        architecture=_choice(raw.get("architecture", "dense"), "architecture", ARCHITECTURES),
+        weight_tying=_choice(raw.get("weight_tying", "per_layer"), "weight_tying", WEIGHT_TYING),
+        bias=_choice(raw.get("bias", "iid"), "bias", BIAS_LAWS),
+    )
+    if net.architecture != "dense":
+        alphas = [a for ax in axes if ax.name == "alpha" for a in ax.values]
+        if any(a != 2.0 for a in alphas):
+            raise SpecError(
+                "axes.alpha",
+                f"values {alphas!r} with architecture {net.architecture}: only 2 is allowed "
+                "(its operators are Gaussian)",
+            )
+    return net
 
 
 def _check_recorded(n: int, field_name: str) -> None:
@@ -215,29 +289,56 @@ def _parse_record_layers(raw: Any, depth: int) -> tuple[int, ...]:
     )
 
 
+def _propagator(p: PropagationParams, backend: str) -> Any:
+    """The propagate function of a sweep on ``backend``: the fused reference or CUDA path for
+    the default network, else :func:`.network.propagate_architecture` on NumPy or CuPy."""
+    if p.fused:
+        if backend == "cupy":
+            from pipeline.experiments.propagation.gpu import propagate_network as gpu_propagate
+
+            return gpu_propagate
+        return propagate_network
+    from pipeline.experiments.propagation.network import propagate_architecture
+
+    xp = np
+    if backend == "cupy":
+        import cupy
+
+        xp = cupy
+
+    def run(*args: Any, **kwargs: Any) -> list[dict[str, np.ndarray]]:
+        return propagate_architecture(*args, network=p.network, xp=xp, **kwargs)
+
+    return run
+
+
 class PropagationExperiment(Experiment):
     """Signal propagation through random finite-width networks (docs/conventions.md)."""
 
     name = "propagation"
     axis_rules = AXIS_RULES
-    param_keys = ("depth", "record_layers", "probes")
+    param_keys = ("depth", "record_layers", "probes", "architecture", "weight_tying", "bias")
 
     def parse_params(
         self, raw: Mapping[str, Any], axes: tuple[Axis, ...]
     ) -> tuple[PropagationParams, dict[str, Any]]:
-        """Validate ``depth``, ``record_layers`` and ``probes``; return them and their
-        canonical form."""
+        """Validate ``depth``, ``record_layers``, ``probes`` and the network family
+        (``architecture``, ``weight_tying``, ``bias``); return them and their canonical form
+        (the family only when it is not the default, so older stores keep their spec)."""
         if "depth" not in raw:
             raise SpecError("depth", "missing (number of layers L >= 1)")
         depth = positive_int(raw["depth"], "depth", 1)
         layers = _parse_record_layers(raw.get("record_layers"), depth)
         probes = _parse_probes(raw.get("probes"))
+        network = _parse_network(raw, axes)
         canonical = {
             "depth": depth,
             "record_layers": list(layers),
             "probes": {k: v for k, v in asdict(probes).items() if v is not None},
         }
-        return PropagationParams(depth, layers, probes), canonical
+        if not network.is_default:
+            canonical.update(asdict(network))
+        return PropagationParams(depth, layers, probes, network), canonical
 
     def default_chunk(self, axis: Axis) -> int:
         """Whole σ planes (up to 64 × 64) and one network per chunk by default."""
@@ -269,7 +370,8 @@ class PropagationExperiment(Experiment):
         }
 
     def chunk_cost(self, spec: SweepSpec, chunk_shape: tuple[int, ...]) -> dict[str, float]:
-        """FLOPs (GEMMs only: 2·N²·rows per layer) and peak working bytes of a chunk."""
+        """FLOPs of the layer operators (dense: the GEMMs, 2·N²·rows per layer; struct/conv
+        their FFTs, :func:`~.architectures.operator_flops`) and peak working bytes of a chunk."""
         sizes = dict(zip(spec.dims, chunk_shape, strict=True))
         widths = spec.axis("width").values
         n_max = max(widths)
@@ -283,7 +385,12 @@ class PropagationExperiment(Experiment):
         networks = sizes["width"] * sizes["alpha"] * sizes["seed"]
         n_mean = float(np.mean(widths))
         rows = per_net * r
-        flops = 2.0 * n_mean**2 * rows * spec.params.depth * networks
+        flops = (
+            operator_flops(spec.params.network.architecture, round(n_mean))
+            * rows
+            * spec.params.depth
+            * networks
+        )
         item = np.dtype(spec.dtype).itemsize
         ppt = tile_points(probes, len(spec.axis("sigma_w")) * len(spec.axis("sigma_b")), TILE_ROWS)
         per_act = per_net // max(1, sizes[spec.axis("activation").name])
@@ -321,14 +428,14 @@ class PropagationExperiment(Experiment):
         shape, derived from the whole grid, so results never depend on the chunking.
         """
         backend = resolve_backend(backend)
+        p = spec.params
+        propagate = _propagator(p, backend)
         if backend == "cupy":
             from pipeline.experiments.propagation.gpu import GPU_TILE_ROWS
-            from pipeline.experiments.propagation.gpu import propagate_network as propagate
 
             tile_rows = GPU_TILE_ROWS
         else:
-            propagate, tile_rows = propagate_network, TILE_ROWS
-        p = spec.params
+            tile_rows = TILE_ROWS
         names = [a.name for a in spec.axes]
         shape = tuple(len(coords[nm]) for nm in names)
         n_rec = len(p.record_layers)
@@ -393,18 +500,40 @@ class PropagationExperiment(Experiment):
     display_label = "λ_L (nepers per layer)"
 
     def signed_field(self, spec: SweepSpec, ds: xr.Dataset) -> xr.DataArray:
-        """λ_L at the deepest recorded layer: > 0 chaotic, <= 0 ordered."""
-        if "lyapunov" not in ds:
-            raise PipelineError("store: no 'lyapunov' variable (the pair probe); no boundary")
-        return ds["lyapunov"].isel(layer=-1)
+        """λ_L at the deepest recorded layer: > 0 chaotic, <= 0 ordered. Without the pair
+        probe, the divergence probe's ln(err_L / threshold): chaotic ⇔ err_L > threshold
+        (D'Inverno et al.'s class rule at the probe's ``threshold``)."""
+        if "lyapunov" in ds:
+            return ds["lyapunov"].isel(layer=-1)
+        div = spec.params.probes.divergence
+        if "err" in ds and div is not None:
+            import xarray as xr
+
+            return xr.apply_ufunc(
+                _log_ratio,
+                ds["err"].isel(layer=-1),
+                kwargs={"t": div.threshold},
+                dask="parallelized",
+                output_dtypes=[ds["err"].dtype],
+            )
+        raise PipelineError(
+            "store: no 'lyapunov' (pair probe) or 'err' (divergence probe) variable; no boundary"
+        )
 
     def check_zoomable(self, spec: SweepSpec) -> None:
-        """A plane with one value on every other axis, and the pair probe (λ_L)."""
+        """A plane with one value on every other axis, and the pair or divergence probe."""
         super().check_zoomable(spec)
-        if spec.params.probes.pair is None:
+        if spec.params.probes.pair is None and spec.params.probes.divergence is None:
             raise PipelineError(
-                "zoom: probes.pair is needed (the boundary is where λ_L changes sign)"
+                "zoom: probes.pair or probes.divergence is needed (the boundary is where λ_L "
+                "changes sign, or err_L crosses the divergence threshold)"
             )
+
+
+def _log_ratio(a: np.ndarray, t: float) -> np.ndarray:
+    """ln(a / t); a = 0 gives −∞ (the ordered side), without a warning."""
+    with np.errstate(divide="ignore"):
+        return np.log(a / t)
 
 
 EXPERIMENT = PropagationExperiment()
