@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.engine.variables import store_variables
 from pipeline.errors import PipelineError
 from pipeline.experiments import get_experiment
 from pipeline.spec.sweep import SweepSpec
@@ -172,7 +173,7 @@ def make_plan(spec: SweepSpec) -> Plan:
     """Plan a sweep: nothing is computed or written. ``notes`` holds the experiment's own
     lines (e.g. a GPU-hours estimate)."""
     exp = get_experiment(spec.experiment)
-    variables = exp.variables(spec)
+    variables = store_variables(spec)
     extra = {k: len(v[0]) for k, v in exp.extra_coords(spec).items()}
     out_bytes = 0
     for v in variables:

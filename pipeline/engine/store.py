@@ -40,6 +40,7 @@ from pipeline.engine.identity import new_token, read_token, write_token
 from pipeline.engine.markers import DONE_DIR, DoneState, load_index, read_done, read_marker
 from pipeline.engine.plan import ChunkKey, chunk_counts, flat_to_key, iter_chunk_keys, key_to_flat
 from pipeline.engine.provenance import git_revision, package_version
+from pipeline.engine.variables import store_variables
 from pipeline.engine.writer import write_chunk
 from pipeline.errors import SpecMismatchError, StoreError
 from pipeline.experiments import get_experiment
@@ -99,7 +100,7 @@ def build_template(spec: SweepSpec, provenance: dict[str, Any] | None = None) ->
     for name, (values, attrs) in extra.items():
         coords[name] = (name, values, attrs)
     data_vars = {}
-    for v in exp.variables(spec):
+    for v in store_variables(spec):
         dims = (*spec.dims, *v.extra_dims)
         shape = (*spec.shape, *(len(extra[d][0]) for d in v.extra_dims))
         chunks = (*spec.chunks, *(len(extra[d][0]) for d in v.extra_dims))
