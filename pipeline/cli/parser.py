@@ -49,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--no-summary", action="store_true", help="do not print the summary")
     run.add_argument(
+        "--refine",
+        action="store_true",
+        help="adaptive boundary refinement with the spec's refine: block, or the defaults",
+    )
+    run.add_argument(
         "--cluster",
         choices=["local", "slurm"],
         default="local",
@@ -78,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("spec")
     _add_scale_arg(plan)
     plan.add_argument("--store", help="output store (default: the spec's 'store')")
+    plan.add_argument(
+        "--refine",
+        action="store_true",
+        help="adaptive boundary refinement with the spec's refine: block, or the defaults",
+    )
 
     status = sub.add_parser("status", help="done/total chunks of a store, and the missing ones")
     status.add_argument("store")
@@ -117,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     zoom.add_argument("--workers", type=int, default=None, help="local worker processes")
     zoom.add_argument("--retries", type=int, default=2, help="extra attempts per chunk")
     zoom.add_argument("--no-progress", action="store_true", help="no progress bar")
+    zoom.add_argument(
+        "--refine",
+        action="store_true",
+        help="adaptive boundary refinement with the spec's refine: block, or the defaults",
+    )
 
     figures = sub.add_parser("figures", help="draw the figure a store's workflow declares")
     figures.add_argument("store")

@@ -13,6 +13,7 @@ from pipeline.errors import SpecMismatchError, StoreError, UsageError
 
 if TYPE_CHECKING:
     from pipeline.slurm.cluster import SlurmOptions
+    from pipeline.spec.sweep import SweepSpec
 
 __all__ = ["cmd_plan", "cmd_run", "cmd_submit", "cmd_zoom", "driver_argv"]
 
@@ -30,14 +31,25 @@ def _slurm_options(args: argparse.Namespace) -> SlurmOptions:
     )
 
 
+def _load(args: argparse.Namespace) -> SweepSpec:
+    """The spec of ``args.spec`` at ``args.scale``; with ``--refine``, refined (the spec's own
+    ``refine:`` block, or the defaults when it has none)."""
+    from pipeline.spec.sweep import with_refine
+    from pipeline.spec.workflow import load_workflow
+
+    spec = load_workflow(args.spec, args.scale)
+    if getattr(args, "refine", False) and spec.refine is None:
+        spec = with_refine(spec, True)
+    return spec
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """``sweep run``: run or resume a sweep, then print its experiment's summary."""
     from pipeline.engine.execute import run_sweep
     from pipeline.engine.store import open_sweep
     from pipeline.experiments import get_experiment
-    from pipeline.spec.workflow import load_workflow
 
-    spec = load_workflow(args.spec, args.scale)
+    spec = _load(args)
     for name in ("workers", "threads"):
         v = getattr(args, name)
         if v is not None and v < 1:
@@ -139,9 +151,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     """``sweep plan``: sizes, chunks, FLOPs, memory (and the experiment's own lines)."""
     from pipeline.engine.plan import make_plan
-    from pipeline.spec.workflow import load_workflow
 
-    spec = load_workflow(args.spec, args.scale)
+    spec = _load(args)
     if args.store:
         spec = spec.with_store(args.store)
     print(make_plan(spec).describe(spec))
@@ -151,9 +162,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_zoom(args: argparse.Namespace) -> int:
     """``sweep zoom``: a zoom sequence into the boundary (frames halving around it)."""
     from pipeline.engine.zoom import run_zoom, zoom_summary
-    from pipeline.spec.workflow import load_workflow
 
-    spec = load_workflow(args.spec, args.scale)
+    spec = _load(args)
     run_zoom(
         spec,
         args.frames,

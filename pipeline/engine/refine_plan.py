@@ -28,13 +28,23 @@ that is not mixed has one class at every computed pixel, so the filled pixels ca
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from pipeline.spec.refine import RefineSpec
 
-__all__ = ["CODE_NAN", "CODE_NEG", "CODE_NONE", "CODE_POS", "RefineRound", "Refiner", "codes_of"]
+__all__ = [
+    "CODE_NAN",
+    "CODE_NEG",
+    "CODE_NONE",
+    "CODE_POS",
+    "RefineRound",
+    "Refiner",
+    "codes_of",
+    "expected_fraction",
+]
 
 CODE_NONE, CODE_NEG, CODE_POS, CODE_NAN = 0, 1, 2, 3
 """Per-pixel class codes: not computed, class -1, class +1, no class (NaN)."""
@@ -260,3 +270,25 @@ class Refiner:
 
         src = nearest(i, n0) * n1 + nearest(j, n1)
         return np.where(self.computed, i * n1 + j, src)
+
+
+def expected_fraction(shape: tuple[int, int], refine: RefineSpec, dimension: float) -> float:
+    """A rough prior of the share of pixels a refinement computes, for ``sweep plan``.
+
+    Model: a boundary of box-counting dimension ``dimension`` that crosses the plane once
+    meets about ``(n / s)**D`` blocks of spacing ``s`` (``n`` the geometric mean side); each is
+    split with a band of ``2 guard + 1`` blocks across it, and a split adds about 3 new
+    pixels. Plus the coarse lattice and the audit share of the rest. The measured share is in
+    the store's ``refine`` attrs after a run.
+    """
+    n0, n1 = shape
+    n = math.sqrt(n0 * n1)
+    coarse = len(_lattice(n0, refine.coarse)) * len(_lattice(n1, refine.coarse))
+    split = 0.0
+    s = refine.coarse
+    while s > refine.final:
+        split += 3.0 * (2 * refine.guard + 1) * (n / s) ** dimension
+        s //= 2
+    total = n0 * n1
+    computed = min(total, coarse + split)
+    return (computed + refine.audit * (total - computed)) / total
