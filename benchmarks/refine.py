@@ -93,32 +93,38 @@ def _field(store: Path) -> tuple[np.ndarray, object]:
     return np.asarray(field.squeeze().values, np.float64), ds
 
 
-def measure(case: str, work: Path, workers: int) -> dict:
-    """Full and refined runs of ``case`` and their comparison (a table row's numbers)."""
+def measure(case: str, work: Path, workers: int, full_too: bool = True) -> dict:
+    """Full and refined runs of ``case`` and their comparison (a table row's numbers);
+    ``full_too=False``: the refined run alone (no agreement, no full D)."""
     work.mkdir(parents=True, exist_ok=True)
-    t_full = _run(case_spec(case, False), work / f"{case}_full.zarr", workers)
     t_ref = _run(case_spec(case, True), work / f"{case}_refined.zarr", workers)
-    full, _ = _field(work / f"{case}_full.zarr")
     ref, ds = _field(work / f"{case}_refined.zarr")
-    agree = float(np.mean(codes_of(full) == codes_of(ref)))
-    d_full = box_counting_dimension(full)
-    d_ref = box_counting_dimension(ref)
-    lo, hi = d_full.interval
     attrs = ds.attrs[ATTR]
-    return {
+    d_ref = box_counting_dimension(ref)
+    row = {
         "case": case,
-        "pixels": int(full.size),
-        "agreement": agree,
-        "d_full": d_full.estimate,
-        "d_full_interval": [lo, hi],
+        "pixels": int(ref.size),
         "d_refined": d_ref.estimate,
-        "d_inside": bool(lo <= d_ref.estimate <= hi),
+        "d_refined_interval": list(d_ref.interval),
         "evaluated_fraction": attrs["evaluated_fraction"],
         "audits": attrs["audits"],
         "surprises": attrs["surprises"],
         "rounds": attrs["rounds"],
-        "t_full": t_full,
         "t_refined": t_ref,
+    }
+    if not full_too:
+        return row
+    t_full = _run(case_spec(case, False), work / f"{case}_full.zarr", workers)
+    full, _ = _field(work / f"{case}_full.zarr")
+    d_full = box_counting_dimension(full)
+    lo, hi = d_full.interval
+    return {
+        **row,
+        "agreement": float(np.mean(codes_of(full) == codes_of(ref))),
+        "d_full": d_full.estimate,
+        "d_full_interval": [lo, hi],
+        "d_inside": bool(lo <= d_ref.estimate <= hi),
+        "t_full": t_full,
     }
 
 
@@ -139,6 +145,14 @@ def table(rows: list[dict]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        if "t_full" not in r:
+            rl, rh = r["d_refined_interval"]
+            lines.append(
+                f"| {r['case']} (refined only) | {r['pixels']:,} | not measured | "
+                f"not measured | {r['d_refined']:.3f} [{rl:.3f}, {rh:.3f}] | – | "
+                f"{r['evaluated_fraction']:.3f} | {r['audits']:,} ({r['surprises']}) | – |"
+            )
+            continue
         lo, hi = r["d_full_interval"]
         lines.append(
             f"| {r['case']} | {r['pixels']:,} | {100 * r['agreement']:.3f} % | "
@@ -152,14 +166,16 @@ def table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Measure the cases, print the table (and write BENCHMARKS.md with ``--write``)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--case", action="append", required=True, help="tanh<n> or erf<n>")
+    ap.add_argument("--case", action="append", default=[], help="tanh<n> or erf<n>")
+    ap.add_argument("--refined-only", action="append", default=[], help="a case run refined only")
     ap.add_argument("--work", default="refine_bench", help="folder for the stores")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--write", action="store_true", help="rewrite the BENCHMARKS.md section")
     args = ap.parse_args(argv)
     rows = []
-    for case in args.case:
-        rows.append(measure(case, Path(args.work), args.workers))
+    cases = [(c, True) for c in args.case] + [(c, False) for c in args.refined_only]
+    for case, full_too in cases:
+        rows.append(measure(case, Path(args.work), args.workers, full_too))
         print(json.dumps(rows[-1]), flush=True)
         if args.write:  # after every case: a long run keeps what it measured
             write_section("refine", table(rows))
