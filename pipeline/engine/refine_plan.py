@@ -147,16 +147,25 @@ class Refiner:
             out.append((lo, np.minimum(lo + s, n - 1)))
         return out[0], out[1]
 
-    def _mixed(self, s: int, sat: list[np.ndarray]) -> np.ndarray:
-        """Blocks of spacing ``s`` whose computed pixels hold more than one class."""
-        (lo0, hi0), (lo1, hi1) = self._blocks(s)
-        r0, r1 = lo0[:, None], hi0[:, None] + 1
-        c0, c1 = lo1[None, :], hi1[None, :] + 1
-        present = np.zeros((len(lo0), len(lo1)), np.int8)
-        for t in sat:
-            count = t[r1, c1] - t[r0, c1] - t[r1, c0] + t[r0, c0]
-            present += (count > 0).astype(np.int8)
-        return present >= 2
+    def _classes_present(self) -> dict[int, np.ndarray]:
+        """Per spacing, how many classes the computed pixels of each block's closed
+        rectangle hold (0..3), from one summed-area table per class (one at a time: at 4096²
+        a table is 64 MB)."""
+        n0, n1 = self.shape
+        present = {}
+        for s in self._strides():
+            (lo0, _), (lo1, _) = self._blocks(s)
+            present[s] = np.zeros((len(lo0), len(lo1)), np.int8)
+        t = np.zeros((n0 + 1, n1 + 1), np.int32)
+        for code in (CODE_NEG, CODE_POS, CODE_NAN):
+            np.cumsum(self.codes == code, axis=0, dtype=np.int32, out=t[1:, 1:])
+            np.cumsum(t[1:, 1:], axis=1, out=t[1:, 1:])
+            for s, acc in present.items():
+                (lo0, hi0), (lo1, hi1) = self._blocks(s)
+                r0, r1 = lo0[:, None], hi0[:, None] + 1
+                c0, c1 = lo1[None, :], hi1[None, :] + 1
+                acc += (t[r1, c1] - t[r0, c1] - t[r1, c0] + t[r0, c0] > 0).astype(np.int8)
+        return present
 
     def _leaves(self, s: int) -> np.ndarray:
         """Blocks of spacing ``s`` that are leaves now."""
@@ -166,15 +175,11 @@ class Refiner:
     def _plan(self) -> RefineRound:
         n0, n1 = self.shape
         f, g = self.final, self.guard
-        sat = []
-        for code in (CODE_NEG, CODE_POS, CODE_NAN):
-            t = np.zeros((n0 + 1, n1 + 1), np.int64)
-            t[1:, 1:] = np.cumsum(np.cumsum(self.codes == code, axis=0), axis=1)
-            sat.append(t)
+        present = self._classes_present()
         mixed: dict[int, np.ndarray] = {}
         marks = np.zeros((self.n_cells[0] + 1, self.n_cells[1] + 1), np.int64)
         for s in self._strides():
-            mixed[s] = self._leaves(s) & self._mixed(s, sat)
+            mixed[s] = self._leaves(s) & (present[s] >= 2)
             k = s // f
             b0, b1 = np.nonzero(mixed[s])
             # the guard band: a difference array over cells, summed below
