@@ -218,3 +218,37 @@ def test_refine_needs_one_value_off_the_plane():
                     "lr_out": {"linspace": [0, 1], "count": 9}}}  # fmt: skip
     with pytest.raises(SpecError, match=r"^spec field 'refine': axes width have several values"):
         parse_spec(raw)
+
+
+@pytest.mark.parametrize("raw, field", [
+    ({"experiment": "trainability", "steps": 6, "axes": {
+        "width": [4], "lr_in": {"linspace": [-2, 3], "count": 9},
+        "lr_out": {"linspace": [-2, 3], "count": 7}}}, lambda p: p["score"]),
+    ({"experiment": "propagation", "depth": 4, "probes": {"pair": {}, "batch": {"m": 3}},
+      "axes": {"width": [8], "activation": ["erf"],
+               "sigma_w2": {"linspace": [0.5, 3], "count": 9},
+               "sigma_b": {"linspace": [0, 1], "count": 7}}}, lambda p: p["lyapunov"][:, -1]),
+])  # fmt: skip
+def test_scattered_points_equal_their_chunk_values(raw, field):
+    from pipeline.engine.plan import chunk_coords
+    from pipeline.experiments import get_experiment
+
+    spec = parse_spec(raw)
+    exp = get_experiment(spec.experiment)
+    whole = exp.compute_chunk(spec, chunk_coords(spec, (0,) * len(spec.axes)))
+    a_name, b_name = exp.plane(spec)
+    rng = np.random.default_rng(0)
+    i = rng.integers(0, len(spec.axis(a_name)), 11)
+    j = rng.integers(0, len(spec.axis(b_name)), 11)
+    coords = {ax.name: np.asarray(ax.values) for ax in spec.axes}
+    coords[a_name] = coords[a_name][i]
+    coords[b_name] = coords[b_name][j]
+    points = exp.compute_points(spec, coords)
+    assert set(points) == set(whole)
+    for name, values in whole.items():
+        plane = values.reshape(values.shape[len(spec.axes) - 2 :])  # other axes have one value
+        np.testing.assert_array_equal(points[name], plane[i, j])
+    # the default class hook: the sign of the signed field, > 0 against <= 0
+    f = field(points)
+    assert (f > 0).any() and (f <= 0).any()
+    np.testing.assert_array_equal(exp.pixel_class(spec, points), np.where(f > 0, 1.0, -1.0))
