@@ -128,8 +128,8 @@ def measure(case: str, work: Path, workers: int, full_too: bool = True) -> dict:
     }
 
 
-def table(rows: list[dict]) -> str:
-    """The BENCHMARKS.md section."""
+def table(rows: list[dict], note: str = "") -> str:
+    """The BENCHMARKS.md section (``note``: how the machine was loaded, what did not fit)."""
     lines = [
         "## Adaptive boundary refinement (`benchmarks/refine.py`)",
         "",
@@ -160,7 +160,7 @@ def table(rows: list[dict]) -> str:
             f"{'yes' if r['d_inside'] else 'no'} | {r['evaluated_fraction']:.3f} | "
             f"{r['audits']:,} ({r['surprises']}) | {r['t_refined'] / r['t_full']:.2f} |"
         )
-    return "\n".join(lines)
+    return "\n".join(lines + ([""] + [note] if note else []))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default="refine_bench", help="folder for the stores")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--write", action="store_true", help="rewrite the BENCHMARKS.md section")
+    ap.add_argument("--note", default="", help="a paragraph under the table")
     args = ap.parse_args(argv)
     rows = []
     cases = [(c, True) for c in args.case] + [(c, False) for c in args.refined_only]
@@ -178,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(measure(case, Path(args.work), args.workers, full_too))
         print(json.dumps(rows[-1]), flush=True)
         if args.write:  # after every case: a long run keeps what it measured
-            write_section("refine", table(rows))
-    print(table(rows))
+            write_section("refine", table(rows, args.note))
+    print(table(rows, args.note))
     return 0
 
 

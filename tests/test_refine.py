@@ -27,7 +27,7 @@ import sweep_stub  # noqa: E402
 import zarr  # noqa: E402
 
 from pipeline import open_sweep, parse_spec, register, run_sweep  # noqa: E402
-from pipeline.engine.refine import ATTR, REFINE_DIR  # noqa: E402
+from pipeline.engine.refine import ATTR, REFINE_DIR, refine_status  # noqa: E402
 from pipeline.engine.refine_plan import Refiner, codes_of, expected_fraction  # noqa: E402
 from pipeline.errors import SpecError  # noqa: E402
 from pipeline.spec.refine import RefineSpec  # noqa: E402
@@ -95,6 +95,7 @@ def test_refined_store_holds_the_full_field_with_its_mask(refined):
     assert attrs["evaluated"] == int(m.sum()) and attrs["evaluated_fraction"] == m.mean()
     assert m.mean() < 0.5
     assert attrs["audit"] == REFINE["audit"] and attrs["surprises"] == 0
+    assert refine_status(str(store)).startswith(f"refined: {int(m.sum()):,} pixels computed")
     # the mask is exactly the union of the point files
     files = list((store / REFINE_DIR).rglob("*.npz"))
     idx = np.concatenate([np.load(p)["_index"] for p in files])
@@ -138,6 +139,7 @@ def test_killed_refinement_resumes_to_the_same_store(tmp_path, refined, client):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     n_r1 = len(list(r1.glob("*.npz")))
+    assert refine_status(str(store)).startswith("refinement in progress: 2 round(s) started")
     lines: list[str] = []
     report = run_sweep(parse_spec(plane_spec(store)), store, client=client, progress=False,
                        log=lines.append)  # fmt: skip

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from pipeline.engine.execute import RunReport
     from pipeline.slurm.cluster import SlurmOptions
 
-__all__ = ["ATTR", "REFINE_DIR", "PlaneLayout", "refine_task", "run_refined"]
+__all__ = ["ATTR", "REFINE_DIR", "PlaneLayout", "refine_status", "refine_task", "run_refined"]
 
 REFINE_DIR = "_refine"
 ATTR = "refine"
@@ -381,6 +381,26 @@ def _run_tasks(
         run_window(client, iter(items), submit, on_done, policy, tick)
     finally:
         bar.close()
+
+
+def refine_status(store: str) -> str:
+    """``sweep status``'s line for a refined store: what the refinement recorded, or the
+    rounds whose point files are there so far (the store's chunks are written at the end)."""
+    import zarr
+
+    done = zarr.open_group(store, mode="r").attrs.get(ATTR)
+    if done:
+        return (
+            f"refined: {done['evaluated']:,} pixels computed ({done['evaluated_fraction']:.3f} "
+            f"of the grid) in {done['rounds']} rounds; {done['audits']:,} audits, "
+            f"{done['surprises']} surprise(s)"
+        )
+    rounds = sorted(Path(store, REFINE_DIR).glob("r[0-9][0-9]"))
+    files = sum(len(list(r.glob("*.npz"))) for r in rounds)
+    return (
+        f"refinement in progress: {len(rounds)} round(s) started, {files} point file(s); "
+        "the chunks are written after the last round"
+    )
 
 
 def _record(path: str, spec: SweepSpec, refiner: Refiner) -> None:
