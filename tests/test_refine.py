@@ -254,3 +254,15 @@ def test_scattered_points_equal_their_chunk_values(raw, field):
     f = field(points)
     assert (f > 0).any() and (f <= 0).any()
     np.testing.assert_array_equal(exp.pixel_class(spec, points), np.where(f > 0, 1.0, -1.0))
+
+
+def test_default_compute_points_calls_compute_chunk_per_point():
+    from pipeline.experiments.base import Experiment
+
+    spec = parse_spec(plane_spec())
+    a, b = np.array([0, 5, 63, 7]), np.array([3, 3, 0, 63])
+    got = Experiment.compute_points(sweep_stub.PLANE_EXPERIMENT, spec, {"a": a, "b": b})
+    want = sweep_stub.plane_values(spec, a, b)
+    assert set(got) == set(want)
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k])
