@@ -110,6 +110,10 @@ def _status_lines(store: str, show_all: bool) -> list[str]:
             f"running: `{run.get('command')}` on host {run.get('host')}, PID {run.get('pid')}, "
             f"since {run.get('since')}"
         )
+    if spec.refine is not None:
+        from pipeline.engine.refine import refine_status
+
+        lines.append(refine_status(store))
     lines += [f"note: {n}" for n in state.notes]
     if state.strays:
         shown = ", ".join(state.strays[:5]) + (" ..." if len(state.strays) > 5 else "")

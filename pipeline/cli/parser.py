@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--store", help="output Zarr store (default: the spec's 'store')")
     _add_compute_args(run)
     run.add_argument("--no-summary", action="store_true", help="do not print the summary")
+    run.add_argument(
+        "--refine",
+        action="store_true",
+        help="adaptive boundary refinement with the spec's refine: block, or the defaults",
+    )
 
     submit = sub.add_parser(
         "submit", help="run a sweep's (or a zoom's) driver as a SLURM batch job"
@@ -104,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("spec", help="YAML sweep spec (or workflow file)")
     _add_scale_arg(plan)
     plan.add_argument("--store", help="output store (default: the spec's 'store')")
+    plan.add_argument(
+        "--refine",
+        action="store_true",
+        help="adaptive boundary refinement with the spec's refine: block, or the defaults",
+    )
 
     status = sub.add_parser("status", help="done/total chunks of a store, and the missing ones")
     status.add_argument("store")
@@ -154,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
     zoom.add_argument("--store", help="output zoom store (default: the spec's 'store')")
     _add_compute_args(zoom)
     zoom.add_argument("--no-summary", action="store_true", help="do not print the frames' lines")
+    zoom.add_argument(
+        "--refine",
+        action="store_true",
+        help="adaptive boundary refinement with the spec's refine: block, or the defaults",
+    )
 
     figures = sub.add_parser(
         "figures", help="draw a store's figure: the one its workflow declares, or --kind"

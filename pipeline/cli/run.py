@@ -94,14 +94,25 @@ def _scheduler_client(args: argparse.Namespace) -> Iterator[Any]:
         yield client
 
 
+def _load(args: argparse.Namespace) -> SweepSpec:
+    """The spec of ``args.spec`` at ``args.scale``; with ``--refine``, refined (the spec's own
+    ``refine:`` block, or the defaults when it has none)."""
+    from pipeline.spec.sweep import with_refine
+    from pipeline.spec.workflow import load_workflow
+
+    spec = load_workflow(args.spec, args.scale)
+    if getattr(args, "refine", False) and spec.refine is None:
+        spec = with_refine(spec, True)
+    return spec
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """``sweep run``: run or resume a sweep, then print its experiment's summary."""
     from pipeline.engine.execute import run_sweep
     from pipeline.engine.store import open_sweep
     from pipeline.experiments import get_experiment
-    from pipeline.spec.workflow import load_workflow
 
-    spec = load_workflow(args.spec, args.scale)
+    spec = _load(args)
     slurm = _slurm_or_local(args)
     with _scheduler_client(args) as client:
         _check_memory(args, spec, slurm, client)
@@ -217,9 +228,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     """``sweep plan``: sizes, chunks, FLOPs, memory (and the experiment's own lines)."""
     from pipeline.engine.plan import make_plan
-    from pipeline.spec.workflow import load_workflow
 
-    spec = load_workflow(args.spec, args.scale)
+    spec = _load(args)
     if args.store:
         spec = spec.with_store(args.store)
     print(make_plan(spec).describe(spec))
@@ -230,9 +240,8 @@ def cmd_zoom(args: argparse.Namespace) -> int:
     """``sweep zoom``: a zoom sequence into the boundary (frames halving around it), on the
     same clusters and backends as ``sweep run``."""
     from pipeline.engine.zoom import check_zoomable, run_zoom, zoom_summary
-    from pipeline.spec.workflow import load_workflow
 
-    spec = load_workflow(args.spec, args.scale)
+    spec = _load(args)
     check_zoomable(spec)  # before any cluster is started
     slurm = _slurm_or_local(args)
     with _scheduler_client(args) as client:

@@ -247,6 +247,13 @@ def run_sweep(
             say(f"scheduler {scheduler}, dashboard: {client.dashboard_link}")
         created = create_or_open_store(spec, path, provenance=provenance)
         with store_lease(path, "sweep run", say):
+            if spec.refine is not None:
+                from pipeline.engine.refine import run_refined
+
+                return run_refined(
+                    spec, path, created, client, n_workers, retries, backend_name, threads,
+                    progress, say, slurm,
+                )  # fmt: skip
             return _run(
                 spec, path, created, client, n_workers, retries, backend_name, threads,
                 progress, say, slurm, chunks_per_task, watch,
@@ -304,19 +311,7 @@ def _run(
     expected = _expected_threads(slurm, n_workers, backend_name) if own_cluster else 0
     t0 = time.perf_counter()
     with ExitStack() as stack:
-        if client is None and slurm is not None:
-            from pipeline.slurm.cluster import slurm_client
-
-            client, watch = stack.enter_context(slurm_client(slurm, say))
-        elif client is None:
-            from distributed import Client
-
-            cluster = stack.enter_context(owned_cluster(local_cluster(n_workers, backend_name)))
-            client = stack.enter_context(Client(cluster))
-            if dashboard_available():
-                say(f"dashboard: {client.dashboard_link}")
-            else:
-                say("dashboard: install the 'dashboard' extra (bokeh) to get one")
+        client, watch = open_client(stack, client, slurm, n_workers, backend_name, say)
         if fuse is None:
             flops = get_experiment(spec.experiment).chunk_cost(spec, spec.chunks)["flops"]
             fuse = chunks_per_task(flops, len(todo), max(expected, total_threads(client)))
@@ -340,6 +335,33 @@ def _run(
     if len(report.failed) > 50:
         say(f"  ... and {len(report.failed) - 50} more failed chunks")
     return report
+
+
+def open_client(
+    stack: ExitStack,
+    client: Any,
+    slurm: SlurmOptions | None,
+    n_workers: int | None,
+    backend_name: str,
+    say: Callable[[str], None],
+) -> tuple[Any, Callable[[], None] | None]:
+    """``client`` if given, else a client on SLURM worker jobs or on a local cluster, closed
+    with ``stack``; and the SLURM job keeper to call about once a second (or None)."""
+    if client is not None:
+        return client, None
+    if slurm is not None:
+        from pipeline.slurm.cluster import slurm_client
+
+        return stack.enter_context(slurm_client(slurm, say))
+    from distributed import Client
+
+    cluster = stack.enter_context(owned_cluster(local_cluster(n_workers, backend_name)))
+    client = stack.enter_context(Client(cluster))
+    if dashboard_available():
+        say(f"dashboard: {client.dashboard_link}")
+    else:
+        say("dashboard: install the 'dashboard' extra (bokeh) to get one")
+    return client, None
 
 
 class _Markers:

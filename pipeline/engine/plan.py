@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.engine.variables import store_variables
 from pipeline.errors import PipelineError
 from pipeline.experiments import get_experiment
 from pipeline.spec.sweep import SweepSpec
@@ -169,7 +170,7 @@ def make_plan(spec: SweepSpec) -> Plan:
     """Plan a sweep: nothing is computed or written. ``notes`` holds the experiment's own
     lines (e.g. a GPU-hours estimate)."""
     exp = get_experiment(spec.experiment)
-    variables = exp.variables(spec)
+    variables = store_variables(spec)
     extra = {k: len(v[0]) for k, v in exp.extra_coords(spec).items()}
     out_bytes = 0
     for v in variables:
@@ -189,8 +190,27 @@ def make_plan(spec: SweepSpec) -> Plan:
         peak_task_bytes=full["peak_bytes"],
         device_peak_bytes=full.get("device_peak_bytes"),
         variables=tuple(v.name for v in variables),
-        notes=tuple(exp.plan_lines(spec, flops)),
+        notes=(*exp.plan_lines(spec, flops), *_refine_lines(spec)),
     )
+
+
+def _refine_lines(spec: SweepSpec) -> list[str]:
+    """``sweep plan``'s lines for a refined sweep: the expected share of pixels computed."""
+    if spec.refine is None:
+        return []
+    from pipeline.engine.refine_plan import expected_fraction
+
+    plane = get_experiment(spec.experiment).plane(spec)
+    assert plane is not None
+    shape = (len(spec.axis(plane[0])), len(spec.axis(plane[1])))
+    r = spec.refine
+    shares = ", ".join(f"D = {d}: {expected_fraction(shape, r, d):.3f}" for d in (1.0, 1.3, 1.6))
+    return [
+        f"refine            coarse {r.coarse}, {r.n_levels} levels (final spacing {r.final}), "
+        f"guard {r.guard}, audit {r.audit:g} (seed {r.audit_seed})",
+        f"expected share    of the grid computed, for a boundary of dimension {shares} "
+        "(a prior: the store's 'refine' attrs hold the measured share)",
+    ]
 
 
 def _representative_keys(spec: SweepSpec) -> list[tuple[ChunkKey, int]]:

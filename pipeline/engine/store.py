@@ -57,6 +57,7 @@ from pipeline.engine.plan import (
     key_to_str,
 )
 from pipeline.engine.provenance import git_revision, package_version
+from pipeline.engine.variables import store_variables
 from pipeline.engine.writer import write_chunk
 from pipeline.errors import SpecMismatchError, StoreError
 from pipeline.experiments import get_experiment
@@ -124,7 +125,7 @@ def build_template(spec: SweepSpec, provenance: dict[str, Any] | None = None) ->
     for name, (values, attrs) in extra.items():
         coords[name] = (name, values, attrs)
     data_vars = {}
-    for v in exp.variables(spec):
+    for v in store_variables(spec):
         dims = (*spec.dims, *v.extra_dims)
         shape = (*spec.shape, *(len(extra[d][0]) for d in v.extra_dims))
         chunks = (*spec.chunks, *(len(extra[d][0]) for d in v.extra_dims))

@@ -37,8 +37,8 @@ from pipeline.engine.plan import (
     key_to_str,
 )
 from pipeline.engine.store import ADDED_ATTR, read_spec
+from pipeline.engine.variables import store_variables
 from pipeline.engine.writer import chunk_fingerprint
-from pipeline.experiments import get_experiment
 from pipeline.spec.sweep import SweepSpec
 
 __all__ = ["Damage", "VerifyReport", "missing_files", "repair", "verify_store"]
@@ -92,7 +92,7 @@ class _Layout:
 
     def __init__(self, store: str, spec: SweepSpec) -> None:
         self.store, self.spec = store, spec
-        self.names = [v.name for v in get_experiment(spec.experiment).variables(spec)]
+        self.names = [v.name for v in store_variables(spec)]
         group = zarr.open_group(store, mode="r")
         # a variable the store lacks (made by an earlier version, not resumed since) is
         # not checked: no chunk of it was ever written

@@ -43,7 +43,7 @@ import numpy as np
 from pipeline.engine.identity import check_identity, read_token
 from pipeline.engine.markers import FINGERPRINT, commit_marker, prepare_marker
 from pipeline.engine.plan import ChunkKey, chunk_slices, key_to_str
-from pipeline.experiments import get_experiment
+from pipeline.engine.variables import store_variables
 from pipeline.spec.sweep import SweepSpec
 
 __all__ = ["CURRENT_TOKEN", "chunk_fingerprint", "write_chunk"]
@@ -206,8 +206,7 @@ def write_chunk(
     store); a store with another token (deleted and made again) refuses the write with
     :class:`~pipeline.errors.StoreChangedError`, before the data and before the marker.
     """
-    exp = get_experiment(spec.experiment)
-    names = [v.name for v in exp.variables(spec)]
+    names = [v.name for v in store_variables(spec)]
     missing = set(names) - set(arrays)
     if missing:
         raise RuntimeError(

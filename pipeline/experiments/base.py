@@ -100,6 +100,61 @@ class Experiment(ABC):
         ``cupy`` (``auto`` is resolved by the caller or here); ``threads`` is the number of
         threads the task may use (results must not depend on it)."""
 
+    # ---- optional: refinement (points instead of a grid) ------------------------------------
+    def compute_points(
+        self,
+        spec: SweepSpec,
+        coords: dict[str, np.ndarray],
+        backend: str = "numpy",
+        threads: int = 1,
+    ) -> dict[str, np.ndarray]:
+        """Compute every variable at P scattered points of the :meth:`plane` (what a refined
+        sweep computes). ``coords`` is keyed by dim name like :meth:`compute_chunk`'s, but
+        the two plane axes hold P paired values (point p is ``(a[p], b[p])``, not an outer
+        product) and every other axis holds its one value. Returns arrays of shape
+        ``(P, *extra dims)``; a point's numbers must equal those :meth:`compute_chunk` gives
+        it in any chunk.
+
+        Default: one :meth:`compute_chunk` call per point (correct, slow: experiments whose
+        computation is per point anyway override it)."""
+        a_name, b_name = self._plane_or_raise(spec)
+        names = [ax.name for ax in spec.axes]
+        rows: dict[str, list[np.ndarray]] = {}
+        for p in range(len(coords[a_name])):
+            one = {
+                nm: coords[nm][p : p + 1] if nm in (a_name, b_name) else coords[nm][:1]
+                for nm in names
+            }
+            for k, v in self.compute_chunk(spec, one, backend=backend, threads=threads).items():
+                rows.setdefault(k, []).append(v.reshape(v.shape[len(names) :]))
+        return {k: np.stack(v) for k, v in rows.items()}
+
+    def pixel_class(self, spec: SweepSpec, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        """The class of each of P computed points: +1, -1, or NaN (no class: a non-finite
+        field). ``arrays`` is what :meth:`compute_points` returns (shape ``(P, *extra)``).
+
+        Default: the sign of :meth:`signed_field` (``> 0`` → +1, ``<= 0`` → -1). An
+        experiment whose class is not a sign (e.g. a distance threshold) overrides this."""
+        import xarray as xr
+
+        extra = self.extra_coords(spec)
+        ds = xr.Dataset(
+            {
+                v.name: (("point", *v.extra_dims), arrays[v.name])
+                for v in self.variables(spec)
+                if v.name in arrays
+            },
+            coords={k: (k, vals) for k, (vals, _) in extra.items()},
+        )
+        field = np.asarray(self.signed_field(spec, ds).values, dtype=np.float64)
+        return np.where(np.isnan(field), np.nan, np.where(field > 0, 1.0, -1.0))
+
+    def _plane_or_raise(self, spec: SweepSpec) -> tuple[str, str]:
+        plane = self.plane(spec)
+        if plane is None:
+            raise PipelineError(f"experiment {self.name!r} has no image plane")
+        return plane
+
     # ---- optional: spec --------------------------------------------------------------------
     def axis_rules_for(self, raw: Mapping[str, Any]) -> tuple[AxisRule, ...]:
         """The axes of the raw spec ``raw``, in dimension order (default: every rule; an

@@ -14,6 +14,7 @@ names the field, the value given and what is allowed, e.g.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ from pipeline.errors import SpecError
 from pipeline.experiments import get_experiment, known_experiments
 from pipeline.spec.fields import Axis, check_keys, parse_axis, suggest
 from pipeline.spec.limits import MAX_CHUNKS, MAX_GRID_POINTS
+from pipeline.spec.refine import RefineSpec, parse_refine
 from pipeline.spec.yamlfile import spec_file
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "parse_spec",
     "spec_file",
     "spec_experiment",
+    "with_refine",
 ]
 
 DTYPES = ("float32", "float64")
@@ -49,6 +52,7 @@ TOP_LEVEL_KEYS = (
     "dtype",
     "figure",
     "scale",
+    "refine",
 )
 # ``figure`` (what ``sweep figures`` draws) and ``scale`` (the workflow scale the spec was
 # made at, see pipeline.spec.workflow) are carried into the store's attrs but change no number.
@@ -74,6 +78,8 @@ class SweepSpec:
     figure : what ``sweep figures`` draws from the store (``{"kind": ..., **options}``), or
         ``None``; validated by :func:`pipeline.workflow.load_workflow`.
     scale : the workflow scale (e.g. ``"smoke"``, ``"paper"``) the spec was built at, or ``None``.
+    refine : adaptive boundary refinement of the image plane (:mod:`pipeline.spec.refine`),
+        or ``None`` (every grid point computed).
     """
 
     experiment: str
@@ -87,6 +93,7 @@ class SweepSpec:
     figure: Mapping[str, Any] | None = field(default=None, compare=False)
     scale: str | None = None
     raw_params: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    refine: RefineSpec | None = None
 
     # ---- derived sizes -------------------------------------------------------------------
     @property
@@ -114,12 +121,14 @@ class SweepSpec:
     # ---- round trip ----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """Canonical JSON-able dict: every axis as its explicit value list (``figure`` and
-        ``scale`` only when set, so older stores' dicts are unchanged)."""
+        ``scale`` and ``refine`` only when set, so older stores' dicts are unchanged)."""
         extra: dict[str, Any] = {}
         if self.figure is not None:
             extra["figure"] = json.loads(json.dumps(dict(self.figure)))
         if self.scale is not None:
             extra["scale"] = self.scale
+        if self.refine is not None:
+            extra["refine"] = self.refine.to_dict()
         return {
             "experiment": self.experiment,
             "name": self.name,
@@ -260,7 +269,7 @@ def parse_spec(raw: Any) -> SweepSpec:
     name, description = (_text(raw.get(k), k) for k in ("name", "description"))
 
     params, raw_params = exp.parse_params(raw, axes_t)
-    return SweepSpec(
+    spec = SweepSpec(
         experiment=exp_name,
         axes=axes_t,
         params=params,
@@ -273,6 +282,28 @@ def parse_spec(raw: Any) -> SweepSpec:
         scale=scale,
         raw_params=raw_params,
     )
+    if raw.get("refine") is not None:
+        spec = with_refine(spec, raw["refine"])
+    return spec
+
+
+def with_refine(spec: SweepSpec, raw: Any) -> SweepSpec:
+    """``spec`` with the ``refine:`` block ``raw`` (a mapping, or ``True`` for the defaults)
+    validated against its image plane: refinement needs a plane and one value on every
+    other axis."""
+    exp = get_experiment(spec.experiment)
+    plane = exp.plane(spec)
+    if plane is None:
+        raise SpecError("refine", f"experiment {spec.experiment!r} has no image plane to refine")
+    bad = [a.name for a in spec.axes if a.name not in plane and len(a) != 1]
+    if bad:
+        raise SpecError(
+            "refine",
+            f"axes {', '.join(bad)} have several values; refinement follows one boundary in "
+            f"the {plane[0]} × {plane[1]} plane (give them one value each)",
+        )
+    sizes = (len(spec.axis(plane[0])), len(spec.axis(plane[1])))
+    return dataclasses.replace(spec, refine=parse_refine(raw, sizes))
 
 
 def _text(value: Any, field_name: str) -> str:

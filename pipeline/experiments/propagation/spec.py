@@ -427,6 +427,43 @@ class PropagationExperiment(Experiment):
         runs the task: ``cupy`` when it sees a GPU). Each backend has its own fixed tile
         shape, derived from the whole grid, so results never depend on the chunking.
         """
+        names = [a.name for a in spec.axes]
+        shape = tuple(len(coords[nm]) for nm in names)
+        ax_sw, ax_sb = spec.axis("sigma_w"), spec.axis("sigma_b")
+        n_sw, n_sb = len(coords[ax_sw.name]), len(coords[ax_sb.name])
+        sw_grid = np.repeat(np.asarray(coords[ax_sw.name], np.float64), n_sb)
+        sb_grid = np.tile(np.asarray(coords[ax_sb.name], np.float64), n_sw)
+        flat = self._propagate(spec, coords, sw_grid, sb_grid, backend, threads)
+        return {k: v.reshape(*shape, *v.shape[5:]) for k, v in flat.items()}
+
+    def compute_points(
+        self,
+        spec: SweepSpec,
+        coords: dict[str, np.ndarray],
+        backend: str = "numpy",
+        threads: int = 1,
+    ) -> dict[str, np.ndarray]:
+        """P scattered points of the (σ_w, σ_b) plane (paired values, one value on every
+        other axis); arrays ``(P, layer)`` and ``(P,)``, equal to :meth:`compute_chunk`'s."""
+        ax_sw, ax_sb = spec.axis("sigma_w"), spec.axis("sigma_b")
+        sw = np.asarray(coords[ax_sw.name], np.float64)
+        sb = np.asarray(coords[ax_sb.name], np.float64)
+        one = {k: v[:1] for k, v in coords.items()}
+        flat = self._propagate(spec, one, sw, sb, backend, threads)
+        return {k: v[0, 0, 0, 0] for k, v in flat.items()}
+
+    def _propagate(
+        self,
+        spec: SweepSpec,
+        coords: dict[str, np.ndarray],
+        sw_grid: np.ndarray,
+        sb_grid: np.ndarray,
+        backend: str,
+        threads: int,
+    ) -> dict[str, np.ndarray]:
+        """The P points (sw_grid[p], sb_grid[p]) (as stored: variances for a squared axis)
+        for every network of ``coords``' other axes; arrays (width, alpha, seed, activation,
+        P) (+ ``layer``)."""
         backend = resolve_backend(backend)
         p = spec.params
         propagate = _propagator(p, backend)
@@ -436,25 +473,19 @@ class PropagationExperiment(Experiment):
             tile_rows = GPU_TILE_ROWS
         else:
             tile_rows = TILE_ROWS
-        names = [a.name for a in spec.axes]
-        shape = tuple(len(coords[nm]) for nm in names)
         n_rec = len(p.record_layers)
         obs = p.probes.observables()
-        out = {k: np.full((*shape, n_rec), np.nan, spec.dtype) for k in obs}
         flags = _flags(p.probes)
-        for name in flags:
-            out[name] = np.full(shape, -1, np.int32)
-
-        ax_sw, ax_sb = spec.axis("sigma_w"), spec.axis("sigma_b")
-        sw_vals = np.asarray(coords[ax_sw.name], np.float64)
-        sb_vals = np.asarray(coords[ax_sb.name], np.float64)
-        if ax_sw.squared:
-            sw_vals = np.sqrt(sw_vals)
-        if ax_sb.squared:
-            sb_vals = np.sqrt(sb_vals)
-        sw_grid = np.repeat(sw_vals, len(sb_vals))
-        sb_grid = np.tile(sb_vals, len(sw_vals))
         acts = list(coords["activation"])
+        nets = (len(coords["width"]), len(coords["alpha"]), len(coords["seed"]), len(acts))
+        out = {k: np.full((*nets, len(sw_grid), n_rec), np.nan, spec.dtype) for k in obs}
+        for name in flags:
+            out[name] = np.full((*nets, len(sw_grid)), -1, np.int32)
+        ax_sw, ax_sb = spec.axis("sigma_w"), spec.axis("sigma_b")
+        if ax_sw.squared:
+            sw_grid = np.sqrt(sw_grid)
+        if ax_sb.squared:
+            sb_grid = np.sqrt(sb_grid)
         # tile shape from the whole grid (never the chunk): bit-identical across chunkings
         ppt = tile_points(p.probes, len(ax_sw) * len(ax_sb), tile_rows)
         for iw, width in enumerate(coords["width"]):
@@ -474,11 +505,9 @@ class PropagationExperiment(Experiment):
                     )
                     for ig, r in enumerate(res):
                         for k in obs:
-                            out[k][iw, ia, i_s, ig] = r[k].reshape(
-                                len(sw_vals), len(sb_vals), n_rec
-                            )
+                            out[k][iw, ia, i_s, ig] = r[k]
                         for name in flags:
-                            out[name][iw, ia, i_s, ig] = r[name].reshape(len(sw_vals), len(sb_vals))
+                            out[name][iw, ia, i_s, ig] = r[name]
         return out
 
     # ---- optional hooks --------------------------------------------------------------------

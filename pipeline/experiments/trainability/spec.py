@@ -248,19 +248,47 @@ class TrainabilityExperiment(Experiment):
         plane, never the chunk; the GPU kernel trains every point independently. Both give
         chunking-independent results.
         """
+        p = spec.params
+        names = [a.name for a in spec.axes]
+        shape = tuple(len(coords[nm]) for nm in names)
+        va = np.asarray(coords[p.plane[0]], np.float64)
+        vb = np.asarray(coords[p.plane[1]], np.float64)
+        ga, gb = np.meshgrid(va, vb, indexing="ij")
+        flat = self._train(spec, coords, ga.ravel(), gb.ravel(), backend)
+        return {k: v.reshape(*shape, *v.shape[6:]) for k, v in flat.items()}
+
+    def compute_points(
+        self,
+        spec: SweepSpec,
+        coords: dict[str, np.ndarray],
+        backend: str = "numpy",
+        threads: int = 1,
+    ) -> dict[str, np.ndarray]:
+        """Train P scattered points of the plane (paired plane coordinates, one value on
+        every other axis); arrays ``(P,)`` (+ ``step``), equal to :meth:`compute_chunk`'s."""
+        a_name, b_name = spec.params.plane
+        ga = np.asarray(coords[a_name], np.float64)
+        gb = np.asarray(coords[b_name], np.float64)
+        one = {k: v[:1] for k, v in coords.items()}
+        return {k: v[0, 0, 0, 0, 0] for k, v in self._train(spec, one, ga, gb, backend).items()}
+
+    def _train(
+        self,
+        spec: SweepSpec,
+        coords: dict[str, np.ndarray],
+        ga: np.ndarray,
+        gb: np.ndarray,
+        backend: str,
+    ) -> dict[str, np.ndarray]:
+        """Train the P points (ga[p], gb[p]) of the plane for every network of ``coords``'
+        non-plane axes; arrays (width, depth, activation, eps, seed, P) (+ ``step``)."""
         backend = resolve_backend(backend)
         if backend == "cupy":
             from pipeline.experiments.trainability.gpu import train_points as train
         else:
             train = _train_points
         p = spec.params
-        names = [a.name for a in spec.axes]
-        shape = tuple(len(coords[nm]) for nm in names)
         a_name, b_name = p.plane
-        va = np.asarray(coords[a_name], np.float64)
-        vb = np.asarray(coords[b_name], np.float64)
-        ga, gb = np.meshgrid(va, vb, indexing="ij")
-        ga, gb = ga.ravel(), gb.ravel()
         if p.mode == "lr_vs_lr":
             lr_in, lr_out, offset = 10.0**ga, 10.0**gb, None
         else:
@@ -269,14 +297,17 @@ class TrainabilityExperiment(Experiment):
         plane = len(spec.axis(a_name)) * len(spec.axis(b_name))
         n_tiles = -(-plane // TILE_POINTS)
         ppt = -(-plane // n_tiles)  # from the whole plane, never the chunk
+        net_axes = ("width", "depth", "activation", "eps", "seed")
+        nets = tuple(len(coords[k]) for k in net_axes)
         out = {
             v.name: np.full(
-                (*shape, *((p.steps,) if v.extra_dims else ())), v.fill, v.dtype or spec.dtype
+                (*nets, len(ga), *((p.steps,) if v.extra_dims else ())),
+                v.fill,
+                v.dtype or spec.dtype,
             )
             for v in self.variables(spec)
         }
-        net_axes = ("width", "depth", "activation", "eps", "seed")
-        for idx in np.ndindex(*shape[:5]):
+        for idx in np.ndindex(*nets):
             net = {k: coords[k][i] for k, i in zip(net_axes, idx, strict=True)}
             problem = make_problem(
                 int(net["width"]), int(net["depth"]), int(net["seed"]), float(net["eps"]), p.dataset
@@ -293,7 +324,7 @@ class TrainabilityExperiment(Experiment):
                 keep_trajectory=p.keep_trajectory,
             )
             for k in out:
-                out[k][idx] = res[k].reshape(len(va), len(vb), *res[k].shape[1:])
+                out[k][idx] = res[k]
         return out
 
     # ---- optional hooks --------------------------------------------------------------------
