@@ -199,6 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--case", action="append", default=[], help="tanh<n> or erf<n>")
     ap.add_argument("--refined-only", action="append", default=[], help="a case run refined only")
+    ap.add_argument(
+        "--partial-full",
+        action="append",
+        default=[],
+        help="a case compared with the finished chunks of a full run stopped midway",
+    )
     ap.add_argument("--work", default="refine_bench", help="folder for the stores")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--write", action="store_true", help="rewrite the BENCHMARKS.md section")
