@@ -311,3 +311,36 @@ def test_boundary_field_without_the_pair_probe_is_the_err_threshold():
     field = exp.signed_field(spec, ds).values
     np.testing.assert_allclose(field, np.log(err[..., -1] / 1e-4), rtol=1e-6)
     assert (field > 0).any() and (field <= 0).any()
+
+
+def test_divergence_figure_and_notes_report_both_estimators(tmp_path):
+    """The CPU scale of a D'Inverno workflow, shrunk: the `divergence` figure draws and its
+    notes give their estimator's maximum and the calibrated estimate of the same err field."""
+    pytest.importorskip("matplotlib", reason="the plot extra is not installed")
+    from distributed import Client, LocalCluster
+
+    from pipeline import run_sweep
+    from pipeline.analysis.fractal.estimators import dinverno_dimension
+    from pipeline.figures import store_figure, store_notes
+    from pipeline.spec.workflow import load_workflow
+
+    raw = load_workflow("workflows/dinverno2025_conv_per_layer.yaml").to_dict()
+    raw.pop("scale", None)
+    raw["axes"]["sigma_w"] = raw["axes"]["sigma_b"] = {"linspace": [0.0, 4.0], "count": 40}
+    raw.update(depth=12, record_layers="last", chunks={"sigma_w": 40, "sigma_b": 40})
+    spec = parse_spec(raw)
+    store = tmp_path / "conv.zarr"
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=False) as cluster,
+        Client(cluster) as client,
+    ):
+        run_sweep(spec, store, client=client, progress=False)
+    fig, stem = store_figure(store)
+    assert stem == "divergence" and len(fig.axes) >= 2
+    notes = store_notes(store)
+    from pipeline import open_sweep
+
+    err = open_sweep(store).err.isel(layer=-1).squeeze().transpose("sigma_w", "sigma_b").values
+    theirs = dinverno_dimension(np.asarray(err, float), distance=True)
+    assert f"D = {theirs.estimate:.3f}" in " ".join(notes)
+    assert any("calibrated at t = 0.001" in n for n in notes)
