@@ -353,4 +353,6 @@ def test_streams_are_distinct_and_fixed():
         "train_x": 8,
         "train_y": 9,
         "train_minibatch": 10,
+        "bias_matrix": 11,
+        "divergence": 12,
     }

@@ -138,7 +138,7 @@ def test_zoom_spec_problems_are_reported_before_any_frame(tmp_path):
         run_zoom(parse_spec(bad), 2, client=object(), progress=False)
     prop = {"axes": {"width": [8], "sigma_w": [1.0, 2.0], "sigma_b": [0.0, 0.1]}, "depth": 3,
             "probes": {"circle": {"K": 4}}, "store": str(tmp_path / "p.zarr")}  # fmt: skip
-    with pytest.raises(ValueError, match=r"^zoom: probes.pair is needed"):
+    with pytest.raises(ValueError, match=r"^zoom: probes.pair or probes.divergence is needed"):
         run_zoom(parse_spec(prop), 2, client=object(), progress=False)
     good = parse_spec({**SPEC, "store": str(tmp_path / "g.zarr")})
     with pytest.raises(ValueError, match=r"^--scheduler: no Dask scheduler at 'nonsense'"):

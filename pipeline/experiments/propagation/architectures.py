@@ -213,7 +213,7 @@ def output_map(
     return act.phi(h, xp, out=out)
 
 
-def operator_flops(architecture: str, n: int) -> float:
+def operator_flops(architecture: str, n: float) -> float:
     """Floating-point operations of one operator application to one row of N: 2N² (dense
     GEMM); struct two complex FFTs (5 N log₂ N each) and two complex diagonal products;
     conv a real FFT pair (2.5 N log₂ N each) and one complex product."""

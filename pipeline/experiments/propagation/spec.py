@@ -386,7 +386,7 @@ class PropagationExperiment(Experiment):
         n_mean = float(np.mean(widths))
         rows = per_net * r
         flops = (
-            operator_flops(spec.params.network.architecture, round(n_mean))
+            operator_flops(spec.params.network.architecture, n_mean)
             * rows
             * spec.params.depth
             * networks
