@@ -7,7 +7,7 @@ compared:
 - class agreement: share of pixels whose class (sign of the experiment's signed field,
   ``> 0`` / ``<= 0``, NaN its own class) is the same in both stores;
 - boundary dimension: ``pipeline.analysis.fractal.box_counting_dimension`` of both fields
-  (this branch has no calibrated ``boundary_dimension``), and whether the refined estimate
+  (the calibrated fit: its interval includes the range choice), and whether the refined estimate
   lies in the full field's 95 % interval;
 - evaluated fraction: computed pixels / all pixels (the store's ``refine`` attrs), and the
   refined run's wall time as a fraction of the full run's (both end to end: cluster start,
