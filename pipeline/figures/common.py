@@ -26,6 +26,7 @@ __all__ = [
     "first_values",
     "image_notes",
     "no_dimension_reason",
+    "loglog_labels",
     "plot_loglog",
     "pyplot",
     "show_score",
@@ -96,7 +97,7 @@ def no_dimension_reason(field: np.ndarray) -> str:
     if d.estimate is not None:
         return ""
     shape = " × ".join(str(n) for n in np.shape(field))
-    return f"no box-counting fit on this {shape} grid:\n" + textwrap.fill(d.reason, 50)
+    return f"no boundary-dimension fit on this {shape} grid:\n" + textwrap.fill(d.reason, 50)
 
 
 def dim_text(d: Any) -> str:
@@ -165,9 +166,19 @@ def show_score(ax: Any, ds: xr.Dataset, score: np.ndarray, a: str, b: str, norm:
     return mesh
 
 
+def loglog_labels(d: Any) -> tuple[str, str]:
+    """(x label, y label) of :func:`plot_loglog` for an estimate's kind of data: box counts
+    N(s), or the flip fraction f(ε) of the uncertainty exponents."""
+    if isinstance(d, BoundaryDimension):
+        d = d.estimate
+    if d is not None and "uncertainty" in d.method:
+        return "log ε (shift, pixels)", "log f(ε) (share of pairs that change class)"
+    return "log s (box size, pixels)", "log N(s) (boxes on the boundary)"
+
+
 def plot_loglog(ax: Any, d: Any, label: str, colour: Any = None) -> None:
-    """log N vs log s of an estimate (or a boundary report's default estimate), with its
-    fitted curve over the scaling range."""
+    """log N vs log s (or log f vs log ε: :func:`loglog_labels`) of an estimate (or a
+    boundary report's default estimate), with its fitted curve over the scaling range."""
     if isinstance(d, BoundaryDimension):
         d = d.estimate
     if d is None:

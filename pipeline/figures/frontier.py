@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
+from pipeline.analysis.fractal.boundary import LABELS
 from pipeline.analysis.regimes import sigma_dims
 from pipeline.figures.common import (
     PLANE_LABELS,
@@ -19,6 +20,7 @@ from pipeline.figures.common import (
     dim_text,
     dimension,
     first_values,
+    loglog_labels,
     no_dimension_reason,
     plot_loglog,
     pyplot,
@@ -56,7 +58,7 @@ def frontier(ds: xr.Dataset) -> Figure:
     act = str(ds.activation.values.ravel()[0])
     lim = signed_limit(lam)
     d = dimension(lam)
-    # without a box-counting fit (a grid too small, no boundary) the figure is the map alone,
+    # without a dimension fit (a grid too small, no boundary) the figure is the map alone,
     # with the reason under it, instead of an empty second panel
     if d.estimate is not None:
         fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.5), constrained_layout=True)
@@ -84,11 +86,12 @@ def frontier(ds: xr.Dataset) -> Figure:
     n = int(ds.width.values.ravel()[0]) if "width" in ds.coords else "?"
     ax.set_title(f"{act}, N = {n}, L = {depth}: black = boundary λ_L = 0", fontsize=9)
     if d.estimate is not None:
-        plot_loglog(ax2, d, "boundary boxes N(s)")
+        plot_loglog(ax2, d, "measured")
         ax2.legend(fontsize=8)
-        ax2.set_xlabel("log s (box size, pixels)")
-        ax2.set_ylabel("log N(s) (boxes on the boundary)")
-        ax2.set_title(f"box counting, 95 % interval: {dim_text(d)}", fontsize=9)
+        xl, yl = loglog_labels(d)
+        ax2.set_xlabel(xl)
+        ax2.set_ylabel(yl)
+        ax2.set_title(f"{LABELS[d.method]}, 95 % interval: {dim_text(d)}", fontsize=9)
     else:
         reason = textwrap.fill(" ".join(no_dimension_reason(lam).split()), 70)
         ax.set_xlabel(f"{PLANE_LABELS[sw]}\n\n{reason}")

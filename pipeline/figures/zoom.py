@@ -25,7 +25,14 @@ from pipeline.engine.zoom import (
 )
 from pipeline.errors import PipelineError
 from pipeline.experiments import get_experiment
-from pipeline.figures.common import PLANE_LABELS, dim_text, plot_loglog, pyplot, signed_limit
+from pipeline.figures.common import (
+    PLANE_LABELS,
+    dim_text,
+    loglog_labels,
+    plot_loglog,
+    pyplot,
+    signed_limit,
+)
 from pipeline.figures.layout import colour_map, note_missing
 from pipeline.spec.sweep import parse_spec
 
@@ -88,8 +95,9 @@ def zoom_frames(frames: Sequence[xr.Dataset], *, max_frames: int = 6) -> Figure:
     for k, d in enumerate(dims):
         if d is not None:
             plot_loglog(ax, d, f"frame {k}", colours[k])
-    ax.set_xlabel("log s (box size, pixels)")
-    ax.set_ylabel("log N(s) (boxes on the boundary)")
+    xl, yl = loglog_labels(next((d for d in dims if d is not None), None))
+    ax.set_xlabel(xl)
+    ax.set_ylabel(yl)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=6)
     ax.set_title(f"Sohl-Dickstein pooled:\n{dim_text(pooled)}", fontsize=8)

@@ -2,7 +2,8 @@
 
 * :mod:`.counts`      boundary masks and box counts (in memory, or chunk by chunk with Dask)
 * :mod:`.fit`         the calibrated scaling fit: range, model and 95 % interval
-* :mod:`.estimators`  the named estimators (``box-counting`` is the default)
+* :mod:`.shifts`      class flips under axis shifts (the default estimator's data)
+* :mod:`.estimators`  the named estimators (``default``: directional uncertainty, or box counting)
 * :mod:`.boundary`    one boundary's report: default estimate, agreement, size, drift
 * :mod:`.battery`     fields of known boundary dimension, for calibration
 
@@ -23,7 +24,9 @@ from pipeline.analysis.fractal.estimators import (
     DEFAULT_ESTIMATOR,
     ESTIMATORS,
     box_counting_dimension,
+    default_dimension,
     dinverno_dimension,
+    directional_uncertainty_exponent,
     estimate_dimension,
     sohl_dickstein_dimension,
     uncertainty_exponent,
@@ -37,6 +40,7 @@ __all__ = [
     "DimensionEstimate",
     "boundary_mask",
     "box_counting_dimension",
+    "default_dimension",
     "box_counts",
     "box_counts_lazy",
     "count_boxes",
@@ -44,6 +48,7 @@ __all__ = [
     "default_sizes",
     "dimension_from_counts",
     "dinverno_dimension",
+    "directional_uncertainty_exponent",
     "estimate_dimension",
     "sohl_dickstein_dimension",
     "uncertainty_exponent",

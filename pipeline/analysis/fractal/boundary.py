@@ -4,12 +4,13 @@
 function, so the same boundary gets the same number and interval everywhere. It holds
 
 * the default estimator's estimate and 95 % interval (:data:`~.estimators.DEFAULT_ESTIMATOR`);
-* the other estimators that have intervals (uncertainty exponent; Sohl-Dickstein's on frames
-  of >= 160 px), and which of them **disagree**: their interval and the default's do not
-  overlap;
-* whether the field is **too small** for a trustworthy number: the scaling range from 4 px
-  to 1/8 of the frame spans less than a factor 16 (frames under 512 px, or a boundary
-  occupying a small corner), with the side it would need;
+* the other estimators that have intervals (box counting, or the directional uncertainty
+  exponent when the default chose box counting; the uncertainty exponent; Sohl-Dickstein's
+  on frames of >= 160 px), and which of them **disagree**: their interval
+  and the default's do not overlap;
+* whether the field is **too small** for a trustworthy number: the default's scaling range
+  (4 px to 1/16 of the frame) spans less than a factor 8 (frames under 512 px, or a
+  boundary too small to reach the range), with the side it would need;
 * the estimate at 1/2 and 1/4 of the resolution (the same window, every 2nd or 4th grid
   point, which is what a coarser sweep of that window computes), and whether the dimension
   **drifts** with resolution: a coarser estimate's interval excludes the full-resolution one,
@@ -31,17 +32,21 @@ from pipeline.analysis.fractal.estimate import DimensionEstimate
 from pipeline.analysis.fractal.estimators import (
     BOXES_PER_SIDE,
     DEFAULT_ESTIMATOR,
+    ESTIMATORS,
     SOHL_DICKSTEIN_MIN_SIZE,
     box_counting_dimension,
+    directional_uncertainty_exponent,
     sohl_dickstein_dimension,
     uncertainty_exponent,
 )
-from pipeline.analysis.fractal.fit import LOW_PX, MIN_SIDE, MIN_SPAN, TOP_FRACTION
+from pipeline.analysis.fractal.fit import LOW_PX, MIN_SPAN, TOP_FRACTION
 from pipeline.errors import PipelineError
 
 __all__ = ["BoundaryDimension", "boundary_dimension", "dimension_vs_resolution"]
 
 LABELS = {
+    "default": "directional uncertainty exponent, or box counting for a thin class",
+    "directional-uncertainty": "directional uncertainty exponent",
     "box-counting": "box counting",
     "uncertainty-exponent": "uncertainty exponent",
     "sohl-dickstein-2024": "Sohl-Dickstein",
@@ -80,27 +85,39 @@ class BoundaryDimension:
 
     @property
     def method(self) -> str:
-        """The default estimator's name."""
-        return DEFAULT_ESTIMATOR
+        """The name of the estimator that gave the default estimate (the default picks
+        between two, :func:`~.estimators.default_dimension`)."""
+        return DEFAULT_ESTIMATOR if self.estimate is None else self.estimate.method
+
+    def _range_rule(self) -> tuple[float, int]:
+        """(smallest trustworthy span, the main range's top as 1/k of the frame) of the
+        default estimator."""
+        e = self.estimate
+        extra = {} if e is None else e.extra
+        return float(extra.get("min_span", MIN_SPAN)), int(extra.get("top", TOP_FRACTION))
 
     @property
     def too_small(self) -> bool:
         """Whether the scaling range spans less than the factor a trustworthy fit needs."""
         e = self.estimate
-        return e is None or e.extra.get("fallback", False) or e.extra.get("span", 0.0) < MIN_SPAN
+        min_span, _ = self._range_rule()
+        return e is None or e.extra.get("fallback", False) or e.extra.get("span", 0.0) < min_span
 
     @property
     def needed_side(self) -> int:
         """The smaller side (grid points) a trustworthy number needs: the present side scaled
-        by the factor the scaling range lacks, rounded up to a power of two, >= MIN_SIDE."""
+        by the factor the scaling range lacks, rounded up to a power of two, at least the
+        side whose main range (4 px to 1/k of the frame) spans the trustworthy factor."""
         side = min(self.shape)
+        min_span, top = self._range_rule()
+        min_side = int(LOW_PX * min_span * top)
         if self.estimate is None:
-            return max(MIN_SIDE, 1 << math.ceil(math.log2(max(side, 2) * 4)))
+            return max(min_side, 1 << math.ceil(math.log2(max(side, 2) * 4)))
         span = max(self.estimate.extra.get("span", 1.0), 1.0)
         if self.estimate.extra.get("fallback", False):
-            span = max(side / (TOP_FRACTION * LOW_PX), 1.0)  # what the main range would span
-        need = side * MIN_SPAN / span
-        return max(MIN_SIDE, 1 << math.ceil(math.log2(max(need, side))))
+            span = max(side / (top * LOW_PX), 1.0)  # what the main range would span
+        need = side * min_span / span
+        return max(min_side, 1 << math.ceil(math.log2(max(need, side))))
 
     @property
     def disagreeing(self) -> list[str]:
@@ -188,7 +205,7 @@ def dimension_vs_resolution(
         sub = arr[::k, ::k]
         est = None
         if min(sub.shape) >= 16:
-            est, _ = _try(box_counting_dimension, sub)
+            est, _ = _try(ESTIMATORS[DEFAULT_ESTIMATOR], sub)
         out.append((int(min(sub.shape)), est))
     return tuple(out)
 
@@ -198,9 +215,13 @@ def boundary_dimension(f: ArrayLike, *, resolutions: bool = True) -> BoundaryDim
     belong to no class): default estimate, the others, too-small and drift (see the module
     docstring; ``resolutions=False`` skips the coarser estimates)."""
     arr = np.asarray(as_field(f), dtype=None)
-    est, reason = _try(box_counting_dimension, arr)
+    est, reason = _try(ESTIMATORS[DEFAULT_ESTIMATOR], arr)
     others: dict[str, DimensionEstimate | None] = {}
     if est is not None:
+        if est.method == "box-counting":  # the default's choice for a thin class
+            others["directional-uncertainty"] = _try(directional_uncertainty_exponent, arr)[0]
+        else:
+            others["box-counting"] = _try(box_counting_dimension, arr)[0]
         others["uncertainty-exponent"] = _try(uncertainty_exponent, arr)[0]
         if min(arr.shape) >= 4 * BOXES_PER_SIDE * SOHL_DICKSTEIN_MIN_SIZE:
             others["sohl-dickstein-2024"] = _try(sohl_dickstein_dimension, arr)[0]

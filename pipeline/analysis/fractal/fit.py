@@ -198,8 +198,8 @@ def calibrated_dimension(
         idx = _range(sizes, counts, side, lows[0], top, min_count)
     if idx.size < 3:
         raise PipelineError(
-            f"field: only {idx.size} box sizes between 1 px and 1/4 of the {side} px frame hold "
-            f">= {min_count:g} boundary boxes; the boundary is too small (or absent) for a "
+            f"field: only {idx.size} scales between 1 px and 1/4 of the {side} px frame see "
+            "the boundary; it is too small (or absent) for a "
             f"dimension (a trustworthy one needs frames of >= {MIN_SIDE} px)"
         )
     x, y = np.log(sizes[idx]), np.log(counts[idx])

@@ -90,12 +90,6 @@ def _graph(g: Callable, hurst: float) -> Callable[[int, np.random.Generator], ND
     return lambda n, rng: graph_field(lambda u, r: g(u, hurst, r), n, rng)
 
 
-_GRAPH_STRESS = (
-    "self-affine graph: the pixel grid drops sub-pixel oscillations worth ~(1/s)^H of the "
-    "count and the frame adds ~n/s boxes (one per column), so local slopes stay 0.1–0.2 "
-    "below 2 − H at these resolutions"
-)
-
 _FIELDS = [
     BatteryField("smooth_blob", 1.0, "smooth curve", True, False, smooth_blob),
     BatteryField(
@@ -165,13 +159,28 @@ _FIELDS = [
         twindragon_field,
     ),
     BatteryField(
+        "takagi_h0.5",
+        1.5,
+        "Takagi–Landsberg, w = 2^-0.5",
+        False,
+        False,
+        _graph(takagi, 0.5),
+    ),
+    BatteryField(
+        "weierstrass_h0.5",
+        1.5,
+        "Weierstrass, random phases, b = 1.9",
+        True,
+        False,
+        _graph(weierstrass, 0.5),
+    ),
+    BatteryField(
         "takagi_h0.3",
         1.7,
         "Takagi–Landsberg, w = 2^-0.3",
         False,
         True,
         _graph(takagi, 0.3),
-        stress=_GRAPH_STRESS,
     ),
     BatteryField(
         "weierstrass_h0.25",
@@ -180,7 +189,6 @@ _FIELDS = [
         True,
         False,
         _graph(weierstrass, 0.25),
-        stress=_GRAPH_STRESS,
     ),
     BatteryField(
         "percolation_hull",
@@ -197,7 +205,6 @@ _FIELDS = [
         True,
         True,
         _graph(fbm, 0.15),
-        stress=_GRAPH_STRESS,
     ),
     BatteryField(
         "percolation_cluster",
