@@ -175,25 +175,7 @@ def uncertainty_exponent(
         unc[i], tot[i] = _block_sums(flip & ok), _block_sums(ok)
     fr = unc.sum(1) / np.maximum(tot.sum(1), 1)
     loo = (unc.sum(1)[None, :] - unc.T) / np.maximum(tot.sum(1)[None, :] - tot.T, 1)
-    # the fit's "dimension" is −slope = −γ, so D = 2 + it
-    r = calibrated_dimension(
-        ev, fr, side, jackknife=loo, to_dimension=lambda q: 2.0 + q.dimension,
-        allow_rectifiable=False, lows=UE_LOWS, tops=UE_TOPS, top=UE_TOPS[0], min_count=1e-300,
-    )  # fmt: skip
-    fit = r["fit"]
-    return DimensionEstimate(
-        estimate=r["estimate"],
-        interval=r["interval"],
-        scales=ev,
-        counts=fr,
-        fit_range=r["fit_range"],
-        method="uncertainty-exponent",
-        slope=2.0 - r["estimate"],
-        model=fit.model,
-        params=fit.params,
-        extra={k: r[k] for k in ("jackknife_sd", "range_spread", "span", "fallback")}
-        | {"side": side, "min_span": UE_MIN_SPAN, "top": UE_TOPS[0]},
-    )
+    return _exponent_estimate(ev, fr, side, loo, "uncertainty-exponent")
 
 
 UE_LOWS = (4, 8)
@@ -236,25 +218,37 @@ def _from_flips(af: AxisFlips) -> DimensionEstimate:
     if not main.any():
         main = np.ones_like(main)
     axis = int(np.argmax(fr[:, main].sum(1)))
+    extra = {"axis": axis, "edge_share": af.edge_share()}
+    return _exponent_estimate(
+        af.eps, fr[axis], side, af.leave_one_out(axis), "directional-uncertainty", extra
+    )
+
+
+def _exponent_estimate(
+    ev: NDArray, fr: NDArray, side: int, loo: NDArray, method: str, extra: dict | None = None
+) -> DimensionEstimate:
+    """D = 2 − γ from uncertain fractions ``fr`` at shifts ``ev`` (px) on a frame of smaller
+    side ``side``, ``loo`` (B, E) the fractions with each block left out: the calibrated fit
+    over the uncertainty exponents' ranges (:data:`UE_LOWS`, :data:`UE_TOPS`)."""
+    # the fit's "dimension" is −slope = −γ, so D = 2 + it
     r = calibrated_dimension(
-        af.eps, fr[axis], side, jackknife=af.leave_one_out(axis),
-        to_dimension=lambda q: 2.0 + q.dimension, allow_rectifiable=False,
-        lows=UE_LOWS, tops=UE_TOPS, top=UE_TOPS[0], min_count=1e-300,
+        ev, fr, side, jackknife=loo, to_dimension=lambda q: 2.0 + q.dimension,
+        allow_rectifiable=False, lows=UE_LOWS, tops=UE_TOPS, top=UE_TOPS[0], min_count=1e-300,
     )  # fmt: skip
     fit = r["fit"]
     return DimensionEstimate(
         estimate=r["estimate"],
         interval=r["interval"],
-        scales=af.eps,
-        counts=fr[axis],
+        scales=np.asarray(ev, np.float64),
+        counts=np.asarray(fr, np.float64),
         fit_range=r["fit_range"],
-        method="directional-uncertainty",
+        method=method,
         slope=2.0 - r["estimate"],
         model=fit.model,
         params=fit.params,
         extra={k: r[k] for k in ("jackknife_sd", "range_spread", "span", "fallback")}
-        | {"side": side, "axis": axis, "min_span": UE_MIN_SPAN, "top": UE_TOPS[0]}
-        | {"edge_share": af.edge_share()},
+        | {"side": side, "min_span": UE_MIN_SPAN, "top": UE_TOPS[0]}
+        | (extra or {}),
     )
 
 
