@@ -99,6 +99,8 @@ def axis_flips(
     ``eps`` (integer px >= 1; default :func:`default_shifts` of the smaller side), along both
     axes, per block of the central region (see the module docstring). Reads row bands of
     at most ``band_rows`` rows plus the margin above and below."""
+    if not hasattr(field, "shape"):
+        field = np.asarray(field)  # nested lists
     shape = tuple(int(s) for s in getattr(field, "shape", ()))
     if len(shape) != 2:
         raise PipelineError(f"field: expected a 2-D array, got shape {shape}")
