@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 from pipeline import open_sweep, theory
@@ -45,9 +46,17 @@ def test_plan_prints_sizes_without_computing(tmp_path):
     assert not (tmp_path / "cli.zarr").exists()
 
 
-def test_run_prints_summary_and_status_reports_complete(tmp_path):
-    (tmp_path / "s.yaml").write_text(yaml.safe_dump(SPEC))
-    out = sweep("run", "s.yaml", "--workers", "1", "--no-progress", cwd=tmp_path)
+@pytest.fixture(scope="module")
+def spec_run(tmp_path_factory):
+    """``sweep run`` of SPEC in a folder of its own: ``(folder, the completed process)``. The
+    tests that use it only read the store, or are refused before they write."""
+    here = tmp_path_factory.mktemp("cli")
+    (here / "s.yaml").write_text(yaml.safe_dump(SPEC))
+    return here, sweep("run", "s.yaml", "--workers", "1", "--no-progress", cwd=here)
+
+
+def test_run_prints_summary_and_status_reports_complete(spec_run):
+    tmp_path, out = spec_run
     assert out.returncode == 0, out.stderr
     assert "6 chunks computed" in out.stderr
     # relu at σ_b = 0: λ_L changes sign at σ_w = √2 (mean field), measured within a grid step
@@ -63,9 +72,9 @@ def test_run_prints_summary_and_status_reports_complete(tmp_path):
     assert "6/6 chunks already done, 0 to compute" in again.stderr and again.stdout == ""
 
 
-def test_store_of_another_spec_is_refused_with_exit_2(tmp_path):
-    (tmp_path / "s.yaml").write_text(yaml.safe_dump(SPEC))
-    assert sweep("run", "s.yaml", "--workers", "1", "--no-progress", cwd=tmp_path).returncode == 0
+def test_store_of_another_spec_is_refused_with_exit_2(spec_run):
+    tmp_path, run = spec_run
+    assert run.returncode == 0, run.stderr
     other = {**SPEC, "depth": 21}
     (tmp_path / "t.yaml").write_text(yaml.safe_dump(other))
     out = sweep("run", "t.yaml", "--workers", "1", cwd=tmp_path)

@@ -35,11 +35,11 @@ SPEC = {
     "experiment": "trainability",
     "axes": {
         "width": [8],
-        "lr_in": {"linspace": [-3, 6], "count": 32},
-        "lr_out": {"linspace": [-3, 6], "count": 32},
+        "lr_in": {"linspace": [-3, 6], "count": 16},
+        "lr_out": {"linspace": [-3, 6], "count": 16},
     },
-    "steps": 100,
-    "chunks": {"lr_in": 16, "lr_out": 16},
+    "steps": 50,
+    "chunks": {"lr_in": 8, "lr_out": 8},
 }
 
 
@@ -118,7 +118,7 @@ def test_five_frame_zoom_resumes_after_sigkill(tmp_path, client):
     # summary of the root: one line per frame; analyze points at a frame instead
     summary = _sweep("summary", store)
     assert summary.returncode == 0 and summary.stdout.count("\nframe ") == 5, summary.stdout
-    assert "pooled over the frames: D n/a (frame too small)" in summary.stdout  # 32 px
+    assert "pooled over the frames: D n/a (frame too small)" in summary.stdout  # 16 px
     analyze = _sweep("analyze", store)
     assert analyze.returncode == 2 and analyze.stderr == (
         f"error: store: {str(store)!r} is a zoom store (5 frame(s)); analyze one frame, "
@@ -166,6 +166,6 @@ def test_zoom_of_another_spec_is_refused_naming_the_fields(tmp_path):
 
     spec = parse_spec({**SPEC, "store": str(tmp_path / "z.zarr")})
     group = zarr.open_group(str(tmp_path / "z.zarr"), mode="a")
-    group.attrs[ZOOM_ATTR] = {"base_spec": parse_spec({**SPEC, "steps": 50}).to_dict(), "frames": 2}
+    group.attrs[ZOOM_ATTR] = {"base_spec": parse_spec({**SPEC, "steps": 60}).to_dict(), "frames": 2}
     with pytest.raises(ValueError, match="fields that differ: steps"):
         run_zoom(spec, 2, client=object(), progress=False)
