@@ -262,15 +262,16 @@ def default_dimension(f: object, *, band_rows: int = 2048) -> DimensionEstimate:
     uncertainty exponent (:func:`directional_uncertainty_exponent`), or, when one class is
     thin (:data:`THIN_EDGE_SHARE`: its pixels are mostly boundary, so flips saturate), box
     counting (:func:`box_counting_dimension`; through :func:`~.counts.count_boxes_lazy` for a
-    field that is not a NumPy array). ``method`` of the result says which ran; ``extra``
-    holds ``edge_share``. ``f``: as :func:`directional_uncertainty_exponent`."""
+    chunked field: zarr, dask, or an xarray.DataArray backed by one). ``method`` of the
+    result says which ran; ``extra`` holds ``edge_share``. ``f``: as
+    :func:`directional_uncertainty_exponent`."""
     af = axis_flips(f, None, band_rows=band_rows)
     share = af.edge_share()
     if share < THIN_EDGE_SHARE:
         return _from_flips(af)
-    if isinstance(f, np.ndarray) or hasattr(f, "__array_interface__"):
+    if getattr(getattr(f, "data", f), "chunks", None) is None:  # in memory
         est = box_counting_dimension(f)  # type: ignore[arg-type]
-    else:
+    else:  # a zarr.Array, a dask array or an xarray.DataArray backed by one
         bc = count_boxes_lazy(f)
         est = dimension_from_counts(bc.sizes, bc.counts, side=min(bc.shape), blocks=bc.blocks)
     return dataclasses.replace(est, extra=est.extra | {"edge_share": share})

@@ -134,14 +134,20 @@ def axis_flips(
             for k, cls in enumerate((c & cv, ~c & cv)):
                 n_cls[k] += np.count_nonzero(cls)
                 n_edge[k] += np.count_nonzero(cls & edge)
+            # a band without NaN has every pair valid: count flips without the masks
+            full = np.diff([*cstarts, wc]) * (b - a) if valid.all() else None
             for i, e in enumerate(ev.astype(int)):
                 for axis, (dr, dc) in enumerate(((0, e), (e, 0))):
                     for sgn in (1, -1):
                         r, q = m + sgn * dr, m + sgn * dc
-                        ok = cv & valid[r : r + b - a, q : q + wc]
-                        diff = (pos[r : r + b - a, q : q + wc] != c) & ok
+                        diff = pos[r : r + b - a, q : q + wc] != c
+                        if full is None:
+                            ok = cv & valid[r : r + b - a, q : q + wc]
+                            diff &= ok
+                            pairs[axis, i, cols] += np.add.reduceat(ok.sum(0), cstarts)
+                        else:
+                            pairs[axis, i, cols] += full
                         flips[axis, i, cols] += np.add.reduceat(diff.sum(0), cstarts)
-                        pairs[axis, i, cols] += np.add.reduceat(ok.sum(0), cstarts)
     return AxisFlips(
         eps=ev, flips=flips, pairs=pairs, shape=(h, w), class_pixels=n_cls, edge_pixels=n_edge
     )
