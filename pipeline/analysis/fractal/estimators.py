@@ -41,7 +41,12 @@ from pipeline.analysis.fractal.counts import (
 )
 from pipeline.analysis.fractal.estimate import DimensionEstimate
 from pipeline.analysis.fractal.fit import Z95, calibrated_dimension, dimension_from_counts, linfit
-from pipeline.analysis.fractal.shifts import AxisFlips, axis_flips, default_shifts
+from pipeline.analysis.fractal.shifts import (
+    AxisFlips,
+    axis_flips,
+    default_shifts,
+    flips_in_own_box,
+)
 from pipeline.errors import PipelineError
 
 __all__ = [
@@ -196,7 +201,14 @@ def directional_uncertainty_exponent(
     range is the boundary's roughest direction, and its fraction f(ε) ∝ ε^γ is fitted like a
     box count (:func:`~.fit.calibrated_dimension`: ε from 4 px to 1/16 of the frame's
     smaller side; the interval holds the spread over ranges from 4 or 8 px to 1/16, 1/32 or
-    1/64 of the frame and a jackknife over blocks). For an isotropic boundary both axes
+    1/64 of the frame and a jackknife over blocks). A boundary that lies wholly inside the
+    frame and spans less than its smaller side along the fitted axis (a bounded object:
+    :meth:`~.shifts.AxisFlips.boundary_extent`) takes that extent in place of the frame's
+    side: the flips of pairs that straddle the whole object saturate as ε nears its size,
+    which reads D high (the Brownian frontier of a walk a third of the frame across: +0.034
+    at 8192² with the frame's side, −0.001 with its extent; BENCHMARKS.md); the span of a
+    small object's range, not the frame's, then says whether it is too small. For an
+    isotropic boundary both axes
     give 2 − D; for a self-affine graph y = g(x) the x-axis fraction is g's first-order
     variogram (∝ ε^H, D = 2 − H, exact at pixel sampling) while shifts along y or the
     union over directions add a part ∝ ε that biases D low (0.04–0.2 at 2048² for H =
@@ -205,22 +217,32 @@ def directional_uncertainty_exponent(
     class's share and D reads high (+0.02–0.04 at 2048²–8192²); :func:`default_dimension`
     uses box counting there. ``f``: a 2-D NumPy array, or a ``zarr.Array``/dask array/
     ``xarray.DataArray`` too big for memory (read in bands of ``band_rows`` rows).
-    ``extra``: ``axis`` (0: x, shifts within rows; 1: y), ``side``, ``min_span``,
-    ``edge_share`` (:meth:`~.shifts.AxisFlips.edge_share`)."""
-    return _from_flips(axis_flips(f, eps, band_rows=band_rows))
+    ``extra``: ``axis`` (0: x, shifts within rows; 1: y), ``side`` (the side the range is
+    scaled to), ``frame_side``, ``extent``, ``min_span``, ``edge_share``
+    (:meth:`~.shifts.AxisFlips.edge_share`)."""
+    af = axis_flips(f, eps, band_rows=band_rows)
+    return _from_flips(flips_in_own_box(f, af, 4, band_rows=band_rows), frame=min(af.shape))
 
 
-def _from_flips(af: AxisFlips) -> DimensionEstimate:
-    """:func:`directional_uncertainty_exponent` from its flip counts."""
-    side = min(af.shape)
+def _from_flips(af: AxisFlips, frame: int | None = None) -> DimensionEstimate:
+    """:func:`directional_uncertainty_exponent` from its flip counts ``af``, counted in a
+    frame whose smaller side is ``frame`` px (default: ``af``'s) or in a window of it."""
+    frame = min(af.shape) if frame is None else frame
+    # a boundary smaller than the frame: its extent plays the frame's part in the range
+    sides = [min(frame, e) if e > 0 else frame for e in map(af.boundary_extent, (0, 1))]
     fr = af.fractions()
-    main = (af.eps >= UE_LOWS[0]) & (af.eps <= side / UE_TOPS[0])
+    main = (af.eps >= UE_LOWS[0]) & (af.eps <= min(sides) / UE_TOPS[0])
     if not main.any():
         main = np.ones_like(main)
     axis = int(np.argmax(fr[:, main].sum(1)))
-    extra = {"axis": axis, "edge_share": af.edge_share()}
+    extra = {
+        "axis": axis,
+        "edge_share": af.edge_share(),
+        "frame_side": frame,
+        "extent": af.boundary_extent(axis),
+    }
     return _exponent_estimate(
-        af.eps, fr[axis], side, af.leave_one_out(axis), "directional-uncertainty", extra
+        af.eps, fr[axis], sides[axis], af.leave_one_out(axis), "directional-uncertainty", extra
     )
 
 
@@ -268,7 +290,8 @@ def default_dimension(f: object, *, band_rows: int = 2048) -> DimensionEstimate:
     af = axis_flips(f, None, band_rows=band_rows)
     share = af.edge_share()
     if share < THIN_EDGE_SHARE:
-        return _from_flips(af)
+        est = _from_flips(flips_in_own_box(f, af, 4, band_rows=band_rows), frame=min(af.shape))
+        return dataclasses.replace(est, extra=est.extra | {"edge_share": share})
     if getattr(getattr(f, "data", f), "chunks", None) is None:  # in memory
         est = box_counting_dimension(f)  # type: ignore[arg-type]
     else:  # a zarr.Array, a dask array or an xarray.DataArray backed by one

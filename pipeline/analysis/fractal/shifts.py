@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 from pipeline.analysis.fractal.counts import BLOCKS, classes
 from pipeline.errors import PipelineError
 
-__all__ = ["AxisFlips", "axis_flips", "default_shifts"]
+__all__ = ["AxisFlips", "axis_flips", "default_shifts", "flips_in_own_box"]
 
 
 SMALL_SIDE = 512
@@ -52,7 +52,10 @@ class AxisFlips:
     (2, E, BLOCKS²): flipped and valid pairs per axis (0: x, 1: y), shift and block;
     ``shape`` the field's shape; ``class_pixels`` and ``edge_pixels`` (2,): pixels of the
     central region in class ``> 0`` and ``<= 0``, and those of them with a 4-neighbour of
-    the other class (see :meth:`edge_share`)."""
+    the other class (see :meth:`edge_share`); ``box``: (first row, end row, first column,
+    end column) in the field's coordinates of the central region's pixels with a
+    4-neighbour of the other class (the boundary's bounding box; all 0 when there is no
+    boundary)."""
 
     eps: NDArray[np.float64]
     flips: NDArray[np.float64]
@@ -60,6 +63,33 @@ class AxisFlips:
     shape: tuple[int, int]
     class_pixels: NDArray[np.float64]
     edge_pixels: NDArray[np.float64]
+    box: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+    @property
+    def margin(self) -> int:
+        """The central region's margin (px): the largest shift."""
+        return int(self.eps.max())
+
+    def _touches(self, axis: int) -> bool:
+        m, (h, w) = self.margin, self.shape
+        lo, hi, size = (self.box[2], self.box[3], w) if axis == 0 else (*self.box[:2], h)
+        return lo <= m or hi >= size - m
+
+    @property
+    def enclosed(self) -> bool:
+        """Whether the boundary lies inside the central region without reaching its edge on
+        any side (a bounded object with room around it)."""
+        return self.box[1] > self.box[0] and not (self._touches(0) or self._touches(1))
+
+    def boundary_extent(self, axis: int) -> int:
+        """The boundary's extent along ``axis`` (0: x, 1: y) in px: the span of its bounding
+        box, or the frame's width (height) when it reaches the central region's edge there
+        (it may go on outside the frame); 0 without a boundary."""
+        if self.box[1] <= self.box[0]:
+            return 0
+        if self._touches(axis):
+            return self.shape[1 - axis]
+        return self.box[3] - self.box[2] if axis == 0 else self.box[1] - self.box[0]
 
     def edge_share(self) -> float:
         """The largest share, over the two classes, of a class's pixels that touch the other
@@ -117,6 +147,7 @@ def axis_flips(
     flips = np.zeros((2, ev.size, BLOCKS * BLOCKS))
     pairs = np.zeros_like(flips)
     n_cls, n_edge = np.zeros(2), np.zeros(2)
+    lo, hi = [wc, hc], [-1, -1]  # the boundary's first and last column and row
     for bi in range(BLOCKS):
         for a in range(rb[bi], rb[bi + 1], max(1, int(band_rows))):
             b = min(a + max(1, int(band_rows)), rb[bi + 1])
@@ -131,9 +162,14 @@ def axis_flips(
             for dr, dc in ((1, 0), (-1, 0), (0, 1), (0, -1)):
                 r, q = m + dr, m + dc
                 edge |= (pos[r : r + b - a, q : q + wc] != c) & valid[r : r + b - a, q : q + wc]
+            edge &= cv
             for k, cls in enumerate((c & cv, ~c & cv)):
                 n_cls[k] += np.count_nonzero(cls)
                 n_edge[k] += np.count_nonzero(cls & edge)
+            for k, hit in enumerate((edge.any(0), edge.any(1))):
+                at = np.flatnonzero(hit) + (0 if k == 0 else a)
+                if at.size:
+                    lo[k], hi[k] = min(lo[k], int(at[0])), max(hi[k], int(at[-1]))
             # a band without NaN has every pair valid: count flips without the masks
             full = np.diff([*cstarts, wc]) * (b - a) if valid.all() else None
             for i, e in enumerate(ev.astype(int)):
@@ -148,6 +184,49 @@ def axis_flips(
                         else:
                             pairs[axis, i, cols] += full
                         flips[axis, i, cols] += np.add.reduceat(diff.sum(0), cstarts)
+    box = (0, 0, 0, 0) if hi[1] < 0 else (m + lo[1], m + hi[1] + 1, m + lo[0], m + hi[0] + 1)
     return AxisFlips(
-        eps=ev, flips=flips, pairs=pairs, shape=(h, w), class_pixels=n_cls, edge_pixels=n_edge
+        eps=ev,
+        flips=flips,
+        pairs=pairs,
+        shape=(h, w),
+        class_pixels=n_cls,
+        edge_pixels=n_edge,
+        box=box,
     )
+
+
+class _Window:
+    """Rows ``r0:r1`` and columns ``c0:c1`` of a 2-D field, sliced lazily by rows (a view
+    for :func:`axis_flips`: a zarr or dask field is read band by band)."""
+
+    def __init__(self, field: object, r0: int, r1: int, c0: int, c1: int):
+        # an xarray.DataArray's array (a NumPy array's .data is its raw buffer)
+        self.field = field if isinstance(field, np.ndarray) else getattr(field, "data", field)
+        self.r0, self.c0, self.c1 = r0, c0, c1
+        self.shape = (r1 - r0, c1 - c0)
+
+    def __getitem__(self, rows: slice) -> object:
+        return self.field[self.r0 + rows.start : self.r0 + rows.stop, self.c0 : self.c1]
+
+
+def flips_in_own_box(field: object, af: AxisFlips, top: int, *, band_rows: int = 2048) -> AxisFlips:
+    """The flip counts ``af`` of ``field`` recounted in the boundary's own frame when the
+    boundary is :attr:`~AxisFlips.enclosed` (a bounded object inside a larger frame): the
+    bounding box plus twice the margin of the shifts up to 1/``top`` of its larger extent.
+    Every flipped pair of the frame lies in that window's central region (the box plus the
+    margin), so the flip counts are the frame's; the valid pairs scale by a constant
+    (the fitted slopes do not change) and the jackknife's blocks partition the object
+    rather than mostly empty frame. ``af`` itself when the boundary is not enclosed or the
+    window does not fit in the frame."""
+    if not af.enclosed:
+        return af
+    reach = max(af.boundary_extent(0), af.boundary_extent(1)) / top
+    ev = af.eps[af.eps <= max(reach, af.eps.min())]
+    m = int(ev.max())
+    r0, r1, c0, c1 = af.box
+    h, w = af.shape
+    if r0 < 2 * m or c0 < 2 * m or r1 + 2 * m > h or c1 + 2 * m > w:
+        return af
+    win = _Window(field, r0 - 2 * m, r1 + 2 * m, c0 - 2 * m, c1 + 2 * m)
+    return axis_flips(win, ev, band_rows=band_rows)

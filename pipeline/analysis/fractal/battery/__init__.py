@@ -115,11 +115,6 @@ _FIELDS = [
         True,
         False,
         brownian_frontier,
-        stress="a simple random walk on the pixel lattice (its steps are pixels: not refined "
-        "below the pixel); the frontier's local slopes rise from 1.27 (4 px) through 4/3 to "
-        "1.4–1.8 at >= 50 px, where a few large excursions set them, so realisations scatter "
-        "±0.04–0.08; the default reads +0.034 ± 0.012 (s.e.) at 8192² over 10 walks, every "
-        "interval holding 4/3",
     ),
     BatteryField(
         "percolation_perimeter",
