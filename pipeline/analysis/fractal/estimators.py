@@ -201,14 +201,17 @@ def directional_uncertainty_exponent(
     range is the boundary's roughest direction, and its fraction f(ε) ∝ ε^γ is fitted like a
     box count (:func:`~.fit.calibrated_dimension`: ε from 4 px to 1/16 of the frame's
     smaller side; the interval holds the spread over ranges from 4 or 8 px to 1/16, 1/32 or
-    1/64 of the frame and a jackknife over blocks). A boundary that lies wholly inside the
-    frame and spans less than its smaller side along the fitted axis (a bounded object:
-    :meth:`~.shifts.AxisFlips.boundary_extent`) takes that extent in place of the frame's
-    side: the flips of pairs that straddle the whole object saturate as ε nears its size,
-    which reads D high (the Brownian frontier of a walk a third of the frame across: +0.034
-    at 8192² with the frame's side, −0.001 with its extent; BENCHMARKS.md); the span of a
-    small object's range, not the frame's, then says whether it is too small. For an
-    isotropic boundary both axes
+    1/64 of the frame and a jackknife over blocks). A boundary *enclosed* in the frame (a
+    bounded object that reaches no edge of the central region:
+    :attr:`~.shifts.AxisFlips.enclosed`) takes its extent along the fitted axis
+    (:meth:`~.shifts.AxisFlips.boundary_extent`) in place of the frame's side, and its
+    flips are recounted in its own window (:func:`~.shifts.flips_in_own_box`, same flip
+    counts): pairs that straddle the whole object saturate the flips as ε nears its size,
+    which reads D high (the Brownian frontier of a walk 1/5–1/2 of the frame across: +0.034
+    at 8192² with the frame's side, +0.004 with its extent; BENCHMARKS.md); the span of
+    such an object's range, not the frame's, then says whether it is too small. A boundary
+    that crosses the frame keeps the frame's side (a curve's extent along an axis is not a
+    scale of its roughness). For an isotropic boundary both axes
     give 2 − D; for a self-affine graph y = g(x) the x-axis fraction is g's first-order
     variogram (∝ ε^H, D = 2 − H, exact at pixel sampling) while shifts along y or the
     union over directions add a part ∝ ε that biases D low (0.04–0.2 at 2048² for H =
@@ -228,8 +231,8 @@ def _from_flips(af: AxisFlips, frame: int | None = None) -> DimensionEstimate:
     """:func:`directional_uncertainty_exponent` from its flip counts ``af``, counted in a
     frame whose smaller side is ``frame`` px (default: ``af``'s) or in a window of it."""
     frame = min(af.shape) if frame is None else frame
-    # a boundary smaller than the frame: its extent plays the frame's part in the range
-    sides = [min(frame, e) if e > 0 else frame for e in map(af.boundary_extent, (0, 1))]
+    # a bounded object inside the frame: its extent plays the frame's part in the range
+    sides = [min(frame, af.boundary_extent(a)) if af.enclosed else frame for a in (0, 1)]
     fr = af.fractions()
     main = (af.eps >= UE_LOWS[0]) & (af.eps <= min(sides) / UE_TOPS[0])
     if not main.any():
