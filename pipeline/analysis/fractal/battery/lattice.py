@@ -12,9 +12,10 @@ Site percolation on the square lattice at p_c = 0.592746 (one site per pixel), t
   is a diagonal gap of one lattice spacing: the accessible external perimeter, 4/3
   (Grossman & Aharony 1986; Aizenman, Duplantier & Aharony 1999).
 
-The Brownian frontier: a simple random walk of (n/4)² steps (its diameter is about half the
-frame), the boundary of the 4-connected exterior of its trace: 4/3 (Lawler, Schramm &
-Werner 2001). Each field is True inside (the cluster, or the walk filled in).
+The Brownian frontier: a simple random walk of (n/4)² steps (its extent is 1/7–1/2 of the
+frame, measured over 16 walks at 2048²: it lies inside the frame with room around it), the
+boundary of the 4-connected exterior of its trace: 4/3 (Lawler, Schramm & Werner 2001).
+Each field is True inside (the cluster, or the walk filled in).
 """
 
 from __future__ import annotations
