@@ -10,7 +10,7 @@ as it would on a sweep store too big for memory. Per estimator, field and resolu
 mean estimate, bias (mean − truth), scatter, the largest error and the coverage of the 95 %
 interval (share of realisations whose interval holds the truth).
 
-    python benchmarks/fractal_battery.py               # full run (~30 min on 2 cores), rewrites
+    python benchmarks/fractal_battery.py               # full run (~10 min on 2 cores), rewrites
                                                        # the "fractal-battery" section
     python benchmarks/fractal_battery.py --quick       # 512² and 2048², fewer realisations
     python benchmarks/fractal_battery.py --table-only  # the section from the saved results
