@@ -214,11 +214,13 @@ def flips_in_own_box(field: object, af: AxisFlips, top: int, *, band_rows: int =
     """The flip counts ``af`` of ``field`` recounted in the boundary's own frame when the
     boundary is :attr:`~AxisFlips.enclosed` (a bounded object inside a larger frame): the
     bounding box plus twice the margin of the shifts up to 1/``top`` of its larger extent.
-    Every flipped pair of the frame lies in that window's central region (the box plus the
-    margin), so the flip counts are the frame's; the valid pairs scale by a constant
-    (the fitted slopes do not change) and the jackknife's blocks partition the object
-    rather than mostly empty frame. ``af`` itself when the boundary is not enclosed or the
-    window does not fit in the frame."""
+    Outside the box the central region holds one class, so every flipped pair has an end in
+    the box and both ends in the window's central region (the box plus the margin): the flip
+    counts are the frame's (unless the frame's own margin, which the frame's pairs reach
+    into, holds other boundary), the valid pairs scale by a constant (the fitted slopes do
+    not change), and the jackknife's blocks partition the object rather than mostly empty
+    frame. ``af`` itself when the boundary is not enclosed or the window does not fit in
+    the frame."""
     if not af.enclosed:
         return af
     reach = max(af.boundary_extent(0), af.boundary_extent(1)) / top
