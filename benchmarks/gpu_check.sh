@@ -43,8 +43,7 @@ if [ "$MODE" = fetch ]; then
     done
     python3 -m pip download -q --only-binary=:all: --python-version 3.12 --implementation cp \
         "${plats[@]}" -d .whl \
-        dask distributed dask-jobqueue zarr pyyaml tqdm threadpoolctl pytest pytest-xdist \
-        execnet hypothesis || exit 1
+        dask distributed dask-jobqueue zarr pyyaml tqdm threadpoolctl pytest hypothesis || exit 1
     # the image's own NumPy and CuPy stay: drop what it already has
     rm -f .whl/numpy-*.whl .whl/cupy*.whl .whl/xarray-*.whl .whl/pandas-*.whl
     du -sh .whl
@@ -71,7 +70,7 @@ status() { [ "$1" -eq 0 ] && echo pass || echo "FAIL (exit $1)"; }
 missing=$($PY -c "
 import importlib.util as u
 mods = ['numpy', 'dask', 'distributed', 'dask_jobqueue', 'zarr', 'xarray', 'yaml', 'tqdm',
-        'threadpoolctl', 'pytest', 'xdist']
+        'threadpoolctl', 'pytest']
 print(' '.join(m for m in mods if u.find_spec(m) is None))")
 if [ -n "$missing" ]; then
     row "dependencies" "FAIL" "missing: $missing (run --fetch-wheels where pip works, carry .whl/)"
@@ -102,13 +101,13 @@ fi
 
 # (3) the tests
 if [ "$MODE" = run ]; then
-    $PY -m pytest -q -n 0 -p no:cacheprovider -m gpu tests > "$OUT/pytest_gpu.log" 2>&1
+    $PY -m pytest -q -p no:cacheprovider -m gpu tests > "$OUT/pytest_gpu.log" 2>&1
     rc=$?
     row "pytest -m gpu" "$(status $rc)" "$(tail -1 "$OUT/pytest_gpu.log")"
 else
-    $PY -m pytest -q -n 0 -p no:cacheprovider -m gpu --collect-only tests > "$OUT/pytest_gpu.log" 2>&1
+    $PY -m pytest -q -p no:cacheprovider -m gpu --collect-only tests > "$OUT/pytest_gpu.log" 2>&1
     row "pytest -m gpu" "skipped (dry run)" "$(grep -c '::' "$OUT/pytest_gpu.log") GPU tests collected"
-    $PY -m pytest -q -n 0 -p no:cacheprovider tests/test_kernels_compile.py \
+    $PY -m pytest -q -p no:cacheprovider tests/test_kernels_compile.py \
         -k "host_built or overflow or driver or philox" > "$OUT/pytest_host.log" 2>&1
     rc=$?
     row "kernels' arithmetic on the host" "$(status $rc)" "$(tail -1 "$OUT/pytest_host.log")"
