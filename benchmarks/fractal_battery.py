@@ -157,7 +157,7 @@ def table(results: list[dict]) -> str:
         "(4 px to 1/16 of the frame) and its thin-class switch were chosen with every field "
         "in view at 2048², so for the default the held-out column is not a held-out test; "
         "so was its rule that a boundary enclosed in the frame is fitted up to 1/16 of its "
-        "own extent (it moved only the Brownian frontier, a walk 1/5–1/2 of the frame "
+        "own extent (it moved only the Brownian frontier, a walk 1/7–1/2 of the frame "
         "across, by more than 0.02). Bias = mean − "
         "truth; cov = realisations whose 95 % interval holds the truth; ±hw = mean half-width "
         "of the interval.",

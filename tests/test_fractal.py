@@ -113,7 +113,7 @@ def test_random_fields_differ_by_seed_and_repeat_by_seed():
 
 ENSEMBLE_AT_2048 = {"brownian_frontier": 8}
 """Reference fields tested on an ensemble of realisations instead of two: one random walk's
-frontier scatters ±0.05 (sd) at 2048² (its walk is 1/5–1/2 of the frame across)."""
+frontier scatters ±0.05 (sd) at 2048² (its walk is 1/7–1/2 of the frame across)."""
 
 
 @pytest.mark.parametrize("name", [n for n in REFERENCE if n not in ENSEMBLE_AT_2048])

@@ -207,7 +207,7 @@ def directional_uncertainty_exponent(
     (:meth:`~.shifts.AxisFlips.boundary_extent`) in place of the frame's side, and its
     flips are recounted in its own window (:func:`~.shifts.flips_in_own_box`, same flip
     counts): pairs that straddle the whole object saturate the flips as ε nears its size,
-    which reads D high (the Brownian frontier of a walk 1/5–1/2 of the frame across: +0.034
+    which reads D high (the Brownian frontier of a walk 1/7–1/2 of the frame across: +0.034
     at 8192² with the frame's side, +0.004 with its extent; BENCHMARKS.md); the span of
     such an object's range, not the frame's, then says whether it is too small. A boundary
     that crosses the frame keeps the frame's side (a curve's extent along an axis is not a
