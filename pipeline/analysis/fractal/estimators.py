@@ -223,8 +223,20 @@ def directional_uncertainty_exponent(
     ``extra``: ``axis`` (0: x, shifts within rows; 1: y), ``side`` (the side the range is
     scaled to), ``frame_side``, ``extent``, ``min_span``, ``edge_share``
     (:meth:`~.shifts.AxisFlips.edge_share`)."""
-    af = axis_flips(f, eps, band_rows=band_rows)
-    return _from_flips(flips_in_own_box(f, af, 4, band_rows=band_rows), frame=min(af.shape))
+    return _directional(f, axis_flips(f, eps, band_rows=band_rows), band_rows)
+
+
+OWN_BOX_TOP = 4
+"""An enclosed boundary is recounted with the shifts up to 1/4 of its extent (the reach of
+the small-frame fallback ranges of :func:`~.fit.calibrated_dimension`)."""
+
+
+def _directional(f: object, af: AxisFlips, band_rows: int) -> DimensionEstimate:
+    """The directional exponent of ``f`` from its frame's flip counts ``af``: recounted in
+    the boundary's own window when it is enclosed; ``edge_share`` is the frame's."""
+    own = flips_in_own_box(f, af, OWN_BOX_TOP, band_rows=band_rows)
+    est = _from_flips(own, frame=min(af.shape))
+    return dataclasses.replace(est, extra=est.extra | {"edge_share": af.edge_share()})
 
 
 def _from_flips(af: AxisFlips, frame: int | None = None) -> DimensionEstimate:
@@ -293,8 +305,7 @@ def default_dimension(f: object, *, band_rows: int = 2048) -> DimensionEstimate:
     af = axis_flips(f, None, band_rows=band_rows)
     share = af.edge_share()
     if share < THIN_EDGE_SHARE:
-        est = _from_flips(flips_in_own_box(f, af, 4, band_rows=band_rows), frame=min(af.shape))
-        return dataclasses.replace(est, extra=est.extra | {"edge_share": share})
+        return _directional(f, af, band_rows)
     if getattr(getattr(f, "data", f), "chunks", None) is None:  # in memory
         est = box_counting_dimension(f)  # type: ignore[arg-type]
     else:  # a zarr.Array, a dask array or an xarray.DataArray backed by one
