@@ -27,7 +27,7 @@ import sweep_stub  # noqa: E402
 import zarr  # noqa: E402
 
 from pipeline import open_sweep, parse_spec, register, run_sweep  # noqa: E402
-from pipeline.engine.refine import ATTR, REFINE_DIR, refine_status  # noqa: E402
+from pipeline.engine.refine import ATTR, REFINE_DIR, point_files, refine_status  # noqa: E402
 from pipeline.engine.refine_plan import Refiner, codes_of, expected_fraction  # noqa: E402
 from pipeline.errors import SpecError  # noqa: E402
 from pipeline.spec.refine import RefineSpec  # noqa: E402
@@ -97,7 +97,7 @@ def test_refined_store_holds_the_full_field_with_its_mask(refined):
     assert attrs["audit"] == REFINE["audit"] and attrs["surprises"] == 0
     assert refine_status(str(store)).startswith(f"refined: {int(m.sum()):,} pixels computed")
     # the mask is exactly the union of the point files
-    files = list((store / REFINE_DIR).rglob("*.npz"))
+    files = [p for r in (store / REFINE_DIR).iterdir() for p in point_files(r)]
     idx = np.concatenate([np.load(p)["_index"] for p in files])
     assert len(idx) == len(np.unique(idx)) == m.sum()
     np.testing.assert_array_equal(np.sort(idx), np.flatnonzero(m))
@@ -128,7 +128,7 @@ def test_killed_refinement_resumes_to_the_same_store(tmp_path, refined, client):
     deadline = time.monotonic() + 120
     r1 = store / REFINE_DIR / "r01"
     try:
-        while not (r1.is_dir() and any(p.suffix == ".npz" for p in r1.iterdir())):
+        while not (r1.is_dir() and point_files(r1)):
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "round 1 did not start in 120 s"
             time.sleep(0.02)
@@ -138,7 +138,10 @@ def test_killed_refinement_resumes_to_the_same_store(tmp_path, refined, client):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    n_r1 = len(list(r1.glob("*.npz")))
+    n_r1 = len(point_files(r1))
+    # a worker killed mid-write leaves a partial file: neither counted nor taken for points
+    partial = r1 / ".0_0.deadbeef.part"
+    partial.write_bytes(b"PK\x03\x04 half a file")
     assert refine_status(str(store)).startswith("refinement in progress: 2 round(s) started")
     lines: list[str] = []
     report = run_sweep(parse_spec(plane_spec(store)), store, client=client, progress=False,
@@ -149,6 +152,7 @@ def test_killed_refinement_resumes_to_the_same_store(tmp_path, refined, client):
     r1_line = next(ln for ln in lines if ln.startswith("round 1:"))
     n_chunks = int(r1_line.split(" in ")[1].split(" chunks")[0])
     assert r1_line.endswith(f"{n_chunks - n_r1} to compute"), (r1_line, n_r1)
+    assert not partial.exists() and any("partial point file" in ln for ln in lines), lines
     a, b = open_sweep(store), open_sweep(ref_store)
     for name in ("f", "g", "computed"):
         np.testing.assert_array_equal(a[name].values, b[name].values)

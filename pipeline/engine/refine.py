@@ -151,13 +151,31 @@ def _write_points(
     folder = _round_dir(store, rnd)
     folder.mkdir(parents=True, exist_ok=True)
     name = key_to_str(flat_to_key(flat, lay.counts))
-    tmp = folder / f".{name}.{uuid.uuid4().hex[:8]}.tmp.npz"
-    np.savez(tmp, _index=points, _code=codes, **arrays)
+    # the partial file must not carry the ``.npz`` suffix: a count of finished files (resume,
+    # ``sweep status``) would take a half-written one for a chunk's points
+    tmp = folder / f".{name}.{uuid.uuid4().hex[:8]}.part"
+    with open(tmp, "wb") as f:  # a file object: np.savez appends no suffix
+        np.savez(f, _index=points, _code=codes, **arrays)
     try:
         check_identity(store, token, store, f"refinement points of chunk {name} not written")
         os.replace(tmp, folder / f"{name}.npz")
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def point_files(folder: Path) -> list[Path]:
+    """The finished point files of one round folder (partial ones, ``.<key>.<id>.part``, left by
+    a killed worker, are not among them)."""
+    return [p for p in folder.glob("*.npz") if not p.name.startswith(".")]
+
+
+def _drop_partial_files(store: str) -> int:
+    """Remove the partial point files a killed run left (the driver holds the store's lease,
+    so no live task of this store is writing one); how many there were."""
+    stale = list(Path(store, REFINE_DIR).glob("r[0-9][0-9]/.*.part"))
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return len(stale)
 
 
 def _read_points(store: str, rnd: int, key: ChunkKey, fields: tuple[str, ...]) -> Any:
@@ -241,6 +259,9 @@ def run_refined(
         f"{report.already_done}/{report.total} chunks already done"
     )
     t0 = time.perf_counter()
+    stale = _drop_partial_files(path)
+    if stale:
+        say(f"removed {stale} partial point file(s) left by an interrupted run")
     refiner = Refiner(lay.shape, spec.refine)  # type: ignore[arg-type]
     files: list[tuple[int, int]] = []  # every (round, chunk) point file of the plan
     run_id = uuid.uuid4().hex[:12]
@@ -395,7 +416,7 @@ def refine_status(store: str) -> str:
             f"{done['surprises']} surprise(s)"
         )
     rounds = sorted(Path(store, REFINE_DIR).glob("r[0-9][0-9]"))
-    files = sum(len(list(r.glob("*.npz"))) for r in rounds)
+    files = sum(len(point_files(r)) for r in rounds)
     return (
         f"refinement in progress: {len(rounds)} round(s) started, {files} point file(s); "
         "the chunks are written after the last round"
