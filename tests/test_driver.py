@@ -35,6 +35,7 @@ from pipeline.engine.submit import (  # noqa: E402
     TASKS_PER_THREAD,
     WindowPolicy,
     chunks_per_task,
+    run_window,
 )
 
 register(sweep_stub.EXPERIMENT, replace=True)
@@ -88,6 +89,77 @@ def test_the_window_never_holds_more_than_its_bound(tmp_path):
     assert bound // 2 <= peak <= bound, peak  # used, never exceeded
     got = open_sweep(tmp_path / "w.zarr", chunks=None).f.values  # 1500 chunks: no dask
     np.testing.assert_array_equal(got, sweep_stub.expected(spec))
+
+
+RUNS: list[int] = []
+
+
+def _recorded(x: int) -> int:
+    RUNS.append(x)  # in-process workers: this module's list (the function goes by reference)
+    return 10 * x
+
+
+class LosesTheFirstFetch:
+    """A client whose first fetch of results finds their worker gone: the worker closes just
+    before it (as a SLURM job cancelled right after its task finished), so the scheduler
+    recomputes the task, which needs a new worker: only ``tick()`` adds one."""
+
+    def __init__(self, client, cluster) -> None:
+        self._client, self._cluster, self.lost = client, cluster, []
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    async def _gather(self, futures, **kwargs):
+        if not self.lost:
+            self.lost = [f.key for f in futures]
+            for worker in list(self._cluster.workers.values()):
+                await worker.close()
+        return await self._client._gather(futures, **kwargs)
+
+
+def test_a_result_lost_before_it_is_fetched_is_computed_again_while_the_checks_run():
+    import threading
+
+    from distributed import Client, LocalCluster
+
+    runs = RUNS
+    runs.clear()
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0")
+        as cluster,
+        Client(cluster) as client,
+    ):  # fmt: skip
+        proxy = LosesTheFirstFetch(client, cluster)
+        ticks = []
+
+        def tick() -> None:  # the job keeper's part: a worker when none is left
+            ticks.append(time.monotonic())
+            if not client.scheduler_info()["workers"]:
+                cluster.scale(len(cluster.worker_spec) + 1)
+
+        got: dict = {}
+
+        def on_done(item, fut, result):
+            assert item not in got, f"{item} handed over twice"
+            got[item] = (fut.status, result)
+            return None
+
+        def run() -> None:
+            got["stats"] = run_window(
+                proxy, iter([1, 2, 3]), lambda i: client.submit(_recorded, i, pure=False), on_done,
+                WindowPolicy(), tick, tick_every=0.1, fetch_timeout=0.5,
+            )  # fmt: skip
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        thread.join(60)
+        assert not thread.is_alive(), "the fetch of a lost result blocked the driver"
+    stats = got.pop("stats")
+    assert got == {i: ("finished", 10 * i) for i in (1, 2, 3)}
+    # each task submitted once; each whose result was lost computed once more (on a new worker)
+    assert proxy.lost and stats.submitted == 3
+    assert set(runs) == {1, 2, 3} and len(runs) == 3 + len(proxy.lost), (runs, proxy.lost)
 
 
 def test_tiny_chunks_are_fused_and_the_done_index_consolidates(tmp_path, client, monkeypatch):

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "FETCH_TIMEOUT",
     "TASK_FLOPS",
     "TASKS_PER_THREAD",
     "WindowPolicy",
@@ -33,6 +34,10 @@ __all__ = [
     "run_window",
     "total_threads",
 ]
+
+FETCH_TIMEOUT = 10.0
+"""Seconds the driver waits for the results of finished tasks before it puts them back in
+flight and runs its periodic checks (see :func:`run_window`)."""
 
 TASKS_PER_THREAD = 4
 """Tasks in flight per worker thread: one running, the next ones waiting on the worker or in
@@ -119,6 +124,7 @@ def run_window(
     policy: WindowPolicy,
     tick: Callable[[], None] = lambda: None,
     tick_every: float = 1.0,
+    fetch_timeout: float = FETCH_TIMEOUT,
 ) -> WindowStats:
     """Submit one task per item of ``groups`` (``submit(item)`` returns a Dask future), never
     more than the policy's bound in flight, and hand each finished one to
@@ -127,6 +133,12 @@ def run_window(
 
     The results of the tasks that finished meanwhile are fetched in one ``gather``: a fetch
     per task would cost a round trip to a worker each, one after the other.
+
+    A task whose result was lost before it was fetched (its worker left: a SLURM job ended
+    right after the task finished) is not waited for here: the fetch gives up after
+    ``fetch_timeout`` seconds and the task goes back in flight, where the scheduler recomputes
+    it once a worker is there, and ``tick()`` (the job keeper, which replaces the worker) keeps
+    running meanwhile. A task seen lost or pending again goes back in flight the same way.
 
     ``tick()`` runs about every ``tick_every`` seconds (the SLURM job keeper, the lease and
     identity checks, consolidation); it and ``on_done`` may raise to stop. On any exception
@@ -165,8 +177,15 @@ def run_window(
                 pass
             entries = [e for e in (in_flight.pop(f.key, None) for f in batch) if e is not None]
             ok = [f for f, _ in entries if f.status == "finished"]
-            results = dict(zip((f.key for f in ok), client.gather(ok), strict=True)) if ok else {}
+            results = _fetch(client, ok, fetch_timeout)
+            unfetched = {f.key for f in ok} if results is None else set()
+            results = results or {}
             for fut, item in entries:
+                if fut.key not in results and (fut.status in _RECOMPUTING or fut.key in unfetched):
+                    # not settled (see above): back in flight until it finishes again
+                    in_flight[fut.key] = (fut, item)
+                    fut.add_done_callback(finished.put)
+                    continue
                 seconds = on_done(item, fut, results.get(fut.key))
                 if seconds is not None:
                     n_timed, total_s = n_timed + 1, total_s + seconds
@@ -183,3 +202,23 @@ def run_window(
         raise
     stats.mean_task_s = total_s / n_timed if n_timed else None
     return stats
+
+
+_RECOMPUTING = frozenset({"pending", "lost"})
+"""Statuses of a future whose result is gone and which the scheduler computes again."""
+
+
+def _fetch(client: Any, futures: list[Any], timeout: float) -> dict[str, Any] | None:
+    """The results of the finished ``futures`` by key, fetched in one round trip; None when
+    that takes over ``timeout`` seconds (a result lost with its worker is recomputed first,
+    which needs a worker: the caller must not block on it)."""
+    if not futures:
+        return {}
+    from distributed import TimeoutError as DaskTimeout
+
+    try:
+        # Client.gather with a time limit: Future.result(timeout) does the same for one future
+        values = client.sync(client._gather, futures, callback_timeout=timeout)
+    except (DaskTimeout, TimeoutError):
+        return None
+    return dict(zip((f.key for f in futures), values, strict=True))
