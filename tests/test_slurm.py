@@ -43,7 +43,9 @@ RAW = {
         "sigma_w": {"linspace": [0.5, 2.5], "count": 24},
         "sigma_b": [0.05, 0.3],
     },
-    "depth": 1200,
+    # ~1 s a chunk on one core: long enough that a job cancelled after the first chunk is
+    # cancelled midway, short enough that the 8 chunks are not most of the file's time
+    "depth": 600,
     "record_layers": {"every": 100},
     "probes": {"pair": {"q0": 1.0, "c0": 0.5}, "circle": {"K": 16}},
     "chunks": {"seed": 1},

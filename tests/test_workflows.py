@@ -42,6 +42,21 @@ def sweep(*args, cwd):
     )
 
 
+def sweep_here(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The CLI's ``main`` in this process (what ``sweep`` runs, without a new interpreter's
+    imports and with this process's caches: the mean-field roots a figure shares with the
+    in-process draw before it); ``sweep`` above keeps the console-script path tested."""
+    import contextlib
+    import io
+
+    from pipeline.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.chdir(cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(list(args))
+    return subprocess.CompletedProcess(["sweep", *args], rc, out.getvalue(), err.getvalue())
+
+
 @pytest.mark.parametrize("path", sorted(WORKFLOWS.glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_workflow_loads_at_every_scale(path):
     base = load_workflow(path)
@@ -207,7 +222,7 @@ def test_smoke_run_renders_figure(name, smoke_stores, tmp_path):
     check_layout(fig)
     plt.close(fig)
 
-    out = sweep("figures", str(store), "-o", str(tmp_path / "fig"), cwd=tmp_path)
+    out = sweep_here("figures", str(store), "-o", str(tmp_path / "fig"), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     check_png(tmp_path / "fig" / f"{spec.figure['kind']}.png")
 
@@ -352,7 +367,7 @@ def test_zoom_store_renders_frames_with_dimensions(name, zoom_stores, tmp_path):
     check_layout(fig)  # every frame has its colour bar
     fig.clf()
 
-    out = sweep("figures", str(store), "-o", str(tmp_path / "z"), cwd=tmp_path)
+    out = sweep_here("figures", str(store), "-o", str(tmp_path / "z"), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     check_png(tmp_path / "z" / "zoom_frames.png")
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("zoom: frame")]
@@ -369,7 +384,7 @@ def test_zoom_store_renders_frames_with_dimensions(name, zoom_stores, tmp_path):
     widths = [float(f[a][-1] - f[a][0]) for f in frames]
     assert widths[1] == pytest.approx(widths[0] / 2) and widths[2] == pytest.approx(widths[0] / 4)
     # a single frame is an ordinary store drawn with the base workflow's figure
-    out = sweep("figures", str(store / "frame_001"), "-o", str(tmp_path / "f1"), cwd=tmp_path)
+    out = sweep_here("figures", str(store / "frame_001"), "-o", str(tmp_path / "f1"), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "f1" / f"{PAPER_WORKFLOWS[name]}.png").exists()
 

@@ -38,7 +38,7 @@ SPEC = {
         "lr_in": {"linspace": [-3, 6], "count": 16},
         "lr_out": {"linspace": [-3, 6], "count": 16},
     },
-    "steps": 50,
+    "steps": 25,
     "chunks": {"lr_in": 8, "lr_out": 8},
 }
 

@@ -276,6 +276,7 @@ def _q_map_scalar(act: Activation, q: float, sw: float, sb: float) -> float:
     return sw * sw * float(_expect1(act, "phi2", np.array(q))) + sb * sb
 
 
+@lru_cache(maxsize=4096)
 def _q_star_scalar(
     act: Activation, sw: float, sb: float, q0: float, rtol: float, q_max: float
 ) -> float:
@@ -416,7 +417,9 @@ def c_map(
     return _elementwise(lambda *a: _c_map_scalar(act, *a), cc, qq, sw, sb)
 
 
+@lru_cache(maxsize=4096)
 def _c_star_scalar(act: Activation, sw: float, sb: float) -> float:
+    # memoised: ξ_c, χ_c and c* over one grid (as a figure draws them) share these roots
     qs = _q_star_scalar(act, sw, sb, 1.0, 4.0 * np.finfo(np.float64).eps, 1e100)
     if qs == 0.0:
         return math.nan  # the signal vanishes; c is 0/0
