@@ -37,6 +37,24 @@ def _slurm_unreachable() -> str | None:
     return None
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the background kernel builds (tests/_nvcc_check.py) when their test is selected."""
+    import _nvcc_check
+
+    if _nvcc_check.NVCC is not None and any(
+        it.name == _nvcc_check.TEST_NAME for it in session.items
+    ):
+        session.config.stash[_nvcc_check.STASH] = _nvcc_check.start()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    import _nvcc_check
+
+    builds = config.stash.get(_nvcc_check.STASH, None)
+    if builds is not None:
+        builds.stop()
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("slurm") is None:
         return

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
-import subprocess
-from concurrent.futures import ThreadPoolExecutor
 
+import _nvcc_check
 import numpy as np
 import pytest
 from _gpu_contract import DRAW_BLOCK, check_draws
@@ -28,10 +26,10 @@ from pipeline.experiments.propagation.probes import BatchProbe, CircleProbe, Pai
 from pipeline.experiments.propagation.reference import propagate_network
 from pipeline.gpu import host_build
 from pipeline.gpu.host_build import toolchain_missing
-from pipeline.gpu.kernels import NVRTC_OPTIONS, cms_args, kernel_files, kernel_source
+from pipeline.gpu.kernels import cms_args, kernel_source
 
-SOURCES = sorted(p.name for p in kernel_files().iterdir() if p.name.endswith(".cu"))
-NVCC = shutil.which("nvcc")
+SOURCES = _nvcc_check.sources()
+NVCC = _nvcc_check.NVCC
 
 
 def test_kernel_sources_exist():
@@ -39,35 +37,23 @@ def test_kernel_sources_exist():
 
 
 @pytest.mark.skipif(NVCC is None, reason="nvcc not on PATH: cannot compile the CUDA kernels")
-def test_every_kernel_compiles_for_sm80_and_sm90(tmp_path):
-    """Compile-only, one nvcc call per file and architecture, all of them in parallel (one
-    call for both architectures runs them one after the other: train.cu alone is ~2 × 30 s of
-    cicc and ptxas). The inlined source (what NVRTC gets through cupy.RawModule) is compiled,
-    not the file, so an include that the loader cannot resolve fails here too."""
-    for name in SOURCES:
-        (tmp_path / name).write_text(kernel_source(name))
-
-    def build(job: tuple[str, int]) -> subprocess.CompletedProcess[str]:
-        name, sm = job
-        cmd = [
-            NVCC,
-            "--fatbin",
-            *NVRTC_OPTIONS,  # the options NVRTC gets (nvcc spells them the same)
-            "-Werror",
-            "all-warnings",
-            f"-gencode=arch=compute_{sm},code=sm_{sm}",
-            "-o",
-            str(tmp_path / f"{name}.sm_{sm}.fatbin"),
-            str(tmp_path / name),
-        ]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
-
-    jobs = [(name, sm) for name in SOURCES for sm in (80, 90)]
-    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
-        results = dict(zip(jobs, pool.map(build, jobs), strict=True))
-    for (name, sm), res in results.items():
-        assert res.returncode == 0, f"{name} (sm_{sm}): nvcc exit {res.returncode}\n{res.stderr}"
-    assert all((tmp_path / f"{name}.sm_{sm}.fatbin").stat().st_size > 0 for name, sm in jobs)
+def test_every_kernel_compiles_for_sm80_and_sm90(request):
+    """Compile-only, one nvcc call per file and architecture, warnings as errors. The builds
+    run in the background from the start of the session (tests/_nvcc_check.py); this test
+    waits for them (or, run on its own, starts them)."""
+    builds = request.config.stash.get(_nvcc_check.STASH, None)
+    own = builds is None
+    if own:
+        builds = _nvcc_check.start()
+    try:
+        results = builds.wait(timeout=600)
+        assert sorted(results) == sorted((n, sm) for n in SOURCES for sm in (80, 90))
+        for (name, sm), res in results.items():
+            assert res.returncode == 0, f"{name} (sm_{sm}): exit {res.returncode}\n{res.stderr}"
+            assert builds.output(name, sm).stat().st_size > 0, (name, sm)
+    finally:
+        if own:
+            builds.stop()
 
 
 @pytest.mark.parametrize("name", SOURCES)
