@@ -34,6 +34,7 @@ from pipeline.engine.submit import (  # noqa: E402
     TASK_FLOPS,
     TASKS_PER_THREAD,
     WindowPolicy,
+    WindowStats,
     chunks_per_task,
     run_window,
 )
@@ -158,7 +159,9 @@ def test_a_result_lost_before_it_is_fetched_is_computed_again_while_the_checks_r
     stats = got.pop("stats")
     assert got == {i: ("finished", 10 * i) for i in (1, 2, 3)}
     # each task submitted once; each whose result was lost computed once more (on a new worker)
-    assert proxy.lost and stats.submitted == 3
+    assert proxy.lost and stats.submitted == 3 and stats.requeued >= len(proxy.lost)
+    assert stats.requeued_note().startswith(f"{stats.requeued} time(s) a finished task went back")
+    assert WindowStats().requeued_note() is None  # a run without one says nothing
     assert set(runs) == {1, 2, 3} and len(runs) == 3 + len(proxy.lost), (runs, proxy.lost)
 
 

@@ -324,6 +324,8 @@ def _run(
             progress, policy, watch, keeper,
         )  # fmt: skip
         report.window = stats.bound
+        if note := stats.requeued_note():
+            say(note)
     report.seconds = time.perf_counter() - t0
     say(
         f"{report.n_computed} chunks computed in {report.seconds:.1f} s, "

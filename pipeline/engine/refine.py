@@ -300,7 +300,7 @@ def run_refined(
                         attempts=retries + 1, key=f"refine-{rnd.index}-{item[0]}-{run_id}",
                         pure=False,
                     ),
-                    report, counts, progress, f"round {rnd.index}",
+                    report, counts, progress, f"round {rnd.index}", say,
                 )  # fmt: skip
                 if report.failed:
                     return _finish(report, t0, say)
@@ -337,7 +337,7 @@ def run_refined(
                     fill_task, item[0], item[1], item[2], spec=live["spec"], store=path,
                     token=token, key=f"fill-{item[0]}-{run_id}", pure=False,
                 ),
-                report, counts, progress, "fill", fill=True,
+                report, counts, progress, "fill", say, fill=True,
             )  # fmt: skip
     _record(path, spec, refiner)
     return _finish(report, t0, say)
@@ -369,6 +369,7 @@ def _run_tasks(
     counts: tuple[int, ...],
     progress: bool,
     desc: str,
+    say: Callable[[str], None],
     fill: bool = False,
 ) -> None:
     """Run ``items`` through the window; failures go to ``report.failed``, fill tasks'
@@ -398,7 +399,9 @@ def _run_tasks(
             watch()
 
     try:
-        run_window(client, iter(items), submit, on_done, policy, tick)
+        stats = run_window(client, iter(items), submit, on_done, policy, tick)
+        if note := stats.requeued_note():
+            say(f"{desc}: {note}")
     finally:
         bar.close()
 

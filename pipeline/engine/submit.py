@@ -108,12 +108,24 @@ def total_threads(client: Any) -> int:
 @dataclass
 class WindowStats:
     """What the window did: the largest bound used, the most tasks in flight at once, the
-    tasks submitted, and the mean task duration (s) the tasks reported."""
+    tasks submitted, the mean task duration (s) the tasks reported, and how many times a
+    task went back in flight unsettled (its result lost with its worker, or not fetched in
+    time; see :func:`run_window`)."""
 
     bound: int = 0
     peak: int = 0
     submitted: int = 0
     mean_task_s: float | None = None
+    requeued: int = 0
+
+    def requeued_note(self) -> str | None:
+        """The driver's log line when a task went back in flight, else None."""
+        if not self.requeued:
+            return None
+        return (
+            f"{self.requeued} time(s) a finished task went back in flight: its result was lost "
+            f"with its worker, or not fetched within {FETCH_TIMEOUT:g} s"
+        )
 
 
 def run_window(
@@ -185,6 +197,7 @@ def run_window(
                     # not settled (see above): back in flight until it finishes again
                     in_flight[fut.key] = (fut, item)
                     fut.add_done_callback(finished.put)
+                    stats.requeued += 1
                     continue
                 seconds = on_done(item, fut, results.get(fut.key))
                 if seconds is not None:
