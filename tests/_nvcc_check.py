@@ -9,7 +9,6 @@ the foreground keep their core. Run on its own, the test starts the builds itsel
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
@@ -24,6 +23,7 @@ from pipeline.gpu.kernels import NVRTC_OPTIONS, kernel_files, kernel_source
 TEST_NAME = "test_every_kernel_compiles_for_sm80_and_sm90"
 ARCHS = (80, 90)
 NVCC = shutil.which("nvcc")
+NICE = ["nice", "-n", "10"] if shutil.which("nice") else []
 
 
 def sources() -> list[str]:
@@ -64,12 +64,13 @@ class Builds:
         for job in self.jobs:
             if self.stopped:
                 return
+            # `nice` the command rather than a preexec_fn: this process has other threads (the
+            # Dask clients of the tests), and a preexec_fn may deadlock the fork then
             self.current = subprocess.Popen(
-                self._command(*job),
+                [*NICE, *self._command(*job)],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
-                preexec_fn=lambda: os.nice(10),
             )
             out, err = self.current.communicate()
             self.results[job] = subprocess.CompletedProcess(
