@@ -146,10 +146,17 @@ def test_a_result_lost_before_it_is_fetched_is_computed_again_while_the_checks_r
             got[item] = (fut.status, result)
             return None
 
+        item_of: dict = {}
+
+        def submit(i: int):
+            fut = client.submit(_recorded, i, pure=False)
+            item_of[fut.key] = i
+            return fut
+
         def run() -> None:
             got["stats"] = run_window(
-                proxy, iter([1, 2, 3]), lambda i: client.submit(_recorded, i, pure=False), on_done,
-                WindowPolicy(), tick, tick_every=0.1, fetch_timeout=0.5,
+                proxy, iter([1, 2, 3]), submit, on_done, WindowPolicy(), tick, tick_every=0.1,
+                fetch_timeout=0.5,
             )  # fmt: skip
 
         thread = threading.Thread(target=run, daemon=True)
@@ -158,11 +165,16 @@ def test_a_result_lost_before_it_is_fetched_is_computed_again_while_the_checks_r
         assert not thread.is_alive(), "the fetch of a lost result blocked the driver"
     stats = got.pop("stats")
     assert got == {i: ("finished", 10 * i) for i in (1, 2, 3)}
-    # each task submitted once; each whose result was lost computed once more (on a new worker)
+    # each task submitted once; each whose result was lost computed once more on a new worker
+    # (so may another that the closed worker held or was running)
     assert proxy.lost and stats.submitted == 3 and stats.requeued >= len(proxy.lost)
-    assert stats.requeued_note().startswith(f"{stats.requeued} time(s) a finished task went back")
+    assert stats.requeued_note() == (
+        f"{stats.requeued} time(s) a finished task went back in flight: its result was lost "
+        "with its worker, or not fetched within 0.5 s"
+    )
     assert WindowStats().requeued_note() is None  # a run without one says nothing
-    assert set(runs) == {1, 2, 3} and len(runs) == 3 + len(proxy.lost), (runs, proxy.lost)
+    assert sorted(set(runs)) == [1, 2, 3] and max(runs.count(i) for i in runs) <= 2, runs
+    assert all(runs.count(item_of[k]) == 2 for k in proxy.lost), (runs, proxy.lost)
 
 
 def test_tiny_chunks_are_fused_and_the_done_index_consolidates(tmp_path, client, monkeypatch):

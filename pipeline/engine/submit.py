@@ -109,14 +109,15 @@ def total_threads(client: Any) -> int:
 class WindowStats:
     """What the window did: the largest bound used, the most tasks in flight at once, the
     tasks submitted, the mean task duration (s) the tasks reported, and how many times a
-    task went back in flight unsettled (its result lost with its worker, or not fetched in
-    time; see :func:`run_window`)."""
+    task went back in flight unsettled (its result lost with its worker, or not fetched within
+    ``fetch_timeout`` seconds; see :func:`run_window`)."""
 
     bound: int = 0
     peak: int = 0
     submitted: int = 0
     mean_task_s: float | None = None
     requeued: int = 0
+    fetch_timeout: float = FETCH_TIMEOUT
 
     def requeued_note(self) -> str | None:
         """The driver's log line when a task went back in flight, else None."""
@@ -124,7 +125,7 @@ class WindowStats:
             return None
         return (
             f"{self.requeued} time(s) a finished task went back in flight: its result was lost "
-            f"with its worker, or not fetched within {FETCH_TIMEOUT:g} s"
+            f"with its worker, or not fetched within {self.fetch_timeout:g} s"
         )
 
 
@@ -159,7 +160,7 @@ def run_window(
     """
     finished: queue.SimpleQueue = queue.SimpleQueue()
     in_flight: dict[str, tuple[Any, Any]] = {}
-    stats = WindowStats()
+    stats = WindowStats(fetch_timeout=fetch_timeout)
     bound = policy.bound(total_threads(client))
     stats.bound = bound
     n_timed, total_s = 0, 0.0
@@ -188,12 +189,17 @@ def run_window(
             except queue.Empty:
                 pass
             entries = [e for e in (in_flight.pop(f.key, None) for f in batch) if e is not None]
-            ok = [f for f, _ in entries if f.status == "finished"]
+            # one look at each status: a lost task may finish again while the others' results
+            # are fetched, and must not then be handed over without its result
+            status = {f.key: f.status for f, _ in entries}
+            ok = [f for f, _ in entries if status[f.key] == "finished"]
             results = _fetch(client, ok, fetch_timeout)
             unfetched = {f.key for f in ok} if results is None else set()
             results = results or {}
             for fut, item in entries:
-                if fut.key not in results and (fut.status in _RECOMPUTING or fut.key in unfetched):
+                if fut.key not in results and (
+                    status[fut.key] in _RECOMPUTING or fut.key in unfetched
+                ):
                     # not settled (see above): back in flight until it finishes again
                     in_flight[fut.key] = (fut, item)
                     fut.add_done_callback(finished.put)
