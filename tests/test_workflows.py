@@ -271,17 +271,10 @@ def test_figures_kind_on_the_command_line(smoke_stores, tmp_path):
         (["--option", "layers=3"], "error: --option: give the figure's --kind too"),
         (["--kind", "phase_cv", "--option", "layers"], "error: --option: 'layers' is not NAME="),
     ]
-    import contextlib
-    import io
-
-    from pipeline.cli import main
-
     for args, message in bad:  # in this process: the flags fail before anything is drawn
-        err = io.StringIO()
-        with contextlib.redirect_stderr(err):
-            rc = main(["figures", str(store), *args, "-o", str(tmp_path / "g")])
-        assert rc == 2 and err.getvalue().startswith(message), (args, err.getvalue())
-        assert err.getvalue().count("\n") == 1
+        out = sweep_here("figures", str(store), *args, "-o", str(tmp_path / "g"), cwd=tmp_path)
+        assert out.returncode == 2 and out.stderr.startswith(message), (args, out.stderr)
+        assert out.stderr.count("\n") == 1
     assert not (tmp_path / "g").exists()
 
 
