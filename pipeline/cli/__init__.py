@@ -34,6 +34,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 
+from pipeline.cli.draws import cmd_draws
 from pipeline.cli.inspect import cmd_analyze, cmd_figures, cmd_status, cmd_summary, cmd_verify
 from pipeline.cli.parser import build_parser, check_args
 from pipeline.cli.run import cmd_plan, cmd_run, cmd_submit, cmd_zoom
@@ -51,6 +52,7 @@ _COMMANDS = {
     "analyze": cmd_analyze,
     "zoom": cmd_zoom,
     "figures": cmd_figures,
+    "draws": cmd_draws,
 }
 
 

@@ -15,7 +15,10 @@ from pipeline.errors import UsageError
 from pipeline.gpu.backend import BACKENDS
 from pipeline.spec.limits import MAX_INDEX
 
-__all__ = ["MAX_FRAMES", "build_parser", "check_args"]
+__all__ = ["DRAWS_PAPERS", "MAX_FRAMES", "build_parser", "check_args"]
+
+DRAWS_PAPERS = ("sohl-dickstein2024",)
+"""Papers whose draws ``sweep draws`` writes (:mod:`pipeline.draws`)."""
 
 MAX_FRAMES = 60
 """Most zoom frames: each halves the window, and after ~50 halvings a float64 window can no
@@ -29,6 +32,8 @@ _INT_BOUNDS: dict[str, tuple[int, int | None]] = {
     "jobs": (1, 100_000),
     "frames": (1, MAX_FRAMES),
     "burn_in": (0, MAX_INDEX),
+    "width": (1, 4096),
+    "seed": (0, 2**32 - 1),
 }
 
 
@@ -170,6 +175,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="adaptive boundary refinement with the spec's refine: block, or the defaults",
     )
 
+    draws = sub.add_parser(
+        "draws",
+        help="write a paper's own random draws (weights, data) as .npz files for 'draws:'",
+    )
+    draws.add_argument("paper", choices=DRAWS_PAPERS, help="whose procedure draws them")
+    draws.add_argument(
+        "-o", "--out", default="draws", help="output folder (default: ./draws)"
+    )
+    draws.add_argument("--width", type=int, default=16, help="network width (default 16)")
+    draws.add_argument("--seed", type=int, default=0, help="the paper's seed (default 0)")
+    draws.add_argument(
+        "--steps",
+        type=int,
+        nargs="+",
+        default=[500, 1000],
+        help="step counts of the minibatch tables (default 500 1000)",
+    )
+
     figures = sub.add_parser(
         "figures", help="draw a store's figure: the one its workflow declares, or --kind"
     )
@@ -280,6 +303,9 @@ def check_args(args: argparse.Namespace) -> None:
     factor = getattr(args, "factor", None)
     if factor is not None and not (math.isfinite(factor) and factor > 1):
         raise UsageError(f"--factor: value {factor} must be a finite number > 1")
+    for t in getattr(args, "steps", None) or ():
+        if not 1 <= t <= 1_000_000:
+            raise UsageError(f"--steps: value {t} is outside 1..1,000,000")
     timeout = getattr(args, "start_timeout", None)
     if timeout is not None and not timeout > 0:
         raise UsageError(f"--start-timeout: value {timeout} must be > 0 seconds")

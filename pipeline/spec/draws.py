@@ -55,7 +55,12 @@ class DrawsFile:
 
         Raises :class:`SpecError` when the file is gone, no longer an ``.npz`` or its
         content no longer has :attr:`sha256`."""
-        return _load_checked(self.path, self.sha256)
+        try:
+            st = os.stat(self.path)
+            stamp = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = (0, -1)  # _digest names the problem
+        return _load_checked(self.path, self.sha256, *stamp)
 
 
 def resolve_relative(raw: Mapping[str, Any], base_dir: Path) -> dict[str, Any]:
@@ -157,7 +162,7 @@ def _digest(path: str) -> str:
 
 
 @lru_cache(maxsize=8)
-def _load_checked(path: str, sha256: str) -> dict[str, np.ndarray]:
+def _load_checked(path: str, sha256: str, mtime_ns: int, size: int) -> dict[str, np.ndarray]:
     got = _digest(path)
     if got != sha256:
         raise SpecError(
