@@ -3,6 +3,7 @@ resume after SIGKILL, refinement carried to every frame, the report's pooled est
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import signal
@@ -138,6 +139,15 @@ def test_zoom_out_frames_resume_after_sigkill_and_report_the_pooled_estimate(tmp
         f"D {pooled.estimate:.3f} [{pooled.interval[0]:.3f}, {pooled.interval[1]:.3f}] "
         f"from {len(pooled.extra['local_slopes'])} slopes of 6 frame(s)"
     ) in text
+
+    # the zoom figure's pooled panel names it too
+    if importlib.util.find_spec("matplotlib") is not None:
+        from pipeline import figures
+
+        fig, _ = figures.zoom_figure(store)
+        titles = "\n".join(ax.get_title() for ax in fig.axes)
+        assert f"notebook: D = {pooled.estimate:.3f}" in titles
+        fig.clf()
 
     # another direction or other options on the same store are refused
     with pytest.raises(SpecMismatchError, match="another kind of zoom"):
