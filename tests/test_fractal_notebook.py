@@ -139,3 +139,13 @@ def test_numbers_on_smooth_curves_and_koch_islands_at_1024(name, truth, tol):
     for f in frames:
         assert sohl_dickstein_notebook_dimension(f).estimate == pytest.approx(truth, abs=tol)
     assert sohl_dickstein_notebook_dimension(frames).estimate == pytest.approx(truth, abs=tol)
+
+
+def test_counts_do_not_depend_on_which_plane_axis_is_rows_but_on_the_tiling_corner():
+    # the notebook's image is (output LR, input LR), ours (lr_in, lr_out): a transpose, under
+    # which corner tiling is exact; both axes ascend from row/column 0 in both
+    f = BATTERY["twindragon"].render(300, seed=1)
+    a, b = notebook_box_counts(notebook_edges(f)), notebook_box_counts(notebook_edges(f.T))
+    np.testing.assert_array_equal(a.counts, b.counts)
+    flipped = notebook_box_counts(notebook_edges(f[::-1]))
+    assert not np.array_equal(a.counts, flipped.counts)  # partial boxes move to the other side
