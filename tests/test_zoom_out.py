@@ -66,13 +66,13 @@ SPEC = {
     "experiment": "trainability",
     "axes": {
         "width": [4],
-        "lr_in": {"linspace": [0.9, 1.1], "count": 16},
-        "lr_out": {"linspace": [1.0, 1.5], "count": 16},
+        "lr_in": {"linspace": [0.5, 1.5], "count": 16},
+        "lr_out": {"linspace": [1.0, 2.5], "count": 16},
     },
     "steps": 20,
     "chunks": {"lr_in": 8, "lr_out": 8},
 }
-N_FRAMES = 6  # lr_in 0.2 wide: 0.2 · 2^5 = 6.4 >= 6
+N_FRAMES = 4  # lr_in 1 wide: 1 · 2^3 = 8 >= 6 (4 < 6)
 
 
 def _sweep(*args):
@@ -110,12 +110,13 @@ def test_zoom_out_frames_resume_after_sigkill_and_report_the_pooled_estimate(tmp
 
     spec = parse_spec({**SPEC, "store": str(store)})
     frames = run_zoom_out(spec, client=client, progress=False)
-    assert [len(f.report.computed) for f in frames] == [4 - len(before[k]) for k in range(6)]
+    assert [len(f.report.computed) for f in frames] == [4 - len(before[k]) for k in range(N_FRAMES)]
     for (k, key), t in mtimes.items():
         assert (store / frame_group(k) / DONE_DIR / str(key)).stat().st_mtime_ns == t
 
     # the windows of the rule, the last one the spec's own coordinates bit for bit
-    want = zoom_out_windows((0.9, 1.1), (1.0, 1.5))
+    want = zoom_out_windows((0.5, 1.5), (1.0, 2.5))
+    assert len(want) == N_FRAMES
     assert [(f.window["lr_in"], f.window["lr_out"]) for f in frames] == pytest.approx(want)
     got = open_zoom(store)
     np.testing.assert_array_equal(got[-1].lr_in.values, spec.axis("lr_in").values)
@@ -131,13 +132,14 @@ def test_zoom_out_frames_resume_after_sigkill_and_report_the_pooled_estimate(tmp
 
     # the report: every frame's calibrated line and the notebook's estimator pooled
     text = zoom_summary(store)
-    assert "6 frame(s) zooming out, widest first" in text and text.count("\nframe ") == 6
+    assert f"{N_FRAMES} frame(s) zooming out, widest first" in text
+    assert text.count("\nframe ") == N_FRAMES
     fields = [signed_field(spec, ds).values for ds in got]  # (lr_in, lr_out)
     pooled = sohl_dickstein_notebook_dimension(fields)
     assert (
         f"Sohl-Dickstein notebook estimator (median of all frames' local slopes): "
         f"D {pooled.estimate:.3f} [{pooled.interval[0]:.3f}, {pooled.interval[1]:.3f}] "
-        f"from {len(pooled.extra['local_slopes'])} slopes of 6 frame(s)"
+        f"from {len(pooled.extra['local_slopes'])} slopes of {N_FRAMES} frame(s)"
     ) in text
 
     # the zoom figure's pooled panel names it too
@@ -155,7 +157,7 @@ def test_zoom_out_frames_resume_after_sigkill_and_report_the_pooled_estimate(tmp
     with pytest.raises(SpecMismatchError, match="another growth 2.0 \\(now 3.0\\)"):
         run_zoom_out(spec, growth=3.0, client=client, progress=False)
     attrs = zarr.open_group(str(store), mode="r").attrs[ZOOM_ATTR]
-    assert attrs["direction"] == "out" and attrs["final_window"]["lr_in"] == [0.9, 1.1]
+    assert attrs["direction"] == "out" and attrs["final_window"]["lr_in"] == [0.5, 1.5]
 
 
 def test_refinement_reaches_every_zoom_out_frame(tmp_path, client):
