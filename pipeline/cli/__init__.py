@@ -8,6 +8,7 @@
     sweep summary STORE the summary of a store (its experiment's)
     sweep analyze STORE critical lines, regime areas and boundary dimensions
     sweep zoom SPEC --frames K   a zoom sequence into the boundary (run's options apply)
+    sweep zoom SPEC --direction out  the zoom-out sequence of the spec's window (the notebook's)
     sweep figures STORE [-o DIR] [--kind K] the store's figure (PNG and PDF)
     sweep --version     the package version
 

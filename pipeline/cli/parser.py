@@ -161,9 +161,30 @@ def build_parser() -> argparse.ArgumentParser:
     zoom = sub.add_parser(
         "zoom", help="a zoom sequence: frames halving around the boundary (run's options apply)"
     )
-    zoom.add_argument("spec", help="YAML sweep spec (its plane window is frame 0)")
     zoom.add_argument(
-        "--frames", type=int, required=True, help=f"number of frames K, 1..{MAX_FRAMES}"
+        "spec", help="YAML sweep spec (its plane window is frame 0; with --direction out, the last)"
+    )
+    zoom.add_argument(
+        "--frames", type=int, help=f"number of frames K, 1..{MAX_FRAMES} (zoom in only)"
+    )
+    zoom.add_argument(
+        "--direction",
+        choices=["in", "out"],
+        default="in",
+        help="in (default): each frame halves around the boundary; out: from the spec's window "
+        "out, widths doubled about its centre until >= --max-width (Sohl-Dickstein's sequence)",
+    )
+    zoom.add_argument(
+        "--max-width",
+        type=float,
+        metavar="W",
+        help="zoom out: the widest frame's smaller width reaches W (plane units; default 6)",
+    )
+    zoom.add_argument(
+        "--growth",
+        type=float,
+        metavar="G",
+        help="zoom out: factor between consecutive frames' widths, > 1 (default 2)",
     )
     _add_scale_arg(zoom)
     zoom.add_argument("--store", help="output zoom store (default: the spec's 'store')")
