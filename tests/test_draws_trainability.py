@@ -396,3 +396,65 @@ def test_the_store_refuses_another_draws_file(tmp_path, capsys):
     assert main(["run", str(path), "--no-progress", "--workers", "1"]) == 2
     err = capsys.readouterr().err
     assert "draws.sha256" in err
+
+
+def test_refined_steps_list_resolves_the_boundary_of_every_step_count(tmp_path):
+    """Refinement classifies a point by every step count's sign (mixed: no class), so a
+    refined [20, 60]-step store has the full run's classes in both images."""
+    import xarray as xr
+
+    raw = {
+        "experiment": "trainability",
+        "axes": {"width": [6], "lr_in": {"linspace": [-1.5, 2.5], "count": 48},
+                 "lr_out": {"linspace": [-1.5, 2.5], "count": 48}},
+        "steps": [20, 60],
+        "chunks": {"lr_in": 24, "lr_out": 24},
+        "dtype": "float64",
+    }
+    for name, extra in (("full", {}), ("refined", {"refine": {"coarse": 8, "audit": 0.05}})):
+        (tmp_path / f"{name}.yaml").write_text(
+            yaml.safe_dump({**raw, **extra, "store": str(tmp_path / f"{name}.zarr")})
+        )
+        assert main(["run", str(tmp_path / f"{name}.yaml"), "--no-progress", "--no-summary",
+                     "--workers", "1"]) == 0
+    full = xr.open_zarr(tmp_path / "full.zarr").score.load()
+    ref = xr.open_zarr(tmp_path / "refined.zarr")
+    assert ref.computed.values.mean() < 0.9
+    for i in range(2):
+        a = np.sign(full.isel(steps=i).values)
+        b = np.sign(ref.score.load().isel(steps=i).values)
+        assert (a > 0).any() and (a < 0).any()
+        assert np.mean(a == b) >= 0.998, i
+    # the two step counts differ somewhere, so a single-image class would miss a boundary
+    assert not np.array_equal(np.sign(full.isel(steps=0)), np.sign(full.isel(steps=1)))
+
+
+def test_the_refinement_class_of_several_step_counts_sees_every_boundary():
+    """Two images whose boundaries lie far apart (a circle at 500 steps, a line at 1000):
+    the planner fed the combined class fills both images exactly; fed the last image's sign
+    only, it misses the first image's boundary."""
+    from pipeline.engine.refine_plan import Refiner, codes_of
+    from pipeline.spec.refine import RefineSpec
+
+    n = 128
+    y, x = np.mgrid[0:n, 0:n] / n
+    img500 = np.where((x - 0.3) ** 2 + (y - 0.6) ** 2 < 0.04, -5.0, 5.0)
+    img1000 = np.where(x < 0.7, -5.0, 5.0)
+    score = np.stack([img500.ravel(), img1000.ravel()], axis=1)
+    spec = parse_spec({"experiment": "trainability", "steps": [500, 1000], "axes": {
+        "width": [4], "lr_in": {"linspace": [0, 1], "count": 4},
+        "lr_out": {"linspace": [0, 1], "count": 4}}})
+    exp = get_experiment("trainability")
+
+    def plan(classes):
+        codes = codes_of(classes).reshape(n, n)
+        r = Refiner((n, n), RefineSpec(16, 4, 1, 0.0, 0))
+        while len((rnd := r.next_round()).points):
+            r.absorb(codes.ravel()[rnd.points])
+        return r.fill_source().ravel()
+
+    src = plan(exp.pixel_class(spec, {"score": score}))
+    for img in (img500, img1000):
+        np.testing.assert_array_equal(img.ravel()[src], img.ravel())
+    naive = plan(np.sign(score[:, 1]))
+    assert not np.array_equal(img500.ravel()[naive], img500.ravel())
