@@ -458,3 +458,20 @@ def test_the_refinement_class_of_several_step_counts_sees_every_boundary():
         np.testing.assert_array_equal(img.ravel()[src], img.ravel())
     naive = plan(np.sign(score[:, 1]))
     assert not np.array_equal(img500.ravel()[naive], img500.ravel())
+
+
+def test_sweep_draws_without_jax_is_one_line(tmp_path, capsys, monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_jax(name, *a, **k):
+        if name == "jax" or name.startswith("jax."):
+            raise ImportError("no jax here")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_jax)
+    assert main(["draws", "sohl-dickstein2024", "-o", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "draws-jax" in err[0]
+    assert main(["draws", "sohl-dickstein2024", "--width", "0"]) == 2
