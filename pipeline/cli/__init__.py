@@ -9,6 +9,7 @@
     sweep analyze STORE critical lines, regime areas and boundary dimensions
     sweep zoom SPEC --frames K   a zoom sequence into the boundary (run's options apply)
     sweep figures STORE [-o DIR] [--kind K] the store's figure (PNG and PDF)
+    sweep draws dinverno2025 --architecture A --width N --depth L -o F.npz  a draws file
     sweep --version     the package version
 
 SPEC may be a workflow file with ``scales:``; ``--scale NAME`` (run, plan, zoom) applies one.
@@ -23,6 +24,7 @@ few seconds whatever the sweep's size; further signals while it cleans up are ig
 * :mod:`.parser`   the arguments of every command
 * :mod:`.run`      run, submit, plan, zoom
 * :mod:`.inspect`  status, verify, summary, analyze, figures
+* :mod:`.draws`    draws
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 
+from pipeline.cli.draws import cmd_draws
 from pipeline.cli.inspect import cmd_analyze, cmd_figures, cmd_status, cmd_summary, cmd_verify
 from pipeline.cli.parser import build_parser, check_args
 from pipeline.cli.run import cmd_plan, cmd_run, cmd_submit, cmd_zoom
@@ -51,6 +54,7 @@ _COMMANDS = {
     "analyze": cmd_analyze,
     "zoom": cmd_zoom,
     "figures": cmd_figures,
+    "draws": cmd_draws,
 }
 
 

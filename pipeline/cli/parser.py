@@ -11,7 +11,9 @@ import argparse
 import math
 from typing import NoReturn
 
+from pipeline.cli.draws import PROCEDURES
 from pipeline.errors import UsageError
+from pipeline.experiments.propagation.architectures import ARCHITECTURES, WEIGHT_TYING
 from pipeline.gpu.backend import BACKENDS
 from pipeline.spec.limits import MAX_INDEX
 
@@ -29,6 +31,9 @@ _INT_BOUNDS: dict[str, tuple[int, int | None]] = {
     "jobs": (1, 100_000),
     "frames": (1, MAX_FRAMES),
     "burn_in": (0, MAX_INDEX),
+    "width": (1, 1_000_000),
+    "depth": (1, MAX_INDEX),
+    "seed": (0, 2**63 - 1),
 }
 
 
@@ -189,6 +194,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="an option of the kind (VALUE is YAML: --option layers=[15,25]); repeatable",
     )
+    draws = sub.add_parser(
+        "draws",
+        help="write a draws file (spec field draws: {file: PATH}) by a paper's own procedure",
+    )
+    draws.add_argument(
+        "procedure", choices=PROCEDURES, help="dinverno2025: their propagation_test (torch)"
+    )
+    draws.add_argument(
+        "--architecture", required=True, choices=ARCHITECTURES, help="dense, struct or conv"
+    )
+    draws.add_argument(
+        "--weight-tying", default="per_layer", choices=WEIGHT_TYING, help="per_layer (default)"
+    )
+    draws.add_argument("--width", type=int, required=True, help="N, units per layer")
+    draws.add_argument("--depth", type=int, required=True, help="L, layers")
+    draws.add_argument("--seed", type=int, default=0, help="torch.manual_seed (default 0)")
+    draws.add_argument("-o", "--out", required=True, help="the .npz file to write (new)")
     return p
 
 
