@@ -118,9 +118,10 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise SpecError(FIELD, f"{str(path)!r} does not exist or is not a file (a .npz of draws)")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if not isinstance(z, Mapping | np.lib.npyio.NpzFile):
-                raise ValueError("a single array, not an archive")
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ValueError("a single array, not an archive")
+        with z:
             return {k: np.asarray(z[k]) for k in z.files}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
