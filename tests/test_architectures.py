@@ -340,7 +340,10 @@ def test_divergence_figure_and_notes_report_both_estimators(tmp_path):
     notes = store_notes(store)
     from pipeline import open_sweep
 
-    err = open_sweep(store).err.isel(layer=-1).squeeze().transpose("sigma_w", "sigma_b").values
+    ds = open_sweep(store)
+    assert spec.params.probes.divergence.mean_last == 10  # the workflow's May 2025 observable
+    # the figure reads the class field's variable: err averaged over the last 10 layers
+    err = ds.err_mean.isel(layer=-1).squeeze().transpose("sigma_w", "sigma_b").values
     theirs = dinverno_dimension(np.asarray(err, float), distance=True)
     assert f"D = {theirs.estimate:.3f}" in " ".join(notes)
     assert any("calibrated at t = 0.001" in n for n in notes)

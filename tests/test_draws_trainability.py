@@ -100,9 +100,13 @@ def notebook_losses(
     return losses
 
 
-def _draws(name: str) -> dict[str, np.ndarray]:
-    with np.load(DRAWS / name) as z:
+def _load(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as z:
         return {k: z[k] for k in z.files}
+
+
+def _draws(name: str) -> dict[str, np.ndarray]:
+    return _load(DRAWS / name)
 
 
 def _crop(spec, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -137,11 +141,24 @@ def test_shipped_draws_are_the_notebooks():
 
 
 def test_generator_reproduces_the_files_bit_for_bit(tmp_path):
-    pytest.importorskip("jax", reason="the draws generator needs JAX (the draws-jax extra)")
+    """JAX 0.4.23 (the notebook's era) writes the shipped files byte for byte; a newer JAX
+    (threefry_partitionable off) the same arrays but for a few normals 1 ulp apart."""
+    jax = pytest.importorskip("jax", reason="the draws generator needs JAX (the draws-jax extra)")
     from pipeline.draws.sohl_dickstein import write_all
 
     for p in write_all(tmp_path):
-        assert hashlib.sha256(p.read_bytes()).hexdigest() == SHA256[p.name], p.name
+        if jax.__version__ == "0.4.23":
+            assert hashlib.sha256(p.read_bytes()).hexdigest() == SHA256[p.name], p.name
+            continue
+        got, want = _load(p), _draws(p.name)
+        assert sorted(got) == sorted(want)
+        for k in want:
+            assert got[k].dtype == want[k].dtype and got[k].shape == want[k].shape
+            if want[k].dtype.kind == "i":
+                assert np.array_equal(got[k], want[k]), k
+            else:
+                ulps = np.abs(got[k].view(np.int64) - want[k].view(np.int64))
+                assert ulps.max() <= 1 and np.count_nonzero(ulps) <= 3, (k, ulps.max())
 
 
 def test_draws_load_into_the_problem():
@@ -318,9 +335,9 @@ def _good():
         ("missing_key", "has no array 'Y'"),
         ("wrong_shape", "array 'W0' (initial weights of layer 0) has shape (16, 8)"),
         ("nan", "array 'X' (inputs, full data set) has 1 non-finite values"),
-        ("not_npz", "is not an .npz file"),
+        ("not_npz", "is not a readable .npz"),
         ("absent", "does not exist"),
-        ("object", "not numbers"),
+        ("object", "is not a readable .npz"),
         ("too_deep", "W2"),
     ],
 )
@@ -379,7 +396,7 @@ def test_the_files_hash_is_the_identity_not_its_path(tmp_path):
     # a stored spec is not re-read until its arrays are needed, then its hash must hold
     stored = parse_spec(a.to_dict())
     np.savez(tmp_path / "d.npz", **other)
-    with pytest.raises(SpecError, match="changed since the spec was made"):
+    with pytest.raises(SpecError, match="now holds other draws"):
         get_experiment("trainability")._problem(
             parse_spec({**stored.to_dict(), "steps": [500, 1000]}),
             {"width": 16, "depth": 2, "seed": 0, "eps": 0.0},

@@ -10,6 +10,7 @@
     sweep zoom SPEC --frames K   a zoom sequence into the boundary (run's options apply)
     sweep zoom SPEC --direction out  the zoom-out sequence of the spec's window (the notebook's)
     sweep figures STORE [-o DIR] [--kind K] the store's figure (PNG and PDF)
+    sweep draws dinverno2025 --architecture A --width N --depth L -o F.npz  a draws file
     sweep --version     the package version
 
 SPEC may be a workflow file with ``scales:``; ``--scale NAME`` (run, plan, zoom) applies one.
@@ -24,6 +25,7 @@ few seconds whatever the sweep's size; further signals while it cleans up are ig
 * :mod:`.parser`   the arguments of every command
 * :mod:`.run`      run, submit, plan, zoom
 * :mod:`.inspect`  status, verify, summary, analyze, figures
+* :mod:`.draws`    draws
 """
 
 from __future__ import annotations

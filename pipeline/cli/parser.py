@@ -11,14 +11,13 @@ import argparse
 import math
 from typing import NoReturn
 
+from pipeline.cli.draws import PROCEDURES
 from pipeline.errors import UsageError
+from pipeline.experiments.propagation.architectures import ARCHITECTURES, WEIGHT_TYING
 from pipeline.gpu.backend import BACKENDS
 from pipeline.spec.limits import MAX_INDEX
 
-__all__ = ["DRAWS_PAPERS", "MAX_FRAMES", "build_parser", "check_args"]
-
-DRAWS_PAPERS = ("sohl-dickstein2024",)
-"""Papers whose draws ``sweep draws`` writes (:mod:`pipeline.draws`)."""
+__all__ = ["MAX_FRAMES", "build_parser", "check_args"]
 
 MAX_FRAMES = 60
 """Most zoom frames: each halves the window, and after ~50 halvings a float64 window can no
@@ -32,8 +31,9 @@ _INT_BOUNDS: dict[str, tuple[int, int | None]] = {
     "jobs": (1, 100_000),
     "frames": (1, MAX_FRAMES),
     "burn_in": (0, MAX_INDEX),
-    "width": (1, 4096),
-    "seed": (0, 2**32 - 1),
+    "width": (1, 1_000_000),
+    "depth": (1, MAX_INDEX),
+    "seed": (0, 2**63 - 1),
 }
 
 
@@ -196,24 +196,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="adaptive boundary refinement with the spec's refine: block, or the defaults",
     )
 
-    draws = sub.add_parser(
-        "draws",
-        help="write a paper's own random draws (weights, data) as .npz files for 'draws:'",
-    )
-    draws.add_argument("paper", choices=DRAWS_PAPERS, help="whose procedure draws them")
-    draws.add_argument(
-        "-o", "--out", default="draws", help="output folder (default: ./draws)"
-    )
-    draws.add_argument("--width", type=int, default=16, help="network width (default 16)")
-    draws.add_argument("--seed", type=int, default=0, help="the paper's seed (default 0)")
-    draws.add_argument(
-        "--steps",
-        type=int,
-        nargs="+",
-        default=[500, 1000],
-        help="step counts of the minibatch tables (default 500 1000)",
-    )
-
     figures = sub.add_parser(
         "figures", help="draw a store's figure: the one its workflow declares, or --kind"
     )
@@ -232,6 +214,41 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=VALUE",
         help="an option of the kind (VALUE is YAML: --option layers=[15,25]); repeatable",
+    )
+    draws = sub.add_parser(
+        "draws",
+        help="write a paper's own random draws (.npz) for a spec's draws: {file: PATH}",
+    )
+    draws.add_argument(
+        "procedure",
+        choices=PROCEDURES,
+        help="sohl-dickstein2024: the notebook's three panel files (JAX); "
+        "dinverno2025: their propagation_test network (torch)",
+    )
+    draws.add_argument(
+        "-o",
+        "--out",
+        help="sohl-dickstein2024: output folder (default ./draws); "
+        "dinverno2025: the .npz file to write (new, required)",
+    )
+    draws.add_argument(
+        "--architecture", choices=ARCHITECTURES, help="dinverno2025: dense, struct or conv"
+    )
+    draws.add_argument(
+        "--weight-tying",
+        default="per_layer",
+        choices=WEIGHT_TYING,
+        help="dinverno2025: per_layer (default) or shared",
+    )
+    draws.add_argument("--width", type=int, help="width (sohl-dickstein2024: default 16)")
+    draws.add_argument("--depth", type=int, help="dinverno2025: L, layers (required)")
+    draws.add_argument("--seed", type=int, default=0, help="the paper's seed (default 0)")
+    draws.add_argument(
+        "--steps",
+        type=int,
+        nargs="+",
+        default=[500, 1000],
+        help="sohl-dickstein2024: step counts of the minibatch tables (default 500 1000)",
     )
     return p
 

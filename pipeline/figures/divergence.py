@@ -31,14 +31,17 @@ __all__ = ["divergence", "divergence_notes", "err_plane"]
 
 def err_plane(ds: xr.Dataset) -> tuple[np.ndarray, str, str, int, float]:
     """(err_L over (σ_w, σ_b) as a float64 array, σ_w dim, σ_b dim, L, the probe's threshold)
-    of the widest network and the first seed."""
+    of the widest network and the first seed; with ``mean_last`` k > 1 the mean of err over
+    the last k layers (``err_mean``, the variable the class rule reads)."""
     if "err" not in ds:
         raise PipelineError("store: no 'err' variable (probes.divergence); no divergence figure")
     spec = parse_spec(ds.attrs["sweep_spec"])
-    threshold = spec.params.probes.divergence.threshold
+    probe = spec.params.probes.divergence
+    threshold = probe.threshold
+    name = probe.field_variable if probe.field_variable in ds else "err"
     ds = widest(ds)
     sw, sb = sigma_dims(ds)
-    err = first_values(ds.err, (sw, sb)).isel(layer=-1)
+    err = first_values(ds[name], (sw, sb)).isel(layer=-1)
     if "seed" in err.dims:  # one network: the frontier of a single quenched draw
         err = err.isel(seed=0)
     err = err.transpose(sw, sb)
