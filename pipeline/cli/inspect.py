@@ -37,6 +37,9 @@ def _check_store(store: str) -> bool:
         raise StoreError(f"store: {store!r} cannot be read ({e.strerror})") from e
     if not is_store:
         raise StoreError(f"store: {store!r} is not a sweep or zoom store (no zarr.json)")
+    from pipeline.engine.store import check_metadata
+
+    check_metadata(store)
     return is_zoom_store(store)
 
 
@@ -84,6 +87,8 @@ def warn_if_partial(store: str) -> None:
     except StoreError:
         return
     state = done_state(store, spec)
+    for note in state.notes:  # a damaged index or token: why chunks may count as missing
+        print(f"note: {note}", file=sys.stderr)
     if state.n_done < state.total:
         print(
             f"note: {store}: only {state.n_done}/{state.total} chunks done; the missing ones "
@@ -179,18 +184,22 @@ def cmd_verify(args: argparse.Namespace) -> int:
             continue
         report = verify_store(store)
         print("\n".join(report.lines()))
-        if report.damaged and args.repair:
+        if report.needs_repair and args.repair:
             n = repair(store, report)
-            print(
-                f"repaired: un-marked {n} damaged chunk(s) and deleted their files; "
-                "`sweep run` on this store recomputes exactly those"
-            )
-        elif report.damaged:
-            unrepaired += len(report.damaged)
+            if report.bookkeeping:
+                print(f"repaired: {len(report.bookkeeping)} bookkeeping file(s) mended")
+            if report.damaged:
+                print(
+                    f"repaired: un-marked {n} damaged chunk(s) and deleted their files; "
+                    "`sweep run` on this store recomputes exactly those"
+                )
+        elif report.needs_repair:
+            unrepaired += len(report.damaged) + len(report.bookkeeping)
     if unrepaired:
         print(
-            f"{unrepaired} damaged chunk(s) left: `sweep verify {args.store} --repair` un-marks "
-            "them so that the next `sweep run` recomputes them",
+            f"{unrepaired} damaged chunk(s) or bookkeeping file(s) left: `sweep verify "
+            f"{args.store} --repair` mends them (the next `sweep run` recomputes what it "
+            "un-marks)",
             file=sys.stderr,
         )
         return 1
