@@ -7,7 +7,6 @@ the last task's identity check, and the end-of-run fold of the markers into the 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -28,7 +27,6 @@ from pipeline.engine.identity import TOKEN_FILE  # noqa: E402
 from pipeline.engine.lease import LEASE_FILE  # noqa: E402
 from pipeline.engine.markers import DONE_DIR, INDEX_FILE, unmark  # noqa: E402
 from pipeline.engine.plan import chunk_counts  # noqa: E402
-from pipeline.engine.store import done_state  # noqa: E402
 from pipeline.errors import StoreChangedError, StoreError  # noqa: E402
 
 register(sweep_stub.EXPERIMENT, replace=True)
@@ -159,8 +157,10 @@ def test_a_damaged_token_is_named_and_restored_from_the_index(made, client, caps
     if damage == "deleted":
         token.unlink()
     else:
-        token.write_bytes({"garbage": b"not a token at all\n", "bytes": b"\xff\xfe\x00\n",
-                           "another token": b"0123456789abcdef0123456789abcdef\n"}[damage])  # fmt: skip
+        token.write_bytes({
+            "garbage": b"not a token at all\n", "bytes": b"\xff\xfe\x00\n",
+            "another token": b"0123456789abcdef0123456789abcdef\n",
+        }[damage])  # fmt: skip
     assert sweep(["status", str(store)]) == 0
     out, _ = lines(capsys)
     assert any(TOKEN_FILE in ln for ln in out), out
@@ -235,8 +235,10 @@ def test_damaged_root_metadata_is_refused_in_one_line(made, capsys, how):
     if how == "deleted":
         meta.unlink()
     else:
-        meta.write_bytes({"truncated": meta.read_bytes()[:200], "garbage": b"\xff\x00\x01",
-                          "not a group": b'{"zarr_format": 3, "node_type": "array"}'}[how])  # fmt: skip
+        meta.write_bytes({
+            "truncated": meta.read_bytes()[:200], "garbage": b"\xff\x00\x01",
+            "not a group": b'{"zarr_format": 3, "node_type": "array"}',
+        }[how])  # fmt: skip
     for argv in (["status"], ["verify"], ["verify", "--repair"], ["summary"], ["analyze"]):
         assert sweep([argv[0], str(store), *argv[1:]]) == 2, argv
         out, err = lines(capsys)
