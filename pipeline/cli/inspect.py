@@ -245,6 +245,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         with _damage_as_one_line(frames):
             print(zoom_summary(args.store))
         return 0
+    read_spec(args.store)  # a Zarr group not made by sweep: one line
     warn_if_partial(args.store)
     with _damage_as_one_line([args.store]):
         ds = open_sweep(args.store)
@@ -304,6 +305,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     if _check_store(args.store):
         raise _not_a_frame(args.store, "analyze")
+    from pipeline.engine.store import read_spec
+
+    read_spec(args.store)  # a Zarr group not made by sweep: one line
     warn_if_partial(args.store)
     an = analyze_store(
         args.store, factor=args.factor, burn_in=args.burn_in, write=not args.no_write

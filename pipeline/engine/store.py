@@ -93,7 +93,10 @@ SPEC_ATTR = "sweep_spec"
 def resolve_store_path(store: str | Path) -> str:
     """``store`` as an absolute path, ``~`` expanded: the one form every later step (the
     workers included, which may run elsewhere) sees."""
-    return os.path.abspath(os.path.expanduser(os.fspath(store)))
+    path = os.path.expanduser(os.fspath(store))
+    if path.startswith("~"):
+        raise StoreError(f"store: {path!r}: no such user's home folder; give another path")
+    return os.path.abspath(path)
 
 
 def _cf_attrs(long_name: str, units: str | None) -> dict[str, str]:
