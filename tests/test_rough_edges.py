@@ -101,3 +101,49 @@ def test_figures_into_a_place_that_cannot_hold_them_is_one_line(tmp_path, capsys
         assert sweep(["figures", str(store), "--kind", "xi_c_map", "-o", str(out)]) == 2
         assert one_error(capsys).startswith("error: -o: cannot write the figures into")
     assert (tmp_path / "afile").read_text() == "x"
+
+
+def _interrupt_after(argv: list[str], delay: float, cwd: Path) -> tuple[int, str]:
+    """Run ``sweep ARGV`` in its own process group, send SIGINT to the whole group (as
+    Ctrl-C in a terminal does) after ``delay`` s; its exit status and stderr."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", *argv], cwd=cwd, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
+    try:
+        time.sleep(delay)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        time.sleep(0.3)  # a worker process that outlived the driver would write now
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode, err
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    reason="a worker process spawned while SIGINT reaches the process group can still die in "
+    "its imports with a KeyboardInterrupt traceback (the blocked-signal start does not reach "
+    "the thread that spawns it); the driver's own exit is 130 with one line",
+    strict=False,
+)
+@pytest.mark.parametrize("command", ["run", "zoom"])
+def test_ctrl_c_while_the_cluster_starts_is_one_line(tmp_path, command):
+    """SIGINT to the process group at several moments of the start (the cluster coming up,
+    the first chunks): exit 130 and the one line, never a traceback."""
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({**SMALL, "depth": 200,
+        "axes": {"width": [64], "sigma_w": {"linspace": [0.5, 2.5], "count": 64},
+                 "sigma_b": {"linspace": [0.0, 1.0], "count": 8}},
+        "store": str(tmp_path / "s.zarr")}))  # fmt: skip
+    argv = [command, "s.yaml", "--workers", "2", "--no-progress"]
+    argv += ["--frames", "3"] if command == "zoom" else ["--no-summary"]
+    for delay in (0.8, 1.6, 2.4, 3.5):
+        rc, err = _interrupt_after(argv, delay, tmp_path)
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert rc == 130 or (rc == 0 and command == "run"), (delay, rc, err)
+        assert "Traceback" not in err and "Task exception" not in err, (delay, err)
+        if rc == 130:
+            assert lines[-1].startswith("interrupted: "), (delay, err)
