@@ -342,3 +342,55 @@ def test_damaged_refine_point_files_are_recomputed(tmp_path, client, damage):
     assert sorted(again) == sorted(kept)
     for k in kept:
         np.testing.assert_array_equal(again[k], kept[k], err_msg=k)
+
+
+def test_fuzz_damage_to_the_bookkeeping_files(made, client, capsys):
+    """Seeded: random bytes, truncation or deletion of a random bookkeeping file (index,
+    a marker, token, lease, a variable's metadata). Every command ends in 0, 1 or one
+    `error:` line; `verify --repair` (after a stale lease is aged) then `run` gives back the
+    data bit for bit (the token aside, when the damage made it another valid one)."""
+    import random
+
+    spec, store, before, done_before = made
+    rng = random.Random(2913)
+    targets = [f"{DONE_DIR}/{INDEX_FILE}", f"{DONE_DIR}/0.3", TOKEN_FILE, LEASE_FILE,
+               "f/zarr.json", "a/zarr.json"]  # fmt: skip
+    good = store.parent / "good.zarr"
+    shutil.copytree(store, good)
+    for case in range(8):
+        shutil.rmtree(store)
+        shutil.copytree(good, store)
+        rel = rng.choice(targets)
+        path = store / rel
+        how = rng.choice(["bytes", "truncate", "delete", "json"])
+        old = path.read_bytes() if path.exists() else b'{"host": "h", "pid": 1, "run": "r"}'
+        if how == "bytes":
+            path.write_bytes(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 64))))
+        elif how == "truncate":
+            path.write_bytes(old[: rng.randrange(len(old))])
+        elif how == "delete":
+            path.unlink(missing_ok=True)
+        else:
+            path.write_bytes(rng.choice([b"[]", b"{}", b"null", b'"x"', b"1e999"]))
+        for argv in (["status"], ["verify"], ["summary"]):
+            rc = sweep([argv[0], str(store)])
+            out, err = lines(capsys)
+            assert rc in (0, 1, 2), (case, rel, how, argv, rc)
+            if rc == 2:
+                assert len(err) == 1 and err[0].startswith("error: "), (case, rel, how, err)
+        if (store / LEASE_FILE).exists():
+            t = time.time() - 3600
+            os.utime(store / LEASE_FILE, (t, t))
+        rc = sweep(["verify", str(store), "--repair"])
+        capsys.readouterr()
+        assert rc == 0, (case, rel, how)
+        report = run_sweep(spec, store, client=client, progress=False, log=quiet)
+        assert report.complete, (case, rel, how)
+        now = snapshot(store)
+        if now[TOKEN_FILE] != before[TOKEN_FILE]:
+            now.pop(TOKEN_FILE)
+            assert now == {k: v for k, v in before.items() if k != TOKEN_FILE}, (case, rel)
+        else:
+            assert now == before, (case, rel, how)
+        assert sweep(["verify", str(store)]) == 0, (case, rel, how, lines(capsys))
+        capsys.readouterr()
