@@ -72,6 +72,7 @@ def _interrupts() -> Iterator[None]:
         if caught:
             return  # already stopping: let the cleanup finish
         caught.append(signum)
+        _quiet_cleanup()
         raise KeyboardInterrupt
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -80,6 +81,16 @@ def _interrupts() -> Iterator[None]:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+def _quiet_cleanup() -> None:
+    """Once interrupted, the closing client and cluster log what they cancel (``Task
+    exception was never retrieved ... AllExit``, a nanny that failed to start): the one
+    ``interrupted:`` line says what matters, so their loggers are silenced."""
+    import logging
+
+    for name in ("asyncio", "distributed", "tornado"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -43,6 +43,13 @@ def _slurm_or_local(args: argparse.Namespace) -> SlurmOptions | None:
         return _slurm_options(args)
     if args.jobs is not None or args.adapt is not None:
         raise UsageError("--jobs/--adapt: they need --cluster slurm")
+    if args.log_dir is not None:
+        raise UsageError("--log-dir: it names the SLURM job logs; it needs --cluster slurm")
+    if args.scheduler is not None and not args.scheduler.strip():
+        raise UsageError(
+            "--scheduler: an empty address; give the address that `dask scheduler` printed "
+            "(e.g. tcp://HOST:8786), or leave the flag out for a local cluster"
+        )
     return None
 
 

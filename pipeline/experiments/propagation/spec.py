@@ -465,7 +465,7 @@ class PropagationExperiment(Experiment):
         padded_rows = sizes[spec.axis("activation").name] * -(-per_act // ppt) * ppt * r
         # probe state of the chunk, two scratch tiles (one task thread), the drawn weight
         # matrix and bias, the drawing's work buffers (~32K values x 8 arrays of 8 bytes),
-        # and the chunk's outputs
+        # the chunk's outputs, and the layer -> recorded-column table (int64, depth + 1)
         n_out = len(probes.observables()) * len(spec.params.record_layers)
         peak = (
             padded_rows * n_max * item
@@ -473,6 +473,7 @@ class PropagationExperiment(Experiment):
             + (n_max * n_max + n_max) * item
             + 32768 * 8 * 8
             + math.prod(chunk_shape) * (n_out * item + 4)
+            + (spec.params.depth + 1) * 8
         )
         from pipeline.experiments.propagation.gpu import chunk_device_peak_bytes  # no CuPy
 
