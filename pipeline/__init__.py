@@ -15,15 +15,39 @@ The public API::
 Errors caused by input are :class:`PipelineError` (a ``ValueError``) with one-line messages.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipeline.engine.execute import RunReport, SweepFailed, run_sweep
-from pipeline.engine.plan import Plan, make_plan
-from pipeline.engine.store import open_sweep, read_spec
-from pipeline.errors import PipelineError, SpecError, SpecMismatchError
-from pipeline.experiments import Experiment, Variable, register
-from pipeline.spec.sweep import SweepSpec, load_spec, parse_spec
-from pipeline.spec.workflow import load_workflow
+if TYPE_CHECKING:
+    from pipeline.engine.execute import RunReport, SweepFailed, run_sweep
+    from pipeline.engine.plan import Plan, make_plan
+    from pipeline.engine.store import open_sweep, read_spec
+    from pipeline.errors import PipelineError, SpecError, SpecMismatchError
+    from pipeline.experiments import Experiment, Variable, register
+    from pipeline.spec.sweep import SweepSpec, load_spec, parse_spec
+    from pipeline.spec.workflow import load_workflow
+
+# The public names, each from its module on first use: ``import pipeline`` (and so the
+# ``sweep`` command, which is ``pipeline.cli``) does not load Zarr, xarray and the engine
+# before it can act on a Ctrl-C or print ``--help``.
+_EXPORTS = {
+    "RunReport": "pipeline.engine.execute",
+    "SweepFailed": "pipeline.engine.execute",
+    "run_sweep": "pipeline.engine.execute",
+    "Plan": "pipeline.engine.plan",
+    "make_plan": "pipeline.engine.plan",
+    "open_sweep": "pipeline.engine.store",
+    "read_spec": "pipeline.engine.store",
+    "PipelineError": "pipeline.errors",
+    "SpecError": "pipeline.errors",
+    "SpecMismatchError": "pipeline.errors",
+    "Experiment": "pipeline.experiments",
+    "Variable": "pipeline.experiments",
+    "register": "pipeline.experiments",
+    "SweepSpec": "pipeline.spec.sweep",
+    "load_spec": "pipeline.spec.sweep",
+    "parse_spec": "pipeline.spec.sweep",
+    "load_workflow": "pipeline.spec.workflow",
+}
 
 __all__ = [
     "Experiment",
@@ -60,8 +84,12 @@ _LAZY_SUBMODULES = {
 
 
 def __getattr__(name: str) -> Any:  # PEP 562
-    if name in _LAZY_SUBMODULES:
-        import importlib
+    import importlib
 
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value  # looked up once
+        return value
+    if name in _LAZY_SUBMODULES:
         return importlib.import_module(_LAZY_SUBMODULES[name])
     raise AttributeError(f"module 'pipeline' has no attribute {name!r}")

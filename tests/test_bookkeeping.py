@@ -349,15 +349,22 @@ def test_fuzz_damage_to_the_bookkeeping_files(made, client, capsys):
     a marker, token, lease, a variable's metadata). Every command ends in 0, 1 or one
     `error:` line; `verify --repair` (after a stale lease is aged) then `run` gives back the
     data bit for bit (the token aside, when the damage made it another valid one)."""
+    spec, store, before, _ = made
+    fuzz_bookkeeping(spec, store, before, client, capsys, seed=2913, cases=8)
+
+
+def fuzz_bookkeeping(spec, store: Path, before: dict, client, capsys, seed: int,
+                     cases: int) -> None:  # fmt: skip
+    """The seeded fuzz of the bookkeeping files on a complete ``store`` whose snapshot is
+    ``before``, its runs on ``client`` (a local cluster's, or an external scheduler's)."""
     import random
 
-    spec, store, before, done_before = made
-    rng = random.Random(2913)
+    rng = random.Random(seed)
     targets = [f"{DONE_DIR}/{INDEX_FILE}", f"{DONE_DIR}/0.3", TOKEN_FILE, LEASE_FILE,
                "f/zarr.json", "a/zarr.json"]  # fmt: skip
     good = store.parent / "good.zarr"
     shutil.copytree(store, good)
-    for case in range(8):
+    for case in range(cases):
         shutil.rmtree(store)
         shutil.copytree(good, store)
         rel = rng.choice(targets)

@@ -124,26 +124,26 @@ def _interrupt_after(argv: list[str], delay: float, cwd: Path) -> tuple[int, str
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="a worker process spawned while SIGINT reaches the process group can still die in "
-    "its imports with a KeyboardInterrupt traceback (the blocked-signal start does not reach "
-    "the thread that spawns it); the driver's own exit is 130 with one line",
-    strict=False,
-)
 @pytest.mark.parametrize("command", ["run", "zoom"])
 def test_ctrl_c_while_the_cluster_starts_is_one_line(tmp_path, command):
-    """SIGINT to the process group at several moments of the start (the cluster coming up,
-    the first chunks): exit 130 and the one line, never a traceback."""
-    (tmp_path / "s.yaml").write_text(yaml.safe_dump({**SMALL, "depth": 200,
-        "axes": {"width": [64], "sigma_w": {"linspace": [0.5, 2.5], "count": 64},
-                 "sigma_b": {"linspace": [0.0, 1.0], "count": 8}},
+    """SIGINT to the process group (as Ctrl-C in a terminal) at several moments: the imports,
+    the cluster coming up (its worker processes spawning and importing), the first chunks (a
+    zoom's first frames): exit 130 and the one line, never a traceback from the driver, a
+    nanny, a worker process or an exit hook. The sweep is long enough (tens of seconds) that
+    every delay interrupts it."""
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({**SMALL, "depth": 400,
+        "axes": {"width": [64], "sigma_w": {"linspace": [0.5, 2.5], "count": 128},
+                 "sigma_b": {"linspace": [0.0, 1.0], "count": 32}},
         "store": str(tmp_path / "s.zarr")}))  # fmt: skip
     argv = [command, "s.yaml", "--workers", "2", "--no-progress"]
-    argv += ["--frames", "3"] if command == "zoom" else ["--no-summary"]
-    for delay in (0.8, 1.6, 2.4, 3.5):
+    argv += ["--frames", "4"] if command == "zoom" else ["--no-summary"]
+    for delay in (0.5, 1.5, 3.0, 5.0):
         rc, err = _interrupt_after(argv, delay, tmp_path)
         lines = [ln for ln in err.splitlines() if ln.strip()]
-        assert rc == 130 or (rc == 0 and command == "run"), (delay, rc, err)
+        # -SIGINT: under `python -m`, CPython exits by SIGINT once a KeyboardInterrupt went
+        # through a string exec (a dataclass being made) even when it was caught; a shell
+        # reports both as 130
+        assert rc in (130, -signal.SIGINT), (delay, rc, err)
         assert "Traceback" not in err and "Task exception" not in err, (delay, err)
-        if rc == 130:
-            assert lines[-1].startswith("interrupted: "), (delay, err)
+        assert "Error" not in err and "Exception" not in err, (delay, err)
+        assert lines[-1].startswith("interrupted: "), (delay, err)

@@ -156,7 +156,10 @@ def regime_maps(
     """All regime maps the dataset allows (``regime_lyapunov``, ``regime_c``, ``regime_cv``),
     per recorded layer; the observables are first averaged over ``seed`` if ``seed_mean``
     (a point where any seed is NaN stays NaN: unknown, never the survivors' mean; a seed at
-    λ = −∞, a vanished tangent, makes the mean −∞: that network is ordered whatever the others)."""
+    λ = −∞, a vanished tangent, makes the mean −∞: that network is ordered whatever the others).
+    ``c`` and ``cv`` count as NaN from a seed's ``nonfinite_layer`` on (its pre-activations
+    overflowed: what is left of them, e.g. c = −1 from ∞/∞ arithmetic, is no regime), as λ is."""
+    ds = _without_overflowed(ds)
     src = ds.mean("seed", skipna=False) if seed_mean and "seed" in ds.dims else ds
     src.attrs = ds.attrs
     out = {}
@@ -169,6 +172,20 @@ def regime_maps(
     if not out:
         raise PipelineError("dataset: no lyapunov, c or cv variable to classify")
     return xr.Dataset(out)
+
+
+def _without_overflowed(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with ``c`` and ``cv`` NaN at the layers L ≥ ``nonfinite_layer`` (> 0) of their
+    network (point and seed); unchanged without the flag or the ``layer`` dim."""
+    flag = ds.get("nonfinite_layer")
+    if flag is None or "layer" not in ds.dims:
+        return ds
+    overflowed = (flag > 0) & (flag <= ds["layer"])
+    out = ds.copy()
+    for name in ("c", "cv"):
+        if name in out:
+            out[name] = out[name].where(~overflowed)
+    return out
 
 
 def _cell_widths(x: np.ndarray) -> np.ndarray:

@@ -26,6 +26,7 @@ import xarray as xr
 
 from pipeline.analysis.fractal.boundary import LABELS, boundary_dimension
 from pipeline.analysis.fractal.estimators import DEFAULT_ESTIMATOR
+from pipeline.analysis.labels import distinct_labels
 from pipeline.analysis.regimes import (
     CHAOTIC,
     CRITICAL,
@@ -263,7 +264,9 @@ def _write(out: xr.Dataset, path: Path) -> None:
     import zarr
 
     try:
-        out.to_zarr(path, group=ANALYSIS_GROUP, mode="w", consolidated=False)
+        with warnings.catch_warnings():  # the string coordinates' dtype is not in the v3 spec
+            warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification")
+            out.to_zarr(path, group=ANALYSIS_GROUP, mode="w", consolidated=False)
         # re-consolidate the root so that xarray.open_zarr(store, group="analysis") finds
         # the new group (the main arrays' metadata is unchanged by this)
         with warnings.catch_warnings():
@@ -315,10 +318,12 @@ def _critical_lines_text(an: xr.Dataset) -> list[str]:
     )
     cl = an[["sigma_w_measured", "sigma_w_theory", "deviation_steps"]]
     flat = cl.to_dataframe().reset_index()
+    alphas = distinct_labels(flat["alpha"] if "alpha" in flat else [2.0], 2)
+    biases = distinct_labels(flat[sb], 3)
     for _, r in flat.iterrows():
         lines.append(
-            f"{int(r.get('width', 0)):>6} {float(r.get('alpha', 2.0)):>5.2f} "
-            f"{str(r.get('activation', '')):>6} {float(r[sb]):>8.3f} {int(r['layer']):>5} "
+            f"{int(r.get('width', 0)):>6} {alphas[float(r.get('alpha', 2.0))]:>5} "
+            f"{str(r.get('activation', '')):>6} {biases[float(r[sb])]:>8} {int(r['layer']):>5} "
             f"{_f(r['sigma_w_measured'], '9.3f'):>9} {_f(r['sigma_w_theory'], '8.3f'):>8} "
             f"{_f(r['deviation_steps'], '7.2f'):>7}"
         )

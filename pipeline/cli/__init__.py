@@ -36,27 +36,37 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from typing import Any
 
-from pipeline.cli.draws import cmd_draws
-from pipeline.cli.inspect import cmd_analyze, cmd_figures, cmd_status, cmd_summary, cmd_verify
-from pipeline.cli.parser import build_parser, check_args
-from pipeline.cli.run import cmd_plan, cmd_run, cmd_submit, cmd_zoom
 from pipeline.errors import PipelineError
 
 __all__ = ["main"]
 
-_COMMANDS = {
-    "run": cmd_run,
-    "submit": cmd_submit,
-    "plan": cmd_plan,
-    "status": cmd_status,
-    "verify": cmd_verify,
-    "summary": cmd_summary,
-    "analyze": cmd_analyze,
-    "zoom": cmd_zoom,
-    "figures": cmd_figures,
-    "draws": cmd_draws,
+# command -> (module, function), imported when the command runs: the modules load NumPy,
+# Zarr and the engine, and `main` handles Ctrl-C from before they load (a callable here is
+# called as it is)
+_COMMANDS: dict[str, Any] = {
+    "run": ("pipeline.cli.run", "cmd_run"),
+    "submit": ("pipeline.cli.run", "cmd_submit"),
+    "plan": ("pipeline.cli.run", "cmd_plan"),
+    "status": ("pipeline.cli.inspect", "cmd_status"),
+    "verify": ("pipeline.cli.inspect", "cmd_verify"),
+    "summary": ("pipeline.cli.inspect", "cmd_summary"),
+    "analyze": ("pipeline.cli.inspect", "cmd_analyze"),
+    "zoom": ("pipeline.cli.run", "cmd_zoom"),
+    "figures": ("pipeline.cli.inspect", "cmd_figures"),
+    "draws": ("pipeline.cli.draws", "cmd_draws"),
 }
+
+
+def _command(name: str) -> Any:
+    """The function of command ``name`` (imported on first use)."""
+    import importlib
+
+    cmd = _COMMANDS[name]
+    if isinstance(cmd, tuple):
+        cmd = getattr(importlib.import_module(cmd[0]), cmd[1])
+    return cmd
 
 
 @contextlib.contextmanager
@@ -95,12 +105,14 @@ def _quiet_cleanup() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sweep`` console script; returns the exit status."""
-    args = build_parser().parse_args(argv)
     try:
-        check_args(args)
-        _expand_paths(args)
-        with _interrupts():
-            rc = _COMMANDS[args.command](args)
+        with _interrupts():  # from the start: a Ctrl-C while the modules load is one line too
+            from pipeline.cli.parser import build_parser, check_args
+
+            args = build_parser().parse_args(argv)
+            check_args(args)
+            _expand_paths(args)
+            rc = _command(args.command)(args)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
         return rc
     except PipelineError as e:

@@ -105,28 +105,64 @@ def cpu_local_cluster(n_workers: int | None) -> Any:
 
 
 def _started(make: Callable[[], Any]) -> Any:
-    """``make()`` (a local cluster) with SIGINT held back while it starts: its event-loop
-    threads and worker processes inherit the blocked signal (a worker spawned while Ctrl-C
-    reaches the process group would die in its imports with a traceback; they ignore SIGINT
-    anyway, :func:`dask_setup`), and a Ctrl-C during the start is acted on once the cluster
-    is whole, which is then stopped at once before ``KeyboardInterrupt`` propagates (a
-    half-started cluster left to Dask's exit hooks prints tracebacks)."""
-    import signal
+    """``make()`` (a local cluster), never interrupted half-way: a SIGINT or SIGTERM during
+    the start is held back until the cluster is whole, which is then stopped at once before
+    the signal's own handler runs (``KeyboardInterrupt``). A half-started cluster prints
+    tracebacks: its nannies' ``failed to start``, worker processes cancelled in their
+    registration, and Dask's exit hook closing a cluster still in ``Status.init``.
 
+    Two mechanisms, because a signal reaches a process through any thread that does not
+    block it while Python runs the handlers in the main thread alone: the handlers are
+    swapped for ones that only record the signal (main thread only), and SIGINT is blocked
+    in the threads the start creates, so the worker processes they spawn inherit it blocked
+    until their preload ignores it (:func:`dask_setup`): Ctrl-C reaches the whole process
+    group, and a worker still importing would die with a ``KeyboardInterrupt`` traceback.
+    The multiprocessing resource tracker is started first: its start unblocks SIGINT in the
+    calling thread (CPython's ``ensure_running`` unblocks instead of restoring the mask)."""
+    import signal
+    import threading
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
+    held: list[int] = []
+    old_handlers: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for s in (signal.SIGINT, signal.SIGTERM):
+            if callable(signal.getsignal(s)):  # left alone when ignored or the default
+                old_handlers[s] = signal.signal(s, lambda signum, frame: held.append(signum))
     cluster = None
     try:
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             cluster = make()
         finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)  # a held Ctrl-C is raised here
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)  # a blocked one is held now
     except BaseException:
+        _restore(old_handlers)
         if cluster is not None:
-            stop_workers_now(cluster)
-            with contextlib.suppress(Exception):
-                cluster.close()
+            _stop_quietly(cluster)
         raise
+    _restore(old_handlers)
+    if held:
+        _stop_quietly(cluster)
+        old_handlers[held[0]](held[0], None)  # the CLI's handler, or Python's: raises
+        raise KeyboardInterrupt
     return cluster
+
+
+def _restore(handlers: dict[int, Any]) -> None:
+    import signal
+
+    for s, h in handlers.items():
+        signal.signal(s, h)
+
+
+def _stop_quietly(cluster: Any) -> None:
+    """Stop a local cluster that is being left (its workers within :data:`STOP_TIMEOUT_S`),
+    ignoring errors."""
+    stop_workers_now(cluster)
+    with contextlib.suppress(Exception):
+        cluster.close()
 
 
 def dashboard_available() -> bool:

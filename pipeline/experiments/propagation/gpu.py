@@ -272,7 +272,9 @@ def _bookkeep(
         return
     saa, sbb, sab, sdd, stt = (stats[:, i] for i in range(5))
     act = get_activation(tile.act)
-    growth, _, underflow = tangent_growth(saa, stt, tile.ws, act, tile.ws.dtype, xp)
+    # λ is NaN from the layer that sets the flag (any row of the point, h_b and the other
+    # probes' rows included; the kernel's own NaN tangent covers h_a and δh only)
+    growth, _, underflow = tangent_growth(saa, stt, tile.ws, act, tile.ws.dtype, xp, bad != 0)
     under = tile.first_underflow
     xp.copyto(under, np.int32(layer), where=underflow & (under == 0))
     tile.growth_sum += growth

@@ -158,7 +158,7 @@ def _step_inner(
     rec = record_at >= 0
     if probes.pair:
         growth, lost, underflow = tangent_growth(
-            ss[:, 0], ss[:, 2], tile.sw.reshape(p, r)[:, 2], tile.act, tile.y.dtype, xp
+            ss[:, 0], ss[:, 2], tile.sw.reshape(p, r)[:, 2], tile.act, tile.y.dtype, xp, bad
         )
         tile.first_underflow[underflow & (tile.first_underflow == 0)] = layer
         tile.growth_sum += growth

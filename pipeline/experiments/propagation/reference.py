@@ -122,6 +122,7 @@ def tangent_growth(
     act: Activation,
     dtype: np.dtype,
     xp: Any = np,
+    flagged: Any = None,
 ) -> tuple[Any, Any, Any]:
     """One layer's log growth of the tangent and what became of it (docs/conventions.md §2.4).
 
@@ -131,7 +132,9 @@ def tangent_growth(
     (float64) except NaN where the point's λ is undefined from here on:
 
     * ``lost``: h_a or δh has a squared norm that is not a finite number of ``dtype``
-      (overflow, NaN). The next tangent is made NaN, so λ stays NaN: never "ordered".
+      (overflow, NaN), or ``flagged`` (p,) bool is set: the layer that sets the point's
+      ``nonfinite_layer`` (any row of the point, e.g. h_b, overflowed). The next tangent is
+      made NaN, so λ is NaN from the flagged layer on: never "ordered".
     * ``underflow``: δh vanished exactly although it cannot in exact arithmetic (σ_w > 0 and
       φ' has no zeros: tanh/erf saturate, φ'(h) rounds to 0). NaN, and flagged.
 
@@ -139,6 +142,8 @@ def tangent_growth(
     growth = log 0 = −∞: λ = −∞ is the ordered side, legitimately.
     """
     lost = ~xp.isfinite(ss_a.astype(dtype)) | ~xp.isfinite(ss_t.astype(dtype))
+    if flagged is not None:
+        lost |= flagged
     underflow = (ss_t == 0) & (w_scale > 0)
     if dphi_has_zeros(act):  # relu: a vanished tangent is every unit dead (ordered)
         underflow = xp.zeros_like(underflow)
@@ -234,7 +239,9 @@ def _elementwise(
     if probes.pair:
         ha, hb, ht = h3[:, 0], h3[:, 1], h3[:, 2]
         ws = tile.w_scale[rows].reshape(p, r)[:, 2].astype(np.float64)
-        growth, lost, underflow = tangent_growth(ss[:, 0], ss[:, 2], ws, tile.act, h.dtype)
+        growth, lost, underflow = tangent_growth(
+            ss[:, 0], ss[:, 2], ws, tile.act, h.dtype, flagged=bad
+        )
         norm = np.sqrt(ss[:, 2].astype(np.float64))
         under = tile.first_underflow[pts]
         under[underflow & (under == 0)] = layer

@@ -15,6 +15,7 @@ import math
 import numpy as np
 import xarray as xr
 
+from pipeline.analysis.labels import distinct_labels
 from pipeline.analysis.regimes import theory_sigma_w, zero_crossings
 
 __all__ = ["format_summary", "lyapunov_crossings"]
@@ -99,11 +100,15 @@ def format_summary(ds: xr.Dataset) -> str:
         f"{'width':>6} {'alpha':>5} {'act':>6} {'σ_b':>7} {'σ_w measured':>13} "
         f"{'σ_w theory':>11} {'diff':>8}",
     ]
-    for r in lyapunov_crossings(ds):
+    rows = list(lyapunov_crossings(ds))
+    alphas = distinct_labels((r["alpha"] for r in rows), 2)
+    biases = distinct_labels((r["sigma_b"] for r in rows), 3)
+    for r in rows:
         diff = r["sigma_w_measured"] - r["sigma_w_theory"]
         fmt = lambda v: "      —" if not np.isfinite(v) else f"{v:7.3f}"  # noqa: E731
         lines.append(
-            f"{r['width']:>6} {r['alpha']:>5.2f} {r['activation']:>6} {r['sigma_b']:>7.3f} "
+            f"{r['width']:>6} {alphas[float(r['alpha'])]:>5} {r['activation']:>6} "
+            f"{biases[float(r['sigma_b'])]:>7} "
             f"{fmt(r['sigma_w_measured']):>13} {fmt(r['sigma_w_theory']):>11} {fmt(diff):>8}"
         )
     last = ds["lyapunov"].isel(layer=-1)
