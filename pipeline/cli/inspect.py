@@ -307,7 +307,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise _not_a_frame(args.store, "analyze")
     from pipeline.engine.store import read_spec
 
-    read_spec(args.store)  # a Zarr group not made by sweep: one line
+    try:
+        read_spec(args.store)  # a Zarr group not made by sweep: one line
+    except StoreError:
+        import zarr
+
+        # a dataset with λ_L but no spec (e.g. written by xarray) is analysed over (σ_w, σ_b)
+        if "lyapunov" not in zarr.open_group(str(args.store), mode="r"):
+            raise
     warn_if_partial(args.store)
     an = analyze_store(
         args.store, factor=args.factor, burn_in=args.burn_in, write=not args.no_write
