@@ -84,3 +84,21 @@ def test_run_and_analyze_print_no_warnings_and_tell_close_values_apart(tmp_path,
     assert "Warning" not in err and "warn" not in err, err
     rows = [ln.split() for ln in out.splitlines() if ln.strip().startswith("16 ")]
     assert {r[1] for r in rows} == {"1.999999", "2.000000"}, out
+
+
+def test_a_collapsed_circle_is_named_not_silent(client, tmp_path, capsys):
+    """float64, linear, σ_b = 1e30: the circle's neighbour distances round to 0 beside the
+    bias, so cv = 0/0 = NaN with no overflow; the summary says so, and only there."""
+    from pipeline.experiments.propagation.summary import cv_notes, format_summary
+
+    ds = _run(client, tmp_path, "linear", depth=4, dtype="float64", axes={
+        "width": [16], "seed": [0], "activation": ["linear"],
+        "sigma_w": [1.0], "sigma_b": [0.5, 1e30]},
+        probes={"pair": {"q0": 1.0, "c0": 0.5}, "circle": {"K": 8}})  # fmt: skip
+    assert (ds["nonfinite_layer"] == 0).all()
+    assert ds["cv"].sel(sigma_b=1e30).isnull().all()
+    assert np.isfinite(ds["cv"].sel(sigma_b=0.5)).all()
+    notes = cv_notes(ds)
+    assert len(notes) == 1 and "4 (network, layer) cells of 1 networks" in notes[0]
+    assert "collapsed" in format_summary(ds)
+    assert cv_notes(ds.sel(sigma_b=[0.5])) == []

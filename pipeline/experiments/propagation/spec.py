@@ -118,7 +118,12 @@ VARIABLE_DOCS = {
     "dist": ("mean squared distance of the pre-activations of inputs a and b", "1"),
     "lyap_growth": ("one-layer log growth of the tangent vector (nepers)", "1"),
     "lyapunov": ("finite-depth Lyapunov exponent λ_l (nepers per layer)", "1"),
-    "cv": ("coefficient of variation of neighbour distances on the propagated circle", "1"),
+    "cv": (
+        "coefficient of variation of neighbour distances on the propagated circle (NaN where "
+        "every distance is 0 in the dtype: the circle collapsed to one point; or from an "
+        "overflow, see nonfinite_layer)",
+        "1",
+    ),
     "eff_rank": ("numerical rank of the m × N post-activation batch matrix", "1"),
     "participation_ratio": ("participation ratio of the batch matrix's singular values", "1"),
     "err": (

@@ -88,10 +88,33 @@ def flag_notes(ds: xr.Dataset, last: xr.DataArray) -> list[str]:
     return notes
 
 
+def cv_notes(ds: xr.Dataset) -> list[str]:
+    """A line when ``cv`` is NaN at networks that never overflowed: every neighbour distance
+    on the propagated circle is 0 in the dtype (the circle collapsed to one point, e.g. next
+    to a huge bias), so std/mean is 0/0. Not an overflow, and not a measured 0."""
+    cv = ds.get("cv")
+    if cv is None:
+        return []
+    nan = cv.isnull()
+    nf = ds.get("nonfinite_layer")
+    if nf is not None:
+        nan = nan & (nf == 0)
+    cells = int(nan.sum())
+    if not cells:
+        return []
+    nets = int(nan.any("layer").sum()) if "layer" in nan.dims else cells
+    return [
+        f"cv is undefined (NaN) at {cells} (network, layer) cells of {nets} networks that did "
+        "not overflow: every neighbour distance on the propagated circle is 0 in the dtype "
+        "(the circle collapsed to one point), so std/mean is 0/0; these cells get no regime"
+    ]
+
+
 def format_summary(ds: xr.Dataset) -> str:
     """The table ``sweep run`` and ``sweep summary`` print for a propagation store."""
     if "lyapunov" not in ds:
-        return "(no pair probe in this store: no Lyapunov summary)"
+        notes = [f"note: {text}" for text in cv_notes(ds)]
+        return "\n".join(["(no pair probe in this store: no Lyapunov summary)", *notes])
     depth = int(ds["layer"].values[-1])
     lines = [
         f"Order-to-chaos transition: σ_w where λ_L (L = {depth}, mean over "
@@ -112,5 +135,5 @@ def format_summary(ds: xr.Dataset) -> str:
             f"{fmt(r['sigma_w_measured']):>13} {fmt(r['sigma_w_theory']):>11} {fmt(diff):>8}"
         )
     last = ds["lyapunov"].isel(layer=-1)
-    lines += [f"note: {text}" for text in flag_notes(ds, last)]
+    lines += [f"note: {text}" for text in (*flag_notes(ds, last), *cv_notes(ds))]
     return "\n".join(lines)
