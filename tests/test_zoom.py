@@ -176,3 +176,44 @@ def test_zoom_of_another_spec_is_refused_naming_the_fields(tmp_path):
     group.attrs[ZOOM_ATTR] = {"base_spec": parse_spec({**SPEC, "steps": 60}).to_dict(), "frames": 2}
     with pytest.raises(ValueError, match="fields that differ: steps"):
         run_zoom(spec, 2, client=object(), progress=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("refine", [False, True], ids=["plain", "refined"])
+def test_zoom_killed_at_random_moments_resumes_to_the_same_frames(tmp_path, client, refine):
+    """A zoom (plain, and refined) SIGKILLed at seeded random moments, then resumed,
+    holds the same frames, windows and fields as an uninterrupted one."""
+    raw = {**SPEC, "axes": {**SPEC["axes"], "lr_in": {"linspace": [-3, 6], "count": 32},
+                            "lr_out": {"linspace": [-3, 6], "count": 32}},
+           "chunks": {"lr_in": 16, "lr_out": 16}}  # fmt: skip
+    if refine:
+        raw["refine"] = {"coarse": 8, "audit": 0.02}
+    spec = parse_spec({**raw, "store": str(tmp_path / "ref.zarr")})
+    want = open_zoom(_finished(run_zoom(spec, 3, client=client, progress=False), tmp_path))
+    rng = np.random.default_rng(7 + refine)
+    for trial, delay in enumerate(rng.uniform(1.0, 8.0, 3)):
+        store = tmp_path / f"t{trial}.zarr"
+        spec_file = tmp_path / f"t{trial}.yaml"
+        spec_file.write_text(yaml.safe_dump({**raw, "store": str(store)}))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "zoom", str(spec_file), "--frames", "3",
+             "--workers", "1", "--no-progress", "--no-summary"],
+            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            proc.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        run_zoom(spec.with_store(store), 3, client=client, progress=False)
+        got = open_zoom(store)
+        assert len(got) == len(want) == 3, (trial, delay)
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g.lr_in.values, w.lr_in.values)
+            np.testing.assert_array_equal(g.lr_out.values, w.lr_out.values)
+            np.testing.assert_array_equal(g.score.values, w.score.values)
+
+
+def _finished(frames, tmp_path):
+    assert len(frames) == 3
+    return tmp_path / "ref.zarr"
