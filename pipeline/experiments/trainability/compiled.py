@@ -1,0 +1,382 @@
+"""Training small MLPs on CPUs with Numba: one network per point, the whole step loop compiled.
+
+The compiled twin of :func:`pipeline.experiments.trainability.reference.train_losses` (same
+network, loss, gradients and update; docs/conventions.md): every point trains its own copy of
+the shared initial weights in buffers of its own (a few tens of kB: they stay in L1/L2), with
+``numba.prange`` over points, so a point's numbers depend on nothing but the point (not its
+chunk, its neighbours or the thread count). Loops are ordered so that the inner loop runs
+over a contiguous output row (vectorised without reassociating any sum), ``fastmath`` is off
+(no FMA contraction, IEEE semantics), and sums run in a fixed sequential order; they differ
+from BLAS's order, so values agree with NumPy to rounding, not bit for bit (the measured
+contract is in docs/conventions.md).
+
+Numba is optional: importing this module without it raises ``ImportError``; the ``numba``
+backend (:func:`pipeline.gpu.backend.resolve_backend`) checks for it first.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from pipeline.errors import PipelineError
+
+__all__ = ["ACTIVATION_IDS", "LANES", "tanh64", "train_losses_compiled"]
+
+ACTIVATION_IDS = {"tanh": 0, "relu": 1, "identity": 2, "sigmoid": 3}
+"""The activations of :data:`.reference.TRAIN_ACTIVATIONS` the kernel knows: tanh(√2 z),
+√2·relu(z), z, sigmoid(z)."""
+
+_SQRT2 = math.sqrt(2.0)
+
+
+LANES = 8
+"""Points trained side by side by one thread: lane l of every buffer belongs to point l of the
+block, and every operation is elementwise across lanes (one SIMD vector of float64 with
+AVX-512, two of float32 for AVX2), so no lane ever reads another: a point's numbers do not
+depend on its lane, its block or the thread count. Inert lanes pad the last block."""
+
+# Cephes' tanh (|x| < 0.625: x + x³ P(x²)/Q(x²)) and exp (Padé on [−ln2/2, ln2/2], then an exact
+# power of two); written without library calls so LLVM vectorises them across lanes.
+_TP0, _TP1, _TP2 = -9.64399179425052238628e-1, -9.92877231001918586564e1, -1.61468768441708447952e3
+_TQ0, _TQ1, _TQ2 = 1.12811678491632931402e2, 2.23548839060100448583e3, 4.84406305325125486048e3
+_EP0, _EP1, _EP2 = 1.26177193074810590878e-4, 3.02994407707441961300e-2, 9.99999999999999999910e-1
+_EQ0, _EQ1 = 3.00198505138664455042e-6, 2.52448340349684104192e-3
+_EQ2, _EQ3 = 2.27265548208155028766e-1, 2.00000000000000000009e0
+_LOG2E = 1.4426950408889634
+_C1, _C2 = 6.93145751953125e-1, 1.42860682030941723212e-6
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def tanh64(x: float) -> float:
+    """tanh of a float64 without library calls, so loops over it vectorise; ≤ 3 ulp from
+    ``math.tanh`` (measured: docs/conventions.md). NaN stays NaN, ±inf gives ±1.
+
+    |x| < 0.625: x + x³ P(x²)/Q(x²) (Cephes); else (e − 1)/(e + 1) with e = e^{2|x|} =
+    2^k (q + p)/(q − p) (Cephes' Padé form of exp on the reduced argument, and 2^k as a product
+    of exact powers of two): one division per value either way."""
+    a = abs(x)
+    zz = x * x
+    num_s = x * zz * ((_TP0 * zz + _TP1) * zz + _TP2)
+    den_s = ((zz + _TQ0) * zz + _TQ1) * zz + _TQ2
+    y = 2.0 * min(a, 20.0)  # tanh(20) rounds to 1
+    k = math.floor(_LOG2E * y + 0.5)
+    u = (y - k * _C1) - k * _C2
+    uu = u * u
+    px = u * ((_EP0 * uu + _EP1) * uu + _EP2)
+    qx = ((_EQ0 * uu + _EQ1) * uu + _EQ2) * uu + _EQ3
+    ki = int(k)  # 0 <= k <= 58: 2^k as a product of exact powers of two
+    p2 = 2.0 if ki & 1 else 1.0
+    p2 *= 4.0 if ki & 2 else 1.0
+    p2 *= 16.0 if ki & 4 else 1.0
+    p2 *= 256.0 if ki & 8 else 1.0
+    p2 *= 65536.0 if ki & 16 else 1.0
+    p2 *= 4294967296.0 if ki & 32 else 1.0
+    big_n = p2 * (qx + px)
+    big_d = qx - px
+    small = a < 0.625
+    ratio = (num_s if small else big_n - big_d) / (den_s if small else big_n + big_d)
+    res = x + ratio if small else (ratio if x >= 0 else -ratio)
+    return res if x == x else x
+
+
+_JIT = {"cache": True, "error_model": "numpy"}  # numpy: no zero-division checks, so loops vectorise
+
+
+@njit(**_JIT)
+def _activate(z, dst, count, act, consts):  # noqa: ANN001, ANN202
+    """dst[q] = φ(z[q] · inv), q < count (flat (n, LANES) blocks)."""
+    inv, c_sqrt2, c_half, c_one, c_zero = consts[0], consts[1], consts[2], consts[3], consts[4]
+    if act == 0:  # tanh(√2 z); float32 rounds the float64 tanh once, at the store
+        for q in range(count):
+            dst[q] = tanh64(float(c_sqrt2 * (z[q] * inv)))
+    elif act == 1:  # √2 relu(z), NaN stays NaN
+        for q in range(count):
+            v = z[q] * inv
+            dst[q] = c_sqrt2 * (v if v > c_zero else c_zero) if v == v else v
+    elif act == 2:
+        for q in range(count):
+            dst[q] = z[q] * inv
+    else:  # sigmoid = ½(1 + tanh(z/2)), the tanh rounded to the dtype as in the reference
+        for q in range(count):
+            dst[q] = tanh64(float(c_half * (z[q] * inv)))
+        for q in range(count):
+            dst[q] = c_half * (c_one + dst[q])
+
+
+@njit(**_JIT)
+def _dphi(a, act, c_sqrt2, c_one, c_zero):  # noqa: ANN001, ANN202
+    """φ'(z) from a = φ(z): √2(1 − a²), √2·[a > 0], 1, a(1 − a)."""
+    if act == 0:
+        return c_sqrt2 * (c_one - a * a)
+    if act == 1:
+        return c_sqrt2 if a > 0 else c_zero
+    if act == 2:
+        return c_one
+    return a * (c_one - a)
+
+
+@njit(**_JIT)
+def _forward_row(x, b, w, offs, n, depth, acts, z, f, act, consts):  # noqa: ANN001, ANN202
+    """Data row ``x[b]`` through every lane's network. Flat lane-minor layouts: weight q of
+    lane l at ``w[q * LANES + l]``; hidden outputs of layer k into ``acts[k]`` (n * LANES);
+    the output f (before subtracting y) into ``f`` (LANES,)."""
+    inv = consts[0]
+    fo0 = n if depth > 1 else 1
+    cnt = fo0 * LANES
+    for q in range(cnt):
+        z[q] = 0
+    for i in range(n):  # layer 0: the input row is the same for every lane
+        xi = x[b, i]
+        base = i * cnt
+        for q in range(cnt):
+            z[q] += xi * w[base + q]
+    if depth == 1:
+        for lane in range(LANES):
+            f[lane] = (z[lane] * inv) * inv
+        return
+    _activate(z, acts[1], n * LANES, act, consts)
+    for k in range(1, depth - 1):  # hidden to hidden (depth >= 3)
+        a = acts[k]
+        o = offs[k] * LANES
+        for q in range(n * LANES):
+            z[q] = 0
+        for i in range(n):
+            for j in range(n):
+                base = o + (i * n + j) * LANES
+                for lane in range(LANES):
+                    z[j * LANES + lane] += a[i * LANES + lane] * w[base + lane]
+        _activate(z, acts[k + 1], n * LANES, act, consts)
+    a = acts[depth - 1]
+    o = offs[depth - 1] * LANES
+    for lane in range(LANES):
+        f[lane] = 0
+    for i in range(n):
+        for lane in range(LANES):
+            f[lane] += a[i * LANES + lane] * w[o + i * LANES + lane]
+    for lane in range(LANES):
+        f[lane] = (f[lane] * inv) * inv
+
+
+@njit(**_JIT)
+def _backward_row(x, b, w, g, offs, n, depth, acts, r, dz, da, coef, act, consts):  # noqa: ANN001, ANN202
+    """Add the gradient of data row ``x[b]`` (residuals r, (LANES,)) to ``g`` (before the
+    final factor 1/√n), from the activations of the last :func:`_forward_row`."""
+    inv, c_sqrt2, c_one, c_zero = consts[0], consts[1], consts[3], consts[4]
+    for lane in range(LANES):
+        dz[lane] = (coef * r[lane]) * inv
+    if depth > 1:
+        a = acts[depth - 1]
+        o = offs[depth - 1] * LANES
+        for i in range(n):
+            for lane in range(LANES):
+                g[o + i * LANES + lane] += a[i * LANES + lane] * dz[lane]
+        for i in range(n):
+            for lane in range(LANES):
+                v = a[i * LANES + lane]
+                da[i * LANES + lane] = ((dz[lane] * w[o + i * LANES + lane]) * inv) * _dphi(
+                    v, act, c_sqrt2, c_one, c_zero
+                )
+    for k in range(depth - 2, 0, -1):  # hidden to hidden (depth >= 3); da: dL/dz_k
+        a = acts[k]
+        o = offs[k] * LANES
+        for i in range(n):
+            for j in range(n):
+                base = o + (i * n + j) * LANES
+                for lane in range(LANES):
+                    g[base + lane] += a[i * LANES + lane] * da[j * LANES + lane]
+        for i in range(n):
+            for lane in range(LANES):
+                dz[i * LANES + lane] = 0
+            for j in range(n):
+                base = o + (i * n + j) * LANES
+                for lane in range(LANES):
+                    dz[i * LANES + lane] += da[j * LANES + lane] * w[base + lane]
+            for lane in range(LANES):
+                v = a[i * LANES + lane]
+                dz[i * LANES + lane] = (dz[i * LANES + lane] * inv) * _dphi(
+                    v, act, c_sqrt2, c_one, c_zero
+                )
+        for q in range(n * LANES):
+            da[q] = dz[q]
+    src = da if depth > 1 else dz
+    cnt = (n if depth > 1 else 1) * LANES
+    for i in range(n):  # layer 0: the input row is the same for every lane
+        xi = x[b, i]
+        base = i * cnt
+        for q in range(cnt):
+            g[base + q] += xi * src[q]
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _train_kernel(  # noqa: ANN202
+    w0,  # (n_params,) shared initial weights, flat, dtype
+    offs,  # (depth,) int64 first entry of each layer in w0
+    width,
+    depth,
+    x,  # (B, n) dtype
+    y,  # (B,) dtype
+    act,
+    lr_in,  # (P,) dtype
+    lr_out,  # (P,) dtype
+    offset,  # (P,) dtype
+    steps,
+    mb_idx,  # (steps, m) int64; m = 0 columns: full batch
+    offset_every_step,
+    consts,  # dtype: inv, √2, 0.5, 1, 0, 2/B, 2/m
+    losses,  # (P, steps) float64, out
+):
+    p_total = lr_in.shape[0]
+    n = width
+    bsz = x.shape[0]
+    m = mb_idx.shape[1]
+    npar = w0.shape[0]
+    n0 = n * (n if depth > 1 else 1)  # entries of the input layer
+    dt = w0.dtype
+    n_blocks = (p_total + LANES - 1) // LANES
+    for blk in prange(n_blocks):
+        w = np.empty(npar * LANES, dt)
+        g = np.empty(npar * LANES, dt)
+        lr = np.zeros(npar * LANES, dt)
+        off = np.zeros(LANES, dt)
+        acts = np.empty((depth, n * LANES), dt)
+        z = np.empty(n * LANES, dt)
+        dz = np.empty(n * LANES, dt)
+        da = np.empty(n * LANES, dt)
+        f = np.empty(LANES, dt)
+        r = np.empty(LANES, dt)
+        mean = np.empty(LANES, dt)
+        acc = np.empty(LANES, np.float64)
+        for lane in range(LANES):
+            pt = blk * LANES + lane
+            if pt < p_total:  # else an inert lane: learning rate 0
+                off[lane] = offset[pt]
+                for k in range(depth):
+                    end = offs[k + 1] if k + 1 < depth else npar
+                    v = lr_in[pt] if k % 2 == 0 else lr_out[pt]
+                    for q in range(offs[k], end):
+                        lr[q * LANES + lane] = v
+        for q in range(npar):
+            for lane in range(LANES):
+                w[q * LANES + lane] = w0[q]
+        if not offset_every_step:
+            for q in range(n0):
+                for lane in range(LANES):
+                    w[q * LANES + lane] += off[lane]
+        for t in range(steps):
+            if offset_every_step:
+                for q in range(n0):
+                    for lane in range(LANES):
+                        w[q * LANES + lane] += off[lane]
+            for q in range(npar * LANES):
+                g[q] = 0
+            for lane in range(LANES):
+                acc[lane] = 0.0
+            for b in range(bsz):  # the full batch: the loss (and the gradient without m)
+                _forward_row(x, b, w, offs, n, depth, acts, z, f, act, consts)
+                for lane in range(LANES):
+                    r[lane] = f[lane] - y[b]
+                    acc[lane] += float(r[lane]) * float(r[lane])
+                if m == 0:
+                    _backward_row(
+                        x, b, w, g, offs, n, depth, acts, r, dz, da, consts[5], act, consts
+                    )
+            for lane in range(LANES):
+                mean[lane] = acc[lane] / bsz  # rounded to the dtype, as the reference's
+                pt = blk * LANES + lane
+                if pt < p_total:
+                    losses[pt, t] = mean[lane]
+            for b in range(m):  # the minibatch's gradient
+                row = mb_idx[t, b]
+                _forward_row(x, row, w, offs, n, depth, acts, z, f, act, consts)
+                for lane in range(LANES):
+                    r[lane] = f[lane] - y[row]
+                _backward_row(x, row, w, g, offs, n, depth, acts, r, dz, da, consts[6], act, consts)
+            inv = consts[0]
+            for q in range(npar * LANES):
+                w[q] -= lr[q] * (g[q] * inv)
+
+
+def train_losses_compiled(
+    weights: tuple[np.ndarray, ...],
+    x: np.ndarray,
+    y: np.ndarray,
+    activation: str,
+    lr_in: np.ndarray,
+    lr_out: np.ndarray,
+    offset: np.ndarray,
+    *,
+    steps: int,
+    dtype: np.dtype,
+    minibatch_idx: np.ndarray | None,
+    offset_every_step: bool,
+    threads: int,
+) -> np.ndarray:
+    """Full-batch MSE loss before each step of gradient descent, one network per point.
+
+    ``weights[k]``: (n, fan_out_k) shared initial weights (fan_out n, the last 1); ``x`` (B, n),
+    ``y`` (B, 1); ``lr_in``, ``lr_out``, ``offset``: (P,) learning rates (not logs) of the
+    even / odd layers (0-based k) and the input-layer offset. ``offset`` is added to every
+    input-layer weight once at initialisation, or, with ``offset_every_step``, before every
+    step's forward pass (it accumulates). ``minibatch_idx`` (steps, m) int64: the gradient
+    of step t uses rows ``minibatch_idx[t]`` while the recorded loss is the full batch's;
+    None: full-batch gradients. Computes in ``dtype`` (float32 or float64) on ``threads``
+    threads (the numbers do not depend on it). Returns (P, steps) float64, not normalised.
+    """
+    dt = np.dtype(dtype)
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise PipelineError(f"dtype: value {dt.name!r} is not float32 or float64")
+    if activation not in ACTIVATION_IDS:
+        raise PipelineError(
+            f"activation: unknown value {activation!r} (allowed: {', '.join(ACTIVATION_IDS)})"
+        )
+    depth = len(weights)
+    x = np.ascontiguousarray(x, dt)
+    bsz, n = x.shape
+    for k, w in enumerate(weights):
+        want = (n, n if k < depth - 1 else 1)
+        if w.shape != want:
+            raise PipelineError(f"weights[{k}]: shape {w.shape}, expected {want}")
+    sizes = [w.size for w in weights]
+    offs = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    w0 = np.concatenate([np.asarray(w, np.float64).ravel() for w in weights]).astype(dt)
+    p = len(lr_in)
+    if minibatch_idx is None:
+        mb = np.zeros((steps, 0), np.int64)
+    else:
+        mb = np.ascontiguousarray(minibatch_idx, np.int64)
+        if mb.shape[0] < steps or mb.ndim != 2:
+            raise PipelineError(f"minibatch_idx: shape {mb.shape}, expected ({steps}, m)")
+        if mb.size and (mb.min() < 0 or mb.max() >= bsz):
+            raise PipelineError(f"minibatch_idx: indices outside 0..{bsz - 1}")
+    m = mb.shape[1]
+    consts = np.array(
+        [1.0 / math.sqrt(n), _SQRT2, 0.5, 1.0, 0.0, 2.0 / bsz, 2.0 / max(m, 1)], dt
+    )
+    losses = np.empty((p, steps), np.float64)
+    prev = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+    try:
+        _train_kernel(
+            w0,
+            offs,
+            n,
+            depth,
+            x,
+            np.ascontiguousarray(np.asarray(y).reshape(-1), dt),
+            ACTIVATION_IDS[activation],
+            np.asarray(lr_in, np.float64).astype(dt),
+            np.asarray(lr_out, np.float64).astype(dt),
+            np.asarray(offset, np.float64).astype(dt),
+            int(steps),
+            mb,
+            bool(offset_every_step),
+            consts,
+            losses,
+        )
+    finally:
+        numba.set_num_threads(prev)
+    return losses
