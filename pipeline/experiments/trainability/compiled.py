@@ -353,9 +353,7 @@ def train_losses_compiled(
         if mb.size and (mb.min() < 0 or mb.max() >= bsz):
             raise PipelineError(f"minibatch_idx: indices outside 0..{bsz - 1}")
     m = mb.shape[1]
-    consts = np.array(
-        [1.0 / math.sqrt(n), _SQRT2, 0.5, 1.0, 0.0, 2.0 / bsz, 2.0 / max(m, 1)], dt
-    )
+    consts = np.array([1.0 / math.sqrt(n), _SQRT2, 0.5, 1.0, 0.0, 2.0 / bsz, 2.0 / max(m, 1)], dt)
     losses = np.empty((p, steps), np.float64)
     prev = numba.get_num_threads()
     numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
