@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import SpecError
+from pipeline.spec.draws import resolve_relative
 from pipeline.spec.fields import check_keys
 from pipeline.spec.sweep import (
     TOP_LEVEL_KEYS,
@@ -95,10 +96,12 @@ def load_workflow(path: str | Path, scale: str | None = None) -> SweepSpec:
     (:func:`pipeline.figures.registry.check_figure_entry`, without importing matplotlib).
     """
     raw, scales = _read(path)
+    base_dir = spec_file(path).parent
+    raw = resolve_relative(raw, base_dir)
     base = parse_spec(raw)
     chosen = base
     for name, over in scales.items():
-        merged = _merge(raw, over)
+        merged = resolve_relative(_merge(raw, over), base_dir)
         merged["scale"] = name
         try:
             spec = parse_spec(merged)

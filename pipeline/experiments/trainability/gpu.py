@@ -116,7 +116,7 @@ def kernel_args(
         )
     batch = problem.x.shape[0]
     if problem.dataset == "minibatch":
-        mb = np.stack([problem.minibatch(t) for t in range(steps)]).astype(np.int32)
+        mb = problem.minibatch_indices(steps).astype(np.int32)
         assert mb.min() >= 0 and mb.max() < batch
         minibatch = MINIBATCH
     else:

@@ -25,7 +25,8 @@ point's numbers do not depend on which other points share its chunk.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cache
 
 import numpy as np
@@ -42,7 +43,9 @@ __all__ = [
     "loss_and_grads",
     "make_problem",
     "score_trajectory",
+    "default_batch",
     "train_activation",
+    "train_losses",
     "train_points",
 ]
 
@@ -84,6 +87,9 @@ class Problem:
     y: np.ndarray  # (batch, 1)
     dataset: str
     seed: int
+    minibatch_table: Mapping[int, np.ndarray] | None = field(default=None, compare=False)
+    """Minibatch rows from a draws file: step count T → (T, 16) indices (the notebook's
+    sequence depends on T); None: the keyed ``train_minibatch`` stream."""
 
     @property
     def width(self) -> int:
@@ -95,12 +101,32 @@ class Problem:
         """Number of trainable parameters."""
         return sum(w.size for w in self.weights)
 
+    @property
+    def minibatch_depends_on_steps(self) -> bool:
+        """Whether a run of T steps uses other minibatches than the first T of a longer run
+        (true for a draws file's ``minibatch_idx_<T>`` tables)."""
+        return self.dataset == "minibatch" and self.minibatch_table is not None
+
     def minibatch(self, step: int) -> np.ndarray:
-        """Indices of the minibatch of ``step`` (the same at every point), shape (16,)."""
+        """Indices of the minibatch of ``step`` (the same at every point), shape (16,), from
+        the keyed ``train_minibatch`` stream."""
         u, _ = rng.uniforms(
             self.seed, rng.STREAMS["train_minibatch"], step, np.arange(MINIBATCH), 0
         )
         return np.minimum((u * self.x.shape[0]).astype(np.int64), self.x.shape[0] - 1)
+
+    def minibatch_indices(self, steps: int) -> np.ndarray:
+        """The minibatch rows of a ``steps``-step run, shape (steps, 16), int64: the draws
+        file's ``minibatch_idx_<steps>`` when it has one, else the keyed stream."""
+        if self.minibatch_table is not None:
+            if steps not in self.minibatch_table:
+                have = ", ".join(str(k) for k in sorted(self.minibatch_table)) or "none"
+                raise PipelineError(
+                    f"draws.file: no minibatch_idx_{steps} for a {steps}-step run "
+                    f"(the file has tables for steps: {have})"
+                )
+            return np.asarray(self.minibatch_table[steps], np.int64)
+        return np.stack([self.minibatch(t) for t in range(steps)]).astype(np.int64)
 
 
 def n_params(width: int, depth: int) -> int:
@@ -108,11 +134,25 @@ def n_params(width: int, depth: int) -> int:
     return width * width * (depth - 1) + width
 
 
-def make_problem(width: int, depth: int, seed: int, eps: float, dataset: str) -> Problem:
-    """Initial weights (with perturbation ``eps``) and data for one network family.
+def default_batch(width: int, depth: int, dataset: str) -> int:
+    """Rows of the data set: 1 for ``single``, else the number of parameters."""
+    return 1 if dataset == "single" else n_params(width, depth)
+
+
+def make_problem(
+    width: int,
+    depth: int,
+    seed: int,
+    eps: float,
+    dataset: str,
+    batch: int | None = None,
+) -> Problem:
+    """Initial weights (with perturbation ``eps``) and data for one network family, from
+    the keyed generator.
 
     ``dataset``: ``full`` (batch = number of parameters), ``single`` (one data point) or
-    ``minibatch`` (batch = number of parameters; gradients on 16 of them per step).
+    ``minibatch`` (batch = number of parameters; gradients on 16 of them per step);
+    ``batch`` overrides the number of rows (e.g. the width, for the deep linear network).
     """
     if dataset not in DATASETS:
         raise PipelineError(f"dataset: unknown value {dataset!r} (allowed: {', '.join(DATASETS)})")
@@ -125,9 +165,9 @@ def make_problem(width: int, depth: int, seed: int, eps: float, dataset: str) ->
                 seed, rng.STREAMS["train_perturb"], k, 0, width, 0, fan_out
             )
         weights.append(w)
-    batch = 1 if dataset == "single" else n_params(width, depth)
-    x = rng.normal_block(seed, rng.STREAMS["train_x"], 0, 0, batch, 0, width)
-    y = rng.normal_block(seed, rng.STREAMS["train_y"], 0, 0, batch, 0, 1)
+    rows = default_batch(width, depth, dataset) if batch is None else batch
+    x = rng.normal_block(seed, rng.STREAMS["train_x"], 0, 0, rows, 0, width)
+    y = rng.normal_block(seed, rng.STREAMS["train_y"], 0, 0, rows, 0, 1)
     return Problem(tuple(weights), x, y, dataset, seed)
 
 
@@ -188,46 +228,134 @@ def train_points(
     dtype: str = "float64",
     points_per_tile: int | None = None,
     keep_trajectory: bool = False,
+    offset_every_step: bool = False,
+    score_steps: tuple[int, ...] | None = None,
+    backend: str = "numpy",
+    threads: int = 1,
 ) -> dict[str, np.ndarray]:
     """Train one network per point and score it.
 
     ``lr_in``, ``lr_out``: (P,) learning rates (not logs) of the even / odd layers;
-    ``offset``: (P,) added to every input-layer weight at initialisation (or None).
+    ``offset``: (P,) added to every input-layer weight at initialisation, or before every
+    step with ``offset_every_step`` (Sohl-Dickstein's notebook), or None.
     Returns ``score`` (P,), ``converged`` (P,) int8, ``final_loss`` (P,) (the last normalised
     clipped loss) and, with ``keep_trajectory``, ``loss`` (P, steps) normalised and clipped.
-    Points run in tiles of ``points_per_tile`` (default: all of them) padded with inert
-    points (learning rate 0), so results depend on the tile size, never on neighbours.
+    With ``score_steps`` (step counts, increasing, the last = ``steps``) the three scores
+    are (P, S): the score of the first T steps for each T, i.e. what a T-step run gives
+    (one run of ``steps`` steps, except for a draws file's minibatch tables, whose
+    sequence depends on T: then one run per T).
+
+    ``backend``: ``numpy`` (this module, the reference) or ``numba``
+    (:mod:`.compiled`, ``threads`` threads). NumPy points run in tiles of
+    ``points_per_tile`` (default: all of them) padded with inert points (learning rate 0),
+    so results depend on the tile size, never on neighbours.
+    """
+    counts = (steps,) if score_steps is None else tuple(score_steps)
+    if counts[-1] != steps or any(b <= a for a, b in zip(counts, counts[1:], strict=False)):
+        raise PipelineError(f"score_steps {counts} must increase and end at steps = {steps}")
+    runs = counts if problem.minibatch_depends_on_steps else (steps,)
+    per_run = [
+        train_losses(
+            problem,
+            activation,
+            lr_in,
+            lr_out,
+            offset,
+            steps=t,
+            dtype=dtype,
+            offset_every_step=offset_every_step,
+            backend=backend,
+            threads=threads,
+            points_per_tile=points_per_tile,
+        )
+        for t in runs
+    ]
+    scored = [
+        score_trajectory(per_run[runs.index(t)] if t in runs else per_run[-1][:, :t])
+        for t in counts
+    ]
+    out = {
+        "score": np.stack([s for s, _, _ in scored], axis=-1),
+        "converged": np.stack([c for _, c, _ in scored], axis=-1).astype(np.int8),
+        "final_loss": np.stack([v[:, -1] for _, _, v in scored], axis=-1),
+    }
+    if score_steps is None:
+        out = {k: v[:, 0] for k, v in out.items()}
+    if keep_trajectory:
+        out["loss"] = scored[-1][2]
+    return out
+
+
+def train_losses(
+    problem: Problem,
+    activation: str,
+    lr_in: np.ndarray,
+    lr_out: np.ndarray,
+    offset: np.ndarray | None = None,
+    *,
+    steps: int,
+    dtype: str = "float64",
+    offset_every_step: bool = False,
+    backend: str = "numpy",
+    threads: int = 1,
+    points_per_tile: int | None = None,
+) -> np.ndarray:
+    """Full-batch MSE loss before each of ``steps`` gradient-descent steps, shape
+    (P, steps), float64, not normalised (score it with :func:`score_trajectory`).
+
+    Arguments as :func:`train_points`. In ``minibatch`` data sets the gradient of step t
+    uses rows ``problem.minibatch_indices(steps)[t]``; the recorded loss is on all rows.
     """
     p = len(lr_in)
+    off = np.zeros(p) if offset is None else np.asarray(offset, np.float64)
+    lr_in = np.asarray(lr_in, np.float64)
+    lr_out = np.asarray(lr_out, np.float64)
+    mb = problem.minibatch_indices(steps) if problem.dataset == "minibatch" else None
+    if backend == "numba":
+        from pipeline.experiments.trainability.compiled import train_losses_compiled
+
+        return train_losses_compiled(
+            problem.weights,
+            problem.x,
+            problem.y,
+            activation,
+            lr_in,
+            lr_out,
+            off,
+            steps=steps,
+            dtype=np.dtype(dtype),
+            minibatch_idx=mb,
+            offset_every_step=offset_every_step,
+            threads=threads,
+        )
+    if backend != "numpy":
+        raise PipelineError(f"backend: {backend!r} cannot train here (allowed: numpy, numba)")
     ppt = points_per_tile or max(1, p)
-    out: dict[str, list[np.ndarray]] = {"score": [], "converged": [], "final_loss": []}
-    if keep_trajectory:
-        out["loss"] = []
+    out = []
     with threadpool_limits(limits=1, user_api="blas"), np.errstate(all="ignore"):
         for a in range(0, p, ppt):
             sl = slice(a, min(p, a + ppt))
             pad = ppt - (sl.stop - sl.start)
 
-            def padded(v: np.ndarray | None, sl: slice = sl, pad: int = pad) -> np.ndarray:
-                v = np.zeros(p) if v is None else np.asarray(v, np.float64)
+            def padded(v: np.ndarray, sl: slice = sl, pad: int = pad) -> np.ndarray:
                 return np.concatenate([v[sl], np.zeros(pad)])
 
-            res = _train_tile(
+            losses = _tile_losses(
                 problem,
                 activation,
                 padded(lr_in),
                 padded(lr_out),
-                padded(offset),
+                padded(off),
                 steps,
                 np.dtype(dtype),
+                mb,
+                offset_every_step,
             )
-            keep = ppt - pad
-            for k in out:
-                out[k].append(res[k][:keep])
-    return {k: np.concatenate(v) for k, v in out.items()}
+            out.append(losses[: ppt - pad])
+    return np.concatenate(out) if out else np.empty((0, steps))
 
 
-def _train_tile(
+def _tile_losses(
     problem: Problem,
     activation: str,
     lr_in: np.ndarray,
@@ -235,18 +363,24 @@ def _train_tile(
     offset: np.ndarray,
     steps: int,
     dtype: np.dtype,
-) -> dict[str, np.ndarray]:
+    minibatch_idx: np.ndarray | None,
+    offset_every_step: bool,
+) -> np.ndarray:
     p = len(lr_in)
     weights = [np.repeat(w.astype(dtype)[None], p, axis=0) for w in problem.weights]
-    weights[0] += offset.astype(dtype)[:, None, None]
+    off = offset.astype(dtype)[:, None, None]
+    if not offset_every_step:
+        weights[0] += off
     lrs = [
         (lr_in if k % 2 == 0 else lr_out).astype(dtype)[:, None, None] for k in range(len(weights))
     ]
     x, y = problem.x.astype(dtype), problem.y.astype(dtype)
     losses = np.empty((p, steps), np.float64)
     for t in range(steps):
-        if problem.dataset == "minibatch":
-            idx = problem.minibatch(t)
+        if offset_every_step:
+            weights[0] += off
+        if minibatch_idx is not None:
+            idx = minibatch_idx[t]
             loss, _ = loss_and_grads(weights, x, y, activation)  # recorded on the full batch
             _, grads = loss_and_grads(weights, x[idx], y[idx], activation)
         else:
@@ -254,10 +388,4 @@ def _train_tile(
         losses[:, t] = loss
         for w, g, lr in zip(weights, grads, lrs, strict=True):
             w -= lr * g
-    score, converged, v = score_trajectory(losses)
-    return {
-        "score": score,
-        "converged": converged.astype(np.int8),
-        "final_loss": v[:, -1],
-        "loss": v,
-    }
+    return losses
