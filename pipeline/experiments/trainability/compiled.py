@@ -5,7 +5,8 @@ network, loss, gradients and update; docs/conventions.md): every point trains it
 the shared initial weights in buffers of its own (a few tens of kB: they stay in L1/L2), with
 ``numba.prange`` over points, so a point's numbers depend on nothing but the point (not its
 chunk, its neighbours or the thread count). Loops are ordered so that the inner loop runs
-over a contiguous output row (vectorised without reassociating any sum), ``fastmath`` is off
+over a block of points' lanes or a contiguous row (vectorised without reassociating any
+sum), tanh is :func:`pipeline.numerics.vecmath.tanh64` (vectorisable), ``fastmath`` is off
 (no FMA contraction, IEEE semantics), and sums run in a fixed sequential order; they differ
 from BLAS's order, so values agree with NumPy to rounding, not bit for bit (the measured
 contract is in docs/conventions.md).
@@ -23,8 +24,9 @@ import numpy as np
 from numba import njit, prange
 
 from pipeline.errors import PipelineError
+from pipeline.numerics.vecmath import tanh64
 
-__all__ = ["ACTIVATION_IDS", "LANES", "tanh64", "train_losses_compiled"]
+__all__ = ["ACTIVATION_IDS", "LANES", "train_losses_compiled"]
 
 ACTIVATION_IDS = {"tanh": 0, "relu": 1, "identity": 2, "sigmoid": 3}
 """The activations of :data:`.reference.TRAIN_ACTIVATIONS` the kernel knows: tanh(√2 z),
@@ -38,50 +40,6 @@ LANES = 8
 block, and every operation is elementwise across lanes (one SIMD vector of float64 with
 AVX-512, two of float32 for AVX2), so no lane ever reads another: a point's numbers do not
 depend on its lane, its block or the thread count. Inert lanes pad the last block."""
-
-# Cephes' tanh (|x| < 0.625: x + x³ P(x²)/Q(x²)) and exp (Padé on [−ln2/2, ln2/2], then an exact
-# power of two); written without library calls so LLVM vectorises them across lanes.
-_TP0, _TP1, _TP2 = -9.64399179425052238628e-1, -9.92877231001918586564e1, -1.61468768441708447952e3
-_TQ0, _TQ1, _TQ2 = 1.12811678491632931402e2, 2.23548839060100448583e3, 4.84406305325125486048e3
-_EP0, _EP1, _EP2 = 1.26177193074810590878e-4, 3.02994407707441961300e-2, 9.99999999999999999910e-1
-_EQ0, _EQ1 = 3.00198505138664455042e-6, 2.52448340349684104192e-3
-_EQ2, _EQ3 = 2.27265548208155028766e-1, 2.00000000000000000009e0
-_LOG2E = 1.4426950408889634
-_C1, _C2 = 6.93145751953125e-1, 1.42860682030941723212e-6
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def tanh64(x: float) -> float:
-    """tanh of a float64 without library calls, so loops over it vectorise; ≤ 3 ulp from
-    ``math.tanh`` (measured: docs/conventions.md). NaN stays NaN, ±inf gives ±1.
-
-    |x| < 0.625: x + x³ P(x²)/Q(x²) (Cephes); else (e − 1)/(e + 1) with e = e^{2|x|} =
-    2^k (q + p)/(q − p) (Cephes' Padé form of exp on the reduced argument, and 2^k as a product
-    of exact powers of two): one division per value either way."""
-    a = abs(x)
-    zz = x * x
-    num_s = x * zz * ((_TP0 * zz + _TP1) * zz + _TP2)
-    den_s = ((zz + _TQ0) * zz + _TQ1) * zz + _TQ2
-    y = 2.0 * min(a, 20.0)  # tanh(20) rounds to 1
-    k = math.floor(_LOG2E * y + 0.5)
-    u = (y - k * _C1) - k * _C2
-    uu = u * u
-    px = u * ((_EP0 * uu + _EP1) * uu + _EP2)
-    qx = ((_EQ0 * uu + _EQ1) * uu + _EQ2) * uu + _EQ3
-    ki = int(k)  # 0 <= k <= 58: 2^k as a product of exact powers of two
-    p2 = 2.0 if ki & 1 else 1.0
-    p2 *= 4.0 if ki & 2 else 1.0
-    p2 *= 16.0 if ki & 4 else 1.0
-    p2 *= 256.0 if ki & 8 else 1.0
-    p2 *= 65536.0 if ki & 16 else 1.0
-    p2 *= 4294967296.0 if ki & 32 else 1.0
-    big_n = p2 * (qx + px)
-    big_d = qx - px
-    small = a < 0.625
-    ratio = (num_s if small else big_n - big_d) / (den_s if small else big_n + big_d)
-    res = x + ratio if small else (ratio if x >= 0 else -ratio)
-    return res if x == x else x
-
 
 _JIT = {"cache": True, "error_model": "numpy"}  # numpy: no zero-division checks, so loops vectorise
 

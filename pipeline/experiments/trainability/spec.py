@@ -15,6 +15,7 @@ Variables: ``score`` (its sign is the class: negative = converged), ``converged`
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -243,10 +244,11 @@ class TrainabilityExperiment(Experiment):
     ) -> dict[str, np.ndarray]:
         """Train every point of the chunk; arrays of the chunk's shape (+ ``step``).
 
-        ``backend``: ``numpy``, ``cupy`` or ``auto`` (resolved here, i.e. on the worker that
-        runs the task: ``cupy`` when it sees a GPU). The NumPy tiles come from the whole
-        plane, never the chunk; the GPU kernel trains every point independently. Both give
-        chunking-independent results.
+        ``backend``: ``numpy``, ``numba``, ``cupy`` or ``auto`` (resolved here, i.e. on the
+        worker that runs the task: ``cupy`` when it sees a GPU, else ``numba`` when
+        installed). The NumPy tiles come from the whole plane, never the chunk; the compiled
+        CPU kernel (``threads`` threads) and the GPU kernel train every point independently.
+        All give chunking-independent results.
         """
         p = spec.params
         names = [a.name for a in spec.axes]
@@ -254,7 +256,7 @@ class TrainabilityExperiment(Experiment):
         va = np.asarray(coords[p.plane[0]], np.float64)
         vb = np.asarray(coords[p.plane[1]], np.float64)
         ga, gb = np.meshgrid(va, vb, indexing="ij")
-        flat = self._train(spec, coords, ga.ravel(), gb.ravel(), backend)
+        flat = self._train(spec, coords, ga.ravel(), gb.ravel(), backend, threads)
         return {k: v.reshape(*shape, *v.shape[6:]) for k, v in flat.items()}
 
     def compute_points(
@@ -270,7 +272,8 @@ class TrainabilityExperiment(Experiment):
         ga = np.asarray(coords[a_name], np.float64)
         gb = np.asarray(coords[b_name], np.float64)
         one = {k: v[:1] for k, v in coords.items()}
-        return {k: v[0, 0, 0, 0, 0] for k, v in self._train(spec, one, ga, gb, backend).items()}
+        res = self._train(spec, one, ga, gb, backend, threads)
+        return {k: v[0, 0, 0, 0, 0] for k, v in res.items()}
 
     def _train(
         self,
@@ -279,12 +282,15 @@ class TrainabilityExperiment(Experiment):
         ga: np.ndarray,
         gb: np.ndarray,
         backend: str,
+        threads: int = 1,
     ) -> dict[str, np.ndarray]:
         """Train the P points (ga[p], gb[p]) of the plane for every network of ``coords``'
         non-plane axes; arrays (width, depth, activation, eps, seed, P) (+ ``step``)."""
         backend = resolve_backend(backend)
         if backend == "cupy":
             from pipeline.experiments.trainability.gpu import train_points as train
+        elif backend == "numba":
+            train = functools.partial(_train_points, backend="numba", threads=threads)
         else:
             train = _train_points
         p = spec.params
