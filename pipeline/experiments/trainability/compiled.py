@@ -3,8 +3,10 @@
 The compiled twin of :func:`pipeline.experiments.trainability.reference.train_losses` (same
 network, loss, gradients and update; docs/conventions.md): every point trains its own copy of
 the shared initial weights in buffers of its own (a few tens of kB: they stay in L1/L2), with
-``numba.prange`` over points, so a point's numbers depend on nothing but the point (not its
-chunk, its neighbours or the thread count). Loops are ordered so that the inner loop runs
+lane blocks of :data:`LANES` points, and contiguous runs of blocks on ``threads`` threads (the
+kernel releases the GIL; no ``prange``, whose compilation costs seconds per process), so a
+point's numbers depend on nothing but the point (not its chunk, its neighbours, its lane or the
+thread count). Loops are ordered so that the inner loop runs
 over a block of points' lanes or a contiguous row (vectorised without reassociating any
 sum), tanh is :func:`pipeline.numerics.vecmath.tanh64` (vectorisable), ``fastmath`` is off
 (no FMA contraction, IEEE semantics), and sums run in a fixed sequential order; they differ
@@ -18,10 +20,10 @@ backend (:func:`pipeline.gpu.backend.resolve_backend`) checks for it first.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
-import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from pipeline.errors import PipelineError
 from pipeline.numerics.vecmath import tanh64
@@ -169,7 +171,7 @@ def _backward_row(x, b, w, g, offs, n, depth, acts, r, dz, da, coef, act, consts
             g[base + q] += xi * src[q]
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
+@njit(cache=True, error_model="numpy", nogil=True)
 def _train_kernel(  # noqa: ANN202
     w0,  # (n_params,) shared initial weights, flat, dtype
     offs,  # (depth,) int64 first entry of each layer in w0
@@ -195,7 +197,7 @@ def _train_kernel(  # noqa: ANN202
     n0 = n * (n if depth > 1 else 1)  # entries of the input layer
     dt = w0.dtype
     n_blocks = (p_total + LANES - 1) // LANES
-    for blk in prange(n_blocks):
+    for blk in range(n_blocks):
         w = np.empty(npar * LANES, dt)
         g = np.empty(npar * LANES, dt)
         lr = np.zeros(npar * LANES, dt)
@@ -313,26 +315,35 @@ def train_losses_compiled(
     m = mb.shape[1]
     consts = np.array([1.0 / math.sqrt(n), _SQRT2, 0.5, 1.0, 0.0, 2.0 / bsz, 2.0 / max(m, 1)], dt)
     losses = np.empty((p, steps), np.float64)
-    prev = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
-    try:
+    args_lr = [np.asarray(v, np.float64).astype(dt) for v in (lr_in, lr_out, offset)]
+    y1 = np.ascontiguousarray(np.asarray(y).reshape(-1), dt)
+    act = ACTIVATION_IDS[activation]
+
+    def run(a: int, b: int) -> None:  # points a..b-1 (a a multiple of LANES)
         _train_kernel(
             w0,
             offs,
             n,
             depth,
             x,
-            np.ascontiguousarray(np.asarray(y).reshape(-1), dt),
-            ACTIVATION_IDS[activation],
-            np.asarray(lr_in, np.float64).astype(dt),
-            np.asarray(lr_out, np.float64).astype(dt),
-            np.asarray(offset, np.float64).astype(dt),
+            y1,
+            act,
+            *(v[a:b] for v in args_lr),
             int(steps),
             mb,
             bool(offset_every_step),
             consts,
-            losses,
+            losses[a:b],
         )
-    finally:
-        numba.set_num_threads(prev)
+
+    n_blocks = -(-p // LANES)
+    workers = max(1, min(int(threads), n_blocks))
+    cuts = [LANES * (n_blocks * i // workers) for i in range(workers)] + [p]
+    spans = [(a, min(b, p)) for a, b in zip(cuts, cuts[1:], strict=False) if a < min(b, p)]
+    if workers == 1:
+        for a, b in spans:
+            run(a, b)
+    else:  # the kernel releases the GIL: one thread per contiguous run of lane blocks
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(lambda ab: run(*ab), spans))
     return losses
