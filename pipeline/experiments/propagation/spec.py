@@ -1,10 +1,10 @@
 """The ``propagation`` experiment: finite-width signal propagation over a phase-diagram grid.
 
 The experiment's hooks (axes, parameters, output variables, costs, the chunk computation, the
-summary and the boundary field); the numerics are in :mod:`.reference` (NumPy) and :mod:`.gpu`
-(CuPy). Grid dims, in order: ``width, alpha, seed, activation, sigma_w | sigma_w2,
-sigma_b | sigma_b2``; every output variable adds ``layer`` (the recorded layers), except
-``nonfinite_layer``.
+summary and the boundary field); the numerics are in :mod:`.reference` (NumPy), :mod:`.compiled`
+(Numba) and :mod:`.gpu` (CuPy). Grid dims, in order: ``width, alpha, seed, activation,
+sigma_w | sigma_w2, sigma_b | sigma_b2``; every output variable adds ``layer`` (the recorded
+layers), except ``nonfinite_layer``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The ``trainability`` experiment: where does gradient descent converge?
 
-The experiment's hooks; the numerics are in :mod:`.reference` (NumPy) and :mod:`.gpu`
-(CuPy). Two modes:
+The experiment's hooks; the numerics are in :mod:`.reference` (NumPy), :mod:`.compiled`
+(Numba) and :mod:`.gpu` (CuPy). Two modes:
 
 * ``mode: lr_vs_lr`` (default): the image plane is (``lr_in``, ``lr_out``), log10 learning
   rates of the even (input) and odd layers;
