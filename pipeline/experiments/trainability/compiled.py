@@ -122,9 +122,10 @@ def _forward_row(x, b, w, offs, n, depth, acts, z, f, act, consts):  # noqa: ANN
 
 
 @njit(**_JIT)
-def _backward_row(x, b, w, g, offs, n, depth, acts, r, dz, da, coef, act, consts):  # noqa: ANN001, ANN202
+def _backward_row(x, b, w, g, offs, n, depth, acts, r, dz, da, pend, coef, act, consts):  # noqa: ANN001, ANN202
     """Add the gradient of data row ``x[b]`` (residuals r, (LANES,)) to ``g`` (before the
-    final factor 1/√n), from the activations of the last :func:`_forward_row`."""
+    final factor 1/√n), from the activations of the last :func:`_forward_row`; layer 0's
+    part is left in ``pend`` for :func:`_flush_layer0`."""
     inv, c_sqrt2, c_one, c_zero = consts[0], consts[1], consts[3], consts[4]
     for lane in range(LANES):
         dz[lane] = (coef * r[lane]) * inv
@@ -164,11 +165,31 @@ def _backward_row(x, b, w, g, offs, n, depth, acts, r, dz, da, coef, act, consts
             da[q] = dz[q]
     src = da if depth > 1 else dz
     cnt = (n if depth > 1 else 1) * LANES
-    for i in range(n):  # layer 0: the input row is the same for every lane
-        xi = x[b, i]
-        base = i * cnt
-        for q in range(cnt):
-            g[base + q] += xi * src[q]
+    for q in range(cnt):  # layer 0's dL/dz waits in ``pend`` (see _flush_layer0)
+        pend[q] = src[q]
+
+
+@njit(**_JIT)
+def _flush_layer0(x, rows, pend, count, g, n, depth):  # noqa: ANN001, ANN202
+    """Add the layer-0 gradients of ``count`` (≤ 4) rows (data rows ``rows[:count]``, their
+    dL/dz in ``pend[:count]``) to ``g`` in row order: g ← (((g + r₀) + r₁) + r₂) + r₃, the
+    sequential sum, with one load and store of g per four rows."""
+    cnt = (n if depth > 1 else 1) * LANES
+    if count == 4:
+        p0, p1, p2, p3 = pend[0], pend[1], pend[2], pend[3]
+        for i in range(n):
+            x0, x1, x2, x3 = x[rows[0], i], x[rows[1], i], x[rows[2], i], x[rows[3], i]
+            base = i * cnt
+            for q in range(cnt):
+                g[base + q] = (((g[base + q] + x0 * p0[q]) + x1 * p1[q]) + x2 * p2[q]) + x3 * p3[q]
+        return
+    for s in range(count):
+        ps = pend[s]
+        for i in range(n):  # the input row is the same for every lane
+            xi = x[rows[s], i]
+            base = i * cnt
+            for q in range(cnt):
+                g[base + q] += xi * ps[q]
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -206,6 +227,8 @@ def _train_kernel(  # noqa: ANN202
         z = np.empty(n * LANES, dt)
         dz = np.empty(n * LANES, dt)
         da = np.empty(n * LANES, dt)
+        pend = np.empty((4, n * LANES), dt)
+        rows = np.empty(4, np.int64)
         f = np.empty(LANES, dt)
         r = np.empty(LANES, dt)
         mean = np.empty(LANES, dt)
@@ -235,6 +258,7 @@ def _train_kernel(  # noqa: ANN202
                 g[q] = 0
             for lane in range(LANES):
                 acc[lane] = 0.0
+            ns = 0
             for b in range(bsz):  # the full batch: the loss (and the gradient without m)
                 _forward_row(x, b, w, offs, n, depth, acts, z, f, act, consts)
                 for lane in range(LANES):
@@ -242,8 +266,29 @@ def _train_kernel(  # noqa: ANN202
                     acc[lane] += float(r[lane]) * float(r[lane])
                 if m == 0:
                     _backward_row(
-                        x, b, w, g, offs, n, depth, acts, r, dz, da, consts[5], act, consts
+                        x,
+                        b,
+                        w,
+                        g,
+                        offs,
+                        n,
+                        depth,
+                        acts,
+                        r,
+                        dz,
+                        da,
+                        pend[ns],
+                        consts[5],
+                        act,
+                        consts,
                     )
+                    rows[ns] = b
+                    ns += 1
+                    if ns == 4:
+                        _flush_layer0(x, rows, pend, ns, g, n, depth)
+                        ns = 0
+            _flush_layer0(x, rows, pend, ns, g, n, depth)
+            ns = 0
             for lane in range(LANES):
                 mean[lane] = acc[lane] / bsz  # rounded to the dtype, as the reference's
                 pt = blk * LANES + lane
@@ -254,7 +299,15 @@ def _train_kernel(  # noqa: ANN202
                 _forward_row(x, row, w, offs, n, depth, acts, z, f, act, consts)
                 for lane in range(LANES):
                     r[lane] = f[lane] - y[row]
-                _backward_row(x, row, w, g, offs, n, depth, acts, r, dz, da, consts[6], act, consts)
+                _backward_row(
+                    x, row, w, g, offs, n, depth, acts, r, dz, da, pend[ns], consts[6], act, consts
+                )
+                rows[ns] = row
+                ns += 1
+                if ns == 4:
+                    _flush_layer0(x, rows, pend, ns, g, n, depth)
+                    ns = 0
+            _flush_layer0(x, rows, pend, ns, g, n, depth)
             inv = consts[0]
             for q in range(npar * LANES):
                 w[q] -= lr[q] * (g[q] * inv)
