@@ -4,8 +4,8 @@ Trainability (width 16, depth 2, batch 272, tanh and relu, 100 steps, a 40 × 40
 log10 lr_in ∈ [0, 3] × log10 lr_out ∈ [1.8, 2.8], across the convergence boundary),
 float64 and float32: the share of points whose class (sign of the score) differs, overall
 and among the chaotic points (those whose NumPy score moves by more than 1e-9 relative, or
-changes class, when both learning rates move by one ulp: there no tolerance can hold), and
-the largest relative score difference at the non-chaotic points.
+changes class, when both learning rates move by one ulp of the compute dtype: there no
+tolerance can hold), and the largest relative score difference at the non-chaotic points.
 
 Propagation (erf, α = 2, N = 100, depth 100, pair probe, a 40 × 40 (σ_w, σ_b) plane over
 [0, 4]²), float64 and float32: the share of points whose class (sign of λ_L) differs,
@@ -50,7 +50,12 @@ def trainability(side: int, steps: int) -> list[str]:
                 return train_ref.score_trajectory(v)[0]
 
             ref = score("numpy", lr_in, lr_out)
-            nudged = score("numpy", np.nextafter(lr_in, np.inf), np.nextafter(lr_out, np.inf))
+            t = np.dtype(dt).type  # one ulp of the compute dtype (the rates are cast to it)
+            nudged = score(
+                "numpy",
+                np.nextafter(lr_in.astype(t), t(np.inf)).astype(np.float64),
+                np.nextafter(lr_out.astype(t), t(np.inf)).astype(np.float64),
+            )
             got = score("numba", lr_in, lr_out)
             with np.errstate(all="ignore"):
                 moved = np.abs(nudged / ref - 1)

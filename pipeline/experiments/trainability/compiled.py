@@ -80,20 +80,43 @@ def _dphi(a, act, c_sqrt2, c_one, c_zero):  # noqa: ANN001, ANN202
 
 
 @njit(**_JIT)
-def _forward_row(x, b, w, offs, n, depth, acts, z, f, act, consts):  # noqa: ANN001, ANN202
-    """Data row ``x[b]`` through every lane's network. Flat lane-minor layouts: weight q of
-    lane l at ``w[q * LANES + l]``; hidden outputs of layer k into ``acts[k]`` (n * LANES);
-    the output f (before subtracting y) into ``f`` (LANES,)."""
-    inv = consts[0]
-    fo0 = n if depth > 1 else 1
-    cnt = fo0 * LANES
-    for q in range(cnt):
-        z[q] = 0
-    for i in range(n):  # layer 0: the input row is the same for every lane
-        xi = x[b, i]
-        base = i * cnt
+def _layer0_forward(x, rows, count, w, zs, n, depth):  # noqa: ANN001, ANN202
+    """Layer 0's sums x·W₀ of ``count`` (≤ 4) data rows ``rows[:count]`` into ``zs[:count]``
+    (each row's sum in the sequential order; four rows share every load of W₀). The input row
+    is the same for every lane."""
+    cnt = (n if depth > 1 else 1) * LANES
+    for s in range(count):
+        zr = zs[s]
         for q in range(cnt):
-            z[q] += xi * w[base + q]
+            zr[q] = 0
+    if count == 4:
+        z0, z1, z2, z3 = zs[0], zs[1], zs[2], zs[3]
+        for i in range(n):
+            x0, x1, x2, x3 = x[rows[0], i], x[rows[1], i], x[rows[2], i], x[rows[3], i]
+            base = i * cnt
+            for q in range(cnt):
+                wv = w[base + q]
+                z0[q] += x0 * wv
+                z1[q] += x1 * wv
+                z2[q] += x2 * wv
+                z3[q] += x3 * wv
+        return
+    for s in range(count):
+        zr = zs[s]
+        for i in range(n):
+            xi = x[rows[s], i]
+            base = i * cnt
+            for q in range(cnt):
+                zr[q] += xi * w[base + q]
+
+
+@njit(**_JIT)
+def _forward_row(z, w, offs, n, depth, acts, f, act, consts):  # noqa: ANN001, ANN202
+    """One data row through every lane's network from its layer-0 sums ``z``
+    (:func:`_layer0_forward`; overwritten). Flat lane-minor layouts: weight q of lane l at
+    ``w[q * LANES + l]``; hidden outputs of layer k into ``acts[k]`` (n * LANES); the output f
+    (before subtracting y) into ``f`` (LANES,)."""
+    inv = consts[0]
     if depth == 1:
         for lane in range(LANES):
             f[lane] = (z[lane] * inv) * inv
@@ -224,7 +247,7 @@ def _train_kernel(  # noqa: ANN202
         lr = np.zeros(npar * LANES, dt)
         off = np.zeros(LANES, dt)
         acts = np.empty((depth, n * LANES), dt)
-        z = np.empty(n * LANES, dt)
+        zs = np.empty((4, n * LANES), dt)
         dz = np.empty(n * LANES, dt)
         da = np.empty(n * LANES, dt)
         pend = np.empty((4, n * LANES), dt)
@@ -258,16 +281,55 @@ def _train_kernel(  # noqa: ANN202
                 g[q] = 0
             for lane in range(LANES):
                 acc[lane] = 0.0
-            ns = 0
-            for b in range(bsz):  # the full batch: the loss (and the gradient without m)
-                _forward_row(x, b, w, offs, n, depth, acts, z, f, act, consts)
-                for lane in range(LANES):
-                    r[lane] = f[lane] - y[b]
-                    acc[lane] += float(r[lane]) * float(r[lane])
+            for b0 in range(0, bsz, 4):  # the full batch: the loss (and the gradient without m)
+                ns = min(4, bsz - b0)
+                for s in range(ns):
+                    rows[s] = b0 + s
+                _layer0_forward(x, rows, ns, w, zs, n, depth)
+                for s in range(ns):
+                    b = rows[s]
+                    _forward_row(zs[s], w, offs, n, depth, acts, f, act, consts)
+                    for lane in range(LANES):
+                        r[lane] = f[lane] - y[b]
+                        acc[lane] += float(r[lane]) * float(r[lane])
+                    if m == 0:
+                        _backward_row(
+                            x,
+                            b,
+                            w,
+                            g,
+                            offs,
+                            n,
+                            depth,
+                            acts,
+                            r,
+                            dz,
+                            da,
+                            pend[s],
+                            consts[5],
+                            act,
+                            consts,
+                        )
                 if m == 0:
+                    _flush_layer0(x, rows, pend, ns, g, n, depth)
+            for lane in range(LANES):
+                mean[lane] = acc[lane] / bsz  # rounded to the dtype, as the reference's
+                pt = blk * LANES + lane
+                if pt < p_total:
+                    losses[pt, t] = mean[lane]
+            for b0 in range(0, m, 4):  # the minibatch's gradient
+                ns = min(4, m - b0)
+                for s in range(ns):
+                    rows[s] = mb_idx[t, b0 + s]
+                _layer0_forward(x, rows, ns, w, zs, n, depth)
+                for s in range(ns):
+                    row = rows[s]
+                    _forward_row(zs[s], w, offs, n, depth, acts, f, act, consts)
+                    for lane in range(LANES):
+                        r[lane] = f[lane] - y[row]
                     _backward_row(
                         x,
-                        b,
+                        row,
                         w,
                         g,
                         offs,
@@ -277,37 +339,12 @@ def _train_kernel(  # noqa: ANN202
                         r,
                         dz,
                         da,
-                        pend[ns],
-                        consts[5],
+                        pend[s],
+                        consts[6],
                         act,
                         consts,
                     )
-                    rows[ns] = b
-                    ns += 1
-                    if ns == 4:
-                        _flush_layer0(x, rows, pend, ns, g, n, depth)
-                        ns = 0
-            _flush_layer0(x, rows, pend, ns, g, n, depth)
-            ns = 0
-            for lane in range(LANES):
-                mean[lane] = acc[lane] / bsz  # rounded to the dtype, as the reference's
-                pt = blk * LANES + lane
-                if pt < p_total:
-                    losses[pt, t] = mean[lane]
-            for b in range(m):  # the minibatch's gradient
-                row = mb_idx[t, b]
-                _forward_row(x, row, w, offs, n, depth, acts, z, f, act, consts)
-                for lane in range(LANES):
-                    r[lane] = f[lane] - y[row]
-                _backward_row(
-                    x, row, w, g, offs, n, depth, acts, r, dz, da, pend[ns], consts[6], act, consts
-                )
-                rows[ns] = row
-                ns += 1
-                if ns == 4:
-                    _flush_layer0(x, rows, pend, ns, g, n, depth)
-                    ns = 0
-            _flush_layer0(x, rows, pend, ns, g, n, depth)
+                _flush_layer0(x, rows, pend, ns, g, n, depth)
             inv = consts[0]
             for q in range(npar * LANES):
                 w[q] -= lr[q] * (g[q] * inv)
