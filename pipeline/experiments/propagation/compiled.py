@@ -11,7 +11,8 @@ at N = 100); here the rows are read once, while they are in L1.
 Weights never enter the epilogue: the driver loop draws (or takes) them as the reference does,
 so draws and chunking independence are the reference's. Sums run in float64 in a fixed
 sequential order (NumPy's einsum order differs), φ and φ' come from the C math library
-(``math.erf``, ``math.tanh``, ``math.exp``) rather than SciPy/NumPy: values agree with the
+(``math.erf``, ``math.tanh``, ``math.exp``; float32 runs: the vectorisable erf, tanh and exp of
+:mod:`pipeline.numerics.vecmath`) rather than SciPy/NumPy: values agree with the
 reference to a few ulp per layer, not bit for bit (docs/conventions.md states the measured
 contract). Circle and batch observables are computed by the reference's NumPy code on the
 compiled φ values.
@@ -29,7 +30,7 @@ from numba import njit
 from pipeline.experiments.propagation import reference
 from pipeline.experiments.propagation.probes import Probes
 from pipeline.numerics.observables import ROW_OBSERVABLES
-from pipeline.numerics.vecmath import erf32, exp_neg
+from pipeline.numerics.vecmath import erf32, exp_neg, tanh64
 
 __all__ = ["propagate_network"]
 
@@ -41,12 +42,19 @@ _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 @njit(**_JIT)
 def _phi_row(src, dst, ws, act, fast):  # noqa: ANN001, ANN202
-    """dst[i] = φ(src[i]) · ws (kernel ids: tanh, relu, erf, linear, sigmoid); ``fast``:
-    erf by :func:`~pipeline.numerics.vecmath.erf32` (float32 runs), else ``math.erf``."""
+    """dst[i] = φ(src[i]) · ws (kernel ids: tanh, relu, erf, linear, sigmoid); ``fast``
+    (float32 runs): erf and tanh by :mod:`pipeline.numerics.vecmath` (vectorised), else the C
+    library's ``math.erf``, ``math.tanh``."""
     n = src.shape[0]
     if act == 0:
-        for i in range(n):
-            dst[i] = math.tanh(src[i]) * ws
+        if fast:
+            for i in range(n):
+                dst[i] = tanh64(float(src[i]))  # rounded to the dtype at the store
+            for i in range(n):
+                dst[i] = dst[i] * ws
+        else:
+            for i in range(n):
+                dst[i] = math.tanh(src[i]) * ws
     elif act == 1:  # max(h, 0); NaN stays NaN
         for i in range(n):
             v = src[i]
