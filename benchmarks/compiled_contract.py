@@ -5,7 +5,8 @@ log10 lr_in ∈ [0, 3] × log10 lr_out ∈ [1.8, 2.8], across the convergence bo
 float64 and float32: the share of points whose class (sign of the score) differs, overall
 and among the chaotic points (those whose NumPy score moves by more than 1e-9 relative in
 float64, 1e-4 in float32, or changes class, when both learning rates move by one ulp of the
-compute dtype: there no tolerance can hold), and the largest relative score difference at the non-chaotic points.
+compute dtype: there no tolerance can hold), and the largest relative score difference at
+the non-chaotic points.
 
 Propagation (erf, α = 2, N = 100, depth 100, pair probe, a 40 × 40 (σ_w, σ_b) plane over
 [0, 4]²), float64 and float32: the share of points whose class (sign of λ_L) differs,
@@ -28,7 +29,6 @@ from pipeline.experiments.propagation import compiled as prop_compiled
 from pipeline.experiments.propagation import reference as prop_ref
 from pipeline.experiments.propagation.probes import PairProbe, Probes
 from pipeline.experiments.trainability import reference as train_ref
-
 
 CHAOS = {"float64": 1e-9, "float32": 1e-4}
 """A point is chaotic when a one-ulp change of its learning rates moves its NumPy score by
