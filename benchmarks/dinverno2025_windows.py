@@ -14,7 +14,7 @@ backend, and the deepest layer's err field measured:
 One JSON line per run is appended to ``--json`` (REPRODUCTION.md cites them). Usage::
 
     python benchmarks/dinverno2025_windows.py --out /scratch/dinverno --size 512 \\
-        --workflow workflows/dinverno2025_dense_per_layer.yaml --scales zoom1 zoom2 zoom3 zoom4
+        --workflow workflows/dinverno2025_dense_per_layer.yaml --scales zoom1 zoom2 zoom3
 """
 
 from __future__ import annotations

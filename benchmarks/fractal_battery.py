@@ -132,6 +132,7 @@ LABEL = {
     "box-counting": "box counting",
     "uncertainty-exponent": "uncertainty exponent",
     "sohl-dickstein-2024": "Sohl-Dickstein 2024",
+    "sohl-dickstein-notebook": "Sohl-Dickstein notebook",
     "dinverno-2025": "D'Inverno 2025",
 }
 

@@ -122,13 +122,16 @@ def test_malformed_scheduler_is_one_line_and_writes_nothing(tmp_path):
 
 
 def test_partial_store_is_noted_burn_in_checked_and_a_closed_pipe_is_quiet(tmp_path):
-    from pipeline.engine.store import DONE_DIR
+    from pipeline.engine.identity import read_token
+    from pipeline.engine.markers import unmark
+    from pipeline.engine.plan import chunk_counts
+    from pipeline.engine.store import read_spec
 
     (tmp_path / "s.yaml").write_text(yaml.safe_dump({**SPEC, "record_layers": [10, 20]}))
     run = sweep("run", "s.yaml", "--workers", "1", "--no-progress", "--no-summary", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    marker = sorted((tmp_path / "cli.zarr" / DONE_DIR).iterdir())[0]
-    marker.unlink()  # as if that chunk had not been computed
+    store = tmp_path / "cli.zarr"
+    unmark(store, chunk_counts(read_spec(store)), read_token(store), [0])  # as if not computed
     out = sweep("summary", "cli.zarr", cwd=tmp_path)
     assert out.returncode == 0 and "Order-to-chaos transition" in out.stdout
     assert out.stderr == (

@@ -30,6 +30,7 @@ from pipeline.analysis.fractal import (
     directional_uncertainty_exponent,
     estimate_dimension,
     sohl_dickstein_dimension,
+    sohl_dickstein_notebook_dimension,
     uncertainty_exponent,
 )
 from pipeline.analysis.fractal.boundary import (
@@ -79,6 +80,7 @@ __all__ = [
     "regime_area",
     "regime_maps",
     "sohl_dickstein_dimension",
+    "sohl_dickstein_notebook_dimension",
     "uncertainty_exponent",
     "zero_crossings",
 ]

@@ -8,7 +8,9 @@
     sweep summary STORE the summary of a store (its experiment's)
     sweep analyze STORE critical lines, regime areas and boundary dimensions
     sweep zoom SPEC --frames K   a zoom sequence into the boundary (run's options apply)
+    sweep zoom SPEC --direction out  the zoom-out sequence of the spec's window (the notebook's)
     sweep figures STORE [-o DIR] [--kind K] the store's figure (PNG and PDF)
+    sweep draws dinverno2025 --architecture A --width N --depth L -o F.npz  a draws file
     sweep --version     the package version
 
 SPEC may be a workflow file with ``scales:``; ``--scale NAME`` (run, plan, zoom) applies one.
@@ -23,6 +25,7 @@ few seconds whatever the sweep's size; further signals while it cleans up are ig
 * :mod:`.parser`   the arguments of every command
 * :mod:`.run`      run, submit, plan, zoom
 * :mod:`.inspect`  status, verify, summary, analyze, figures
+* :mod:`.draws`    draws
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 
+from pipeline.cli.draws import cmd_draws
 from pipeline.cli.inspect import cmd_analyze, cmd_figures, cmd_status, cmd_summary, cmd_verify
 from pipeline.cli.parser import build_parser, check_args
 from pipeline.cli.run import cmd_plan, cmd_run, cmd_submit, cmd_zoom
@@ -51,6 +55,7 @@ _COMMANDS = {
     "analyze": cmd_analyze,
     "zoom": cmd_zoom,
     "figures": cmd_figures,
+    "draws": cmd_draws,
 }
 
 
@@ -67,6 +72,7 @@ def _interrupts() -> Iterator[None]:
         if caught:
             return  # already stopping: let the cleanup finish
         caught.append(signum)
+        _quiet_cleanup()
         raise KeyboardInterrupt
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -75,6 +81,16 @@ def _interrupts() -> Iterator[None]:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+def _quiet_cleanup() -> None:
+    """Once interrupted, the closing client and cluster log what they cancel (``Task
+    exception was never retrieved ... AllExit``, a nanny that failed to start): the one
+    ``interrupted:`` line says what matters, so their loggers are silenced."""
+    import logging
+
+    for name in ("asyncio", "distributed", "tornado"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -37,6 +37,9 @@ def _check_store(store: str) -> bool:
         raise StoreError(f"store: {store!r} cannot be read ({e.strerror})") from e
     if not is_store:
         raise StoreError(f"store: {store!r} is not a sweep or zoom store (no zarr.json)")
+    from pipeline.engine.store import check_metadata
+
+    check_metadata(store)
     return is_zoom_store(store)
 
 
@@ -84,6 +87,8 @@ def warn_if_partial(store: str) -> None:
     except StoreError:
         return
     state = done_state(store, spec)
+    for note in state.notes:  # a damaged index or token: why chunks may count as missing
+        print(f"note: {note}", file=sys.stderr)
     if state.n_done < state.total:
         print(
             f"note: {store}: only {state.n_done}/{state.total} chunks done; the missing ones "
@@ -179,18 +184,22 @@ def cmd_verify(args: argparse.Namespace) -> int:
             continue
         report = verify_store(store)
         print("\n".join(report.lines()))
-        if report.damaged and args.repair:
+        if report.needs_repair and args.repair:
             n = repair(store, report)
-            print(
-                f"repaired: un-marked {n} damaged chunk(s) and deleted their files; "
-                "`sweep run` on this store recomputes exactly those"
-            )
-        elif report.damaged:
-            unrepaired += len(report.damaged)
+            if report.bookkeeping:
+                print(f"repaired: {len(report.bookkeeping)} bookkeeping file(s) mended")
+            if report.damaged:
+                print(
+                    f"repaired: un-marked {n} damaged chunk(s) and deleted their files; "
+                    "`sweep run` on this store recomputes exactly those"
+                )
+        elif report.needs_repair:
+            unrepaired += len(report.damaged) + len(report.bookkeeping)
     if unrepaired:
         print(
-            f"{unrepaired} damaged chunk(s) left: `sweep verify {args.store} --repair` un-marks "
-            "them so that the next `sweep run` recomputes them",
+            f"{unrepaired} damaged chunk(s) or bookkeeping file(s) left: `sweep verify "
+            f"{args.store} --repair` mends them (the next `sweep run` recomputes what it "
+            "un-marks)",
             file=sys.stderr,
         )
         return 1
@@ -236,6 +245,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         with _damage_as_one_line(frames):
             print(zoom_summary(args.store))
         return 0
+    read_spec(args.store)  # a Zarr group not made by sweep: one line
     warn_if_partial(args.store)
     with _damage_as_one_line([args.store]):
         ds = open_sweep(args.store)
@@ -295,6 +305,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     if _check_store(args.store):
         raise _not_a_frame(args.store, "analyze")
+    from pipeline.engine.store import read_spec
+
+    read_spec(args.store)  # a Zarr group not made by sweep: one line
     warn_if_partial(args.store)
     an = analyze_store(
         args.store, factor=args.factor, burn_in=args.burn_in, write=not args.no_write

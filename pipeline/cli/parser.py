@@ -11,7 +11,9 @@ import argparse
 import math
 from typing import NoReturn
 
+from pipeline.cli.draws import PROCEDURES
 from pipeline.errors import UsageError
+from pipeline.experiments.propagation.architectures import ARCHITECTURES, WEIGHT_TYING
 from pipeline.gpu.backend import BACKENDS
 from pipeline.spec.limits import MAX_INDEX
 
@@ -29,6 +31,9 @@ _INT_BOUNDS: dict[str, tuple[int, int | None]] = {
     "jobs": (1, 100_000),
     "frames": (1, MAX_FRAMES),
     "burn_in": (0, MAX_INDEX),
+    "width": (1, 1_000_000),
+    "depth": (1, MAX_INDEX),
+    "seed": (0, 2**63 - 1),
 }
 
 
@@ -157,9 +162,30 @@ def build_parser() -> argparse.ArgumentParser:
     zoom = sub.add_parser(
         "zoom", help="a zoom sequence: frames halving around the boundary (run's options apply)"
     )
-    zoom.add_argument("spec", help="YAML sweep spec (its plane window is frame 0)")
     zoom.add_argument(
-        "--frames", type=int, required=True, help=f"number of frames K, 1..{MAX_FRAMES}"
+        "spec", help="YAML sweep spec (its plane window is frame 0; with --direction out, the last)"
+    )
+    zoom.add_argument(
+        "--frames", type=int, help=f"number of frames K, 1..{MAX_FRAMES} (zoom in only)"
+    )
+    zoom.add_argument(
+        "--direction",
+        choices=["in", "out"],
+        default="in",
+        help="in (default): each frame halves around the boundary; out: from the spec's window "
+        "out, widths doubled about its centre until >= --max-width (Sohl-Dickstein's sequence)",
+    )
+    zoom.add_argument(
+        "--max-width",
+        type=float,
+        metavar="W",
+        help="zoom out: the widest frame's smaller width reaches W (plane units; default 6)",
+    )
+    zoom.add_argument(
+        "--growth",
+        type=float,
+        metavar="G",
+        help="zoom out: factor between consecutive frames' widths, > 1 (default 2)",
     )
     _add_scale_arg(zoom)
     zoom.add_argument("--store", help="output zoom store (default: the spec's 'store')")
@@ -189,6 +215,41 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=VALUE",
         help="an option of the kind (VALUE is YAML: --option layers=[15,25]); repeatable",
+    )
+    draws = sub.add_parser(
+        "draws",
+        help="write a paper's own random draws (.npz) for a spec's draws: {file: PATH}",
+    )
+    draws.add_argument(
+        "procedure",
+        choices=PROCEDURES,
+        help="sohl-dickstein2024: the notebook's three panel files (JAX); "
+        "dinverno2025: their propagation_test network (torch)",
+    )
+    draws.add_argument(
+        "-o",
+        "--out",
+        help="sohl-dickstein2024: output folder (default ./draws); "
+        "dinverno2025: the .npz file to write (new, required)",
+    )
+    draws.add_argument(
+        "--architecture", choices=ARCHITECTURES, help="dinverno2025: dense, struct or conv"
+    )
+    draws.add_argument(
+        "--weight-tying",
+        default="per_layer",
+        choices=WEIGHT_TYING,
+        help="dinverno2025: per_layer (default) or shared",
+    )
+    draws.add_argument("--width", type=int, help="width (sohl-dickstein2024: default 16)")
+    draws.add_argument("--depth", type=int, help="dinverno2025: L, layers (required)")
+    draws.add_argument("--seed", type=int, default=0, help="the paper's seed (default 0)")
+    draws.add_argument(
+        "--steps",
+        type=int,
+        nargs="+",
+        default=[500, 1000],
+        help="sohl-dickstein2024: step counts of the minibatch tables (default 500 1000)",
     )
     return p
 
@@ -282,6 +343,9 @@ def check_args(args: argparse.Namespace) -> None:
     factor = getattr(args, "factor", None)
     if factor is not None and not (math.isfinite(factor) and factor > 1):
         raise UsageError(f"--factor: value {factor} must be a finite number > 1")
+    for t in getattr(args, "steps", None) or ():
+        if not 1 <= t <= 1_000_000:
+            raise UsageError(f"--steps: value {t} is outside 1..1,000,000")
     timeout = getattr(args, "start_timeout", None)
     if timeout is not None and not timeout > 0:
         raise UsageError(f"--start-timeout: value {timeout} must be > 0 seconds")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline.errors import SpecMismatchError, StoreError, UsageError
 
 if TYPE_CHECKING:
+    from pipeline.engine.zoom_out import ZoomOut
     from pipeline.slurm.cluster import SlurmOptions
     from pipeline.spec.sweep import SweepSpec
 
@@ -42,6 +43,13 @@ def _slurm_or_local(args: argparse.Namespace) -> SlurmOptions | None:
         return _slurm_options(args)
     if args.jobs is not None or args.adapt is not None:
         raise UsageError("--jobs/--adapt: they need --cluster slurm")
+    if args.log_dir is not None:
+        raise UsageError("--log-dir: it names the SLURM job logs; it needs --cluster slurm")
+    if args.scheduler is not None and not args.scheduler.strip():
+        raise UsageError(
+            "--scheduler: an empty address; give the address that `dask scheduler` printed "
+            "(e.g. tcp://HOST:8786), or leave the flag out for a local cluster"
+        )
     return None
 
 
@@ -241,15 +249,19 @@ def cmd_zoom(args: argparse.Namespace) -> int:
     same clusters and backends as ``sweep run``."""
     from pipeline.engine.zoom import check_zoomable, run_zoom, zoom_summary
 
+    _check_zoom_flags(args)
     spec = _load(args)
     check_zoomable(spec)  # before any cluster is started
+    sequence = _zoom_sequence(args, spec)  # the windows' own checks, before any cluster too
+    frames = args.frames if sequence is None else len(sequence.windows)
     slurm = _slurm_or_local(args)
     with _scheduler_client(args) as client:
         _check_memory(args, spec, slurm, client)
         run_zoom(
             spec,
-            args.frames,
+            frames,
             args.store,
+            sequence=sequence,
             client=client,
             n_workers=args.workers,
             progress=not args.no_progress,
@@ -261,6 +273,35 @@ def cmd_zoom(args: argparse.Namespace) -> int:
     if not args.no_summary:
         print(zoom_summary(args.store or spec.store))
     return 0
+
+
+def _check_zoom_flags(args: argparse.Namespace) -> None:
+    """One-line :class:`UsageError` for ``sweep zoom`` flags that do not go together:
+    ``--frames`` only and always for a zoom in, ``--max-width`` and ``--growth`` only for a
+    zoom out (``--direction out``)."""
+    if args.direction != "out":
+        for flag in ("max_width", "growth"):
+            if getattr(args, flag) is not None:
+                raise UsageError(f"--{flag.replace('_', '-')}: only with --direction out")
+        if args.frames is None:
+            raise UsageError("--frames: required for a zoom in (or use --direction out)")
+    elif args.frames is not None:
+        raise UsageError(
+            f"--frames: value {args.frames} not allowed with --direction out (the window and "
+            "--max-width/--growth fix the number of frames)"
+        )
+
+
+def _zoom_sequence(args: argparse.Namespace, spec: SweepSpec) -> ZoomOut | None:
+    """The zoom-out sequence of ``spec``'s window that ``sweep zoom --direction out`` asks
+    for (``--max-width``, ``--growth``; defaults 6 and 2), or None for a zoom in."""
+    from pipeline.engine.zoom_out import GROWTH, MAX_WIDTH, ZoomOut
+
+    if args.direction != "out":
+        return None
+    mw = MAX_WIDTH if args.max_width is None else args.max_width
+    g = GROWTH if args.growth is None else args.growth
+    return ZoomOut(spec, max_width=mw, growth=g)
 
 
 def driver_argv(

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pipeline.errors import SchedulerError, UsageError
@@ -92,14 +92,41 @@ def cpu_local_cluster(n_workers: int | None) -> Any:
         f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in WORKER_MALLOC_ENV.items()
     }
     with dask.config.set(spawn_env):
-        return LocalCluster(
-            n_workers=n,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            silence_logs=50,
-            preload=_worker_preloads(),
+        return _started(
+            lambda: LocalCluster(
+                n_workers=n,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+                silence_logs=50,
+                preload=_worker_preloads(),
+            )
         )
+
+
+def _started(make: Callable[[], Any]) -> Any:
+    """``make()`` (a local cluster) with SIGINT held back while it starts: its event-loop
+    threads and worker processes inherit the blocked signal (a worker spawned while Ctrl-C
+    reaches the process group would die in its imports with a traceback; they ignore SIGINT
+    anyway, :func:`dask_setup`), and a Ctrl-C during the start is acted on once the cluster
+    is whole, which is then stopped at once before ``KeyboardInterrupt`` propagates (a
+    half-started cluster left to Dask's exit hooks prints tracebacks)."""
+    import signal
+
+    cluster = None
+    try:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            cluster = make()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)  # a held Ctrl-C is raised here
+    except BaseException:
+        if cluster is not None:
+            stop_workers_now(cluster)
+            with contextlib.suppress(Exception):
+                cluster.close()
+        raise
+    return cluster
 
 
 def dashboard_available() -> bool:
@@ -224,11 +251,13 @@ def gpu_local_cluster(
             "nvidia-smi lists none); use the numpy backend"
         )
     scheduler = {"cls": Scheduler, "options": {"dashboard_address": dashboard_address}}
-    return SpecCluster(
-        scheduler=scheduler,
-        workers=gpu_worker_specs(devs, env=env, memory_limit=memory_limit),
-        silence_logs=50,
-        name="sweep-gpu",
+    return _started(
+        lambda: SpecCluster(
+            scheduler=scheduler,
+            workers=gpu_worker_specs(devs, env=env, memory_limit=memory_limit),
+            silence_logs=50,
+            name="sweep-gpu",
+        )
     )
 
 

@@ -60,11 +60,11 @@ if TYPE_CHECKING:
 __all__ = ["RunReport", "SweepFailed", "run_chunk", "run_chunks", "run_sweep"]
 
 CONSOLIDATE_MIN = 1000
-"""Fold per-chunk markers into the done index once at least this many are waiting (a folder
-of fewer files lists in milliseconds, so small sweeps keep their per-chunk markers only)."""
+"""During a run, fold per-chunk markers into the done index once at least this many are
+waiting (a folder of fewer files lists in milliseconds) ..."""
 
 CONSOLIDATE_EVERY_S = 30.0
-"""... and at most this often during a run (and once at its end)."""
+"""... and at most this often; at the end of a run every waiting marker is folded."""
 
 
 class SweepFailed(RuntimeError):
@@ -302,7 +302,7 @@ def _run(
         f"store {path}: {'created' if created else 'resuming'}; "
         f"{report.already_done}/{report.total} chunks already done, {len(todo)} to compute"
     )
-    keeper = _Markers(path, counts, token, leftovers=state.marker_flats)
+    keeper = _Markers(path, counts, token, leftovers=state.marker_flats, say=say)
     if len(todo) == 0:
         keeper.fold(final=True)
         return report
@@ -371,8 +371,15 @@ class _Markers:
     the store's index every :data:`CONSOLIDATE_EVERY_S` once :data:`CONSOLIDATE_MIN` wait
     (per-chunk files left by earlier runs included)."""
 
-    def __init__(self, store: str, counts: tuple[int, ...], token: str | None, leftovers: Any):
-        self.store, self.counts, self.token = store, counts, token
+    def __init__(
+        self,
+        store: str,
+        counts: tuple[int, ...],
+        token: str | None,
+        leftovers: Any,
+        say: Callable[[str], None] = lambda m: None,
+    ):
+        self.store, self.counts, self.token, self.say = store, counts, token, say
         self.records: dict[int, dict[str, Any]] = {}
         self.leftovers = [int(f) for f in leftovers]
         self.last = time.monotonic()
@@ -382,8 +389,8 @@ class _Markers:
 
     def fold(self, final: bool = False) -> None:
         waiting = len(self.records) + len(self.leftovers)
-        due = final or time.monotonic() - self.last >= CONSOLIDATE_EVERY_S
-        if waiting < CONSOLIDATE_MIN or not due:
+        due = time.monotonic() - self.last >= CONSOLIDATE_EVERY_S
+        if not waiting or (not final and (waiting < CONSOLIDATE_MIN or not due)):
             return
         # an earlier run's leftovers are read back from their files: a bounded batch per fold
         batch = self.leftovers if final else self.leftovers[:20000]
@@ -394,9 +401,17 @@ class _Markers:
             self.token,
             self.records,
             (flat_to_key(f, self.counts) for f in batch),
+            on_damaged=self._damaged,
         )
         self.records = {}
         self.last = time.monotonic()
+
+    def _damaged(self, key: ChunkKey, why: str) -> None:
+        self.say(
+            f"note: chunk {key_to_str(key)}: {why}; it counts as done but was not folded into "
+            f"the index: `sweep verify {self.store} --repair` un-marks it, the next run "
+            "recomputes it"
+        )
 
 
 def _same(spec: SweepSpec) -> SweepSpec:
@@ -488,6 +503,9 @@ def _collect(
 
     try:
         stats = run_window(client, _groups(todo, fuse), submit, on_done, policy, tick)
+        # the workers checked the store before each chunk; a store deleted or replaced after
+        # the last check must not be reported as complete (nor get this run's index)
+        check_identity(path, token, path, "the run stops")
         markers.fold(final=True)
     finally:
         bar.close()

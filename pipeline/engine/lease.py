@@ -36,6 +36,9 @@ __all__ = ["HEARTBEAT_S", "LEASE_FILE", "STALE_AFTER_S", "Lease", "holder", "sto
 LEASE_FILE = "_lease"
 HEARTBEAT_S = 10.0
 STALE_AFTER_S = 120.0
+DAMAGED_AFTER_S = 30.0
+"""A lease file that names no holder (damaged, or its writer is between create and write) is
+taken over once it is this old; a fresher one is refused with what to do."""
 
 
 def _process_start(pid: int) -> float | None:
@@ -59,20 +62,17 @@ def _alive(rec: dict[str, Any], mtime: float) -> bool:
     """Whether the holder of lease record ``rec`` (file modified at ``mtime``) may live."""
     if rec.get("host") == socket.gethostname() and isinstance(rec.get("pid"), int):
         started = _process_start(rec["pid"])
-        return started is not None and abs(started - float(rec.get("pid_start", 0))) < 2.0
+        since = rec.get("pid_start", 0)
+        since = float(since) if isinstance(since, int | float) else 0.0
+        return started is not None and abs(started - since) < 2.0
     return time.time() - mtime < STALE_AFTER_S  # another host: trust its heartbeat
 
 
 def holder(store: str | Path) -> dict[str, Any] | None:
     """The record of the lease's live holder, or None when the store is free (no lease, or
     a stale one)."""
-    path = Path(store) / LEASE_FILE
-    try:
-        rec = json.loads(path.read_text())
-        mtime = path.stat().st_mtime
-    except (FileNotFoundError, ValueError):
-        return None
-    return rec if isinstance(rec, dict) and _alive(rec, mtime) else None
+    rec, mtime = _read(Path(store) / LEASE_FILE)
+    return rec if rec and _alive(rec, mtime) else None
 
 
 @dataclass
@@ -92,7 +92,8 @@ class Lease:
         """Stop the heartbeat and delete the lease file if it is still this one."""
         self._stop.set()
         with contextlib.suppress(OSError, ValueError):
-            if json.loads(self.path.read_text()).get("run") == self.record["run"]:
+            rec, _ = _read(self.path)
+            if rec and rec.get("run") == self.record["run"]:
                 self.path.unlink()
 
 
@@ -111,14 +112,16 @@ def _read(path: Path) -> tuple[dict[str, Any] | None, float]:
     that does not parse (its writer is between create and write, or it is damaged) reads as
     an empty record: stale once its mtime is old."""
     try:
-        text, mtime = path.read_text(), path.stat().st_mtime
-    except FileNotFoundError:
+        raw, mtime = path.read_bytes(), path.stat().st_mtime
+    except (FileNotFoundError, NotADirectoryError):
         return None, 0.0
     try:
-        rec = json.loads(text)
-    except ValueError:
+        rec = json.loads(raw.decode("utf-8"))
+    except ValueError:  # not UTF-8, not JSON
         rec = {}
-    return (rec if isinstance(rec, dict) else {}), mtime
+    if not isinstance(rec, dict) or not {"host", "pid", "run"} <= rec.keys():
+        rec = {}  # names no holder
+    return rec, mtime
 
 
 def _acquire(store: Path, command: str, log: Callable[[str], None]) -> Lease:
@@ -132,14 +135,17 @@ def _acquire(store: Path, command: str, log: Callable[[str], None]) -> Lease:
         "command": command,
         "since": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
     }
-    for _ in range(20):
+    deadline = time.monotonic() + 2.0
+    for _ in range(40):
         if _try_create(path, rec):
             return Lease(path, rec)
         old, mtime = _read(path)
         if old is None:
             continue  # released meanwhile: try again
         if not old:  # being written right now, or damaged
-            if time.time() - mtime < 5.0:
+            if time.time() - mtime < DAMAGED_AFTER_S:
+                if time.monotonic() > deadline:
+                    break
                 time.sleep(0.1)
                 continue
         elif _alive(old, mtime):
@@ -162,7 +168,13 @@ def _acquire(store: Path, command: str, log: Callable[[str], None]) -> Lease:
         aside.unlink(missing_ok=True)
         if old:
             log(f"store {store}: took over the lease of {_describe(old)}, which is not running")
-    raise StoreInUseError(f"store {str(store)!r}: could not take its lease {path}; try again")
+        else:
+            log(f"store {store}: took over its lease file {path}, which named no holder")
+    raise StoreInUseError(
+        f"store {str(store)!r}: could not take its lease {path}: it does not say who holds "
+        f"it (damaged, or being written) and it changed less than {DAMAGED_AFTER_S:g} s ago; "
+        f"if no sweep uses this store, delete {path} and run again"
+    )
 
 
 @contextlib.contextmanager

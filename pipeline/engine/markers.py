@@ -21,6 +21,12 @@ empty); they read the same way. Files in the markers folder that are not markers
 (``notes.txt``, ``.DS_Store``) are reported and otherwise ignored; an index made for another
 store (another token or grid) is ignored with a note, and a missing markers folder means
 that no chunk counts as done (a run recomputes them and makes the folder again).
+
+Damage: an index that does not read (truncated, not an ``.npz``) is ignored with a note that
+names it (its chunks count as not done, so a run recomputes them, and ``sweep verify
+--repair`` deletes it); a marker file whose content is neither empty (version 0.1) nor a JSON
+object (:class:`MarkerDamaged`) is never folded into the index: ``sweep verify`` lists its
+chunk as damaged and ``--repair`` un-marks it.
 """
 
 from __future__ import annotations
@@ -28,7 +34,9 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterable, Mapping
+import zipfile
+import zlib
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +50,7 @@ __all__ = [
     "FINGERPRINT",
     "INDEX_FILE",
     "DoneIndex",
+    "MarkerDamaged",
     "DoneState",
     "commit_marker",
     "consolidate",
@@ -84,18 +93,28 @@ def commit_marker(tmp: Path, root: str | Path, key: ChunkKey) -> None:
     os.replace(tmp, marker_path(root, key))
 
 
+class MarkerDamaged(ValueError):
+    """A marker file whose content is neither empty nor a JSON object (the message says
+    what it holds)."""
+
+
 def read_marker(store: str | Path, key: ChunkKey) -> dict[str, Any] | None:
-    """The per-chunk marker record of ``key``; ``{}`` for an empty or unreadable marker (a
-    legacy store wrote empty ones), ``None`` when there is no marker file."""
+    """The per-chunk marker record of ``key``; ``{}`` for an empty marker (a legacy store
+    wrote empty ones), ``None`` when there is no marker file. Raises :class:`MarkerDamaged`
+    when the file holds anything else (bytes that are not UTF-8, JSON that is not an
+    object)."""
     try:
-        text = marker_path(store, key).read_text()
+        raw = marker_path(store, key).read_bytes()
     except (FileNotFoundError, NotADirectoryError):
         return None
     try:
+        text = raw.decode("utf-8")
         rec = json.loads(text) if text.strip() else {}
-    except ValueError:
-        return {}
-    return rec if isinstance(rec, dict) else {}
+    except ValueError as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise MarkerDamaged(f"done marker unreadable ({raw[:16]!r}...: {type(e).__name__})") from e
+    if not isinstance(rec, dict):
+        raise MarkerDamaged(f"done marker holds a JSON {type(rec).__name__}, not an object")
+    return rec
 
 
 # ---------------------------------------------------------------- the consolidated index
@@ -166,7 +185,10 @@ def load_index(
             if tuple(meta.get("counts", ())) != tuple(counts):
                 return None, f"{path}: made for a grid of {meta.get('counts')} chunks; ignored"
             if meta.get("token") != token:
-                return None, f"{path}: made for another store (other token); ignored"
+                return None, (
+                    f"{path}: made for another store (its token is not the one in the "
+                    "store's _token); ignored, so the chunks it recorded count as not done"
+                )
             codes = z["codes"].astype(np.uint32)
             n = int(np.prod(counts, dtype=np.int64))
             crc = np.full(n, -1, np.int64) if codes_only else z["crc"]
@@ -175,8 +197,13 @@ def load_index(
             return DoneIndex(tuple(counts), token, codes, crc, list(meta.get("infos", []))), None
     except FileNotFoundError:
         return None, None
-    except (OSError, ValueError, KeyError) as e:  # truncated, not an npz, no such member
-        return None, f"{path}: unreadable ({type(e).__name__}: {e}); ignored"
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        # truncated, not an npz, no such member, a bad member CRC
+        text = " ".join(str(e).split())[:100]
+        return None, (
+            f"{path}: unreadable ({type(e).__name__}: {text}); ignored, so the chunks it "
+            "recorded count as not done (sweep run recomputes them)"
+        )
 
 
 # ---------------------------------------------------------------- reading the done state
@@ -273,12 +300,14 @@ def consolidate(
     token: str | None,
     records: Mapping[int, Mapping[str, Any]],
     leftovers: Iterable[ChunkKey] = (),
+    on_damaged: Callable[[ChunkKey, str], None] | None = None,
 ) -> int:
     """Fold per-chunk markers into the index, then delete their files.
 
     ``records``: flat index → marker record (what the tasks of this run returned, so nothing
     is read back); ``leftovers``: keys whose per-chunk files (from an earlier run) are read
-    here. Only the lease holder may call this. Returns the number of chunks folded in.
+    here; one that does not parse is left in place and passed to ``on_damaged(key, why)``.
+    Only the lease holder may call this. Returns the number of chunks folded in.
     """
     from pipeline.engine.plan import key_to_flat
 
@@ -290,7 +319,12 @@ def consolidate(
         index.set(flat, rec)
         folded.append(flat)
     for key in leftovers:
-        rec = read_marker(store, key)
+        try:
+            rec = read_marker(store, key)
+        except MarkerDamaged as e:  # left for `sweep verify`: never folded as a good chunk
+            if on_damaged is not None:
+                on_damaged(key, str(e))
+            continue
         if rec is None:  # folded by someone else meanwhile, or un-marked
             continue
         index.set(key_to_flat(key, counts), rec)

@@ -24,6 +24,8 @@ import os
 import sys
 import time
 import uuid
+import zipfile
+import zlib
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
@@ -184,8 +186,8 @@ def _read_points(store: str, rnd: int, key: ChunkKey, fields: tuple[str, ...]) -
     try:
         with np.load(path, allow_pickle=False) as z:
             return {f: z[f] for f in fields} if fields else {f: z[f] for f in z.files}
-    except (OSError, ValueError, KeyError, EOFError):  # missing, truncated, bad CRC
-        return None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error):
+        return None  # missing, truncated, not a zip, a bad member CRC
 
 
 def fill_task(
@@ -352,8 +354,9 @@ def _split_by(owner: np.ndarray, points: np.ndarray) -> dict[int, np.ndarray]:
 
 
 def _matches(store: str, rnd: int, flat: int, points: np.ndarray, lay: PlaneLayout) -> bool:
-    """True when the round's point file for chunk ``flat`` exists and holds ``points``."""
-    got = _read_points(store, rnd, flat_to_key(flat, lay.counts), ("_index",))
+    """True when the round's point file for chunk ``flat`` exists, reads whole (every
+    member's CRC checked: a damaged file is computed again) and holds ``points``."""
+    got = _read_points(store, rnd, flat_to_key(flat, lay.counts), ())
     return got is not None and np.array_equal(got["_index"], points)
 
 

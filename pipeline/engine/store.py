@@ -38,10 +38,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import zarr
 
-from pipeline.engine.identity import new_token, read_token, write_token
+from pipeline.engine.identity import new_token, read_token, token_state, write_token
 from pipeline.engine.markers import (
     DONE_DIR,
     FINGERPRINT,
+    INDEX_FILE,
     DoneState,
     load_index,
     read_done,
@@ -71,10 +72,12 @@ __all__ = [
     "DONE_DIR",
     "SpecMismatchError",
     "add_new_variables",
+    "check_metadata",
     "chunk_info",
     "create_or_open_store",
     "done_keys",
     "done_state",
+    "index_token",
     "make_parent_folders",
     "missing_keys",
     "open_sweep",
@@ -90,7 +93,10 @@ SPEC_ATTR = "sweep_spec"
 def resolve_store_path(store: str | Path) -> str:
     """``store`` as an absolute path, ``~`` expanded: the one form every later step (the
     workers included, which may run elsewhere) sees."""
-    return os.path.abspath(os.path.expanduser(os.fspath(store)))
+    path = os.path.expanduser(os.fspath(store))
+    if path.startswith("~"):
+        raise StoreError(f"store: {path!r}: no such user's home folder; give another path")
+    return os.path.abspath(path)
 
 
 def _cf_attrs(long_name: str, units: str | None) -> dict[str, str]:
@@ -157,8 +163,34 @@ def build_template(spec: SweepSpec, provenance: dict[str, Any] | None = None) ->
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
+def check_metadata(store: str | Path) -> None:
+    """Raise a one-line :class:`StoreError` when the store's root ``zarr.json`` exists but is
+    not a Zarr v3 group's metadata (truncated, overwritten): nothing else records the
+    store's layout and spec, so it cannot be repaired here."""
+    path = Path(store) / "zarr.json"
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise StoreError(f"store: {str(store)!r} cannot be read ({os_reason(e)})") from e
+    try:
+        meta = json.loads(raw.decode("utf-8"))
+        ok = isinstance(meta, dict) and meta.get("node_type") == "group"
+        why = "not a Zarr group's metadata"
+    except ValueError as e:
+        ok, why = False, f"{type(e).__name__}"
+    if not ok:
+        raise StoreError(
+            f"store {str(store)!r}: its metadata {path} is damaged ({why}); it is the only "
+            "record of the store's layout and spec: restore it from a backup, or start over "
+            "in a new store"
+        )
+
+
 def read_spec(store: str | Path) -> SweepSpec:
     """The spec a store was created with."""
+    check_metadata(store)
     g = zarr.open_group(str(store), mode="r")
     raw = g.attrs.get(SPEC_ATTR)
     if raw is None:
@@ -178,6 +210,7 @@ def create_or_open_store(
     path = Path(store)
     try:
         if (path / "zarr.json").exists():
+            check_metadata(path)
             old = read_spec(path)
             diff = old.differences(spec)
             if diff:
@@ -192,8 +225,9 @@ def create_or_open_store(
             raise StoreError(f"store: {str(path)!r} is a file, not a folder; choose another path")
         if path.is_dir() and any(path.iterdir()):
             raise StoreError(
-                f"store: {str(path)!r} exists and is not a sweep store (no zarr.json); "
-                "choose another path"
+                f"store: {str(path)!r} exists and is not a sweep store (no zarr.json; what is "
+                "left of a store deleted while a run wrote to it looks so): choose another "
+                "path, or delete the folder"
             )
     except OSError as e:  # too long, no permission to look, ...
         raise StoreError(f"store: {str(path)!r} cannot be used: {os_reason(e)}") from e
@@ -312,18 +346,51 @@ def add_new_variables(spec: SweepSpec, store: str | Path) -> list[str]:
 
 def ensure_token(store: str | Path) -> str:
     """The store's identity token; a store made before tokens existed gets one now (call
-    this holding the store's lease)."""
+    this holding the store's lease). A missing token of a store whose done index names one
+    (the file was deleted) and a damaged one are one-line errors: ``sweep verify --repair``
+    restores them."""
     token = read_token(store)
+    if token is None and index_token(store):
+        raise StoreError(
+            f"store {str(store)!r}: its identity file _token is missing, but its done index "
+            f"records one; `sweep verify {store} --repair` restores it"
+        )
     if token is None:
         token = new_token()
         write_token(store, token)
     return token
 
 
+def index_token(store: str | Path) -> str | None:
+    """The token the store's done index was made for (None: no readable index, or one of a
+    store without a token)."""
+    try:
+        with np.load(Path(store) / DONE_DIR / INDEX_FILE, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+    except Exception:  # missing or damaged: load_index names the damage
+        return None
+    token = meta.get("token") if isinstance(meta, dict) else None
+    return token if isinstance(token, str) else None
+
+
 def done_state(store: str | Path, spec: SweepSpec | None = None) -> DoneState:
-    """Which chunks of the store are done (:func:`pipeline.engine.markers.read_done`)."""
+    """Which chunks of the store are done (:func:`pipeline.engine.markers.read_done`). A
+    damaged or deleted token file is noted (and the index read with the token it records),
+    so that ``status`` and ``summary`` show the store as it is."""
     spec = spec or read_spec(store)
-    return read_done(store, chunk_counts(spec), read_token(store))
+    token, problem = token_state(store)
+    recorded = index_token(store)
+    if token is None and recorded:
+        problem = problem or "missing"
+        token = recorded
+    state = read_done(store, chunk_counts(spec), token)
+    if problem:
+        state.notes.insert(
+            0,
+            f"the store's identity file {Path(store) / '_token'} is {problem}: "
+            f"`sweep verify {store} --repair` restores it (a run refuses the store until then)",
+        )
+    return state
 
 
 def chunk_info(store: str | Path, key: ChunkKey | str) -> dict[str, Any]:
@@ -331,7 +398,13 @@ def chunk_info(store: str | Path, key: ChunkKey | str) -> dict[str, Any]:
     a tuple or as ``sweep status`` prints it (``"0.0.3.0.1.0"``)."""
     if isinstance(key, str):
         key = key_from_str(key)
-    rec = read_marker(store, key)
+    try:
+        rec = read_marker(store, key)
+    except ValueError as e:  # MarkerDamaged
+        raise StoreError(
+            f"store {str(store)!r}: chunk {key_to_str(key)}: {e}; `sweep verify {store} "
+            "--repair` un-marks it"
+        ) from e
     if rec is None:
         counts = chunk_counts(read_spec(store))
         index, _ = load_index(store, counts, read_token(store), codes_only=True)

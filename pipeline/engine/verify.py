@@ -7,6 +7,14 @@ another chunk decodes fine but fails the fingerprint. Damage is listed by chunk 
 coordinates. :func:`repair` un-marks the damaged chunks and deletes their files (they then
 read as fill values), so the next ``sweep run`` recomputes exactly those.
 
+The store's bookkeeping files are checked too: its identity token (``_token``, restored by
+:func:`repair` from the done index, which records it), the done index (deleted by
+:func:`repair` when it does not read or was made for another token: ``sweep run`` then
+recomputes the chunks it held), every done marker (one that does not parse is its chunk's
+damage) and each variable's and coordinate's ``zarr.json`` (rewritten by :func:`repair` from
+the copy in the root's consolidated metadata). A damaged root ``zarr.json`` cannot be
+repaired: :func:`~pipeline.engine.store.read_spec` refuses it in one line.
+
 Chunks written by version 0.1 have no fingerprint and their files no checksum: for them the
 scrub checks that the files exist and decode (a flipped byte inside such a file may go
 unseen). :func:`missing_files` is the quick check ``status`` and ``summary`` run: that the
@@ -25,9 +33,18 @@ from typing import Any
 import numpy as np
 import zarr
 
-from pipeline.engine.identity import read_token
+from pipeline.engine.identity import TOKEN_FILE, new_token, read_token, token_state, write_token
 from pipeline.engine.lease import store_lease
-from pipeline.engine.markers import FINGERPRINT, DoneState, load_index, read_done, read_marker
+from pipeline.engine.markers import (
+    DONE_DIR,
+    FINGERPRINT,
+    INDEX_FILE,
+    DoneState,
+    MarkerDamaged,
+    load_index,
+    read_done,
+    read_marker,
+)
 from pipeline.engine.plan import (
     ChunkKey,
     chunk_counts,
@@ -36,7 +53,7 @@ from pipeline.engine.plan import (
     flat_to_key,
     key_to_str,
 )
-from pipeline.engine.store import ADDED_ATTR, read_spec
+from pipeline.engine.store import ADDED_ATTR, index_token, read_spec
 from pipeline.engine.variables import store_variables
 from pipeline.engine.writer import chunk_fingerprint
 from pipeline.spec.sweep import SweepSpec
@@ -70,10 +87,22 @@ class VerifyReport:
     legacy: int
     damaged: list[Damage] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    bookkeeping: list[str] = field(default_factory=list)
+    fixes: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def needs_repair(self) -> bool:
+        """Whether anything was found that :func:`repair` mends."""
+        return bool(self.damaged or self.bookkeeping)
 
     def lines(self) -> list[str]:
         head = f"{self.store}: {self.checked}/{self.total} chunks done and checked, " + (
-            f"{len(self.damaged)} damaged" if self.damaged else "no damage found"
+            f"{len(self.damaged)} damaged" if self.damaged else "no damaged chunk"
+        )
+        head += (
+            f"; {len(self.bookkeeping)} damaged bookkeeping file(s)"
+            if self.bookkeeping
+            else ("" if self.damaged else ", no damage found")
         )
         if self.legacy:
             head += (
@@ -81,6 +110,9 @@ class VerifyReport:
                 "their files exist and decode)"
             )
         out = [head, *(f"note: {n}" for n in self.notes)]
+        if self.bookkeeping:
+            out.append("damaged bookkeeping files (what --repair does):")
+            out += [f"  {b}" for b in self.bookkeeping]
         if self.damaged:
             out.append("damaged chunks (key, coordinates: problems):")
             out += [f"  {d.line()}" for d in self.damaged]
@@ -133,7 +165,8 @@ class _Layout:
 
 
 def _fingerprints(store: str, state: DoneState, token: str | None) -> Callable[[int], Any]:
-    """flat → recorded fingerprint (None: none recorded)."""
+    """flat → recorded fingerprint (None: none recorded); raises
+    :class:`~pipeline.engine.markers.MarkerDamaged` for a marker that does not parse."""
     index, _ = load_index(store, state.counts, token)
     in_files = set(state.marker_flats.tolist())
 
@@ -155,19 +188,51 @@ def verify_store(store: str | Path, threads: int | None = None) -> VerifyReport:
     a store of its own). ``threads``: parallel readers (default: 2 per core, at most 16)."""
     store = str(store)
     spec = read_spec(store)
-    token = read_token(store)
-    state = read_done(store, chunk_counts(spec), token)
+    counts = chunk_counts(spec)
+    bookkeeping: list[str] = []
+    fixes: list[tuple[str, str]] = []
+    token, problem = token_state(store)
+    recorded = index_token(store)
+    if problem or (token is None and recorded):
+        token = recorded
+        fixes.append(("token", recorded or new_token()))
+        bookkeeping.append(
+            f"{TOKEN_FILE}: {problem or 'missing'}; restored from the done index"
+            if recorded
+            else f"{TOKEN_FILE}: {problem}; a new token is written (no index records one)"
+        )
+    _, why = load_index(store, counts, token, codes_only=True)
+    if why:
+        fixes.append(("index", ""))
+        bookkeeping.append(
+            f"{DONE_DIR}/{INDEX_FILE}: {why.split(': ', 1)[1].split('; ignored')[0]}; "
+            "deleted (sweep run recomputes the chunks it recorded)"
+        )
+    for name, text in _metadata_damage(store):
+        fixes.append(("metadata", name))
+        bookkeeping.append(f"{name}/zarr.json: {text}; rewritten from the consolidated copy")
+    state = read_done(store, counts, token)
+    state.notes = [n for n in state.notes if INDEX_FILE not in n]  # listed above
     layout = _Layout(store, spec)
     lookup = _fingerprints(store, state, token)
     flats = state.done_flats()
+    prints: dict[int, int | None] = {}
+    broken: dict[int, str] = {}
+    for f in flats:
+        try:
+            prints[int(f)] = lookup(int(f))
+        except MarkerDamaged as e:
+            broken[int(f)] = str(e)
 
     def one(flat: int) -> Damage | None:
         key = flat_to_key(flat, state.counts)
-        problems = layout.check(key, lookup(flat))
+        if flat in broken:
+            problems = [f"{broken[flat]} ({DONE_DIR}/{key_to_str(key)})"]
+        else:
+            problems = layout.check(key, prints[flat])
         return Damage(flat, key, describe_chunk(spec, key), problems) if problems else None
 
-    prints = [lookup(int(f)) for f in flats]
-    legacy = sum(p is None for p in prints)
+    legacy = sum(p is None for p in prints.values())
     n = threads or min(16, 2 * (os.cpu_count() or 1))
     with ThreadPoolExecutor(n) as pool:
         found = [d for d in pool.map(one, (int(f) for f in flats), chunksize=64) if d]
@@ -175,19 +240,67 @@ def verify_store(store: str | Path, threads: int | None = None) -> VerifyReport:
     if state.strays:
         notes.append(f"ignored {len(state.strays)} file(s) in the markers folder that are not "
                      f"markers: {', '.join(state.strays[:5])}")  # fmt: skip
-    return VerifyReport(store, state.total, len(flats), legacy, found, notes)
+    return VerifyReport(store, state.total, len(flats), legacy, found, notes, bookkeeping, fixes)
+
+
+def _metadata_damage(store: str) -> list[tuple[str, str]]:
+    """``(array, what is wrong)`` for each top-level array whose ``zarr.json`` differs from
+    its copy in the root's consolidated metadata (missing, truncated, edited)."""
+    from zarr.core.buffer import default_buffer_prototype
+
+    group = zarr.open_group(store, mode="r")
+    consolidated = group.metadata.consolidated_metadata
+    if consolidated is None:
+        return []
+    out = []
+    for name, meta in consolidated.metadata.items():
+        if "/" in name or getattr(meta, "node_type", None) != "array":
+            continue
+        want = meta.to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes()
+        try:
+            have = (Path(store) / name / "zarr.json").read_bytes()
+        except FileNotFoundError:
+            out.append((name, "missing"))
+            continue
+        if have != want:
+            out.append((name, "differs from the copy in the consolidated metadata (damaged)"))
+    return out
+
+
+def _apply_fixes(store: str, fixes: list[tuple[str, str]]) -> None:
+    from zarr.core.buffer import default_buffer_prototype
+
+    consolidated = None
+    for what, arg in fixes:
+        if what == "token":
+            write_token(store, arg)
+        elif what == "index":
+            (Path(store) / DONE_DIR / INDEX_FILE).unlink(missing_ok=True)
+        elif what == "metadata":
+            if consolidated is None:
+                group = zarr.open_group(store, mode="r")
+                consolidated = group.metadata.consolidated_metadata.metadata  # type: ignore[union-attr]
+            raw = consolidated[arg].to_buffer_dict(default_buffer_prototype())["zarr.json"]
+            path = Path(store) / arg / "zarr.json"
+            tmp = path.with_name(f"zarr.json.tmp-{os.getpid()}")
+            tmp.write_bytes(raw.to_bytes())
+            os.replace(tmp, path)
 
 
 def repair(store: str | Path, report: VerifyReport) -> int:
-    """Un-mark the damaged chunks of ``report`` and delete their files (holding the store's
-    lease: refused while a run is active). Returns how many were un-marked."""
+    """Mend the bookkeeping files of ``report`` (token, index, array metadata), then un-mark
+    its damaged chunks and delete their files (holding the store's lease: refused while a
+    run is active). Returns how many chunks were un-marked."""
     from pipeline.engine.markers import unmark
 
     store = str(store)
-    if not report.damaged:
+    if not report.needs_repair:
         return 0
     spec = read_spec(store)
     with store_lease(store, "sweep verify --repair"):
+        _apply_fixes(store, report.fixes)
+        if not report.damaged:
+            return 0
         layout = _Layout(store, spec)
         flats = [d.flat for d in report.damaged]
         unmark(store, chunk_counts(spec), read_token(store), flats)

@@ -163,10 +163,30 @@ class _OpenStore:
             self.fd = None
 
 
+def _same_directory(handle: _OpenStore) -> bool:
+    """Whether the directory ``handle`` opened is still the one at its path (or the path has
+    no directory now: a deleted store, which the identity check then refuses)."""
+    if handle.fd is None:
+        return True
+    try:
+        now = os.stat(handle.path)
+    except OSError:
+        return True
+    then = os.fstat(handle.fd)
+    return (now.st_dev, now.st_ino) == (then.st_dev, then.st_ino)
+
+
 def _opened(store: str, token: str | None) -> _OpenStore:
+    """The store at ``store`` opened for the run whose token is ``token``: kept per process,
+    opened again when the path now holds another directory (a store deleted and restored
+    from a backup with the same token is the same store; the identity check refuses any
+    other)."""
     key = (store, token)
     with _lock:
         handle = _open.get(key)
+        if handle is not None and not _same_directory(handle):
+            del _open[key]
+            handle = None
         if handle is None:
             handle = _open[key] = _OpenStore(store)
             while len(_open) > _MAX_OPEN:

@@ -30,13 +30,18 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import xarray as xr
 import zarr
 
-from pipeline.analysis.fractal import DimensionEstimate, boundary_mask, sohl_dickstein_dimension
+from pipeline.analysis.fractal import (
+    DimensionEstimate,
+    boundary_mask,
+    sohl_dickstein_dimension,
+    sohl_dickstein_notebook_dimension,
+)
 from pipeline.analysis.fractal.boundary import BoundaryDimension, boundary_dimension
 from pipeline.engine.clients import connect_scheduler, local_cluster, owned_cluster
 from pipeline.engine.execute import RunReport, run_sweep
@@ -50,13 +55,16 @@ if TYPE_CHECKING:
     from pipeline.slurm.cluster import SlurmOptions
 
 __all__ = [
+    "FrameSequence",
     "ZoomFrame",
+    "ZoomIn",
     "check_zoomable",
     "dimension_vs_depth",
     "frame_dimensions",
     "frame_group",
     "is_zoom_store",
     "next_window",
+    "notebook_line",
     "open_zoom",
     "run_zoom",
     "signed_field",
@@ -188,6 +196,59 @@ def _client(
             yield c, None
 
 
+class FrameSequence(Protocol):
+    """How a zoom store's frames are chosen (:func:`run_zoom`): ``frame(k, prev, root)`` is
+    frame k's spec (stored at ``root/frame_00k``; ``prev`` is frame k − 1's spec, computed
+    already, or for k = 0 the zoom's own spec); ``attrs`` go into the store's zoom attrs
+    (``rule`` among them); ``title`` starts the store's title; ``check_resumable`` raises
+    :class:`~pipeline.errors.SpecMismatchError` when a store's zoom attrs ``old`` were
+    written by another sequence."""
+
+    attrs: dict[str, Any]
+    title: str
+
+    def frame(self, k: int, prev: SweepSpec, root: Path) -> SweepSpec: ...
+
+    def check_resumable(self, old: dict[str, Any], root: str) -> None: ...
+
+
+ZOOM_IN_RULE = "nearest boundary 2x2 block to the frame centre; window halves"
+
+
+class ZoomIn:
+    """The zoom-in of the module's rule: frame 0 is the spec, frame k + 1 half of frame k
+    around its boundary block nearest the centre. ``base``: the spec as a dict
+    (:meth:`SweepSpec.to_dict`); ``plane``: its two plane axes."""
+
+    title = "zoom into"
+
+    def __init__(self, base: dict[str, Any], plane: tuple[str, str]) -> None:
+        self.base, self.plane = base, plane
+        self.attrs: dict[str, Any] = {"rule": ZOOM_IN_RULE}
+
+    def frame(self, k: int, prev: SweepSpec, root: Path) -> SweepSpec:
+        """Frame ``k``'s spec: the spec itself for k = 0, else from frame k − 1's field."""
+        if k == 0:
+            return prev.with_store(root / frame_group(0))
+        a, b = self.plane
+        field = signed_field(prev, xr.open_zarr(prev.store)).values
+        na, nb = len(prev.axis(a)), len(prev.axis(b))
+        wa, wb = next_window(
+            field,
+            np.asarray(prev.axis(a).values, float),
+            np.asarray(prev.axis(b).values, float),
+        )
+        return _frame_spec(self.base, a, b, wa, wb, na, nb, str(root / frame_group(k)))
+
+    def check_resumable(self, old: dict[str, Any], root: str) -> None:
+        """Refuse a store another kind of sequence wrote (its ``rule`` differs)."""
+        rule = old.get("rule", ZOOM_IN_RULE)
+        if rule != ZOOM_IN_RULE:
+            raise SpecMismatchError(
+                f"store {root!r} holds another kind of zoom (rule: {rule}); use a new store path"
+            )
+
+
 def _consolidate(root: Path) -> None:
     """Consolidated metadata at the zoom root, covering every frame written so far, so that
     ``xarray.open_datatree(root)`` opens the whole sequence in one read."""
@@ -210,11 +271,14 @@ def run_zoom(
     backend: str = "auto",
     slurm: SlurmOptions | None = None,
     log: Callable[[str], None] | None = None,
+    sequence: FrameSequence | None = None,
     **run_kw: Any,
 ) -> list[ZoomFrame]:
     """Compute (or resume) a ``frames``-frame zoom sequence starting from ``spec``'s window.
 
-    Frame 0 is ``spec`` itself; frame k+1 zooms into frame k by the module's rule. Frames
+    Frame 0 is ``spec`` itself; frame k+1 zooms into frame k by the module's rule
+    (:class:`ZoomIn`); another ``sequence`` (a :class:`FrameSequence`, e.g. the zoom-out of
+    :mod:`pipeline.engine.zoom_out`) picks the frames' windows instead. Frames
     already complete in the store are not recomputed. Returns one :class:`ZoomFrame` each.
     Where the chunks run is chosen as in :func:`~pipeline.engine.execute.run_sweep`
     (``client``, ``scheduler``, ``slurm`` worker jobs, or a local cluster for ``backend``),
@@ -231,6 +295,7 @@ def run_zoom(
     check_zoomable(spec)
     a, b = plane_axes(spec)
     base = spec.to_dict()
+    seq = ZoomIn(base, (a, b)) if sequence is None else sequence
     old = _existing_zoom(root)
     if old is not None:
         diff = parse_spec(old["base_spec"]).differences(spec)
@@ -239,6 +304,7 @@ def run_zoom(
                 f"store {str(root)!r} holds a zoom of another spec; fields that differ: "
                 f"{', '.join(diff)}. Use a new store path."
             )
+        seq.check_resumable(old, str(root))
         frames_total = max(frames, int(old.get("frames", 0)))  # a longer zoom extends it
     else:
         frames_total = frames
@@ -265,14 +331,14 @@ def run_zoom(
                     "base_spec": base,
                     "frames": frames_total,
                     "plane": [a, b],
-                    "rule": "nearest boundary 2x2 block to the frame centre; window halves",
+                    **seq.attrs,
                 },
                 "Conventions": "CF-1.10",
-                "title": f"zoom into the boundary of {spec.name or spec.experiment}",
+                "title": f"{seq.title} the boundary of {spec.name or spec.experiment}",
                 "history": history or f"{created}: created by phase-sweep (sweep zoom)",
             }
         )
-        fspec = spec.with_store(root / frame_group(0))
+        fspec = seq.frame(0, spec, root)
         for k in range(frames):
             report = run_sweep(
                 fspec,
@@ -294,15 +360,7 @@ def run_zoom(
             wb = (fspec.axis(b).values[0], fspec.axis(b).values[-1])
             out.append(ZoomFrame(k, {a: wa, b: wb}, report))
             if k + 1 < frames:
-                ds = xr.open_zarr(fspec.store)
-                field = signed_field(fspec, ds).values
-                na, nb = len(fspec.axis(a)), len(fspec.axis(b))
-                wa2, wb2 = next_window(
-                    field,
-                    np.asarray(fspec.axis(a).values, float),
-                    np.asarray(fspec.axis(b).values, float),
-                )
-                fspec = _frame_spec(base, a, b, wa2, wb2, na, nb, str(root / frame_group(k + 1)))
+                fspec = seq.frame(k + 1, fspec, root)
     return out
 
 
@@ -437,15 +495,31 @@ def zoom_lines(frames: list[xr.Dataset]) -> list[str]:
     lines.append(
         f"Sohl-Dickstein (2024) estimator pooled over the frames: D {_fmt(pooled, small=small)}"
     )
+    lines.append(notebook_line(fields))
     return lines
+
+
+def notebook_line(fields: list[np.ndarray]) -> str:
+    """One line: the estimator of Sohl-Dickstein's notebook pooled over the frames' signed
+    fields (:func:`~pipeline.analysis.fractal.notebook.sohl_dickstein_notebook_dimension`:
+    median of all local slopes of all frames), the number of slopes, or why there is none."""
+    head = "Sohl-Dickstein notebook estimator (median of all frames' local slopes)"
+    try:
+        d = sohl_dickstein_notebook_dimension(fields)
+    except PipelineError as e:
+        return f"{head}: D n/a ({e})"
+    n = len(d.extra["local_slopes"])
+    return f"{head}: D {_fmt(d, small=False)} from {n} slopes of {len(fields)} frame(s)"
 
 
 def zoom_summary(store: str | Path) -> str:
     """What ``sweep zoom`` and ``sweep summary`` print for a zoom store (:func:`zoom_lines`)."""
     store = os.path.expanduser(os.fspath(store))
     frames = open_zoom(store)
+    attrs = zarr.open_group(store, mode="r").attrs.get(ZOOM_ATTR, {})
+    kind = " zooming out, widest first" if attrs.get("direction") == "out" else ""
     head = (
-        f"zoom store {store}: {len(frames)} frame(s) (all: xarray.open_datatree('{store}'); "
+        f"zoom store {store}: {len(frames)} frame(s){kind} (all: xarray.open_datatree('{store}'); "
         f"one: xarray.open_zarr('{store}/frame_000'))"
     )
     return "\n".join([head, *zoom_lines(frames)])

@@ -122,9 +122,12 @@ def signed_limit(values: np.ndarray) -> float:
 
 
 def train_planes(ds: xr.Dataset) -> tuple[str, str]:
-    """The image-plane axes of a trainability store (by its mode)."""
+    """The image-plane axes of a trainability store (the experiment's, by its mode)."""
+    from pipeline.experiments.trainability.spec import PLANE_RULES
+
     mode = ds.attrs.get("sweep_spec", {}).get("mode", "lr_vs_lr")
-    return ("offset", "lr") if mode == "offset_vs_lr" else ("lr_in", "lr_out")
+    a, b = PLANE_RULES.get(mode, PLANE_RULES["lr_vs_lr"])
+    return a.name, b.name
 
 
 SCORE_LABEL = "sign(score)·log(1 + |score|)\n< 0: converged, > 0: diverged"
@@ -134,6 +137,7 @@ PLANE_LABELS = {
     "lr_in": "log10 lr_in (input layer)",
     "lr_out": "log10 lr_out (output layer)",
     "offset": "offset of the input-layer weights",
+    "log_offset": "log10 offset of the input-layer weights",
     "lr": "log10 learning rate (all layers)",
     "sigma_w": "weight scale σ_w",
     "sigma_b": "bias scale σ_b",

@@ -29,26 +29,32 @@ if TYPE_CHECKING:
 __all__ = ["divergence", "divergence_notes", "err_plane"]
 
 
-def err_plane(ds: xr.Dataset) -> tuple[np.ndarray, str, str, int, float]:
-    """(err_L over (σ_w, σ_b) as a float64 array, σ_w dim, σ_b dim, L, the probe's threshold)
-    of the widest network and the first seed."""
+def err_plane(ds: xr.Dataset) -> tuple[np.ndarray, str, str, int, float, str]:
+    """(err_L over (σ_w, σ_b) as a float64 array, σ_w dim, σ_b dim, L, the probe's threshold,
+    the field's name for labels) of the widest network and the first seed; with
+    ``mean_last`` k > 1 the mean of err over the last k layers (``err_mean``, the variable
+    the class rule reads; named ``⟨err⟩_k``)."""
     if "err" not in ds:
         raise PipelineError("store: no 'err' variable (probes.divergence); no divergence figure")
     spec = parse_spec(ds.attrs["sweep_spec"])
-    threshold = spec.params.probes.divergence.threshold
+    probe = spec.params.probes.divergence
+    threshold = probe.threshold
+    name = probe.field_variable if probe.field_variable in ds else "err"
     ds = widest(ds)
     sw, sb = sigma_dims(ds)
-    err = first_values(ds.err, (sw, sb)).isel(layer=-1)
+    err = first_values(ds[name], (sw, sb)).isel(layer=-1)
     if "seed" in err.dims:  # one network: the frontier of a single quenched draw
         err = err.isel(seed=0)
     err = err.transpose(sw, sb)
-    return np.asarray(err.values, np.float64), sw, sb, int(ds.layer[-1]), float(threshold)
+    k = getattr(probe, "mean_last", 1)
+    label = f"⟨err⟩ over the last {k} layers" if name != "err" else "err_L"
+    return np.asarray(err.values, np.float64), sw, sb, int(ds.layer[-1]), float(threshold), label
 
 
 def divergence(ds: xr.Dataset) -> Figure:
     """log₁₀ err_L with the class boundary err = threshold; their D(t) and the calibrated D."""
     plt = pyplot()
-    err, sw, sb, depth, thr = err_plane(ds)
+    err, sw, sb, depth, thr, label = err_plane(ds)
     x = np.asarray(ds[sw].values, np.float64)
     y = np.asarray(ds[sb].values, np.float64)
     with np.errstate(divide="ignore"):
@@ -59,13 +65,13 @@ def divergence(ds: xr.Dataset) -> Figure:
         x, y, shown.T, shading="nearest", cmap=colour_map("viridis"), vmin=-5, vmax=max(0.0,
         float(np.nanmax(shown))), rasterized=True,
     )  # fmt: skip
-    fig.colorbar(mesh, ax=ax, label=f"log10 err_L, L = {depth} (clipped at -5)")
+    fig.colorbar(mesh, ax=ax, label=f"log10 {label}, L = {depth} (clipped at -5)")
     if np.nanmin(signed) < 0 < np.nanmax(signed):
         ax.contour(x, y, signed.T, levels=[0.0], colors="r", linewidths=0.5)
     note_missing(fig, [err])
     ax.set_xlabel(PLANE_LABELS[sw])
     ax.set_ylabel(PLANE_LABELS[sb])
-    ax.set_title(f"err_L; red: err = {thr:g} (ordered below)", fontsize=9)
+    ax.set_title(f"{label}; red: = {thr:g} (ordered below)", fontsize=9)
     try:
         theirs = dinverno_dimension(err, distance=True)
         ts = theirs.extra["thresholds"]
@@ -79,7 +85,7 @@ def divergence(ds: xr.Dataset) -> Figure:
         ax2.errorbar([thr], [cal.estimate.estimate], yerr=[[cal.estimate.estimate - lo],
                      [hi - cal.estimate.estimate]], fmt="s", color="C3",
                      label=f"calibrated at t = {thr:g}")  # fmt: skip
-    ax2.set_xlabel("threshold t (ordered ⇔ err_L <= t)")
+    ax2.set_xlabel(f"threshold t (ordered ⇔ {label} <= t)")
     ax2.set_ylabel("boundary dimension D")
     ax2.set_title(f"calibrated: {dim_text(cal)}", fontsize=9)
     ax2.legend(fontsize=8)
@@ -88,7 +94,7 @@ def divergence(ds: xr.Dataset) -> Figure:
 
 def divergence_notes(ds: xr.Dataset) -> list[str]:
     """Their estimator's D (max over thresholds, at which t) and the calibrated report."""
-    err, _, _, depth, thr = err_plane(ds)
+    err, _, _, depth, thr, label = err_plane(ds)
     with np.errstate(divide="ignore"):
         cal = dimension(np.log(err / thr))
     try:
@@ -99,7 +105,7 @@ def divergence_notes(ds: xr.Dataset) -> list[str]:
     ordered = 100 * np.mean(err <= thr)
     return [
         f"divergence: L = {depth}, {err.shape[0]}x{err.shape[1]} points, ordered "
-        f"(err <= {thr:g}) {ordered:.1f} %",
+        f"({label} <= {thr:g}) {ordered:.1f} %",
         f"divergence: D'Inverno estimator (max over 32 thresholds, 1-49 px) {t_text}",
         f"divergence: calibrated at t = {thr:g}: {cal.text()}",
     ]

@@ -90,14 +90,27 @@ def finish(fig: Any, title: str = "") -> Any:
 
 
 def _write(fig: Any, base: Path, stem: str) -> list[Path]:
+    from pipeline.errors import UsageError
+
     plt = pyplot()
-    base.mkdir(parents=True, exist_ok=True)
     paths = []
-    for ext in ("png", "pdf"):
-        p = base / f"{stem}.{ext}"
-        fig.savefig(p, dpi=FIGURE_DPI)
-        paths.append(p)
-    plt.close(fig)
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        for ext in ("png", "pdf"):
+            p = base / f"{stem}.{ext}"
+            fig.savefig(p, dpi=FIGURE_DPI)
+            paths.append(p)
+    except OSError as e:  # a file, read-only, under /proc, a full disk
+        what = e.strerror or type(e).__name__
+        where = f" ({e.filename})" if e.filename else ""
+        if isinstance(e, FileExistsError | NotADirectoryError):
+            what = "a file is in the way"
+        raise UsageError(
+            f"-o: cannot write the figures into {str(base)!r}: {what}{where}; give a folder "
+            "that can be written"
+        ) from e
+    finally:
+        plt.close(fig)
     return paths
 
 

@@ -38,16 +38,20 @@ def trainability_grid(ds: xr.Dataset) -> Figure:
     plt = pyplot()
     from matplotlib.colors import Normalize
 
+    # rows: widths, and step counts when several are scored (a `steps` dim)
     widths = list(ds.width.values) if "width" in ds.dims else [None]
+    counts = list(ds.steps.values) if "steps" in ds.score.dims else [None]
+    rows = [(n, t) for n in widths for t in counts]
     acts = list(ds.activation.values) if "activation" in ds.dims else [None]
     images = {}
-    for n in widths:
+    for n, t in rows:
         for act in acts:
-            sel = {k: v for k, v in (("width", n), ("activation", act)) if v is not None}
-            images[(n, act)] = train_image(ds, sel)
+            pick = (("width", n), ("activation", act), ("steps", t))
+            sel = {k: v for k, v in pick if v is not None}
+            images[((n, t), act)] = train_image(ds, sel)
     lim = max(signed_limit(signed_log(img[0])) for img in images.values())
     norm = Normalize(-lim, lim)  # one norm: one colour bar for every panel
-    nr, nc = len(widths), len(acts)
+    nr, nc = len(rows), len(acts)
     # a single image gets room for its colour bar and a two-line title
     fig, axes = plt.subplots(
         nr,
@@ -57,14 +61,15 @@ def trainability_grid(ds: xr.Dataset) -> Figure:
         squeeze=False,
     )
     mesh = None
-    for i, n in enumerate(widths):
+    for i, (n, t) in enumerate(rows):
         for j, act in enumerate(acts):
-            score, a, b = images[(n, act)]
+            score, a, b = images[((n, t), act)]
             ax = axes[i, j]
             mesh = show_score(ax, ds, score, a, b, norm)
             conv = 100 * np.mean(score[np.isfinite(score)] < 0) if np.isfinite(score).any() else 0
+            when = "" if t is None else f", {t} steps"
             ax.set_title(
-                f"{act}, n = {n}: {conv:.1f} % converged\n{dim_text(dimension(score))}",
+                f"{act}, n = {n}{when}: {conv:.1f} % converged\n{dim_text(dimension(score))}",
                 fontsize=8,
             )
     fig.colorbar(mesh, ax=axes, label=SCORE_LABEL)
@@ -72,11 +77,18 @@ def trainability_grid(ds: xr.Dataset) -> Figure:
     spec = ds.attrs.get("sweep_spec", {})
     depth = int(ds.depth.values.ravel()[0]) if "depth" in ds.coords else "?"
     fig.suptitle(
-        f"trainability after {spec.get('steps', '?')} steps of gradient descent\n"
+        f"trainability after {_steps_text(spec.get('steps', '?'))} steps of gradient descent\n"
         f"depth D = {depth}, dataset {spec.get('dataset', '?')}",
         fontsize=10,
     )
     return fig
+
+
+def _steps_text(steps: Any) -> str:
+    """``500`` or ``500 and 1000`` (a list of step counts)."""
+    if isinstance(steps, list | tuple):
+        return " and ".join(str(t) for t in steps)
+    return str(steps)
 
 
 def trainability_grid_notes(ds: xr.Dataset, **_: Any) -> list[str]:

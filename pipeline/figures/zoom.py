@@ -2,9 +2,9 @@
 
 Each frame in its own coordinates with its boundary dimension (default estimator, 95 %
 interval and flags), a panel with every frame's log N vs log s and the Sohl-Dickstein (2024)
-estimator pooled over the sequence, and a last panel with the dimension against zoom depth
-and against resolution (each frame at 1/4, 1/2 and full resolution). The signed field and
-how it is shown come from the experiment
+estimator and the estimator of the paper's notebook pooled over the sequence, and a last
+panel with the dimension against zoom depth and against resolution (each frame at 1/4, 1/2
+and full resolution). The signed field and how it is shown come from the experiment
 (:meth:`~pipeline.experiments.base.Experiment.signed_field`, ``display_field``).
 """
 
@@ -17,6 +17,7 @@ import numpy as np
 import xarray as xr
 
 from pipeline.analysis.fractal.boundary import BoundaryDimension
+from pipeline.analysis.fractal.notebook import sohl_dickstein_notebook_dimension
 from pipeline.engine.zoom import (
     frame_dimensions,
     plane_axes,
@@ -54,7 +55,9 @@ def zoom_frames(frames: Sequence[xr.Dataset], *, max_frames: int = 6) -> Figure:
     """Up to ``max_frames`` frames of a zoom sequence side by side (axes in the frame's own
     coordinates, so each panel shows its window), each with its boundary report's dimension,
     95 % interval and flags; a panel with every frame's log N vs log s and the
-    Sohl-Dickstein (2024) estimator pooled over all frames; a last panel with D against zoom
+    Sohl-Dickstein (2024) estimator and the notebook's
+    (:func:`~pipeline.analysis.fractal.notebook.sohl_dickstein_notebook_dimension`) pooled
+    over all frames; a last panel with D against zoom
     depth and resolution (:func:`draw_depth_and_resolution`)."""
     plt = pyplot()
     if not frames:
@@ -100,7 +103,14 @@ def zoom_frames(frames: Sequence[xr.Dataset], *, max_frames: int = 6) -> Figure:
     ax.set_ylabel(yl)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=6)
-    ax.set_title(f"Sohl-Dickstein pooled:\n{dim_text(pooled)}", fontsize=8)
+    try:
+        notebook = sohl_dickstein_notebook_dimension(fields)
+    except PipelineError:  # a frame without a sign change
+        notebook = None
+    ax.set_title(
+        f"Sohl-Dickstein pooled:\n{dim_text(pooled)}\nnotebook: {dim_text(notebook)}",
+        fontsize=8,
+    )
     draw_depth_and_resolution(axes[-1], dims)
     note_missing(fig, drawn)
     what = exp.field_description

@@ -8,8 +8,10 @@ with :func:`require`); this module owns what every draws file shares:
 
 * ``PATH`` relative to the spec file's folder (:func:`resolve_relative`, applied when a spec
   file is read), or to the working directory for a spec given as a mapping;
-* the file's SHA-256 is part of the spec's identity (another file is another spec, whatever
-  its name), its path is not (a moved file is the same spec): the canonical form is
+* the *content hash* of its arrays (:func:`content_hash`: SHA-256 over each key's name,
+  dtype, shape and bytes, keys sorted) is part of the spec's identity: other arrays are
+  another spec, whatever the file's name; the path and the file's own bytes (zip timestamps)
+  are not (the same draws written again or moved are the same spec). The canonical form is
   ``{file: ABSOLUTE_PATH, sha256: HEX}``;
 * a canonical form read back from a store (it carries ``sha256``) is not opened until the
   arrays are needed (:meth:`DrawsFile.arrays`), so a store can be analysed where the file is
@@ -33,7 +35,7 @@ import numpy as np
 
 from pipeline.errors import SpecError
 
-__all__ = ["FIELD", "DrawsFile", "parse_draws", "require", "resolve_relative"]
+__all__ = ["FIELD", "DrawsFile", "content_hash", "parse_draws", "read_npz", "require"]
 
 FIELD = "draws"
 _FILE_FIELD = f"{FIELD}.file"
@@ -55,19 +57,12 @@ class DrawsFile:
 
         Raises :class:`SpecError` when the file is gone, no longer an ``.npz`` or its
         content no longer has :attr:`sha256`."""
-        return _load_checked(self.path, self.sha256)
-
-
-def resolve_relative(raw: Mapping[str, Any], base_dir: Path) -> dict[str, Any]:
-    """``raw`` with a relative ``draws.file`` made absolute against ``base_dir`` (the spec
-    file's folder); anything else (and anything malformed) is left for :func:`parse_draws`."""
-    out = dict(raw)
-    body = out.get(FIELD)
-    if isinstance(body, Mapping) and isinstance(body.get("file"), str):
-        p = Path(os.path.expanduser(body["file"]))
-        if not p.is_absolute():
-            out[FIELD] = {**body, "file": str((base_dir / p).resolve())}
-    return out
+        try:
+            st = os.stat(self.path)
+            stamp = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = (0, -1)  # read_npz names the problem
+        return _load_checked(self.path, self.sha256, *stamp)
 
 
 def parse_draws(raw: Any) -> DrawsFile | None:
@@ -98,9 +93,7 @@ def parse_draws(raw: Any) -> DrawsFile | None:
         if not isinstance(sha, str) or len(sha) != 64 or not set(sha) <= hexdigits:
             raise SpecError(f"{FIELD}.sha256", f"value {sha!r} is not a SHA-256 hex digest")
         return DrawsFile(absolute, sha)
-    digest = _digest(absolute)
-    _read_npz(absolute)  # an unreadable file fails now, named
-    return DrawsFile(absolute, digest)
+    return DrawsFile(absolute, content_hash(read_npz(absolute)))
 
 
 def require(
@@ -132,52 +125,49 @@ def require(
     return a
 
 
-@lru_cache(maxsize=64)
-def _digest_cached(path: str, mtime_ns: int, size: int) -> str:
+def content_hash(arrays: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 (hex) of the arrays: for each key in sorted order its name, dtype string,
+    shape and C-order bytes. Independent of the file (zip timestamps, path)."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+    for key in sorted(arrays):
+        a = np.ascontiguousarray(arrays[key])
+        h.update(f"{key}\0{a.dtype.str}\0{a.shape}\0".encode())
+        h.update(memoryview(a).cast("B"))
     return h.hexdigest()
 
 
-def _digest(path: str) -> str:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise SpecError(_FILE_FIELD, f"{path!r} does not exist") from None
-    except OSError as e:
-        raise SpecError(_FILE_FIELD, f"{path!r} cannot be read ({e.strerror})") from None
-    if not Path(path).is_file():
-        raise SpecError(_FILE_FIELD, f"{path!r} is not a regular file (expected an .npz)")
-    try:
-        return _digest_cached(path, st.st_mtime_ns, st.st_size)
-    except OSError as e:
-        raise SpecError(_FILE_FIELD, f"{path!r} cannot be read ({e.strerror})") from None
-
-
-@lru_cache(maxsize=8)
-def _load_checked(path: str, sha256: str) -> dict[str, np.ndarray]:
-    got = _digest(path)
-    if got != sha256:
+def read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` at ``path`` (no pickles), read-only; one-line
+    :class:`SpecError` naming ``draws.file`` otherwise."""
+    p = Path(path)
+    if not p.is_file():
         raise SpecError(
-            _FILE_FIELD,
-            f"{path!r} changed since the spec was made (sha256 {got[:12]}…, the spec has "
-            f"{sha256[:12]}…): restore that file, or run the new file into a new store",
+            _FILE_FIELD, f"{str(p)!r} does not exist or is not a file (a .npz of draws)"
         )
-    return _read_npz(path)
-
-
-def _read_npz(path: str) -> dict[str, np.ndarray]:
-    if not zipfile.is_zipfile(path):
-        raise SpecError(_FILE_FIELD, f"{path!r} is not an .npz file (not a zip archive)")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            out = {k: z[k] for k in z.files}
-    except ValueError as e:  # object arrays need pickles: refused
-        raise SpecError(_FILE_FIELD, f"{path!r} holds an array that is not numbers ({e})") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as e:
-        raise SpecError(_FILE_FIELD, f"{path!r} is not a readable .npz file ({e})") from None
+        z = np.load(p, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ValueError("a single array, not an archive")
+        with z:
+            out = {k: np.asarray(z[k]) for k in z.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise SpecError(
+            _FILE_FIELD, f"{str(p)!r} is not a readable .npz archive of arrays ({reason})"
+        ) from None
     for a in out.values():
         a.setflags(write=False)
     return out
+
+
+@lru_cache(maxsize=8)
+def _load_checked(path: str, sha256: str, mtime_ns: int, size: int) -> dict[str, np.ndarray]:
+    arrays = read_npz(path)
+    got = content_hash(arrays)
+    if got != sha256:
+        raise SpecError(
+            _FILE_FIELD,
+            f"{path!r} now holds other draws (content sha256 {got[:12]}…) than the spec "
+            f"recorded ({sha256[:12]}…): restore that file, or run the new file into a new store",
+        )
+    return arrays

@@ -27,7 +27,7 @@ from pipeline.experiments import get_experiment, known_experiments
 from pipeline.spec.fields import Axis, check_keys, parse_axis, suggest
 from pipeline.spec.limits import MAX_CHUNKS, MAX_GRID_POINTS
 from pipeline.spec.refine import RefineSpec, parse_refine
-from pipeline.spec.yamlfile import spec_file
+from pipeline.spec.yamlfile import expand_home, spec_file
 
 __all__ = [
     "DTYPES",
@@ -324,7 +324,7 @@ def _store_path(value: Any) -> str | None:
         return None
     if not isinstance(value, str | Path) or not str(value).strip() or "\0" in str(value):
         raise SpecError("store", f"value {value!r} is not a path")
-    return str(Path(value).expanduser())
+    return expand_home(str(value), "store")
 
 
 def check_figure(figure: Any) -> dict[str, Any]:

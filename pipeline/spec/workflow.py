@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import SpecError
-from pipeline.spec.draws import resolve_relative
 from pipeline.spec.fields import check_keys
 from pipeline.spec.sweep import (
     TOP_LEVEL_KEYS,
@@ -54,6 +53,17 @@ def _merge(base: Any, over: Any) -> Any:
     return copy.deepcopy(over)
 
 
+def _anchor_paths(raw: Mapping[str, Any], base: Path) -> dict[str, Any]:
+    """``raw`` with a relative ``draws.file`` taken from ``base`` (the spec file's folder)."""
+    out = dict(raw)
+    draws = out.get("draws")
+    if isinstance(draws, Mapping) and isinstance(draws.get("file"), str):
+        file = Path(draws["file"]).expanduser()
+        if not file.is_absolute():
+            out["draws"] = {**draws, "file": str(base / file)}
+    return out
+
+
 def _read(path: str | Path) -> tuple[dict[str, Any], dict[str, Mapping[str, Any]]]:
     """(the base fields, the scales) of a workflow file, with its top-level keys checked."""
     raw = read_yaml(path)
@@ -61,7 +71,8 @@ def _read(path: str | Path) -> tuple[dict[str, Any], dict[str, Mapping[str, Any]
         raise SpecError("<file>", f"{str(spec_file(path))!r} is empty")
     if not isinstance(raw, Mapping):
         raise SpecError("<top>", f"a spec is a mapping of fields, got {type(raw).__name__}")
-    raw = dict(raw)
+    base = spec_file(path).absolute().parent
+    raw = _anchor_paths(raw, base)
     if "scale" in raw:
         raise SpecError("scale", "set by --scale, not in the file (declare 'scales' instead)")
     exp = spec_experiment(raw)
@@ -78,7 +89,8 @@ def _read(path: str | Path) -> tuple[dict[str, Any], dict[str, Mapping[str, Any]
         for k in ("scales", "scale"):
             if k in over:
                 raise SpecError(f"scales.{name}.{k}", "a scale cannot set this key")
-    return raw, dict(scales)
+    scales = {name: _anchor_paths(over, base) for name, over in scales.items()}
+    return raw, scales
 
 
 def workflow_scales(path: str | Path) -> tuple[str, ...]:
@@ -96,12 +108,10 @@ def load_workflow(path: str | Path, scale: str | None = None) -> SweepSpec:
     (:func:`pipeline.figures.registry.check_figure_entry`, without importing matplotlib).
     """
     raw, scales = _read(path)
-    base_dir = spec_file(path).parent
-    raw = resolve_relative(raw, base_dir)
     base = parse_spec(raw)
     chosen = base
     for name, over in scales.items():
-        merged = resolve_relative(_merge(raw, over), base_dir)
+        merged = _merge(raw, over)
         merged["scale"] = name
         try:
             spec = parse_spec(merged)

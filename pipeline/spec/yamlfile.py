@@ -26,7 +26,15 @@ import yaml
 
 from pipeline.errors import SpecError
 
-__all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_NODES", "parse_yaml", "read_yaml", "spec_file"]
+__all__ = [
+    "MAX_BYTES",
+    "MAX_DEPTH",
+    "MAX_NODES",
+    "expand_home",
+    "parse_yaml",
+    "read_yaml",
+    "spec_file",
+]
 
 MAX_BYTES = 4 * 2**20
 """Largest spec file read (4 MiB; the shipped workflows are under 4 KiB)."""
@@ -64,15 +72,40 @@ _Loader.yaml_implicit_resolvers = {
 _Loader.add_implicit_resolver(_FLOAT_TAG, _FLOAT_RE, list("-+0123456789."))
 
 
+def expand_home(path: str, field_name: str) -> str:
+    """``path`` with a leading ``~`` or ``~user`` expanded; :class:`SpecError` on
+    ``field_name`` when that user (or, for ``~``, HOME) is unknown."""
+    import os
+
+    out = os.path.expanduser(path)
+    if out.startswith("~"):
+        user = path[1:].split("/", 1)[0] or "(HOME unset)"
+        raise SpecError(
+            field_name, f"value {path!r}: no home folder for user {user!r}; give another path"
+        )
+    return out
+
+
 def spec_file(path: str | Path) -> Path:
     """``path`` (``~`` expanded) as a Path; :class:`SpecError` when it is missing, not a
     regular file, or larger than :data:`MAX_BYTES`."""
-    p = Path(path).expanduser()
-    if p.is_dir():
+    import stat
+
+    p = Path(expand_home(str(path), "<file>"))
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise SpecError("<file>", f"spec file {str(p)!r} does not exist") from None
+    except OSError as e:  # a symbolic link loop, a name too long, no permission
+        raise SpecError("<file>", f"spec file {str(p)!r} cannot be read ({e.strerror})") from e
+    if stat.S_ISDIR(st.st_mode):
         raise SpecError("<file>", f"{str(p)!r} is a directory; give a spec (YAML) file")
-    if not p.is_file():
-        raise SpecError("<file>", f"spec file {str(p)!r} does not exist")
-    size = p.stat().st_size
+    if not stat.S_ISREG(st.st_mode):
+        raise SpecError(
+            "<file>", f"{str(p)!r} is not a regular file (a device, a FIFO, a socket); "
+            "give a spec (YAML) file"
+        )
+    size = st.st_size
     if size > MAX_BYTES:
         raise SpecError(
             "<file>", f"{str(p)!r} is {size:,} bytes; a spec file is at most {MAX_BYTES:,}"

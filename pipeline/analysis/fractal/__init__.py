@@ -2,6 +2,7 @@
 
 * :mod:`.counts`      boundary masks and box counts (in memory, or chunk by chunk with Dask)
 * :mod:`.fit`         the calibrated scaling fit: range, model and 95 % interval
+* :mod:`.notebook`    the estimator of Sohl-Dickstein's (2024) notebook, as published
 * :mod:`.shifts`      class flips under axis shifts (the default estimator's data)
 * :mod:`.estimators`  the named estimators (``default``: directional uncertainty, or box counting)
 * :mod:`.boundary`    one boundary's report: default estimate, agreement, size, drift
@@ -32,12 +33,19 @@ from pipeline.analysis.fractal.estimators import (
     uncertainty_exponent,
 )
 from pipeline.analysis.fractal.fit import dimension_from_counts
+from pipeline.analysis.fractal.notebook import (
+    NotebookCounts,
+    notebook_box_counts,
+    notebook_edges,
+    sohl_dickstein_notebook_dimension,
+)
 
 __all__ = [
     "DEFAULT_ESTIMATOR",
     "ESTIMATORS",
     "BoxCounts",
     "DimensionEstimate",
+    "NotebookCounts",
     "boundary_mask",
     "box_counting_dimension",
     "default_dimension",
@@ -50,6 +58,9 @@ __all__ = [
     "dinverno_dimension",
     "directional_uncertainty_exponent",
     "estimate_dimension",
+    "notebook_box_counts",
+    "notebook_edges",
     "sohl_dickstein_dimension",
+    "sohl_dickstein_notebook_dimension",
     "uncertainty_exponent",
 ]

@@ -50,6 +50,7 @@ LABELS = {
     "box-counting": "box counting",
     "uncertainty-exponent": "uncertainty exponent",
     "sohl-dickstein-2024": "Sohl-Dickstein",
+    "sohl-dickstein-notebook": "Sohl-Dickstein's notebook",
     "dinverno-2025": "D'Inverno",
 }
 

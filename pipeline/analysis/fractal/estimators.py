@@ -13,6 +13,9 @@
   machinery;
 * ``sohl-dickstein-2024`` (:func:`sohl_dickstein_dimension`): median of local slopes of
   mixed-box counts from 10 px, pooled over the frames of a zoom;
+* ``sohl-dickstein-notebook`` (:func:`~.notebook.sohl_dickstein_notebook_dimension`): the
+  paper's notebook as published (porespy box counts of the 2×2 edge image, median of all
+  ``numpy.gradient`` local slopes of all frames pooled), for comparing with its numbers;
 * ``dinverno-2025`` (:func:`dinverno_dimension`): least squares over box sizes 1–49 px,
   and for a distance field the maximum over thresholds |d| <= t, t in logspace(−5, 0, 32),
   as D'Inverno et al. (2025) measure their frontier; for comparing with that paper like for
@@ -41,6 +44,7 @@ from pipeline.analysis.fractal.counts import (
 )
 from pipeline.analysis.fractal.estimate import DimensionEstimate
 from pipeline.analysis.fractal.fit import Z95, calibrated_dimension, dimension_from_counts, linfit
+from pipeline.analysis.fractal.notebook import sohl_dickstein_notebook_dimension
 from pipeline.analysis.fractal.shifts import (
     AxisFlips,
     axis_flips,
@@ -470,6 +474,7 @@ ESTIMATORS: dict[str, Callable[..., DimensionEstimate]] = {
     "box-counting": box_counting_dimension,
     "uncertainty-exponent": uncertainty_exponent,
     "sohl-dickstein-2024": sohl_dickstein_dimension,
+    "sohl-dickstein-notebook": sohl_dickstein_notebook_dimension,
     "dinverno-2025": dinverno_dimension,
 }
 DEFAULT_ESTIMATOR = "default"

@@ -48,6 +48,7 @@ __all__ = [
     "Operator",
     "draw_bias",
     "draw_operator",
+    "make_operator",
     "operator_flops",
 ]
 
@@ -140,6 +141,30 @@ def _complex_dtype(dtype: np.dtype) -> np.dtype:
     return np.dtype(np.complex64 if np.dtype(dtype) == np.float32 else np.complex128)
 
 
+def make_operator(kind: str, a: Any, dtype: str | np.dtype, xp: Any = np) -> Operator:
+    """The operator of ``kind`` from its defining array ``a`` (NumPy, float64 or complex),
+    in ``dtype`` (``struct``: the matching complex dtype) on the array module ``xp``:
+
+    * ``dense``: the matrix W (N, N) of A y = W y;
+    * ``conv``: the kernel c (N,) of A y = c ⊛ y (C_ij = c_((i − j) mod N));
+    * ``struct``: the diagonals (2, N) of D₁, D₂ in A = F D₂ F D₁.
+
+    Seed-keyed draws (:func:`draw_operator`) and draws read from a file
+    (:mod:`.draws`) both make their operators here."""
+    dt = np.dtype(dtype)
+    marker = xp.zeros(1, dt)  # carries the real dtype
+    a = np.asarray(a)
+    n = a.shape[-1]
+    if kind == "dense":
+        w_t = np.ascontiguousarray(a.astype(dt).T)
+        return Operator("dense", xp, n, w_t=xp.asarray(w_t), real=marker)
+    if kind == "struct":
+        d = a.astype(_complex_dtype(dt))
+        return Operator("struct", xp, n, d1=xp.asarray(d[0]), d2=xp.asarray(d[1]), real=marker)
+    c_hat = np.fft.rfft(a).astype(_complex_dtype(dt))
+    return Operator("conv", xp, n, c=xp.asarray(a.astype(dt)), c_hat=xp.asarray(c_hat), real=marker)
+
+
 def draw_operator(
     network: Network,
     seed: int,
@@ -153,21 +178,17 @@ def draw_operator(
     (``struct``: the matching complex dtype) on the array module ``xp``; keyed by
     :meth:`Network.operator_key`, so a weight-tied network gets the same operator at every
     layer. ``struct`` and ``conv`` are Gaussian (α = 2 only; the spec enforces it)."""
-    dt = np.dtype(dtype)
     key = network.operator_key(layer)
     stream = rng.STREAMS["weight"]
-    marker = xp.zeros(1, dt)  # carries the real dtype
     if network.architecture == "dense":
         z = rng.stable_block(seed, stream, key, 0, n, 0, n, alpha)
-        w = (z * (2.0 * n) ** (-1.0 / alpha)).astype(dt)
-        return Operator("dense", xp, n, w_t=xp.asarray(np.ascontiguousarray(w.T)), real=marker)
+        w = (z * (2.0 * n) ** (-1.0 / alpha)).astype(np.dtype(dtype))
+        return make_operator("dense", w, dtype, xp)
     if network.architecture == "struct":
         u1, _ = rng.uniforms(seed, stream, key, np.arange(2)[:, None], np.arange(n)[None, :])
-        d = np.exp(2j * np.pi * (u1 - 0.5)).astype(_complex_dtype(dt))
-        return Operator("struct", xp, n, d1=xp.asarray(d[0]), d2=xp.asarray(d[1]), real=marker)
+        return make_operator("struct", np.exp(2j * np.pi * (u1 - 0.5)), dtype, xp)
     c = rng.normal_block(seed, stream, key, 0, 1, 0, n)[0] / math.sqrt(n)
-    c_hat = np.fft.rfft(c).astype(_complex_dtype(dt))
-    return Operator("conv", xp, n, c=xp.asarray(c.astype(dt)), c_hat=xp.asarray(c_hat), real=marker)
+    return make_operator("conv", c, dtype, xp)
 
 
 def bias_matrix(seed: int, n: int) -> np.ndarray:

@@ -37,6 +37,7 @@ from pipeline.experiments.propagation.architectures import (
     draw_operator,
     output_map,
 )
+from pipeline.experiments.propagation.draws import NetworkDraws
 from pipeline.experiments.propagation.probes import Probes, probe_inputs, tile_points
 from pipeline.experiments.propagation.reference import TILE_ROWS, tangent_growth
 from pipeline.numerics.activations import Activation, get_activation
@@ -57,6 +58,7 @@ class _Tile:
     first_nonfinite: Any  # (p,) int32
     first_underflow: Any  # (p,) int32
     growth_sum: Any  # (p,) float64
+    err_ring: Any = None  # (k, p) float64: err of the last k layers (divergence mean_last k)
 
 
 def _first_input(
@@ -87,6 +89,7 @@ def _new_tile(
     xp: Any,
 ) -> _Tile:
     p, r = len(sw), y0.shape[0]
+    k = probes.divergence.mean_last if probes.divergence else 1
     sb_rows = np.repeat(sb, r).reshape(p, r)
     if probes.pair:
         sb_rows[:, 2] = 0.0  # the tangent follows the Jacobian: no bias
@@ -99,6 +102,7 @@ def _new_tile(
         first_nonfinite=xp.zeros(p, np.int32),
         first_underflow=xp.zeros(p, np.int32),
         growth_sum=xp.zeros(p, np.float64),
+        err_ring=xp.zeros((k, p), np.float64) if k > 1 else None,
     )
 
 
@@ -183,10 +187,16 @@ def _step_inner(
             block = xp.ascontiguousarray(block.astype(tile.y.dtype))
             for name, values in zip(obs.names, obs.compute(block, tile.y.dtype, xp), strict=True):
                 tile.out[name][:, record_at] = values
-        if probes.divergence:
-            d0 = off["divergence"]
-            diff = y3[:, d0] - y3[:, d0 + 1]
-            tile.out["err"][:, record_at] = _sq(diff, xp) * network.err_weight(n)
+    if probes.divergence and (rec or tile.err_ring is not None):
+        d0 = off["divergence"]
+        err = _sq(y3[:, d0] - y3[:, d0 + 1], xp) * network.err_weight(n)
+        if tile.err_ring is not None:
+            k = tile.err_ring.shape[0]
+            tile.err_ring[layer % k] = err
+        if rec:
+            tile.out["err"][:, record_at] = err
+            if tile.err_ring is not None and layer >= k:
+                tile.out["err_mean"][:, record_at] = tile.err_ring.mean(axis=0)
     tile.y = y_next
 
 
@@ -204,6 +214,7 @@ def propagate_architecture(
     threads: int = 1,
     points_per_tile: int | None = None,
     xp: Any = np,
+    draws: NetworkDraws | None = None,
 ) -> list[dict[str, np.ndarray]]:
     """Propagate every probe of every point of one network (N = ``width``, α, seed) of the
     family ``network``; arguments and returns as
@@ -216,10 +227,19 @@ def propagate_architecture(
     φ) and its tangent is the complex δz for ``struct``, λ_L = mean of log |δzˡ| over layers;
     the divergence probe's err = Σ_i (s₁ − s₂)_i² of the authors' state s (dense: y/√N).
     ``xp``: NumPy or CuPy (tiles then run one after the other on the device).
+    ``draws``: the operators, biases and divergence inputs read from a file
+    (:mod:`.draws`) in place of those keyed by the seed (which then only labels the network;
+    the same layer loop runs on them).
     """
     dt = np.dtype(dtype)
     n = int(width)
     x0 = probe_inputs(seed, n, probes)
+    if draws is not None:
+        if draws.width != n:
+            raise ValueError(f"width {n} differs from the draws' N = {draws.width}")
+        if probes.divergence:
+            d = probes.offsets["divergence"]
+            x0[d : d + 2] = draws.inputs()
     ppt = points_per_tile or tile_points(probes, max(len(g[1]) for g in groups), TILE_ROWS)
     names = probes.observables()
     rec_index = np.full(depth + 1, -1)
@@ -239,7 +259,7 @@ def propagate_architecture(
             tile = _new_tile(act, y0, sw[s], sb[s], probes, names, len(record_layers), dt, xp)
             tiles.append((g, tile))
 
-    b_mat = bias_matrix(seed, n) if network.bias == "projected" else None
+    b_mat = bias_matrix(seed, n) if network.bias == "projected" and draws is None else None
     use_pool = threads > 1 and xp is np
     op: Operator | None = None
     op_key = -1
@@ -251,8 +271,15 @@ def propagate_architecture(
         for layer in range(1, depth + 1):
             if network.operator_key(layer) != op_key:  # a tied network draws once
                 op_key = network.operator_key(layer)
-                op = draw_operator(network, seed, layer, n, alpha, dt, xp)
-            bias = xp.asarray(draw_bias(network, seed, layer, n, alpha, b_mat)[None, :], dt)
+                if draws is None:
+                    op = draw_operator(network, seed, layer, n, alpha, dt, xp)
+                else:
+                    op = draws.operator(network, layer, dt, xp)
+            if draws is None:
+                b = draw_bias(network, seed, layer, n, alpha, b_mat)
+            else:
+                b = draws.bias(layer)
+            bias = xp.asarray(b[None, :], dt)
             ri = int(rec_index[layer])
             list(
                 run(

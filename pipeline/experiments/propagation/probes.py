@@ -77,11 +77,21 @@ class DivergenceProbe:
     ``inputs``: ``independent`` (x₁, x₂ independent Gaussian directions) or ``sensitivity``
     (x₂ = (ξ + ``noise``·η)/|ξ + ``noise``·η| for x₁ = ξ/|ξ|). ``threshold``: the class rule
     of the boundary field, ordered ⇔ err ≤ threshold (their estimator scans thresholds itself).
+    ``mean_last``: k > 1 also records ``err_mean``, the mean of err over the layers
+    l − k + 1, …, l at each recorded layer l (NaN for l < k): the observable of the authors'
+    code of May 2025 (k = 10), which the boundary field then uses; 1 (default): err only.
     """
 
     inputs: str = "independent"
     noise: float = 1e-5
     threshold: float = 1e-3
+    mean_last: int = 1
+
+    @property
+    def field_variable(self) -> str:
+        """The variable the class rule reads: ``err_mean`` with ``mean_last`` > 1, else
+        ``err``."""
+        return "err_mean" if self.mean_last > 1 else "err"
 
 
 @dataclass(frozen=True)
@@ -122,6 +132,8 @@ class Probes:
         for probe, names in OBSERVABLES.items():
             if getattr(self, probe) is not None:
                 out.extend(names)
+        if self.divergence is not None and self.divergence.mean_last > 1:
+            out.append("err_mean")
         return tuple(out)
 
 

@@ -25,6 +25,7 @@ from pipeline.experiments.propagation.architectures import (
     Network,
     operator_flops,
 )
+from pipeline.experiments.propagation.draws import DrawsFile, parse_draws
 from pipeline.experiments.propagation.probes import (
     DIVERGENCE_INPUTS,
     BatchProbe,
@@ -125,6 +126,11 @@ VARIABLE_DOCS = {
         "(D'Inverno et al. 2025)",
         "1",
     ),
+    "err_mean": (
+        "mean of err over the last probes.divergence.mean_last layers up to this one (the "
+        "authors' code of May 2025)",
+        "1",
+    ),
     "nonfinite_layer": (
         "first layer with a non-finite or overflowed pre-activation (λ is NaN from there; "
         "0: none; -1: not computed)",
@@ -154,12 +160,14 @@ class PropagationParams:
 
     depth : L, layers per network. record_layers : layers 1..L where observables are kept.
     probes : which probes run. network : architecture, weight tying and bias law.
+    draws : the network's draws read from a file (:mod:`.draws`), or ``None`` (keyed by seed).
     """
 
     depth: int
     record_layers: tuple[int, ...]
     probes: Probes
     network: Network = Network()
+    draws: DrawsFile | None = None
 
     @property
     def fused(self) -> bool:
@@ -218,8 +226,10 @@ def _parse_divergence(body: Any) -> DivergenceProbe:
     body = body or {}
     name = "probes.divergence"
     if not isinstance(body, Mapping):
-        raise SpecError(name, f"expected a mapping of inputs, noise, threshold, got {body!r}")
-    check_keys(body, ("inputs", "noise", "threshold"), name)
+        raise SpecError(
+            name, f"expected a mapping of inputs, noise, threshold, mean_last, got {body!r}"
+        )
+    check_keys(body, ("inputs", "noise", "threshold", "mean_last"), name)
     kw: dict[str, Any] = {}
     if "inputs" in body:
         kw["inputs"] = _choice(body["inputs"], f"{name}.inputs", DIVERGENCE_INPUTS)
@@ -229,6 +239,8 @@ def _parse_divergence(body: Any) -> DivergenceProbe:
         kw["threshold"] = bounded_number(
             body["threshold"], f"{name}.threshold", 0, math.inf, lo_open=True
         )
+    if "mean_last" in body:
+        kw["mean_last"] = positive_int(body["mean_last"], f"{name}.mean_last", 1)
     return DivergenceProbe(**kw)
 
 
@@ -247,6 +259,40 @@ def _parse_network(raw: Mapping[str, Any], axes: tuple[Axis, ...]) -> Network:
                 "(its operators are Gaussian)",
             )
     return net
+
+
+def _parse_draws(
+    raw: Any, network: Network, depth: int, probes: Probes, axes: tuple[Axis, ...]
+) -> DrawsFile:
+    """``draws: {file: PATH}`` (:func:`.draws.parse_draws`), and what it fixes: the width
+    (the file's N), one network (one seed, α = 2) and the divergence probe alone."""
+    draws = parse_draws(raw, network, depth)
+    by_name = {ax.base_name: ax for ax in axes}
+    widths = list(by_name["width"].values)
+    if widths != [draws.width]:
+        raise SpecError(
+            "axes.width",
+            f"values {widths!r} with draws.file: only [{draws.width}] (the file's N)",
+        )
+    alphas = list(by_name["alpha"].values)
+    if alphas != [2.0]:
+        raise SpecError(
+            "axes.alpha", f"values {alphas!r} with draws.file: only 2 (the draws are Gaussian)"
+        )
+    seeds = list(by_name["seed"].values)
+    if len(seeds) != 1:
+        raise SpecError(
+            "axes.seed",
+            f"{len(seeds)} values with draws.file: one value or none (the file is one network; "
+            "the seed only labels it)",
+        )
+    others = [k for k in ("pair", "circle", "batch") if getattr(probes, k) is not None]
+    if probes.divergence is None or others:
+        raise SpecError(
+            "probes",
+            "with draws.file only the divergence probe is allowed (the file gives its inputs)",
+        )
+    return draws
 
 
 def _check_recorded(n: int, field_name: str) -> None:
@@ -314,7 +360,8 @@ def _propagator(p: PropagationParams, backend: str) -> Any:
         xp = cupy
 
     def run(*args: Any, **kwargs: Any) -> list[dict[str, np.ndarray]]:
-        return propagate_architecture(*args, network=p.network, xp=xp, **kwargs)
+        draws = p.draws.load() if p.draws is not None else None
+        return propagate_architecture(*args, network=p.network, xp=xp, draws=draws, **kwargs)
 
     return run
 
@@ -324,28 +371,49 @@ class PropagationExperiment(Experiment):
 
     name = "propagation"
     axis_rules = AXIS_RULES
-    param_keys = ("depth", "record_layers", "probes", "architecture", "weight_tying", "bias")
+    param_keys = (
+        "depth",
+        "record_layers",
+        "probes",
+        "architecture",
+        "weight_tying",
+        "bias",
+        "draws",
+    )
 
     def parse_params(
         self, raw: Mapping[str, Any], axes: tuple[Axis, ...]
     ) -> tuple[PropagationParams, dict[str, Any]]:
-        """Validate ``depth``, ``record_layers``, ``probes`` and the network family
-        (``architecture``, ``weight_tying``, ``bias``); return them and their canonical form
-        (the family only when it is not the default, so older stores keep their spec)."""
+        """Validate ``depth``, ``record_layers``, ``probes``, the network family
+        (``architecture``, ``weight_tying``, ``bias``) and ``draws``; return them and their
+        canonical form (the family only when it is not the default, ``mean_last`` only when
+        not 1, so older stores keep their spec; ``draws`` with the file's content hash)."""
         if "depth" not in raw:
             raise SpecError("depth", "missing (number of layers L >= 1)")
         depth = positive_int(raw["depth"], "depth", 1)
         layers = _parse_record_layers(raw.get("record_layers"), depth)
         probes = _parse_probes(raw.get("probes"))
         network = _parse_network(raw, axes)
+        div = probes.divergence
+        if div is not None and div.mean_last > depth:
+            raise SpecError(
+                "probes.divergence.mean_last",
+                f"value {div.mean_last} is larger than depth ({depth})",
+            )
         canonical = {
             "depth": depth,
             "record_layers": list(layers),
             "probes": {k: v for k, v in asdict(probes).items() if v is not None},
         }
+        if div is not None and div.mean_last == 1:  # the default: older stores keep their spec
+            del canonical["probes"]["divergence"]["mean_last"]
         if not network.is_default:
             canonical.update(asdict(network))
-        return PropagationParams(depth, layers, probes, network), canonical
+        draws = None
+        if raw.get("draws") is not None:
+            draws = _parse_draws(raw["draws"], network, depth, probes, axes)
+            canonical["draws"] = draws.canonical()
+        return PropagationParams(depth, layers, probes, network, draws), canonical
 
     def default_chunk(self, axis: Axis) -> int:
         """Whole σ planes (up to 64 × 64) and one network per chunk by default."""
@@ -404,7 +472,7 @@ class PropagationExperiment(Experiment):
         padded_rows = sizes[spec.axis("activation").name] * -(-per_act // ppt) * ppt * r
         # probe state of the chunk, two scratch tiles (one task thread), the drawn weight
         # matrix and bias, the drawing's work buffers (~32K values x 8 arrays of 8 bytes),
-        # and the chunk's outputs
+        # the chunk's outputs, and the layer -> recorded-column table (int64, depth + 1)
         n_out = len(probes.observables()) * len(spec.params.record_layers)
         peak = (
             padded_rows * n_max * item
@@ -412,6 +480,7 @@ class PropagationExperiment(Experiment):
             + (n_max * n_max + n_max) * item
             + 32768 * 8 * 8
             + math.prod(chunk_shape) * (n_out * item + 4)
+            + (spec.params.depth + 1) * 8
         )
         from pipeline.experiments.propagation.gpu import chunk_device_peak_bytes  # no CuPy
 
@@ -539,22 +608,24 @@ class PropagationExperiment(Experiment):
     def signed_field(self, spec: SweepSpec, ds: xr.Dataset) -> xr.DataArray:
         """λ_L at the deepest recorded layer: > 0 chaotic, <= 0 ordered. Without the pair
         probe, the divergence probe's ln(err_L / threshold): chaotic ⇔ err_L > threshold
-        (D'Inverno et al.'s class rule at the probe's ``threshold``)."""
+        (D'Inverno et al.'s class rule at the probe's ``threshold``; with ``mean_last`` k > 1
+        err_mean, the mean over the last k layers, in place of err_L)."""
         if "lyapunov" in ds:
             return ds["lyapunov"].isel(layer=-1)
         div = spec.params.probes.divergence
-        if "err" in ds and div is not None:
+        if div is not None and div.field_variable in ds:
             import xarray as xr
 
             return xr.apply_ufunc(
                 _log_ratio,
-                ds["err"].isel(layer=-1),
+                ds[div.field_variable].isel(layer=-1),
                 kwargs={"t": div.threshold},
                 dask="parallelized",
                 output_dtypes=[ds["err"].dtype],
             )
         raise PipelineError(
-            "store: no 'lyapunov' (pair probe) or 'err' (divergence probe) variable; no boundary"
+            "store: no 'lyapunov' (pair probe) or 'err'/'err_mean' (divergence probe) variable; "
+            "no boundary"
         )
 
     def check_zoomable(self, spec: SweepSpec) -> None:

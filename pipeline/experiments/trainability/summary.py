@@ -22,7 +22,8 @@ def format_trainability(ds: xr.Dataset) -> str:
     other = [d for d in score.dims if d not in (a, b)]
     lines = [
         f"Trainability boundary in the ({a}, {b}) plane "
-        f"({score.sizes[a]} × {score.sizes[b]} points, {spec.params.steps} steps)"
+        f"({score.sizes[a]} × {score.sizes[b]} points, "
+        f"{' and '.join(map(str, spec.params.step_counts))} steps)"
     ]
     for idx in np.ndindex(*(score.sizes[d] for d in other)):
         sel = dict(zip(other, idx, strict=True))
