@@ -18,9 +18,15 @@ from _gpu_contract import DRAW_BLOCK, check_draws
 from pipeline import rng
 from pipeline.experiments.propagation.probes import PairProbe, Probes
 from pipeline.experiments.propagation.reference import propagate_network as propagate_numpy
-from pipeline.gpu.backend import backend_info, cupy_unavailable_reason, resolve_backend
+from pipeline.gpu.backend import (
+    backend_info,
+    cupy_unavailable_reason,
+    numba_unavailable_reason,
+    resolve_backend,
+)
 
 WHY_NO_GPU = cupy_unavailable_reason()
+HOST = "numba" if numba_unavailable_reason() is None else "numpy"  # auto without a GPU
 needs_gpu = pytest.mark.skipif(WHY_NO_GPU is not None, reason=f"no GPU backend: {WHY_NO_GPU}")
 
 
@@ -29,8 +35,8 @@ needs_gpu = pytest.mark.skipif(WHY_NO_GPU is not None, reason=f"no GPU backend: 
 
 def test_backend_seam():
     assert resolve_backend("numpy") == "numpy"
-    assert resolve_backend("auto") == ("numpy" if WHY_NO_GPU else "cupy")
-    with pytest.raises(ValueError, match="allowed: auto, numpy, cupy"):
+    assert resolve_backend("auto") == (HOST if WHY_NO_GPU else "cupy")
+    with pytest.raises(ValueError, match="allowed: auto, numpy, numba, cupy"):
         resolve_backend("jax")
     info = backend_info("numpy")
     assert info["backend"] == "numpy" and "numpy_version" in info
@@ -94,8 +100,8 @@ def test_broken_cuda_stack_falls_back_with_one_line(monkeypatch, caplog, fail, w
     backend._say_fallback.cache_clear()
     try:
         with caplog.at_level(logging.WARNING, logger="pipeline.gpu"):
-            assert resolve_backend("auto") == "numpy"
-            assert resolve_backend("auto") == "numpy"  # probed and said once per process
+            assert resolve_backend("auto") == HOST
+            assert resolve_backend("auto") == HOST  # probed and said once per process
         lines = [r.getMessage() for r in caplog.records if r.name == "pipeline.gpu"]
         assert len(lines) == 1 and why in lines[0] and "\n" not in lines[0], lines
         with pytest.raises(ValueError, match=f"'cupy' is unavailable here: .*{why}") as e:

@@ -100,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--backend",
         default="auto",
         choices=BACKENDS,
-        help="auto (default: decided on each worker), numpy, cupy",
+        help="auto (default: decided on each worker: cupy with a GPU, else numba when "
+        "installed, else numpy), numpy, numba, cupy",
     )
     submit.add_argument("--threads", type=int, default=1, help="threads inside each task")
     _add_memory_arg(submit)
@@ -294,7 +295,8 @@ def _add_compute_args(p: argparse.ArgumentParser) -> None:
         "--backend",
         default="auto",
         choices=BACKENDS,
-        help="auto (default: cupy where a GPU is visible, else numpy), numpy, cupy",
+        help="auto (default: cupy where a GPU works, else numba when installed, else numpy), "
+        "numpy, numba (compiled CPU kernels, the 'cpu' extra), cupy",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_memory_arg(p)

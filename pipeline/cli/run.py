@@ -82,7 +82,7 @@ def _check_memory(
     else:
         from pipeline.gpu.backend import resolve_backend
 
-        if resolve_backend(args.backend) != "numpy":
+        if resolve_backend(args.backend) == "cupy":
             return  # one worker per GPU: the device's memory is what counts
         per = local_worker_memory(args.workers)
         where = f"a local worker ({args.workers or 'one per core'} workers)"

@@ -204,9 +204,9 @@ def run_sweep(
         asked first whether it accepts the profile's jobs (before the store is touched), the
         jobs are cancelled when the sweep ends, and jobs that SLURM ends midway are replaced.
     retries : extra attempts per chunk before it is reported as failed.
-    backend : ``"auto"``, ``"numpy"`` or ``"cupy"``. A local run resolves it here (and
-        ``cupy`` starts one worker per visible GPU); on a scheduler, a client or SLURM each
-        worker resolves ``auto``/``cupy`` itself.
+    backend : ``"auto"``, ``"numpy"``, ``"numba"`` or ``"cupy"``. A local run resolves it
+        here (and ``cupy`` starts one worker per visible GPU); on a scheduler, a client or
+        SLURM each worker resolves ``auto``/``numba``/``cupy`` itself.
     threads : tile threads inside one task (results do not depend on it).
     chunks_per_task : chunks computed by one task (default: decided from the plan's FLOPs
         per chunk, :func:`pipeline.engine.submit.chunks_per_task`; 1 = no fusion).
@@ -231,7 +231,7 @@ def run_sweep(
 
         check_submittable(slurm.profile)
     remote = client is not None or scheduler is not None or slurm is not None
-    if remote and backend in ("auto", "cupy"):
+    if remote and backend in ("auto", "numba", "cupy"):
         # the workers, not this driver (often a login node without a GPU), decide
         if backend not in BACKENDS:
             resolve_backend(backend)  # raises the usual error for an unknown name

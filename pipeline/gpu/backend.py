@@ -1,14 +1,17 @@
 """Which array backend computes a chunk, and what to record about it.
 
-``numpy`` is the readable reference and the default without a GPU; ``cupy`` runs the raw CUDA
-kernels (:mod:`pipeline.gpu.kernels`). ``auto`` resolves, on the process that calls
+``numpy`` is the readable reference; ``numba`` runs compiled CPU kernels (the ``cpu`` extra:
+:mod:`pipeline.experiments.trainability.compiled`,
+:mod:`pipeline.experiments.propagation.compiled`); ``cupy`` runs the raw CUDA kernels
+(:mod:`pipeline.gpu.kernels`). ``auto`` resolves, on the process that calls
 :func:`resolve_backend` (a worker, for a task), to ``cupy`` when the whole CUDA stack works
 here: CuPy imports, a device is visible, a tiny kernel compiles with NVRTC and runs, and a
 tiny cuBLAS GEMM gives the right numbers (:func:`cupy_unavailable_reason`, probed once per
-process). Otherwise ``auto`` is ``numpy``; when CuPy is installed but the probe fails (a
-broken CUDA stack: no NVRTC or cuBLAS library, a driver too old, ...) it says so in one line
-on the ``pipeline.gpu`` logger (stderr by default), once per process. Asking for ``cupy``
-where it cannot run is a :class:`~pipeline.errors.BackendError` that says why.
+process). Otherwise ``auto`` is ``numba`` when Numba imports, else ``numpy``; when CuPy is
+installed but the probe fails (a broken CUDA stack: no NVRTC or cuBLAS library, a driver too
+old, ...) it says so in one line on the ``pipeline.gpu`` logger (stderr by default), once per
+process. Asking for ``cupy`` or ``numba`` where it cannot run is a
+:class:`~pipeline.errors.BackendError` that says why.
 :func:`backend_info` gives the provenance a store records.
 """
 
@@ -24,9 +27,18 @@ import numpy as np
 
 from pipeline.errors import BackendError
 
-__all__ = ["BACKENDS", "backend_info", "cupy_unavailable_reason", "resolve_backend"]
+__all__ = [
+    "BACKENDS",
+    "HOST_BACKENDS",
+    "backend_info",
+    "cupy_unavailable_reason",
+    "numba_unavailable_reason",
+    "resolve_backend",
+]
 
-BACKENDS = ("auto", "numpy", "cupy")
+BACKENDS = ("auto", "numpy", "numba", "cupy")
+HOST_BACKENDS = ("numpy", "numba")
+"""Resolved backends that compute in host memory on the CPU cores."""
 
 
 _LOG = logging.getLogger("pipeline.gpu")
@@ -95,6 +107,22 @@ def cupy_unavailable_reason() -> str | None:
     return _probe(cupy)
 
 
+@lru_cache(maxsize=1)
+def numba_unavailable_reason() -> str | None:
+    """Why the ``numba`` backend cannot run in this process (one line), or None when it can
+    (Numba imports; checked once per process)."""
+    try:
+        import numba  # noqa: F401
+    except ImportError as e:
+        return (
+            f"Numba is not installed ({e}); install the 'cpu' extra "
+            "(pip install 'phase-sweep[cpu]')"
+        )
+    except Exception as e:  # a broken llvmlite, ...
+        return f"Numba fails to import: {_one_line(e)}"
+    return None
+
+
 def _cupy_installed() -> bool:
     import sys
     from importlib.util import find_spec
@@ -103,29 +131,38 @@ def _cupy_installed() -> bool:
 
 
 @lru_cache(maxsize=1)
-def _say_fallback(why: str) -> None:
+def _say_fallback(why: str, host: str = "numpy") -> None:
     """One line per process when ``auto`` falls back although CuPy is installed."""
-    _LOG.warning("backend auto: using numpy, the CUDA stack does not work here: %s", why)
+    _LOG.warning("backend auto: using %s, the CUDA stack does not work here: %s", host, why)
 
 
 def resolve_backend(name: str) -> str:
     """Map a requested backend (``auto`` or a concrete name) to one available here.
 
     Raises :class:`~pipeline.errors.BackendError` for an unknown name (listing the allowed
-    ones) and for ``cupy`` when it cannot run here (saying why: CuPy missing, no device, the
-    kernel or GEMM probe failing). ``auto`` without a working CUDA stack is ``numpy``, with
-    one warning line per process when CuPy is installed (so the user expected a GPU).
+    ones), for ``cupy`` when it cannot run here (saying why: CuPy missing, no device, the
+    kernel or GEMM probe failing) and for ``numba`` without Numba. ``auto`` is ``cupy`` with
+    a working CUDA stack, else ``numba`` when Numba imports, else ``numpy``; one warning line
+    per process when CuPy is installed but unusable (so the user expected a GPU).
     """
     if name not in BACKENDS:
         raise BackendError(f"backend: unknown value {name!r} (allowed: {', '.join(BACKENDS)})")
     if name == "numpy":
         return "numpy"
+    if name == "numba":
+        why_numba = numba_unavailable_reason()
+        if why_numba is not None:
+            raise BackendError(f"backend: 'numba' is unavailable here: {why_numba}")
+        return "numba"
     why = cupy_unavailable_reason()
     if name == "cupy" and why is not None:
         raise BackendError(f"backend: 'cupy' is unavailable here: {why}")
-    if why is not None and _cupy_installed():
-        _say_fallback(why)
-    return "numpy" if why is not None else "cupy"
+    if why is None:
+        return "cupy"
+    host = "numba" if numba_unavailable_reason() is None else "numpy"
+    if _cupy_installed():
+        _say_fallback(why, host)
+    return host
 
 
 def backend_info(name: str) -> dict[str, Any]:
@@ -134,15 +171,23 @@ def backend_info(name: str) -> dict[str, Any]:
     Always ``backend`` and ``numpy_version``; for ``cupy`` also ``device`` (the current
     device's name), ``device_count``, ``compute_capability``, ``cuda_runtime_version``,
     ``cuda_driver_version``, ``cupy_version``, ``tf32`` (True only when ``CUPY_TF32=1``:
-    float32 GEMMs in TF32), ``kernel_cache_dir`` and ``nvrtc_options``. For ``numpy``,
-    ``device`` is the CPU, and ``cupy_unavailable`` says why CuPy, if installed, was not
-    used.
+    float32 GEMMs in TF32), ``kernel_cache_dir`` and ``nvrtc_options``. For ``numpy`` and
+    ``numba``, ``device`` is the CPU, and ``cupy_unavailable`` says why CuPy, if installed,
+    was not used; ``numba`` adds ``numba_version`` and ``llvmlite_version``.
     """
-    if name not in ("numpy", "cupy"):
-        raise BackendError(f"backend: expected a resolved backend (numpy or cupy), got {name!r}")
+    if name not in ("numpy", "numba", "cupy"):
+        raise BackendError(
+            f"backend: expected a resolved backend (numpy, numba or cupy), got {name!r}"
+        )
     info: dict[str, Any] = {"backend": name, "numpy_version": np.__version__}
-    if name == "numpy":
+    if name in HOST_BACKENDS:
         info["device"] = platform.processor() or platform.machine()
+        if name == "numba":
+            import llvmlite
+            import numba
+
+            info["numba_version"] = numba.__version__
+            info["llvmlite_version"] = llvmlite.__version__
         why = cupy_unavailable_reason() if _cupy_installed() else None
         if why is not None:  # CuPy is installed, so a reader may wonder why it was not used
             info["cupy_unavailable"] = why

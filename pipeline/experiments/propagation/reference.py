@@ -21,7 +21,7 @@ thread splits), while the tile work stays in cache and uses every core.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -177,11 +177,18 @@ def _step(
     layer: int,
     record_at: int,
     probes: Probes,
+    elementwise: Callable[..., None] | None = None,
 ) -> None:
     """Advance one tile by one layer (``zt`` = [Z | ζ | 0]ᵀ); record observables when
-    ``record_at >= 0``."""
+    ``record_at >= 0``. ``elementwise(tile, h, layer, record_at, probes)``: a replacement of
+    the pass after the GEMM (the compiled backend's), or None for :func:`_elementwise`."""
     with np.errstate(all="ignore"):  # per thread: overflow and 0/0 are data here, not errors
-        _step_inner(tile, zt, layer, record_at, probes)
+        if elementwise is None:
+            _step_inner(tile, zt, layer, record_at, probes)
+        else:
+            h, _ = _scratch((tile.x.shape[0], zt.shape[1]), tile.x.dtype)
+            np.matmul(tile.x, zt, out=h)
+            elementwise(tile, h, layer, record_at, probes)
 
 
 SUB_ROWS = 128
@@ -296,6 +303,7 @@ def propagate_network(
     dtype: str | np.dtype = "float32",
     threads: int = 1,
     points_per_tile: int | None = None,
+    elementwise: Callable[..., None] | None = None,
 ) -> list[dict[str, np.ndarray]]:
     """Propagate every probe of every point of one network (N = ``width``, α, seed).
 
@@ -312,6 +320,8 @@ def propagate_network(
         group). Every tile has this shape, padded with inert points, so a point's numbers are
         bit-identical across calls with the same ``points_per_tile``, whatever its neighbours:
         the sweep passes the value derived from the whole grid, never from the chunk.
+    elementwise : the pass after each layer's GEMM, ``f(tile, h, layer, record_at, probes)``
+        (:mod:`.compiled`'s); None: this module's NumPy pass.
 
     Returns
     -------
@@ -375,7 +385,12 @@ def propagate_network(
                 list(pool.map(lambda blk, layer=layer: gen(blk, layer), row_blocks))
             rng.stable_block(seed, rng.STREAMS["bias"], layer, 0, n, 0, 1, alpha, out=zeta)
             ri = int(rec_index[layer])
-            list(run(lambda t, layer=layer, ri=ri: _step(t[1], z.T, layer, ri, probes), tiles))
+            list(
+                run(
+                    lambda t, layer=layer, ri=ri: _step(t[1], z.T, layer, ri, probes, elementwise),
+                    tiles,
+                )
+            )
 
     results: list[dict[str, np.ndarray]] = []
     for g, (_, sw, _) in enumerate(groups):

@@ -1,10 +1,10 @@
 """The ``propagation`` experiment: finite-width signal propagation over a phase-diagram grid.
 
 The experiment's hooks (axes, parameters, output variables, costs, the chunk computation, the
-summary and the boundary field); the numerics are in :mod:`.reference` (NumPy) and :mod:`.gpu`
-(CuPy). Grid dims, in order: ``width, alpha, seed, activation, sigma_w | sigma_w2,
-sigma_b | sigma_b2``; every output variable adds ``layer`` (the recorded layers), except
-``nonfinite_layer``.
+summary and the boundary field); the numerics are in :mod:`.reference` (NumPy), :mod:`.compiled`
+(Numba) and :mod:`.gpu` (CuPy). Grid dims, in order: ``width, alpha, seed, activation,
+sigma_w | sigma_w2, sigma_b | sigma_b2``; every output variable adds ``layer`` (the recorded
+layers), except ``nonfinite_layer``.
 """
 
 from __future__ import annotations
@@ -341,13 +341,20 @@ def _parse_record_layers(raw: Any, depth: int) -> tuple[int, ...]:
 
 
 def _propagator(p: PropagationParams, backend: str) -> Any:
-    """The propagate function of a sweep on ``backend``: the fused reference or CUDA path for
-    the default network, else :func:`.network.propagate_architecture` on NumPy or CuPy."""
+    """The propagate function of a sweep on ``backend``: the fused reference, compiled (numba)
+    or CUDA path for the default network, else :func:`.network.propagate_architecture` on
+    NumPy (also for ``numba``) or CuPy."""
     if p.fused:
         if backend == "cupy":
             from pipeline.experiments.propagation.gpu import propagate_network as gpu_propagate
 
             return gpu_propagate
+        if backend == "numba":
+            from pipeline.experiments.propagation.compiled import (
+                propagate_network as compiled_propagate,
+            )
+
+            return compiled_propagate
         return propagate_network
     from pipeline.experiments.propagation.network import propagate_architecture
 
@@ -497,9 +504,10 @@ class PropagationExperiment(Experiment):
     ) -> dict[str, np.ndarray]:
         """All variables for the points of one chunk; arrays of shape chunk shape (+ layer).
 
-        ``backend``: ``numpy``, ``cupy`` or ``auto`` (resolved here, i.e. on the worker that
-        runs the task: ``cupy`` when it sees a GPU). Each backend has its own fixed tile
-        shape, derived from the whole grid, so results never depend on the chunking.
+        ``backend``: ``numpy``, ``numba``, ``cupy`` or ``auto`` (resolved here, i.e. on the
+        worker that runs the task: ``cupy`` when it sees a GPU, else ``numba`` when installed).
+        Each backend has its own fixed tile shape (``numba``: NumPy's), derived from the whole
+        grid, so results never depend on the chunking.
         """
         names = [a.name for a in spec.axes]
         shape = tuple(len(coords[nm]) for nm in names)

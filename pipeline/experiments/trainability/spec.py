@@ -1,7 +1,7 @@
 """The ``trainability`` experiment: where does gradient descent converge?
 
-The experiment's hooks; the numerics are in :mod:`.reference` (NumPy) and :mod:`.gpu`
-(CuPy). Two modes:
+The experiment's hooks; the numerics are in :mod:`.reference` (NumPy), :mod:`.compiled`
+(Numba) and :mod:`.gpu` (CuPy). Two modes:
 
 * ``mode: lr_vs_lr`` (default): the image plane is (``lr_in``, ``lr_out``), log10 learning
   rates of the even (input) and odd layers;
@@ -358,10 +358,11 @@ class TrainabilityExperiment(Experiment):
     ) -> dict[str, np.ndarray]:
         """Train every point of the chunk; arrays of the chunk's shape (+ ``step``).
 
-        ``backend``: ``numpy``, ``cupy`` or ``auto`` (resolved here, i.e. on the worker that
-        runs the task: ``cupy`` when it sees a GPU). The NumPy tiles come from the whole
-        plane, never the chunk; the GPU kernel trains every point independently. Both give
-        chunking-independent results.
+        ``backend``: ``numpy``, ``numba``, ``cupy`` or ``auto`` (resolved here, i.e. on the
+        worker that runs the task: ``cupy`` when it sees a GPU, else ``numba`` when
+        installed). The NumPy tiles come from the whole plane, never the chunk; the compiled
+        CPU kernel (``threads`` threads) and the GPU kernel train every point independently.
+        All give chunking-independent results.
         """
         p = spec.params
         names = [a.name for a in spec.axes]

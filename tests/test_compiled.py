@@ -1,0 +1,227 @@
+"""The compiled CPU backend (``numba``) against the NumPy reference, under its contract
+(docs/conventions.md): the same draws, values within stated relative bounds, the same class
+at ≥ 99.9 % of the points, and a point's numbers independent of its chunk and thread count.
+
+Without Numba the backend's tests skip with the reason; the resolution tests run either way.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from pipeline.errors import BackendError
+from pipeline.experiments import get_experiment
+from pipeline.experiments.propagation.probes import BatchProbe, CircleProbe, PairProbe, Probes
+from pipeline.experiments.propagation.reference import propagate_network as propagate_numpy
+from pipeline.experiments.trainability import reference as train_ref
+from pipeline.gpu import backend
+from pipeline.spec import parse_spec
+
+WHY_NO_NUMBA = backend.numba_unavailable_reason()
+needs_numba = pytest.mark.skipif(
+    WHY_NO_NUMBA is not None, reason=f"no compiled CPU backend: {WHY_NO_NUMBA}"
+)
+
+TRAIN_ACTS = tuple(train_ref.TRAIN_ACTIVATIONS)
+PROP_ACTS = ("erf", "tanh", "relu", "linear")
+DTYPES = ("float64", "float32")
+
+
+# ---------------------------------------------------------------- resolution (with or without)
+
+
+def test_numba_backend_resolution_without_numba(monkeypatch):
+    """Numba missing: ``numba`` is a one-line error naming the extra, ``auto`` is ``numpy``."""
+    monkeypatch.setitem(sys.modules, "numba", None)  # import numba raises ImportError
+    backend.numba_unavailable_reason.cache_clear()
+    try:
+        with pytest.raises(BackendError, match=r"'numba' is unavailable here: .*'cpu' extra") as e:
+            backend.resolve_backend("numba")
+        assert "\n" not in str(e.value)
+        if backend.cupy_unavailable_reason() is not None:
+            assert backend.resolve_backend("auto") == "numpy"
+    finally:
+        backend.numba_unavailable_reason.cache_clear()
+
+
+@needs_numba
+def test_numba_backend_resolution_and_provenance():
+    import numba
+
+    assert backend.resolve_backend("numba") == "numba"
+    if backend.cupy_unavailable_reason() is not None:  # no GPU: auto is the compiled backend
+        assert backend.resolve_backend("auto") == "numba"
+    info = backend.backend_info("numba")
+    assert info["backend"] == "numba" and info["numba_version"] == numba.__version__
+
+
+# ---------------------------------------------------------------- trainability
+
+
+def _plane(n: int = 6) -> tuple[np.ndarray, np.ndarray]:
+    """An lr plane across the convergence boundary (log10 lr from -1.5 to 0.5)."""
+    a, b = np.meshgrid(np.linspace(-1.5, 0.5, n), np.linspace(-1.5, 0.5, n), indexing="ij")
+    return 10.0 ** a.ravel(), 10.0 ** b.ravel()
+
+
+def _train(backend_name, problem, act, lr_in, lr_out, offset=None, **kw):
+    return train_ref.train_losses(problem, act, lr_in, lr_out, offset, backend=backend_name, **kw)
+
+
+def _same_class(a: np.ndarray, b: np.ndarray) -> float:
+    """Share of points whose score has the same sign (both NaN counts as equal)."""
+    sa, sb = np.sign(a), np.sign(b)
+    return float(np.mean((sa == sb) | (np.isnan(sa) & np.isnan(sb))))
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", TRAIN_ACTS)
+def test_trainability_plane_matches_numpy(act, dtype):
+    """Full batch, depth 2 and 3 (the generic hidden-layer path): the losses of the first steps
+    within the dtype's rounding, the classes of the plane equal."""
+    lr_in, lr_out = _plane()
+    rtol = 1e-12 if dtype == "float64" else 2e-5
+    for depth in (2, 3):
+        problem = train_ref.make_problem(8, depth, 3, 0.0, "full")
+        got = _train("numba", problem, act, lr_in, lr_out, steps=24, dtype=dtype)
+        want = _train("numpy", problem, act, lr_in, lr_out, steps=24, dtype=dtype)
+        assert got.shape == want.shape == (len(lr_in), 24) and got.dtype == np.float64
+        np.testing.assert_allclose(got[:, :4], want[:, :4], rtol=rtol)
+        s_got, _, _ = train_ref.score_trajectory(got)
+        s_want, _, _ = train_ref.score_trajectory(want)
+        assert _same_class(s_got, s_want) >= 0.999
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_trainability_minibatch_and_offsets_match_numpy(dtype):
+    """Minibatch gradients (the loss on the full batch), the offset at initialisation and the
+    notebook's every-step offset."""
+    rtol = 1e-12 if dtype == "float64" else 2e-5
+    lr_in, lr_out = _plane(4)
+    offset = np.linspace(-0.6, 0.6, len(lr_in))
+    mini = train_ref.make_problem(8, 2, 5, 0.1, "minibatch")
+    full = train_ref.make_problem(8, 2, 5, 0.0, "full")
+    for problem, every in ((mini, False), (full, False), (full, True)):
+        kw = dict(steps=16, dtype=dtype, offset_every_step=every)
+        got = _train("numba", problem, "tanh", lr_in, lr_out, offset, **kw)
+        want = _train("numpy", problem, "tanh", lr_in, lr_out, offset, **kw)
+        np.testing.assert_allclose(got[:, :4], want[:, :4], rtol=rtol)
+        assert _same_class(train_ref.score_trajectory(got)[0], train_ref.score_trajectory(want)[0])
+
+
+@needs_numba
+def test_trainability_points_do_not_depend_on_chunk_or_threads():
+    """A point's losses are bit-identical alone, in another order, among other points, with
+    another thread count."""
+    problem = train_ref.make_problem(8, 2, 1, 0.0, "full")
+    lr_in, lr_out = _plane(5)  # 25 points: 3 lane blocks, the last one padded
+    full = _train("numba", problem, "tanh", lr_in, lr_out, steps=12, dtype="float64", threads=2)
+    perm = np.random.default_rng(0).permutation(len(lr_in))[:11]
+    part = _train("numba", problem, "tanh", lr_in[perm], lr_out[perm], steps=12, dtype="float64")
+    np.testing.assert_array_equal(part, full[perm])
+    one = _train("numba", problem, "tanh", lr_in[7:8], lr_out[7:8], steps=12, dtype="float64")
+    np.testing.assert_array_equal(one, full[7:8])
+
+
+@needs_numba
+def test_trainability_experiment_numba_backend():
+    """The experiment's chunk on ``numba`` against ``numpy``: same classes, scores close."""
+    spec = parse_spec(
+        {
+            "experiment": "trainability",
+            "axes": {
+                "width": [8],
+                "lr_in": {"linspace": [-1.5, 0.5], "count": 5},
+                "lr_out": {"linspace": [-1.5, 0.5], "count": 4},
+            },
+            "steps": 20,
+        }
+    )
+    exp = get_experiment("trainability")
+    coords = {a.name: a.values for a in spec.axes}
+    got = exp.compute_chunk(spec, coords, backend="numba", threads=2)
+    want = exp.compute_chunk(spec, coords, backend="numpy")
+    assert _same_class(got["score"], want["score"]) >= 0.999
+    np.testing.assert_array_equal(got["converged"], want["converged"])
+    ok = want["converged"] == 1  # converged scores are sums of losses: well conditioned
+    np.testing.assert_allclose(got["score"][ok], want["score"][ok], rtol=1e-9)
+
+
+# ---------------------------------------------------------------- propagation
+
+PROBES = Probes(pair=PairProbe(), circle=CircleProbe(K=6), batch=BatchProbe(m=3))
+
+
+def _sigma_plane(n: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    sw, sb = np.meshgrid(np.linspace(0.3, 3.5, n), np.linspace(0.0, 1.5, n), indexing="ij")
+    return sw.ravel(), sb.ravel()
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_propagation_plane_matches_numpy(dtype):
+    """Every activation, the pair, circle and batch probes: observables at layer 3 within the
+    dtype's rounding, flags equal, the class (sign of λ at layer 16) equal."""
+    from pipeline.experiments.propagation.compiled import propagate_network as propagate_numba
+
+    sw, sb = _sigma_plane()
+    groups = [(a, sw, sb) for a in PROP_ACTS]
+    kw = dict(depth=16, record_layers=[3, 16], probes=PROBES, dtype=dtype)
+    got = propagate_numba(24, 2.0, 7, groups, **kw)
+    want = propagate_numpy(24, 2.0, 7, groups, **kw)
+    rtol = 1e-11 if dtype == "float64" else 2e-4
+    for act, g, w in zip(PROP_ACTS, got, want, strict=True):
+        assert set(g) == set(w)
+        for k in ("nonfinite_layer", "underflow_layer"):
+            np.testing.assert_array_equal(g[k], w[k], err_msg=f"{act} {k}")
+        for k in ("q", "c", "lyap_growth", "lyapunov", "cv", "participation_ratio"):
+            np.testing.assert_allclose(
+                g[k][:, 0], w[k][:, 0], rtol=rtol, atol=rtol, err_msg=f"{act} {k}"
+            )
+        scale = np.maximum(w["q"][:, 0], 1.0)  # dist vanishes where a and b have merged
+        np.testing.assert_allclose(g["dist"][:, 0] / scale, w["dist"][:, 0] / scale, atol=rtol)
+        np.testing.assert_array_equal(g["eff_rank"], w["eff_rank"])
+        assert _same_class(g["lyapunov"][:, -1], w["lyapunov"][:, -1]) >= 0.999, act
+
+
+@needs_numba
+def test_propagation_points_do_not_depend_on_chunk_or_threads():
+    """Bit-identical across tilings of the same tile size, subsets and thread counts."""
+    from pipeline.experiments.propagation.compiled import propagate_network as propagate_numba
+
+    sw, sb = _sigma_plane(6)
+    kw = dict(depth=10, record_layers=[10], probes=PROBES, dtype="float32", points_per_tile=8)
+    full = propagate_numba(16, 1.5, 2, [("erf", sw, sb)], threads=2, **kw)[0]
+    idx = np.array([3, 17, 30, 31])
+    part = propagate_numba(16, 1.5, 2, [("erf", sw[idx], sb[idx])], **kw)[0]
+    for k in full:
+        np.testing.assert_array_equal(part[k], full[k][idx], err_msg=k)
+
+
+@needs_numba
+def test_propagation_experiment_numba_backend():
+    """The experiment's chunk on ``numba``: same flags and classes as ``numpy``."""
+    spec = parse_spec(
+        {
+            "experiment": "propagation",
+            "axes": {
+                "width": [16],
+                "activation": ["erf", "tanh"],
+                "sigma_w": {"linspace": [0.5, 3.0], "count": 5},
+                "sigma_b": {"linspace": [0.0, 1.0], "count": 3},
+            },
+            "depth": 12,
+            "record_layers": "last",
+        }
+    )
+    exp = get_experiment("propagation")
+    coords = {a.name: a.values for a in spec.axes}
+    got = exp.compute_chunk(spec, coords, backend="numba", threads=2)
+    want = exp.compute_chunk(spec, coords, backend="numpy")
+    np.testing.assert_array_equal(got["nonfinite_layer"], want["nonfinite_layer"])
+    assert _same_class(got["lyapunov"], want["lyapunov"]) >= 0.999
