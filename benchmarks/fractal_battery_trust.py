@@ -135,9 +135,7 @@ def table(results: list[dict]) -> str:
             e = np.array([r["default"][0] for r in rows])
             cov = [r["default"][1] <= f.dimension <= r["default"][2] for r in rows]
             fl = [_flagged(r) for r in rows]
-            ok = [
-                fl[i] or (cov[i] and abs(e[i] - f.dimension) <= CLOSE) for i in range(len(rows))
-            ]
+            ok = [fl[i] or (cov[i] and abs(e[i] - f.dimension) <= CLOSE) for i in range(len(rows))]
             unf = [cov[i] for i in range(len(rows)) if not fl[i]]
             cnt = (
                 sum(r["too_small"] for r in rows),

@@ -274,8 +274,7 @@ class BoundaryDimension:
             if self.noise_dominated:
                 fr = self.noise.frontier  # type: ignore[union-attr]
                 flags.append(
-                    "noise-dominated"
-                    + ("" if fr is None else f": frontier D = {fr.estimate:.3f}")
+                    "noise-dominated" + ("" if fr is None else f": frontier D = {fr.estimate:.3f}")
                 )
         return self.value_text() + ("" if not flags else "\n(" + "; ".join(flags) + ")")
 
