@@ -43,7 +43,13 @@ from pipeline.analysis.fractal.counts import (
     count_occupancy,
 )
 from pipeline.analysis.fractal.estimate import DimensionEstimate
-from pipeline.analysis.fractal.fit import Z95, calibrated_dimension, dimension_from_counts, linfit
+from pipeline.analysis.fractal.fit import (
+    Z95,
+    calibrated_dimension,
+    dimension_from_counts,
+    fit_scaling,
+    linfit,
+)
 from pipeline.analysis.fractal.notebook import sohl_dickstein_notebook_dimension
 from pipeline.analysis.fractal.shifts import (
     AxisFlips,
@@ -193,6 +199,12 @@ UE_TOPS = (16, 32, 64)
 the frame; the main fit runs from 4 px to 1/16 (span 8 at 512 px)."""
 UE_MIN_SPAN = 8.0
 """The smallest span of the main range (ε_max / ε_min) a trustworthy exponent needs."""
+UE_HIGH_LOW = 16
+"""Frames whose range from this many px to 1/16 (and to 1/32) of the side still spans
+UE_MIN_SPAN add those ranges to the spread of the interval (frames of >= 2048 px): a raster
+cutoff that reaches above 8 px (a steep Koch island's 10° wedges fill up to ~1/sin 5° px)
+biases the main fit without moving the fits from 4 or 8 px apart; it moves the fit from
+16 px."""
 
 
 def directional_uncertainty_exponent(
@@ -277,9 +289,22 @@ def _exponent_estimate(
         allow_rectifiable=False, lows=UE_LOWS, tops=UE_TOPS, top=UE_TOPS[0], min_count=1e-300,
     )  # fmt: skip
     fit = r["fit"]
+    est, interval, spread = r["estimate"], r["interval"], r["range_spread"]
+    high = [t for t in UE_TOPS[:2] if not r["fallback"] and side / t / UE_HIGH_LOW >= UE_MIN_SPAN]
+    for t in high:  # ranges from UE_HIGH_LOW px: a raster cutoff above the main range's low end
+        j = np.flatnonzero((ev >= UE_HIGH_LOW) & (ev <= side / t) & (fr > 0))
+        if j.size >= 4:
+            q = fit_scaling(np.log(ev[j]), np.log(fr[j]), rectifiable=False)
+            spread = max(spread, abs(2.0 + q.dimension - est))
+    if spread > r["range_spread"]:
+        jack, se = r["jackknife_sd"], fit.se
+        stat = jack if math.isfinite(jack) else (se if math.isfinite(se) else 0.0)
+        half = Z95 * math.hypot(stat, spread)
+        interval = (est - half, est + half)
+    r = r | {"range_spread": spread}
     return DimensionEstimate(
-        estimate=r["estimate"],
-        interval=r["interval"],
+        estimate=est,
+        interval=interval,
         scales=np.asarray(ev, np.float64),
         counts=np.asarray(fr, np.float64),
         fit_range=r["fit_range"],
