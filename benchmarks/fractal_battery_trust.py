@@ -122,9 +122,9 @@ def table(results: list[dict]) -> str:
         "*frontier* is the dimension of the frontier with the noise separated. "
         "*Stress* fields do not reach their dimension at these sizes (`BATTERY[name].stress`).",
         "",
-        "| field | D | size | runs | bias | largest \\|err\\| | cov | flags s/a/d(t)/n | "
-        "unflagged cov | ok | frontier (noisy) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| field | D | size | runs | bias | largest \\|err\\| | mean ±hw | cov "
+        "| flags s/a/d(t)/n | unflagged cov | ok | frontier (noisy) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     fam_tot: dict = {}
     for f in FIELDS.values():
@@ -133,6 +133,7 @@ def table(results: list[dict]) -> str:
             if not rows:
                 continue
             e = np.array([r["default"][0] for r in rows])
+            hw = np.mean([(r["default"][2] - r["default"][1]) / 2 for r in rows])
             cov = [r["default"][1] <= f.dimension <= r["default"][2] for r in rows]
             fl = [_flagged(r) for r in rows]
             ok = [fl[i] or (cov[i] and abs(e[i] - f.dimension) <= CLOSE) for i in range(len(rows))]
@@ -156,6 +157,7 @@ def table(results: list[dict]) -> str:
             lines.append(
                 f"| {f.name}{tag} | {f.dimension:.4f} | {n}² | {len(rows)} | "
                 f"{e.mean() - f.dimension:+.3f} | {np.abs(e - f.dimension).max():.3f} | "
+                f"{hw:.3f} | "
                 f"{sum(cov)}/{len(rows)} | {cnt[0]}/{cnt[1]}/{cnt[2]}({cnt[3]})/{cnt[4]} | "
                 f"{sum(unf)}/{len(unf)} | {sum(ok)}/{len(rows)} | {fr} |"
             )
