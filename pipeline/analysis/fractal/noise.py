@@ -9,7 +9,8 @@ between the noisy region and the rest looks like. :func:`noise_check` measures
 * the **local dimension** of the box counts over each octave [s, 2s] from 1 px to 1/16 of
   the frame (the default's range top), and the octaves where it is at least
   :data:`NOISE_DIMENSION`: there the boundary fills the plane (no boundary of the battery
-  reaches it: the highest, the critical percolation cluster of D = 91/48, stays <= 1.90);
+  reaches it: the highest, the critical percolation cluster of D = 91/48, tops out at 1.90
+  at 4096²);
   the boundary is **noise-dominated** when such an octave exists;
 * the share of boundary pixels (a 4-neighbour of the other class) in or beside *small
   clusters*, 4-connected components of either class of at most :data:`SMALL_AREA` pixels
@@ -48,8 +49,9 @@ __all__ = [
 
 NOISE_DIMENSION = 1.93
 """Local box-counting dimension over one octave at which a boundary fills the plane: i.i.d.
-and correlated noise beside a clean frontier reach 1.94–2.0 at 1024²–4096²; every clean
-battery field stays below 1.90 (BENCHMARKS.md, "Boundary report")."""
+and correlated noise beside a clean frontier reach 1.94–2.0 at 1024²–4096² (1.98 and up at
+2048²–4096²; noise correlated over 4 px only 1.90–1.92 at 512²); every clean battery field
+tops out at or below 1.90 (BENCHMARKS.md, "Boundary report: flags and coverage")."""
 SMALL_AREA = 16
 """Components of a class of at most this many pixels are *small clusters* (specks)."""
 TOP_FRACTION = 16
