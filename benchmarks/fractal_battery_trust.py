@@ -120,7 +120,14 @@ def table(results: list[dict]) -> str:
         f"runs within {CLOSE} of the truth with the interval covering, or flagged. For the "
         "noisy fields the truth is the frontier's (1): the noise flag must fire, and "
         "*frontier* is the dimension of the frontier with the noise separated. "
-        "*Stress* fields do not reach their dimension at these sizes (`BATTERY[name].stress`).",
+        "*Stress* fields do not reach their dimension at these sizes (`.stress` says why). "
+        "Realisations per field: "
+        + ", ".join(f"{r} random / {d} deterministic at {n}²" for n, (r, d) in REPS.items())
+        + ". The default's 95 % half-width is 1.96 × (spatial jackknife and range spread in "
+        "quadrature; the spread includes fits from 16 px on frames of >= 2048 px) plus the "
+        "swing bound 3a/L (a: the largest residual of the log-log fit, L: its log-range). "
+        "The noise flag: local box-counting dimension >= 1.93 over an octave below 1/16 of "
+        "the frame (`pipeline.analysis.fractal.noise`).",
         "",
         "| field | D | size | runs | bias | largest \\|err\\| | mean ±hw | cov "
         "| flags s/a/d(t)/n | unflagged cov | ok | frontier (noisy) |",
