@@ -161,7 +161,8 @@ def table(results: list[dict]) -> str:
         "own extent (it moved only the Brownian frontier, a walk 1/7–1/2 of the frame "
         "across, by more than 0.02). Bias = mean − "
         "truth; cov = realisations whose 95 % interval holds the truth; ±hw = mean half-width "
-        "of the interval.",
+        "of the interval. The default's flags, its intervals since the swing bound and the "
+        'fields built to break it: the next section, "Boundary report: flags and coverage".',
         "",
     ]
     ref = [f for f in BATTERY.values() if not f.stress]

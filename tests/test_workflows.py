@@ -533,7 +533,11 @@ def test_every_store_kind_is_cf_conventional(smoke_stores, zoom_stores, tmp_path
         analyze(ds).to_zarr(tmp_path / f"{name}.zarr", mode="w", consolidated=False)
         an = xr.open_zarr(tmp_path / f"{name}.zarr", consolidated=False)
         check_cf(an, f"analysis of {name}")
-        for flag, yes in (("disagree", "disagree"), ("drifting", "drifting")):
+        for flag, yes in (
+            ("disagree", "disagree"),
+            ("drifting", "drifting"),
+            ("noise", "noise_dominated"),
+        ):
             v = an[f"boundary_dimension_{flag}"]
             assert bool(((v.cf == yes) == (v == 1)).all()), (name, flag)
     regimes = an = xr.open_zarr(tmp_path / "propagation.zarr", consolidated=False).regime_lyapunov
@@ -559,7 +563,7 @@ def test_analyze_a_trainability_store_and_the_levy_line_in_summaries(smoke_store
     # boundary dimensions make sense for the trainability plane too: one per image
     ds = open_sweep(smoke_stores["sohl_dickstein2024_trainability"])
     an = analyze(ds)
-    flags = ("needed_side", "disagree", "drifting", "report")
+    flags = ("needed_side", "disagree", "drifting", "noise", "frontier", "report")
     assert set(an.data_vars) == {
         "boundary_dimension", "boundary_dimension_low", "boundary_dimension_high",
         *(f"boundary_dimension_{f}" for f in flags),
@@ -584,6 +588,7 @@ def test_analyze_a_trainability_store_and_the_levy_line_in_summaries(smoke_store
             )
             assert int(got.boundary_dimension_disagree) == bool(want.disagreeing)
             assert int(got.boundary_dimension_drifting) == want.drifting
+            assert int(got.boundary_dimension_noise) == want.noise_dominated
     assert "Critical line" not in text and "Dimension of the class boundary" in text
     out = sweep("analyze", str(smoke_stores["trainability_tanh_w8"]), "--no-write", cwd=tmp_path)
     assert out.returncode == 0 and "width=8 depth=2 activation=tanh" in out.stdout, out.stderr

@@ -62,13 +62,17 @@ def _boundary_dimensions(field: xr.DataArray, a: str, b: str, what: str) -> xr.D
     of the class boundary (sign changes in 2×2 blocks) in every (a, b) slice of ``field``:
     the default estimate and its 95 % interval (NaN where the plane is too small or has no
     boundary), whether the plane is too small (the side it would need), whether the
-    estimators disagree or the dimension drifts with resolution, and the report's line."""
+    estimators disagree, the dimension drifts with resolution or the boundary is
+    noise-dominated (with the dimension of the frontier with the noise separated), and the
+    report's line."""
     other = [d for d in field.dims if d not in (a, b)]
     shape = tuple(field.sizes[d] for d in other)
     est, lo, hi = (np.full(shape, np.nan) for _ in range(3))
     need = np.zeros(shape, np.int64)
     disagree = np.zeros(shape, np.int8)
     drift = np.zeros(shape, np.int8)
+    noise = np.zeros(shape, np.int8)
+    frontier = np.full(shape, np.nan)
     text = np.full(shape, "", dtype=object)
     small = field.sizes[a] < MIN_PIXELS or field.sizes[b] < MIN_PIXELS
     if not small:
@@ -81,6 +85,9 @@ def _boundary_dimensions(field: xr.DataArray, a: str, b: str, what: str) -> xr.D
             est[idx], (lo[idx], hi[idx]) = r.estimate.estimate, r.estimate.interval
             need[idx] = r.needed_side if r.too_small else 0
             disagree[idx], drift[idx] = bool(r.disagreeing), r.drifting
+            noise[idx] = r.noise_dominated
+            if r.noise_dominated and r.noise.frontier is not None:  # type: ignore[union-attr]
+                frontier[idx] = r.noise.frontier.estimate  # type: ignore[union-attr]
     coords = {d: field[d] for d in other}
     method = (
         f"{LABELS[DEFAULT_ESTIMATOR]} (pipeline.analysis.fractal, default estimator) of the "
@@ -132,6 +139,24 @@ def _boundary_dimensions(field: xr.DataArray, a: str, b: str, what: str) -> xr.D
                     "long_name": "whether the estimate at 1/2 or 1/4 of the resolution "
                     "excludes boundary_dimension, or the three move one way",
                     **_yes_no("steady", "drifting"),
+                },
+            ),
+            "boundary_dimension_noise": (
+                other,
+                noise,
+                {
+                    "long_name": "whether the boundary fills the plane over an octave of box "
+                    "sizes (noise-dominated: boundary_dimension reads the noise, near 2)",
+                    **_yes_no("clean", "noise_dominated"),
+                },
+            ),
+            "boundary_dimension_frontier": (
+                other,
+                frontier,
+                {
+                    "long_name": "boundary dimension of the frontier of the noise-dominated "
+                    "region, the noise separated (NaN where not noise-dominated)",
+                    "units": "1",
                 },
             ),
             "boundary_dimension_report": (
@@ -240,8 +265,9 @@ def analyze_store(
     Every store with a class boundary: ``boundary_dimension[_low|_high]`` (the default
     estimator's dimension with its 95 % interval of the boundary in the image plane, per
     image; NaN where the plane has fewer than 16 points per axis or no boundary) with
-    ``boundary_dimension_needed_side|disagree|drifting|report`` (the boundary report: too
-    small, estimators disagreeing, drift with resolution, its line). Stores with λ_L
+    ``boundary_dimension_needed_side|disagree|drifting|noise|frontier|report`` (the boundary
+    report: too small, estimators disagreeing, drift with resolution, noise-dominated and
+    the dimension of the frontier with the noise separated, its line). Stores with λ_L
     (propagation, pair probe) also: ``sigma_w_measured``, ``sigma_w_theory``,
     ``deviation_steps`` (critical lines,
     :func:`~pipeline.analysis.regimes.measured_critical_line`), ``regime_*`` (class maps per

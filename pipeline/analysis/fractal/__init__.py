@@ -5,7 +5,8 @@
 * :mod:`.notebook`    the estimator of Sohl-Dickstein's (2024) notebook, as published
 * :mod:`.shifts`      class flips under axis shifts (the default estimator's data)
 * :mod:`.estimators`  the named estimators (``default``: directional uncertainty, or box counting)
-* :mod:`.boundary`    one boundary's report: default estimate, agreement, size, drift
+* :mod:`.noise`       whether a boundary is noise-dominated, and its frontier without the noise
+* :mod:`.boundary`    one boundary's report: default estimate, agreement, size, drift, noise
 * :mod:`.battery`     fields of known boundary dimension, for calibration
 
 Conventions (class ``f > 0``, the 2×2 boundary mask, box grids) are in :mod:`.counts`.

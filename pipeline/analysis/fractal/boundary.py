@@ -6,8 +6,13 @@ function, so the same boundary gets the same number and interval everywhere. It 
 * the default estimator's estimate and 95 % interval (:data:`~.estimators.DEFAULT_ESTIMATOR`);
 * the other estimators that have intervals (box counting, or the directional uncertainty
   exponent when the default chose box counting; the uncertainty exponent; Sohl-Dickstein's
-  on frames of >= 160 px), and which of them **disagree**: their interval
-  and the default's do not overlap;
+  on frames of >= 160 px), and which of them **disagree**: box counting (or the
+  directional exponent) when it differs from the default by more than their combined
+  uncertainty (the two half-widths in quadrature), the others when their interval and the
+  default's do not overlap;
+* whether the boundary is **noise-dominated** (:mod:`.noise`: it fills the plane over an
+  octave of box sizes, so every estimator reads it near 2), with the share of it in small
+  clusters and the dimension of the frontier with the noise separated;
 * whether the field is **too small** for a trustworthy number: the default's scaling range
   (4 px to 1/16 of the frame) spans less than a factor 8 (frames under 512 px, or a
   boundary too small to reach the range), with the side it would need;
@@ -15,7 +20,10 @@ function, so the same boundary gets the same number and interval everywhere. It 
   point, which is what a coarser sweep of that window computes), and whether the dimension
   **drifts** with resolution: a coarser estimate's interval excludes the full-resolution one,
   or the three move one way by more than the full-resolution half-width (the estimates share
-  their data, so their intervals overstate the noise of their differences).
+  their data, so their intervals overstate the noise of their differences), or the local
+  slopes move across the fit range: the default's fit on the upper half of its range (in
+  log scale) differs from the fit on the lower half by more than :data:`TREND_MIN` and more
+  than the full fit's half-width (what a finer grid would add is the next octave up).
 """
 
 from __future__ import annotations
@@ -39,10 +47,24 @@ from pipeline.analysis.fractal.estimators import (
     sohl_dickstein_dimension,
     uncertainty_exponent,
 )
-from pipeline.analysis.fractal.fit import LOW_PX, MIN_SPAN, TOP_FRACTION
+from pipeline.analysis.fractal.fit import LOW_PX, MIN_SPAN, TOP_FRACTION, linfit
+from pipeline.analysis.fractal.noise import NoiseCheck, noise_check
 from pipeline.errors import PipelineError
 
-__all__ = ["BoundaryDimension", "boundary_dimension", "dimension_vs_resolution"]
+__all__ = [
+    "TREND_MIN",
+    "BoundaryDimension",
+    "boundary_dimension",
+    "dimension_vs_resolution",
+    "range_trend",
+]
+
+TREND_MIN = 0.05
+"""The smallest change of the fitted dimension between the lower and the upper half of the
+fit range that counts as drift (clean battery fields at 2048²: up to 0.09 on the Takagi
+graphs and the percolation cluster, whose top octave climbs or falls)."""
+PAIRED = ("box-counting", "directional-uncertainty")
+"""The estimators compared with the default by their combined uncertainty."""
 
 LABELS = {
     "default": "directional uncertainty exponent, or box counting for a thin class",
@@ -65,6 +87,25 @@ def _try(
         return None, str(e)
 
 
+def range_trend(e: DimensionEstimate) -> float:
+    """The dimension fitted (plain power law) on the upper half of ``e``'s fit range minus
+    that on the lower half, halves in log scale sharing the middle scale (NaN when a half
+    holds fewer than 3 scales). For the uncertainty exponents D = 2 − slope, for box counts
+    D = −slope."""
+    i, j = e.fit_range
+    s, c = e.scales[i : j + 1], e.counts[i : j + 1]
+    ok = (s > 0) & (c > 0)
+    x, y = np.log(s[ok]), np.log(c[ok])
+    if x.size < 5:
+        return math.nan
+    xm = 0.5 * (x[0] + x[-1])
+    lo, hi = x <= xm + 1e-9, x >= xm - 1e-9
+    if lo.sum() < 3 or hi.sum() < 3:
+        return math.nan
+    b_lo, b_hi = linfit(x[lo], y[lo])[0], linfit(x[hi], y[hi])[0]
+    return float(-(b_hi - b_lo))  # D = const − slope for both kinds of estimator
+
+
 def _fmt(d: DimensionEstimate) -> str:
     """``1.234 [1.200, 1.268]``."""
     return f"{d.estimate:.3f} [{d.interval[0]:.3f}, {d.interval[1]:.3f}]"
@@ -83,6 +124,7 @@ class BoundaryDimension:
     reason: str = ""
     others: dict[str, DimensionEstimate | None] = field(default_factory=dict)
     resolutions: tuple[tuple[int, DimensionEstimate | None], ...] = ()
+    noise: NoiseCheck | None = None
 
     @property
     def method(self) -> str:
@@ -122,23 +164,55 @@ class BoundaryDimension:
 
     @property
     def disagreeing(self) -> list[str]:
-        """The other estimators whose 95 % interval does not overlap the default's."""
+        """The other estimators that disagree with the default: box counting (or the
+        directional exponent) by more than the two half-widths in quadrature, the others
+        when their 95 % interval does not overlap the default's."""
         if self.estimate is None:
             return []
-        lo, hi = self.estimate.interval
-        return [
-            k
-            for k, d in self.others.items()
-            if d is not None and (d.interval[1] < lo or d.interval[0] > hi)
-        ]
+        e = self.estimate
+        lo, hi = e.interval
+        out = []
+        for k, d in self.others.items():
+            if d is None:
+                continue
+            if k in PAIRED:
+                if abs(d.estimate - e.estimate) > math.hypot(d.half_width, e.half_width):
+                    out.append(k)
+            elif d.interval[1] < lo or d.interval[0] > hi:
+                out.append(k)
+        return out
+
+    @property
+    def trend(self) -> float:
+        """:func:`range_trend` of the default estimate (NaN without one)."""
+        return math.nan if self.estimate is None else range_trend(self.estimate)
+
+    @property
+    def trending(self) -> bool:
+        """Whether the local slopes move across the fit range: :attr:`trend` beyond
+        :data:`TREND_MIN` and the default's half-width."""
+        t = self.trend
+        return (
+            self.estimate is not None
+            and math.isfinite(t)
+            and abs(t) > max(TREND_MIN, self.estimate.half_width)
+        )
+
+    @property
+    def noise_dominated(self) -> bool:
+        """Whether the boundary fills the plane over an octave (:mod:`.noise`)."""
+        return self.noise is not None and self.noise.noisy
 
     @property
     def drifting(self) -> bool:
         """Whether the dimension moves with resolution: a coarser resolution's interval
-        excludes the full-resolution estimate, or the estimates move one way across all the
-        resolutions by more than the full-resolution half-width."""
+        excludes the full-resolution estimate, the estimates move one way across all the
+        resolutions by more than the full-resolution half-width, or the local slopes move
+        across the fit range (:attr:`trending`)."""
         if self.estimate is None:
             return False
+        if self.trending:
+            return True
         d = self.estimate.estimate
         if any(
             e is not None and not (e.interval[0] <= d <= e.interval[1])
@@ -173,7 +247,13 @@ class BoundaryDimension:
             vals = ", ".join(
                 f"{e.estimate:.3f} ({s} px)" for s, e in self.resolutions if e is not None
             )
+            if self.trending:
+                a, b = self.estimate.fit_scales[[0, -1]]
+                t = f"local slopes move by {self.trend:+.3f} from {a:g} to {b:g} px"
+                vals = f"{vals}; {t}" if vals else t
             out.append(f"drifts with resolution: {vals}")
+        if self.noise_dominated:
+            out.append(self.noise.text())  # type: ignore[union-attr]
         return out
 
     def text(self) -> str:
@@ -191,6 +271,11 @@ class BoundaryDimension:
                 flags.append("estimators disagree")
             if self.drifting:
                 flags.append("drifts with resolution")
+            if self.noise_dominated:
+                fr = self.noise.frontier  # type: ignore[union-attr]
+                flags.append(
+                    "noise-dominated" + ("" if fr is None else f": frontier D = {fr.estimate:.3f}")
+                )
         return self.value_text() + ("" if not flags else "\n(" + "; ".join(flags) + ")")
 
 
@@ -211,10 +296,13 @@ def dimension_vs_resolution(
     return tuple(out)
 
 
-def boundary_dimension(f: ArrayLike, *, resolutions: bool = True) -> BoundaryDimension:
+def boundary_dimension(
+    f: ArrayLike, *, resolutions: bool = True, noise: bool = True
+) -> BoundaryDimension:
     """The report of the sign boundary of the 2-D field ``f`` (class ``f > 0``; NaN pixels
-    belong to no class): default estimate, the others, too-small and drift (see the module
-    docstring; ``resolutions=False`` skips the coarser estimates)."""
+    belong to no class): default estimate, the others, too-small, drift and noise (see the
+    module docstring; ``resolutions=False`` skips the coarser estimates, ``noise=False`` the
+    noise check)."""
     arr = np.asarray(as_field(f), dtype=None)
     est, reason = _try(ESTIMATORS[DEFAULT_ESTIMATOR], arr)
     others: dict[str, DimensionEstimate | None] = {}
@@ -229,10 +317,16 @@ def boundary_dimension(f: ArrayLike, *, resolutions: bool = True) -> BoundaryDim
     res: tuple[tuple[int, DimensionEstimate | None], ...] = ()
     if resolutions and est is not None:
         res = (*dimension_vs_resolution(arr, (4, 2)), (int(min(arr.shape)), est))
+    nc = None
+    if noise and est is not None:
+        boxes = est if est.method == "box-counting" else others.get("box-counting")
+        counts = None if boxes is None else (boxes.scales, boxes.counts)
+        nc = noise_check(arr, counts)
     return BoundaryDimension(
         shape=(int(arr.shape[0]), int(arr.shape[1])),
         estimate=est,
         reason=reason,
         others=others,
         resolutions=res,
+        noise=nc,
     )

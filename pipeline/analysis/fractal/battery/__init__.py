@@ -9,6 +9,12 @@ rendered boundary carries every scale from the pixel to the frame.
 ``held_out`` fields were never looked at while the estimators' scaling ranges and intervals
 were designed; the calibration reports them separately (BENCHMARKS.md, "Fractal battery").
 
+:data:`TRUST_BATTERY` holds the fields on which the boundary report's flags and intervals
+are tested (BENCHMARKS.md, "Boundary report: flags and coverage"): steep self-similar
+islands (narrow wedges), level sets of rough random surfaces, and a clean frontier beside
+pixel noise of several correlation lengths (``noisy``: the truth is the frontier's
+dimension, 1, and the report must say "noise-dominated").
+
     from pipeline.analysis.fractal.battery import BATTERY
     f = BATTERY["koch_snowflake"].render(2048, seed=3)
 """
@@ -25,10 +31,12 @@ from numpy.typing import NDArray
 from pipeline.analysis.fractal.battery.graphs import fbm, graph_field, takagi, weierstrass
 from pipeline.analysis.fractal.battery.julia import RABBIT_DIMENSION, rabbit_field
 from pipeline.analysis.fractal.battery.lattice import brownian_frontier, percolation
+from pipeline.analysis.fractal.battery.noisy import noisy_side_field
 from pipeline.analysis.fractal.battery.polygons import Island, fill_polygon, island_field
+from pipeline.analysis.fractal.battery.surfaces import level_set_field
 from pipeline.analysis.fractal.battery.tiles import TWINDRAGON_DIMENSION, twindragon_field
 
-__all__ = ["BATTERY", "BatteryField", "smooth_blob"]
+__all__ = ["BATTERY", "TRUST_BATTERY", "BatteryField", "smooth_blob"]
 
 
 @dataclass(frozen=True)
@@ -38,7 +46,8 @@ class BatteryField:
     whether it was kept out of the design (``held_out``), and ``make(n, rng)``. A *stress*
     field (``stress`` says why) is one whose rendered boundary does not reach its dimension
     at 512²–8192² (its local slopes drift across the whole range): it tests that the
-    estimators say so rather than that they hit the number."""
+    estimators say so rather than that they hit the number. A ``noisy`` field is a clean
+    frontier of that ``dimension`` beside pixel noise: the report must flag it."""
 
     name: str
     dimension: float
@@ -47,6 +56,7 @@ class BatteryField:
     held_out: bool
     make: Callable[[int, np.random.Generator], NDArray]
     stress: str = ""
+    noisy: bool = False
 
     def render(self, n: int, seed: int = 0) -> NDArray:
         """The field at ``n`` × ``n`` pixels for realisation ``seed`` (a 2-D bool or float
@@ -79,6 +89,9 @@ ISLANDS = {
     "koch_snowflake": Island(3, (0, -60, 60, 0), 1 / 3),
     "koch_square_70": Island(4, (0, -70, 70, 0), 1 / (2 + 2 * math.cos(math.radians(70)))),
     "minkowski_sausage": Island(4, (0, 90, 0, -90, -90, 0, 90, 0), 1 / 4),
+    # steep Koch generators: the two middle segments leave a wedge of 180° − 2θ (10°, 12°)
+    "koch_square_85": Island(4, (0, -85, 85, 0), 1 / (2 + 2 * math.cos(math.radians(85)))),
+    "koch_triangle_84": Island(3, (0, -84, 84, 0), 1 / (2 + 2 * math.cos(math.radians(84)))),
 }
 
 
@@ -216,3 +229,108 @@ _FIELDS = [
 
 BATTERY: dict[str, BatteryField] = {f.name: f for f in _FIELDS}
 """The battery by name, in order of increasing dimension."""
+
+
+def _level_set(hurst: float) -> Callable[[int, np.random.Generator], NDArray]:
+    return lambda n, rng: level_set_field(n, hurst, rng)
+
+
+def _noisy(corr_px: float) -> Callable[[int, np.random.Generator], NDArray]:
+    return lambda n, rng: noisy_side_field(n, rng, corr_px)
+
+
+_TRUST = [
+    BatteryField(
+        "koch_square_85",
+        ISLANDS["koch_square_85"].dimension,
+        "self-similar, 4 pieces of 1/(2 + 2 cos 85°), 10° wedges",
+        False,
+        False,
+        _island("koch_square_85"),
+    ),
+    BatteryField(
+        "koch_triangle_84",
+        ISLANDS["koch_triangle_84"].dimension,
+        "self-similar, 4 pieces of 1/(2 + 2 cos 84°), 12° wedges",
+        False,
+        True,
+        _island("koch_triangle_84"),
+    ),
+    BatteryField(
+        "level_set_h0.3",
+        1.7,
+        "zero set of a fractional Brownian surface, H = 0.3",
+        True,
+        False,
+        _level_set(0.3),
+        stress="the surface's spectrum stops at the pixel: the missing variance lowers its "
+        "structure function by a constant, so the contour's local slopes sit 0.03-0.05 low "
+        "across the whole range and approach 1.7 only as eps^-0.6 (-0.04 at 2048², -0.036 "
+        "at 4096²); flat local slopes and coarse grids that agree leave the report nothing "
+        "to flag",
+    ),
+    BatteryField(
+        "level_set_h0.5",
+        1.5,
+        "zero set of a fractional Brownian surface, H = 0.5",
+        True,
+        True,
+        _level_set(0.5),
+    ),
+    BatteryField(
+        "level_set_h0.7",
+        1.3,
+        "zero set of a fractional Brownian surface, H = 0.7",
+        True,
+        False,
+        _level_set(0.7),
+    ),
+    BatteryField(
+        "noisy_iid",
+        1.0,
+        "smooth frontier beside i.i.d. pixel noise",
+        True,
+        False,
+        _noisy(0.0),
+        noisy=True,
+    ),
+    BatteryField(
+        "noisy_corr1",
+        1.0,
+        "smooth frontier beside noise correlated over 1 px",
+        True,
+        False,
+        _noisy(1.0),
+        noisy=True,
+    ),
+    BatteryField(
+        "noisy_corr2",
+        1.0,
+        "smooth frontier beside noise correlated over 2 px",
+        True,
+        False,
+        _noisy(2.0),
+        noisy=True,
+    ),
+    BatteryField(
+        "noisy_corr3",
+        1.0,
+        "smooth frontier beside noise correlated over 3 px",
+        True,
+        True,
+        _noisy(3.0),
+        noisy=True,
+    ),
+    BatteryField(
+        "noisy_corr4",
+        1.0,
+        "smooth frontier beside noise correlated over 4 px",
+        True,
+        False,
+        _noisy(4.0),
+        noisy=True,
+    ),
+]
+
+TRUST_BATTERY: dict[str, BatteryField] = {f.name: f for f in _TRUST}
+"""The fields of the report's flags and intervals (see the module docstring)."""
