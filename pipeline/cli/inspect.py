@@ -100,6 +100,23 @@ def warn_if_partial(store: str) -> None:
         print(line, file=sys.stderr)
 
 
+def _rate_line(store: str, state: DoneState) -> str:
+    """The rate of the store's recent chunk finishes and the time left at that rate."""
+    import time
+
+    from pipeline.engine.identity import token_state
+    from pipeline.engine.progress import done_times, format_duration, rate_eta
+    from pipeline.engine.store import index_token
+
+    token = token_state(store)[0] or index_token(store)  # as done_state reads the index
+    times = done_times(store, state.counts, token)
+    est = rate_eta(times, state.total - state.n_done)
+    line = est.line()
+    if est.last == est.last:  # not NaN: say how long ago the last chunk finished
+        line += f"; last chunk finished {format_duration(max(time.time() - est.last, 0))} ago"
+    return line
+
+
 def _status_lines(store: str, show_all: bool) -> list[str]:
     from pipeline.engine.lease import holder
     from pipeline.engine.plan import describe_chunk, flat_to_key, key_to_str
@@ -109,6 +126,8 @@ def _status_lines(store: str, show_all: bool) -> list[str]:
     state = done_state(store, spec)
     n_done, total = state.n_done, state.total
     lines = [f"{store}: {n_done}/{total} chunks done ({100 * n_done / total:.1f} %)"]
+    if n_done < total:
+        lines.append(_rate_line(store, state))
     run = holder(store)
     if run is not None:
         lines.append(
