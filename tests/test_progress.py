@@ -8,6 +8,7 @@ import re
 
 import numpy as np
 import pytest
+import yaml
 
 from pipeline import parse_spec, run_sweep
 from pipeline.cli import main
@@ -128,3 +129,20 @@ def test_index_keeps_finish_times_and_status_prints_an_eta(tiny_store, capsys):
     out = capsys.readouterr().out
     assert "6/8 chunks done" in out
     assert "rate 3 chunks/min" in out and "ETA 40 s for 2 more" in out
+
+
+def test_plan_prints_a_time_estimate_from_a_measured_rate(tmp_path, capsys):
+    from pipeline.engine.calibrate import Calibration, calibrate
+
+    spec = parse_spec({**TINY, "chunks": {"sigma_w2": 4, "sigma_b": 2}})
+    cal = calibrate(spec, "numpy", budget_s=0.5)
+    assert cal.flops_per_s > 0 and cal.per_call_s >= 0 and "grid point" in cal.how
+    assert Calibration(2e9, "numpy", "x", per_call_s=0.5).seconds(4e9, calls=3) == 3.5
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(TINY))
+    assert main(["plan", str(tmp_path / "s.yaml")]) == 0
+    out = capsys.readouterr().out
+    line = [ln for ln in out.splitlines() if ln.startswith("time (estimate)")]
+    assert len(line) == 1 and "GFLOP/s" in line[0]
+    assert re.match(r"time \(estimate\)\s+[\d.]+ (µs|ms|s|min)", line[0])
+    gpu = [ln for ln in out.splitlines() if ln.startswith("GPU time")][0]
+    assert re.match(r"GPU time\s+[\d.]+ (µs|ns|ms) on one H100", gpu) and "e-" not in gpu

@@ -240,8 +240,35 @@ def cmd_plan(args: argparse.Namespace) -> int:
     spec = _load(args)
     if args.store:
         spec = spec.with_store(args.store)
-    print(make_plan(spec).describe(spec))
+    plan = make_plan(spec)
+    print(plan.describe(spec))
+    if not args.no_timing:
+        print(_time_line(spec, plan.flops, plan.n_chunks))
     return 0
+
+
+def _time_line(spec: SweepSpec, flops: float, n_chunks: int) -> str:
+    """``sweep plan``'s time estimate: the plan's FLOPs at the rate this machine's backend
+    measured in about a second (:mod:`pipeline.engine.calibrate`)."""
+    from pipeline.engine.calibrate import calibrate
+    from pipeline.engine.progress import format_duration
+    from pipeline.gpu.backend import resolve_backend
+
+    backend = resolve_backend("auto")
+    cal = calibrate(spec, backend)
+    one = cal.seconds(flops, n_chunks)
+    if backend == "cupy":
+        workers, who = 1, "one GPU"
+    else:
+        from dask.system import CPU_COUNT
+
+        workers, who = CPU_COUNT, f"the {CPU_COUNT} local workers of `sweep run`"
+    return (
+        f"time (estimate)   {format_duration(one)} of one worker's compute, "
+        f"{format_duration(one / workers)} on {who} ({backend} here at "
+        f"{cal.flops_per_s / 1e9:.3g} GFLOP/s + {format_duration(cal.per_call_s)} per chunk, "
+        f"measured on {cal.how}; I/O and cluster start-up not included)"
+    )
 
 
 def cmd_zoom(args: argparse.Namespace) -> int:
