@@ -155,6 +155,14 @@ def test_submit_dry_run_prints_the_driver_script(tmp_path):
         "--backend auto --threads 1 --no-progress"
     )
     assert not (tmp_path / "s.zarr").exists()
+    # the workers' job script goes to stderr (stdout stays the driver's script alone)
+    err = sweep(
+        "submit", spec, "--profiles", LOCAL_PROFILES, "--profile", "local", "--dry-run",
+        cwd=tmp_path, check=True,
+    ).stderr  # fmt: skip
+    assert "# the script of each worker job the driver submits (profile 'local'" in err
+    assert "#SBATCH" in err and "distributed.cli.dask_worker tcp://SCHEDULER:PORT" in err
+    assert not (tmp_path / "slurm-logs").exists()
 
 
 def test_submit_takes_a_workflow_scale_and_passes_it_to_the_driver(tmp_path):

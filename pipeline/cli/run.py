@@ -219,7 +219,16 @@ def cmd_submit(args: argparse.Namespace) -> int:
         prologue=opts.get("job_script_prologue", ()),
     )
     if args.dry_run:
-        print(script, end="")
+        from pipeline.slurm.scripts import render_worker_script
+
+        print(script, end="")  # stdout: the driver's script alone, so it can be saved and sent
+        worker = render_worker_script(slurm.profile, "tcp://SCHEDULER:PORT", log_dir=None)
+        print(
+            f"# the script of each worker job the driver submits (profile {slurm.profile.name!r};"
+            " the driver fills in its scheduler's address):\n" + worker,
+            end="" if worker.endswith("\n") else "\n",
+            file=sys.stderr,
+        )
         return 0
     check_submittable(slurm.profile)
     os.makedirs(log_dir, exist_ok=True)
