@@ -22,6 +22,7 @@ __all__ = [
     "cmd_status",
     "cmd_summary",
     "cmd_verify",
+    "partial_summary",
     "warn_if_partial",
 ]
 
@@ -115,6 +116,17 @@ def _rate_line(store: str, state: DoneState) -> str:
     if est.last == est.last:  # not NaN: say how long ago the last chunk finished
         line += f"; last chunk finished {format_duration(max(time.time() - est.last, 0))} ago"
     return line
+
+
+def partial_summary(store: str, text: str) -> str:
+    """A summary ``text`` of ``store`` with ``partial: k/n chunks ...`` as its first line
+    when the store is not complete (the result says so, not only stderr)."""
+    from pipeline.engine.partial import partial_label
+
+    label = partial_label(store)
+    if label is None:
+        return text
+    return f"{label} (the missing ones read as NaN: these numbers are of part of the grid)\n{text}"
 
 
 def _status_lines(store: str, show_all: bool) -> list[str]:
@@ -262,13 +274,17 @@ def cmd_summary(args: argparse.Namespace) -> int:
         for frame in frames:
             warn_if_partial(frame)
         with _damage_as_one_line(frames):
-            print(zoom_summary(args.store))
+            print(partial_summary(args.store, zoom_summary(args.store)))
         return 0
     read_spec(args.store)  # a Zarr group not made by sweep: one line
     warn_if_partial(args.store)
     with _damage_as_one_line([args.store]):
         ds = open_sweep(args.store)
-        print(get_experiment(read_spec(args.store).experiment).summary(ds))
+        print(
+            partial_summary(
+                args.store, get_experiment(read_spec(args.store).experiment).summary(ds)
+            )
+        )
     return 0
 
 
