@@ -40,7 +40,6 @@ FIGURE_DPI = 150
 """Resolution of the PNG files (the size checked for clipped text is the written one)."""
 
 
-
 def draw(ds: xr.Dataset, figure: dict[str, Any]) -> Figure:
     """The matplotlib Figure of a ``figure:`` entry (``{"kind": ..., **options}``)."""
     opts = dict(figure)
