@@ -74,6 +74,13 @@ def test_trainability_notebook(tmp_path, monkeypatch):
     assert f"576/576 points computed; converged share {share:.3f}" in text
     rep = boundary_dimension(ds.score.transpose("lr_in", "lr_out").values)
     assert f"boundary dimension: {rep.text()}" in text and f"estimator: {rep.method}" in text
+    # the store's figure: "D" is the dimension only, the depth is L
+    from pipeline.figures.render import draw
+
+    fig = draw(open_sweep(store), {"kind": "trainability_grid"})
+    title = fig._suptitle.get_text()
+    assert "depth L = 2 layers" in title and "D: boundary dimension" in title
+    assert "depth D" not in title
 
 
 def test_zoom_notebook(tmp_path, monkeypatch, client):

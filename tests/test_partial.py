@@ -77,3 +77,39 @@ def test_figure_title_says_partial(stores):
     assert "partial: 2/4 chunks; missing chunks are grey" in title
     fig, _ = store_figure(full)
     assert fig._suptitle is None or "partial" not in fig._suptitle.get_text()
+
+
+def test_signed_norm_centres_zero_and_scales_each_side_by_its_own_percentile():
+    pytest.importorskip("matplotlib")
+    import numpy as np
+
+    from pipeline.figures.common import clip_to_norm, signed_norm
+
+    # an ordered side down to -4 and a chaotic side up to 0.5 (λ_L's usual asymmetry)
+    lam = np.concatenate([-np.linspace(0, 4, 101), np.linspace(0, 0.5, 51), [np.nan, -np.inf]])
+    norm = signed_norm(lam, q=98)
+    neg = np.linspace(0, 4, 101)[1:]
+    assert norm.vmin == pytest.approx(-np.percentile(neg, 98))
+    assert norm.vmax == pytest.approx(np.percentile(np.linspace(0, 0.5, 51)[1:], 98))
+    assert float(norm(0.0)) == pytest.approx(0.5)  # 0 is the middle colour
+    # the chaotic side's largest values get the full red, not a quarter of it
+    assert float(norm(norm.vmax)) == pytest.approx(1.0) and float(norm(0.25)) > 0.7
+    clipped = clip_to_norm(np.array([np.inf, -np.inf, np.nan, 0.1]), norm)
+    np.testing.assert_array_equal(clipped[[0, 1, 3]], [norm.vmax, norm.vmin, 0.1])
+    assert np.isnan(clipped[2])
+    one_sided = signed_norm(np.array([-1.0, -2.0, -3.0]))  # symmetric then
+    assert one_sided.vmin == -one_sided.vmax
+
+
+def test_frontier_map_uses_the_centred_norm(stores):
+    pytest.importorskip("matplotlib")
+    import numpy as np
+
+    from pipeline.figures.render import store_figure
+
+    _, full = stores
+    fig, _ = store_figure(full)
+    mesh = fig.axes[0].collections[0]
+    lam = mesh.get_array().compressed()
+    assert mesh.norm.vmin < 0 < mesh.norm.vmax
+    assert mesh.norm.vmax == pytest.approx(np.percentile(lam[lam > 0], 98), rel=0.05)

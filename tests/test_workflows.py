@@ -476,7 +476,7 @@ def test_layout_checks_catch_clipped_text_and_a_missing_colour_bar():
     )
 
     # the single-image trainability figure as it was: 645 px wide, a 90-character title
-    title = "trainability after 40 steps of gradient descent, depth D = 2, dataset full"
+    title = "trainability after 40 steps of gradient descent, depth L = 2, dataset full"
     fig, ax = plt.subplots(figsize=(4.3, 3.5), dpi=150, constrained_layout=True)
     mesh = ax.pcolormesh(np.arange(12.0).reshape(3, 4), cmap="RdBu_r")
     fig.suptitle(title, fontsize=10)
