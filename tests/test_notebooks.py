@@ -83,6 +83,7 @@ def test_trainability_notebook(tmp_path, monkeypatch):
     assert "depth D" not in title
 
 
+@pytest.mark.slow
 def test_zoom_notebook(tmp_path, monkeypatch, client):
     from pipeline.engine.zoom import run_zoom
 

@@ -106,6 +106,7 @@ def tiny_store(tmp_path_factory, client):
     return path, lines
 
 
+@pytest.mark.slow
 def test_run_without_bar_logs_heartbeat_lines(tiny_store):
     _, lines = tiny_store
     beats = [m for m in lines if m.startswith("progress: ")]

@@ -72,6 +72,7 @@ def refined(tmp_path_factory, client):
     return spec, store
 
 
+@pytest.mark.slow
 def test_refined_store_holds_the_full_field_with_its_mask(refined):
     spec, store = refined
     ds = open_sweep(store)
@@ -112,6 +113,7 @@ def _chunk_files(store: Path) -> dict[str, bytes]:
     }
 
 
+@pytest.mark.slow
 def test_killed_refinement_resumes_to_the_same_store(tmp_path, refined, client):
     spec, ref_store = refined
     store = tmp_path / "k.zarr"

@@ -141,6 +141,7 @@ def test_driver_script():
     )
 
 
+@pytest.mark.slow
 def test_submit_dry_run_prints_the_driver_script(tmp_path):
     spec = write_spec(tmp_path, {**RAW, "store": "s.zarr"})
     out = sweep(
@@ -165,6 +166,7 @@ def test_submit_dry_run_prints_the_driver_script(tmp_path):
     assert not (tmp_path / "slurm-logs").exists()
 
 
+@pytest.mark.slow
 def test_submit_takes_a_workflow_scale_and_passes_it_to_the_driver(tmp_path):
     workflow = Path(__file__).resolve().parent.parent / "workflows" / "schoenholz2016_xi_c.yaml"
     out = sweep(
@@ -191,6 +193,7 @@ ZOOM = {
 }
 
 
+@pytest.mark.slow
 def test_submit_dry_run_of_a_zoom(tmp_path):
     spec = write_spec(tmp_path, {**ZOOM, "store": "z.zarr"})
     out = sweep(
@@ -266,6 +269,7 @@ def test_profile_errors():
         (["--profile", "local"], {"PATH": "/nonexistent"}, "error: sbatch: not found on PATH"),
     ],
 )
+@pytest.mark.slow
 def test_bad_slurm_input_is_one_line_exit_2_and_no_store(tmp_path, args, env, message):
     spec = write_spec(tmp_path, {**RAW, "store": "s.zarr"})
     cmd = [sys.executable, "-m", "pipeline", "run", str(spec), "--cluster", "slurm"]
