@@ -587,7 +587,7 @@ class PropagationExperiment(Experiment):
         return format_summary(ds)
 
     def plan_lines(self, spec: SweepSpec, flops: float) -> list[str]:
-        """The GPU-hours estimate of the GEMMs."""
+        """The GPU-time estimate of the GEMMs."""
         return [gpu_hours_text(flops, spec.dtype)]
 
     def plane(self, spec: SweepSpec) -> tuple[str, str]:
