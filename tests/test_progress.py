@@ -12,6 +12,7 @@ import yaml
 
 from pipeline import parse_spec, run_sweep
 from pipeline.cli import main
+from pipeline.engine.lease import store_lease
 from pipeline.engine.markers import load_index, unmark
 from pipeline.engine.plan import chunk_counts
 from pipeline.engine.progress import (
@@ -106,7 +107,6 @@ def tiny_store(tmp_path_factory, client):
     return path, lines
 
 
-@pytest.mark.slow
 def test_run_without_bar_logs_heartbeat_lines(tiny_store):
     _, lines = tiny_store
     beats = [m for m in lines if m.startswith("progress: ")]
@@ -128,8 +128,12 @@ def test_index_keeps_finish_times_and_status_prints_an_eta(tiny_store, capsys):
     np.testing.assert_array_equal(np.sort(done_times(path, counts, token)), index.times[:6])
     assert main(["status", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "6/8 chunks done" in out
-    assert "rate 3 chunks/min" in out and "ETA 40 s for 2 more" in out
+    assert "6/8 chunks done" in out and "rate 3 chunks/min" in out
+    assert "no run holds the store now: the rest would take 40 s for 2 more" in out
+    with store_lease(str(path), "sweep run", lambda m: None):  # a run holds it: an ETA
+        assert main(["status", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "rate 3 chunks/min" in out and "ETA 40 s for 2 more" in out and "running:" in out
 
 
 def test_plan_prints_a_time_estimate_from_a_measured_rate(tmp_path, capsys):

@@ -101,8 +101,9 @@ def warn_if_partial(store: str) -> None:
         print(line, file=sys.stderr)
 
 
-def _rate_line(store: str, state: DoneState) -> str:
-    """The rate of the store's recent chunk finishes and the time left at that rate."""
+def _rate_line(store: str, state: DoneState, running: bool) -> str:
+    """The rate of the store's recent chunk finishes and the time left at that rate (without
+    a run holding the store: what the rest would take at that rate, not an ETA)."""
     import time
 
     from pipeline.engine.identity import token_state
@@ -115,6 +116,8 @@ def _rate_line(store: str, state: DoneState) -> str:
     line = est.line()
     if est.last == est.last:  # not NaN: say how long ago the last chunk finished
         line += f"; last chunk finished {format_duration(max(time.time() - est.last, 0))} ago"
+    if not running and est.rate > 0:
+        line = line.replace(", ETA ", ", no run holds the store now: the rest would take ", 1)
     return line
 
 
@@ -138,9 +141,9 @@ def _status_lines(store: str, show_all: bool) -> list[str]:
     state = done_state(store, spec)
     n_done, total = state.n_done, state.total
     lines = [f"{store}: {n_done}/{total} chunks done ({100 * n_done / total:.1f} %)"]
-    if n_done < total:
-        lines.append(_rate_line(store, state))
     run = holder(store)
+    if n_done < total:
+        lines.append(_rate_line(store, state, running=run is not None))
     if run is not None:
         lines.append(
             f"running: `{run.get('command')}` on host {run.get('host')}, PID {run.get('pid')}, "
