@@ -92,7 +92,6 @@ def repaired(spec, store, client, capsys, before, done_before, n_recomputed: int
     capsys.readouterr()
 
 
-@pytest.mark.slow
 def test_a_run_folds_its_markers_into_the_index_at_its_end(made):
     _, store, _, (done, crc) = made
     assert (store / DONE_DIR / INDEX_FILE).is_file()

@@ -72,7 +72,6 @@ def refined(tmp_path_factory, client):
     return spec, store
 
 
-@pytest.mark.slow
 def test_refined_store_holds_the_full_field_with_its_mask(refined):
     spec, store = refined
     ds = open_sweep(store)
