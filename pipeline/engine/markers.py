@@ -16,9 +16,9 @@ Two places say that a chunk is done, and a chunk is done when either says so:
   per axis, the distinct worker records). It is replaced atomically and only then are the
   per-chunk files it absorbed deleted, so a crash between the two leaves both (harmless).
 
-So a million-chunk store keeps a ~18 MB index (codes, fingerprints, finish times) and a markers folder of at most one
-consolidation period's files: ``sweep status`` and a resume read the index and list a small
-folder instead of a million files. Stores of version 0.1 have only per-chunk files (some
+So a million-chunk store keeps a ~18 MB index (codes, fingerprints, finish times) and a
+markers folder of at most one consolidation period's files: ``sweep status`` and a resume read
+the index and list a small folder instead of a million files. Stores of version 0.1 have only per-chunk files (some
 empty); they read the same way. Files in the markers folder that are not markers
 (``notes.txt``, ``.DS_Store``) are reported and otherwise ignored; an index made for another
 store (another token or grid) is ignored with a note, and a missing markers folder means
