@@ -19,8 +19,8 @@ Two places say that a chunk is done, and a chunk is done when either says so:
 So a million-chunk store keeps a ~18 MB index (codes, fingerprints, finish times) and a
 markers folder of at most one consolidation period's files: ``sweep status`` and a resume read
 the index and list a small folder instead of a million files. Stores of version 0.1 have only
-per-chunk files (some empty); they read the same way. Files in the markers folder that are not markers
-(``notes.txt``, ``.DS_Store``) are reported and otherwise ignored; an index made for another
+per-chunk files (some empty); they read the same way. Files in the markers folder that are not
+markers (``notes.txt``, ``.DS_Store``) are reported and otherwise ignored; an index made for another
 store (another token or grid) is ignored with a note, and a missing markers folder means
 that no chunk counts as done (a run recomputes them and makes the folder again).
 
