@@ -104,3 +104,13 @@ def test_zoom_notebook(tmp_path, monkeypatch, client):
     assert np.isfinite(score).all()
     rep = boundary_dimension(score)
     assert f"frame 1 ({rep.method}): {rep.text()}" in text
+    # a zoom store with a chunk un-marked says so on its summary (chunks of every frame)
+    from pipeline.engine.markers import unmark
+    from pipeline.engine.partial import partial_label
+    from pipeline.engine.plan import chunk_counts
+    from pipeline.engine.store import read_spec, read_token
+
+    assert partial_label(store) is None
+    frame = store / "frame_001"
+    unmark(frame, chunk_counts(read_spec(frame)), read_token(frame), [1])
+    assert partial_label(store) == "partial: 3/4 chunks"
