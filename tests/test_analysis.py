@@ -51,6 +51,7 @@ def test_levy_expect_matches_monte_carlo_at_alpha_1_2():
     assert levy_expect(0.5, 1.5, "relu") == math.inf  # E|X|^α diverges
 
 
+@pytest.mark.slow
 def test_levy_fixed_point_scale_matches_a_width_4096_network():
     """α = 1.5, tanh, σ_b = 0, σ_w = 1.5: γ of the pre-activations (characteristic-function
     fit) vs the iterated Lévy map and its fixed point, network drawn per docs/conventions.md §2."""
@@ -71,6 +72,7 @@ def test_levy_fixed_point_scale_matches_a_width_4096_network():
     assert fitted == pytest.approx(star, rel=0.10)
 
 
+@pytest.mark.slow
 def test_ordered_transition():
     # α = 2, tanh: q* ≈ (σ_w² − 1)/2 just above σ_w = 1, so q* = 0.01 at σ_w ≈ 1.01
     s2 = ordered_transition_sigma_w(0.0, 2.0, "tanh")

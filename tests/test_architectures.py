@@ -156,6 +156,7 @@ def _crossing(sw, lam):
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 @pytest.mark.parametrize("tying", WEIGHT_TYING)
+@pytest.mark.slow
 def test_lambda_crossing_at_sigma_b_0_matches_linear_theory_and_mean_field(arch, tying):
     """erf at σ_b = 0 with tiny inputs (q0 = 1e-30) is linear near the crossing, so
     λ_L = log(σ_w φ'(0)) + g with g from the drawn operators (:func:`_linear_growth`): the
@@ -322,6 +323,7 @@ def test_boundary_field_without_the_pair_probe_is_the_err_threshold():
     assert (field > 0).any() and (field <= 0).any()
 
 
+@pytest.mark.slow
 def test_divergence_figure_and_notes_report_both_estimators(tmp_path):
     """The CPU scale of a D'Inverno workflow, shrunk: the `divergence` figure draws and its
     notes give their estimator's maximum and the calibrated estimate of the same err field."""

@@ -188,6 +188,7 @@ def test_a_damaged_token_is_named_and_restored_from_the_index(made, client, caps
 
 
 @pytest.mark.parametrize("content", [b"\xff\x00garbage", b"{half", b"[]", b'{"pid": "x"}'])
+@pytest.mark.slow
 def test_a_damaged_lease_is_one_line_while_fresh_and_taken_over_when_old(made, client, capsys,
                                                                          content):
     spec, store, before, done_before = made
@@ -310,6 +311,7 @@ def _points(path: Path) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.parametrize("damage", ["truncated", "bit flipped", "garbage", "other points"])
+@pytest.mark.slow
 def test_damaged_refine_point_files_are_recomputed(tmp_path, client, damage):
     from pipeline.engine.identity import read_token
     from pipeline.engine.refine import REFINE_DIR
@@ -344,6 +346,7 @@ def test_damaged_refine_point_files_are_recomputed(tmp_path, client, damage):
         np.testing.assert_array_equal(again[k], kept[k], err_msg=k)
 
 
+@pytest.mark.slow
 def test_fuzz_damage_to_the_bookkeeping_files(made, client, capsys):
     """Seeded: random bytes, truncation or deletion of a random bookkeeping file (index,
     a marker, token, lease, a variable's metadata). Every command ends in 0, 1 or one

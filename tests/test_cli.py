@@ -55,6 +55,7 @@ def spec_run(tmp_path_factory):
     return here, sweep("run", "s.yaml", "--workers", "1", "--no-progress", cwd=here)
 
 
+@pytest.mark.slow
 def test_run_prints_summary_and_status_reports_complete(spec_run):
     tmp_path, out = spec_run
     assert out.returncode == 0, out.stderr
@@ -72,6 +73,7 @@ def test_run_prints_summary_and_status_reports_complete(spec_run):
     assert "6/6 chunks already done, 0 to compute" in again.stderr and again.stdout == ""
 
 
+@pytest.mark.slow
 def test_store_of_another_spec_is_refused_with_exit_2(spec_run):
     tmp_path, run = spec_run
     assert run.returncode == 0, run.stderr
@@ -86,6 +88,7 @@ def test_store_of_another_spec_is_refused_with_exit_2(spec_run):
     )
 
 
+@pytest.mark.slow
 def test_status_of_a_non_store(tmp_path):
     out = sweep("status", "nothing.zarr", cwd=tmp_path)
     assert out.returncode == 2
@@ -94,6 +97,7 @@ def test_status_of_a_non_store(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_quickstart_then_analyze_prints_the_comparison_and_writes_it(tmp_path):
     import xarray as xr
 
@@ -121,6 +125,7 @@ def test_malformed_scheduler_is_one_line_and_writes_nothing(tmp_path):
     assert not (tmp_path / "cli.zarr").exists()
 
 
+@pytest.mark.slow
 def test_partial_store_is_noted_burn_in_checked_and_a_closed_pipe_is_quiet(tmp_path):
     from pipeline.engine.identity import read_token
     from pipeline.engine.markers import unmark

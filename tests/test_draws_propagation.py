@@ -254,6 +254,7 @@ def test_generated_networks_run_their_map(tmp_path, arch, tying):
         assert got["err"][i, j] == pytest.approx(ref, rel=1e-9, abs=1e-300)
 
 
+@pytest.mark.slow
 def test_deepest_dense_window_at_depth_1000_gives_their_classes(tmp_path):
     """16² of their deepest dense window on their seed-0 network at depth 1000 (the generator
     draws it; it is their file bit for bit, above), float64 as their code of May 2025: the
@@ -367,6 +368,7 @@ def test_missing_and_non_npz_files_and_fixed_axes_are_one_line_errors(tmp_path):
     assert not (tmp_path / "s.zarr").exists()
 
 
+@pytest.mark.slow
 def test_relative_path_is_from_the_spec_folder_and_identity_is_the_content(tmp_path):
     """A relative draws.file is read beside the spec, whatever the working folder; the store
     records the content hash; the same content elsewhere resumes the store, other content is

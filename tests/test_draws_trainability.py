@@ -140,6 +140,7 @@ def test_shipped_draws_are_the_notebooks():
     assert not np.array_equal(full["minibatch_idx_500"], full["minibatch_idx_1000"][:500])
 
 
+@pytest.mark.slow
 def test_generator_reproduces_the_files_bit_for_bit(tmp_path):
     """JAX 0.4.23 (the notebook's era) writes the shipped files byte for byte; a newer JAX
     (threefry_partitionable off) the same arrays but for a few normals 1 ulp apart."""
@@ -415,6 +416,7 @@ def test_the_store_refuses_another_draws_file(tmp_path, capsys):
     assert "draws.sha256" in err
 
 
+@pytest.mark.slow
 def test_refined_steps_list_resolves_the_boundary_of_every_step_count(tmp_path):
     """Refinement classifies a point by every step count's sign (mixed: no class), so a
     refined [20, 60]-step store has the full run's classes in both images."""

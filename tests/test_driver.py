@@ -68,6 +68,7 @@ class ActiveTasks(SchedulerPlugin):
             self.active.discard(key)
 
 
+@pytest.mark.slow
 def test_the_window_never_holds_more_than_its_bound(tmp_path):
     from distributed import Client, LocalCluster
 
@@ -177,6 +178,7 @@ def test_a_result_lost_before_it_is_fetched_is_computed_again_while_the_checks_r
     assert all(runs.count(item_of[k]) == 2 for k in proxy.lost), (runs, proxy.lost)
 
 
+@pytest.mark.slow
 def test_tiny_chunks_are_fused_and_the_done_index_consolidates(tmp_path, client, monkeypatch):
     # the fusion rule from the plan's FLOPs per chunk
     assert chunks_per_task(TASK_FLOPS, 10**6, 8) == 1
@@ -207,6 +209,7 @@ def test_tiny_chunks_are_fused_and_the_done_index_consolidates(tmp_path, client,
     assert state.n_done == 600 and state.strays == [".DS_Store", "notes.txt"]
 
 
+@pytest.mark.slow
 def test_interrupted_10k_chunk_sweep_exits_in_5_s_and_resumes_exactly(tmp_path, client):
     raw = stub_spec(1000, store=str(tmp_path / "big.zarr"))
     (tmp_path / "big.yaml").write_text(yaml.safe_dump(raw))

@@ -51,6 +51,7 @@ def assert_bit_identical(a: xr.Dataset, b: xr.Dataset) -> None:
     xr.testing.assert_identical(a, b)
 
 
+@pytest.mark.slow
 def test_chunk_sizes_do_not_change_a_single_bit(tmp_path, client):
     fine = parse_spec({**SMALL, "chunks": {"sigma_w2": 2, "sigma_b": 1, "activation": 1}})
     coarse = parse_spec({**SMALL, "chunks": {"sigma_w2": 5, "sigma_b": 3, "seed": 2}})
@@ -73,6 +74,7 @@ def test_chunk_sizes_do_not_change_a_single_bit(tmp_path, client):
     np.testing.assert_allclose(a.sigma_w.values, np.sqrt(a.sigma_w2.values))
 
 
+@pytest.mark.slow
 def test_store_layout_attrs_and_plain_xarray_open(tmp_path, client):
     spec = parse_spec({**SMALL, "axes": {**SMALL["axes"], "width": [16], "alpha": [2.0]}})
     run_sweep(spec, tmp_path / "s.zarr", client=client, progress=False, backend="numpy")
@@ -148,6 +150,7 @@ def _write_spec(path: Path, raw: dict) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_sigkill_midway_then_resume_gives_identical_dataset(tmp_path, client):
     raw = {
         **SMALL,

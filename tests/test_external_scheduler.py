@@ -92,6 +92,7 @@ def ext_client(scheduler):
         yield c
 
 
+@pytest.mark.slow
 def test_a_store_deleted_during_a_run_is_never_reported_complete_nor_recreated(
     scheduler, tmp_path
 ):
@@ -148,6 +149,7 @@ def test_a_store_restored_from_its_backup_runs_the_first_time(ext_client, tmp_pa
 
 
 @pytest.mark.parametrize("seed", [7, 31])
+@pytest.mark.slow
 def test_fuzz_damage_to_the_bookkeeping_files_with_an_external_scheduler(
     ext_client, tmp_path, capsys, seed
 ):

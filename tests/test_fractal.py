@@ -117,6 +117,7 @@ frontier scatters ±0.05 (sd) at 2048² (its walk is 1/7–1/2 of the frame acro
 
 
 @pytest.mark.parametrize("name", [n for n in REFERENCE if n not in ENSEMBLE_AT_2048])
+@pytest.mark.slow
 def test_default_estimator_on_the_battery_at_2048(name):
     """Mean of two realisations within 0.03 of the truth at 2048², each 95 % interval holding
     the truth, and not flagged as too small (the ensembles are in BENCHMARKS.md)."""
@@ -130,6 +131,7 @@ def test_default_estimator_on_the_battery_at_2048(name):
 
 
 @pytest.mark.parametrize("name", sorted(ENSEMBLE_AT_2048))
+@pytest.mark.slow
 def test_default_estimator_on_an_ensemble_at_2048(name):
     """Mean over the ensemble within 0.03 of the truth, at least 3/4 of the intervals
     holding it (the ensembles of BENCHMARKS.md: 13/16 for the Brownian frontier at 2048²),
@@ -214,6 +216,7 @@ def test_flip_fractions_of_a_graph_are_its_variogram_and_its_height_share():
     assert {a.extra["axis"], b.extra["axis"]} == {0, 1}
 
 
+@pytest.mark.slow
 def test_default_uses_box_counting_for_a_thin_class():
     """A class that is all boundary (a critical percolation cluster: 86 % of its pixels touch
     the other class) saturates the flip fraction, so the default box-counts it; a filled
@@ -231,6 +234,7 @@ def test_default_uses_box_counting_for_a_thin_class():
     assert af.edge_pixels[1] / af.class_pixels[1] == pytest.approx(2 / 59, rel=1e-12)
 
 
+@pytest.mark.slow
 def test_default_estimator_reads_a_chunked_zarr_in_bands_exactly(tmp_path):
     """The same flip counts (hence estimate and interval) from a NumPy array and from a
     chunked Zarr array read in bands, NaN pixels included (pairs touching NaN not counted),
@@ -330,6 +334,7 @@ def test_box_counts_offsets_and_blocks():
     assert bc.counts[0] == box_counts(m, [4])[1][0]  # the mean over 2 × 2 offsets
 
 
+@pytest.mark.slow
 def test_lazy_counts_over_a_chunked_zarr_equal_the_in_memory_ones(tmp_path):
     """A 4096² float32 field (64 MiB) written chunk-wise, counted chunk by chunk in bounded
     memory; the same counts and estimate as in memory from the same base occupancy."""
@@ -406,6 +411,7 @@ def test_box_counting_of_a_zarr_field_over_1_gib_in_bounded_memory(tmp_path):
 # --------------------------------------------------------------- the boundary report
 
 
+@pytest.mark.slow
 def test_report_says_too_small_with_the_resolution_it_needs():
     f = BATTERY["koch_snowflake"]
     small = boundary_dimension(f.render(256, 0))
@@ -423,6 +429,7 @@ def test_report_says_too_small_with_the_resolution_it_needs():
         box_counting_dimension(np.ones((64, 64)))
 
 
+@pytest.mark.slow
 def test_report_flags_a_dimension_that_drifts_with_resolution():
     """A circle whose radius carries rough ripples of 4–24 px wavelength (4 px RMS, amplitude
     ∝ wavelength^0.5) at 1024²: at 256² they fall below the fitted range and the boundary

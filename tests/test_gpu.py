@@ -155,6 +155,7 @@ def test_cuda_libraries_load_and_nvrtc_compiles_without_a_device(tmp_path):
     assert built[0].stat().st_mtime_ns == mtime
 
 
+@pytest.mark.slow
 def test_gpu_cluster_pins_one_device_per_worker():
     """One single-threaded worker per listed device, each seeing only its device."""
     from distributed import Client

@@ -183,6 +183,7 @@ def test_trainability_steps_and_kept_trajectories_are_limited():
         parse_spec({**TRAIN, "steps": 2_000_000, "keep_trajectory": True})
 
 
+@pytest.mark.slow
 def test_seeds_are_uint64_end_to_end(client, tmp_path):
     big = [2**63, 2**63 + 1, 2**64 - 1]
     spec = parse_spec({**PROP, "axes": {**PROP["axes"], "seed": [0, *big]}})
@@ -292,6 +293,7 @@ def test_version_plan_without_store_and_help(tmp_path, capsys):
     assert "every frame (zoom)" in text
 
 
+@pytest.mark.slow
 def test_tilde_is_expanded_once(tmp_path, client):
     home = tmp_path / "home"
     home.mkdir()
@@ -359,6 +361,7 @@ class _Garbage(socketserver.BaseRequestHandler):
             self.request.sendall(b"\xff" * 4096)  # read as a frame length: exabytes
 
 
+@pytest.mark.slow
 def test_a_scheduler_address_that_is_no_scheduler_fails_in_seconds(tmp_path):
     from pipeline.engine.clients import connect_scheduler
 
@@ -461,6 +464,7 @@ def _cli(argv: list[str]) -> tuple[int, str]:
     return rc, err.getvalue()
 
 
+@pytest.mark.slow
 def test_fuzz_specs_and_flags(tmp_path, monkeypatch):
     """300 seeded cases: every one ends in 0 (a valid plan) or one `error:` line with exit
     2, none takes 20 s, and none leaves a file behind (in the working directory or HOME)."""

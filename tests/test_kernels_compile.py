@@ -37,6 +37,7 @@ def test_kernel_sources_exist():
 
 
 @pytest.mark.skipif(NVCC is None, reason="nvcc not on PATH: cannot compile the CUDA kernels")
+@pytest.mark.slow
 def test_every_kernel_compiles_for_sm80_and_sm90(request):
     """Compile-only, one nvcc call per file and architecture, warnings as errors. The builds
     run in the background from the start of the session (tests/_nvcc_check.py); this test
@@ -205,6 +206,7 @@ def test_host_built_uniforms_are_rngs():
 
 @needs_host_build
 @pytest.mark.parametrize("alpha", [2.0, 1.5, 1.0, 0.5, 0.2])
+@pytest.mark.slow
 def test_host_built_draws_keep_the_contract(alpha):
     """rng.cu with CUDA's own tan/log/exp (libdevice) on the block of test_gpu.py: float32
     bit-identical to NumPy, float64 within tests/_gpu_contract.py's ulp bounds, and the same

@@ -32,6 +32,7 @@ def _first_nan_layer(lam) -> np.ndarray:
 
 
 @pytest.mark.parametrize("architecture", [None, "dense"])
+@pytest.mark.slow
 def test_the_nonfinite_flag_is_the_first_layer_where_lyapunov_is_nan(client, tmp_path,
                                                                      architecture):
     extra = {} if architecture is None else {"architecture": architecture}
@@ -64,6 +65,7 @@ def test_no_regime_where_every_seed_overflowed(client, tmp_path):
         assert maps[name].sel(sigma_b=0.5).notnull().all(), name
 
 
+@pytest.mark.slow
 def test_run_and_analyze_print_no_warnings_and_tell_close_values_apart(tmp_path, capfd):
     """An overflowing float32 store: no RuntimeWarning (or any other warning) on stderr from
     the driver or its workers; α = 1.999999 and 2 are two rows, σ_b = 1e30 is printed short."""

@@ -60,6 +60,7 @@ def test_tanh_lyapunov_and_q_match_mean_field():
     assert (res["nonfinite_layer"] == 0).all()
 
 
+@pytest.mark.slow
 def test_relu_critical_at_sigma_w2_2():
     sw2 = np.array([1.5, 2.0, 2.5])
     res = run_grid("relu", np.sqrt(sw2), np.zeros(3), width=1024, depth=30, seeds=range(3))
@@ -82,6 +83,7 @@ def test_linear_q_map_is_exact_in_expectation_and_c_preserved_at_sigma_b_0():
     np.testing.assert_allclose(res["c"][:, 1].mean(axis=0), 0.5, atol=0.05)
 
 
+@pytest.mark.slow
 def test_tanh_correlation_converges_to_c_star():
     sw, sb = np.sqrt(2.5), np.sqrt(0.05)
     res = run_grid("tanh", [sw], [sb], width=1024, depth=40, seeds=range(4))

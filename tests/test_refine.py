@@ -10,6 +10,7 @@ source."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -64,11 +65,23 @@ def refine_truth(truth: np.ndarray, refine: RefineSpec) -> Refiner:
 
 @pytest.fixture(scope="module")
 def refined(tmp_path_factory, client):
-    """An uninterrupted refined run of the plane stub."""
+    """An uninterrupted refined run of the plane stub (without a bar, a heartbeat line after
+    every task: the lines are checked below)."""
     store = tmp_path_factory.mktemp("refine") / "r.zarr"
     spec = parse_spec(plane_spec(store))
-    report = run_sweep(spec, store, client=client, progress=False, log=lambda m: None)
+    lines: list[str] = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SWEEP_HEARTBEAT_S", "0")
+        report = run_sweep(spec, store, client=client, progress=False, log=lines.append)
     assert report.complete and not report.failed
+    # the batch log's heartbeat: every round and the fill say done/total, rate and ETA
+    beats = [m for m in lines if re.match(r"(round \d+|fill): \d+/\d+ tasks \(", m)]
+    assert any(m.startswith("round 0: ") for m in beats) and any(
+        m.startswith("fill: ") for m in beats
+    )
+    last = [m for m in beats if m.startswith("fill: ")][-1]
+    done, total = map(int, re.match(r"fill: (\d+)/(\d+)", last).groups())
+    assert 0 < done <= total
     return spec, store
 
 
@@ -112,6 +125,7 @@ def _chunk_files(store: Path) -> dict[str, bytes]:
     }
 
 
+@pytest.mark.slow
 def test_killed_refinement_resumes_to_the_same_store(tmp_path, refined, client):
     spec, ref_store = refined
     store = tmp_path / "k.zarr"

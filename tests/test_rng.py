@@ -147,6 +147,7 @@ def test_alpha_1_is_standard_cauchy():
     np.testing.assert_allclose(x, np.tan(np.pi * (u1 - 0.5)), rtol=1e-13)
 
 
+@pytest.mark.slow
 def test_alpha_1_5_matches_scipy_levy_stable():
     # scipy's default parameterisation is S1; for beta = 0, scale 1, loc 0 its characteristic
     # function is exp(-|t|^alpha), the S_alpha(1) law drawn here. Check the convention: at

@@ -90,6 +90,7 @@ def test_flags_that_do_not_apply_are_one_line(tmp_path, capsys, flags):
     assert sorted(os.listdir(tmp_path)) == ["s.yaml"]
 
 
+@pytest.mark.slow
 def test_figures_into_a_place_that_cannot_hold_them_is_one_line(tmp_path, capsys):
     store = tmp_path / "s.zarr"
     (tmp_path / "s.yaml").write_text(yaml.safe_dump({**SMALL, "store": str(store)}))

@@ -141,6 +141,7 @@ def test_driver_script():
     )
 
 
+@pytest.mark.slow
 def test_submit_dry_run_prints_the_driver_script(tmp_path):
     spec = write_spec(tmp_path, {**RAW, "store": "s.zarr"})
     out = sweep(
@@ -155,8 +156,17 @@ def test_submit_dry_run_prints_the_driver_script(tmp_path):
         "--backend auto --threads 1 --no-progress"
     )
     assert not (tmp_path / "s.zarr").exists()
+    # the workers' job script goes to stderr (stdout stays the driver's script alone)
+    err = sweep(
+        "submit", spec, "--profiles", LOCAL_PROFILES, "--profile", "local", "--dry-run",
+        cwd=tmp_path, check=True,
+    ).stderr  # fmt: skip
+    assert "# the script of each worker job the driver submits (profile 'local'" in err
+    assert "#SBATCH" in err and "distributed.cli.dask_worker tcp://SCHEDULER:PORT" in err
+    assert not (tmp_path / "slurm-logs").exists()
 
 
+@pytest.mark.slow
 def test_submit_takes_a_workflow_scale_and_passes_it_to_the_driver(tmp_path):
     workflow = Path(__file__).resolve().parent.parent / "workflows" / "schoenholz2016_xi_c.yaml"
     out = sweep(
@@ -183,6 +193,7 @@ ZOOM = {
 }
 
 
+@pytest.mark.slow
 def test_submit_dry_run_of_a_zoom(tmp_path):
     spec = write_spec(tmp_path, {**ZOOM, "store": "z.zarr"})
     out = sweep(
@@ -258,6 +269,7 @@ def test_profile_errors():
         (["--profile", "local"], {"PATH": "/nonexistent"}, "error: sbatch: not found on PATH"),
     ],
 )
+@pytest.mark.slow
 def test_bad_slurm_input_is_one_line_exit_2_and_no_store(tmp_path, args, env, message):
     spec = write_spec(tmp_path, {**RAW, "store": "s.zarr"})
     cmd = [sys.executable, "-m", "pipeline", "run", str(spec), "--cluster", "slurm"]

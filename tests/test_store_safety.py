@@ -95,6 +95,7 @@ def test_the_fast_chunk_encoder_writes_the_bytes_zarr_writes(tmp_path):
     assert _Encoder.for_array(blosc) is None  # anything else: written through Zarr
 
 
+@pytest.mark.slow
 def test_a_run_whose_store_is_replaced_is_refused_and_the_new_store_is_right(tmp_path, client):
     store = tmp_path / "s.zarr"
     (tmp_path / "a.yaml").write_text(yaml.safe_dump(stub(100, offset=0.5, store=str(store))))
@@ -133,6 +134,7 @@ def _chunk_file(store: Path, var: str, key: tuple[int, ...]) -> Path:
     return store / var / arr.metadata.encode_chunk_key(key + (0,) * (arr.ndim - len(key)))
 
 
+@pytest.mark.slow
 def test_verify_repair_then_run_restores_a_damaged_store(tmp_path, client, capsys):
     spec = parse_spec(PROPAGATION)
     store, ref = tmp_path / "d.zarr", tmp_path / "ref.zarr"

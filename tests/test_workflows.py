@@ -15,6 +15,7 @@ import xarray as xr
 import yaml
 
 from pipeline import open_sweep, parse_spec, read_spec, run_sweep
+from pipeline.engine.progress import format_duration
 from pipeline.experiments.propagation.spec import gpu_hours
 from pipeline.experiments.trainability.spec import signed_log
 from pipeline.spec import SpecError
@@ -58,6 +59,7 @@ def sweep_here(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize("path", sorted(WORKFLOWS.glob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.slow
 def test_every_workflow_loads_at_every_scale(path):
     base = load_workflow(path)
     assert base.scale is None
@@ -104,6 +106,7 @@ def test_qu2022_paper_scale_is_their_fig5():
     assert {15, 25, 35} <= set(spec.params.record_layers)
 
 
+@pytest.mark.slow
 def test_unknown_scale_and_figure_are_one_line_errors(tmp_path):
     with pytest.raises(SpecError, match=r"unknown scale 'huge' \(allowed: smoke, paper\)"):
         load_workflow(WORKFLOWS / "qu2022_phase_cv.yaml", "huge")
@@ -118,15 +121,18 @@ def test_unknown_scale_and_figure_are_one_line_errors(tmp_path):
         load_workflow(tmp_path / "w.yaml")
 
 
+@pytest.mark.slow
 def test_plan_paper_prints_flops_and_gpu_hours(tmp_path):
     path = WORKFLOWS / "qu2022_phase_cv.yaml"
-    out = sweep("plan", str(path), "--scale", "paper", cwd=tmp_path)
+    out = sweep("plan", str(path), "--scale", "paper", "--no-timing", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
+    assert "time (estimate)" not in out.stdout
     # 21 α × 60 σ_w × 50 seeds, 1000 + 3 rows per point, N = 1000, L = 50
     flops = 2 * 1000**2 * (21 * 60 * 50) * 1003 * 50
     assert f"FLOPs             {flops:.3e}" in out.stdout
-    line = [ln for ln in out.stdout.splitlines() if ln.startswith("GPU-hours")][0]
-    assert f"{gpu_hours(flops):.3g}" in line and "0.7 x 60 TFLOP/s float32" in line
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("GPU time")][0]
+    assert f" {format_duration(gpu_hours(flops) * 3600)} on one H100" in line
+    assert "0.7 x 60 TFLOP/s float32" in line
     assert not (tmp_path / "qu2022_phase_cv_paper.zarr").exists()
 
 
@@ -204,6 +210,7 @@ def check_layout(fig):
 
 
 @pytest.mark.parametrize("name", SMOKE_RUN)
+@pytest.mark.slow
 def test_smoke_run_renders_figure(name, smoke_stores, tmp_path):
     plt = pytest.importorskip("matplotlib.pyplot")
     from pipeline import figures
@@ -227,6 +234,7 @@ def test_smoke_run_renders_figure(name, smoke_stores, tmp_path):
     check_png(tmp_path / "fig" / f"{spec.figure['kind']}.png")
 
 
+@pytest.mark.slow
 def test_missing_data_has_its_own_colour_and_a_legend_entry(smoke_stores):
     plt = pytest.importorskip("matplotlib.pyplot")
     import matplotlib.colors as mc
@@ -257,6 +265,7 @@ def test_missing_data_has_its_own_colour_and_a_legend_entry(smoke_stores):
     plt.close(fig)
 
 
+@pytest.mark.slow
 def test_figures_kind_on_the_command_line(smoke_stores, tmp_path):
     pytest.importorskip("matplotlib")
     store = smoke_stores["quickstart"]
@@ -278,6 +287,7 @@ def test_figures_kind_on_the_command_line(smoke_stores, tmp_path):
     assert not (tmp_path / "g").exists()
 
 
+@pytest.mark.slow
 def test_smoke_numbers_agree_with_theory(smoke_stores):
     from pipeline import figures, theory
 
@@ -345,6 +355,7 @@ def zoom_stores(client, tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", ZOOM_WORKFLOWS)
+@pytest.mark.slow
 def test_zoom_store_renders_frames_with_dimensions(name, zoom_stores, tmp_path):
     pytest.importorskip("matplotlib")
     from pipeline import figures
@@ -382,6 +393,7 @@ def test_zoom_store_renders_frames_with_dimensions(name, zoom_stores, tmp_path):
     assert (tmp_path / "f1" / f"{PAPER_WORKFLOWS[name]}.png").exists()
 
 
+@pytest.mark.slow
 def test_seed_000_and_002_smoke_numbers(smoke_stores):
     from pipeline import theory
 
@@ -421,6 +433,7 @@ def test_seed_000_and_002_smoke_numbers(smoke_stores):
     assert signed_log(np.array([-np.e + 1, 0.0, 1.0]))[[0, 1]] == pytest.approx([-1, 0])
 
 
+@pytest.mark.slow
 def test_notebook_runs_from_its_own_folder(smoke_stores, tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
@@ -473,7 +486,7 @@ def test_layout_checks_catch_clipped_text_and_a_missing_colour_bar():
     )
 
     # the single-image trainability figure as it was: 645 px wide, a 90-character title
-    title = "trainability after 40 steps of gradient descent, depth D = 2, dataset full"
+    title = "trainability after 40 steps of gradient descent, depth L = 2, dataset full"
     fig, ax = plt.subplots(figsize=(4.3, 3.5), dpi=150, constrained_layout=True)
     mesh = ax.pcolormesh(np.arange(12.0).reshape(3, 4), cmap="RdBu_r")
     fig.suptitle(title, fontsize=10)
@@ -515,6 +528,7 @@ def check_cf(ds, where):
             udunits.parse_units(attrs["units"])  # raises for a unit UDUNITS does not know
 
 
+@pytest.mark.slow
 def test_every_store_kind_is_cf_conventional(smoke_stores, zoom_stores, tmp_path):
     pytest.importorskip("cf_xarray")
     import warnings
@@ -553,6 +567,7 @@ def test_every_store_kind_is_cf_conventional(smoke_stores, zoom_stores, tmp_path
             check_cf(node.to_dataset(), f"zoom {node.name}")
 
 
+@pytest.mark.slow
 def test_analyze_a_trainability_store_and_the_levy_line_in_summaries(smoke_stores, tmp_path):
     from pipeline.analysis import boundary_dimension
     from pipeline.analysis.report import analyze, format_analysis
@@ -607,6 +622,7 @@ def test_analyze_a_trainability_store_and_the_levy_line_in_summaries(smoke_store
     assert "Lévy ordered transition q* = 0.01 for α < 2" in format_summary(ds)
 
 
+@pytest.mark.slow
 def test_frontier_without_a_box_counting_fit_is_the_map_alone(smoke_stores):
     plt = pytest.importorskip("matplotlib.pyplot")
     from pipeline import figures

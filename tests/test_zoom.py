@@ -44,6 +44,7 @@ SPEC = {
 }
 
 
+@pytest.mark.slow
 def test_five_frame_zoom_resumes_after_sigkill(tmp_path, client):
     store = tmp_path / "zoom.zarr"
     spec_file = tmp_path / "zoom.yaml"

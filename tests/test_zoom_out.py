@@ -81,6 +81,7 @@ def _sweep(*args):
     )
 
 
+@pytest.mark.slow
 def test_zoom_out_frames_resume_after_sigkill_and_report_the_pooled_estimate(tmp_path, client):
     store = tmp_path / "out.zarr"
     spec_file = tmp_path / "out.yaml"
@@ -173,6 +174,7 @@ def test_refinement_reaches_every_zoom_out_frame(tmp_path, client):
     assert seq.frame(0, spec, tmp_path).refine == spec.refine
 
 
+@pytest.mark.slow
 def test_zoom_out_flags_are_one_line_errors_and_write_nothing(tmp_path):
     spec_file = tmp_path / "s.yaml"
     spec_file.write_text(yaml.safe_dump({**SPEC, "store": str(tmp_path / "z.zarr")}))

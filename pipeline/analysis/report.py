@@ -36,6 +36,7 @@ from pipeline.analysis.regimes import (
     regime_maps,
     sigma_dims,
 )
+from pipeline.engine.partial import partial_label
 from pipeline.engine.provenance import package_version
 from pipeline.engine.store import open_sweep
 from pipeline.errors import PipelineError, StoreError
@@ -261,6 +262,8 @@ def analyze_store(
     write: bool = True,
 ) -> xr.Dataset:
     """Analyse the sweep in ``store`` and (if ``write``) save it as its ``analysis`` group.
+    A store whose chunks are not all done gets the attribute ``partial`` (``"partial: k/n
+    chunks"``), which :func:`format_analysis` prints first.
 
     Every store with a class boundary: ``boundary_dimension[_low|_high]`` (the default
     estimator's dimension with its 95 % interval of the boundary in the image plane, per
@@ -279,6 +282,8 @@ def analyze_store(
         raise PipelineError(f"store: {str(store)!r} is not a sweep store (no zarr.json)")
     ds = open_sweep(path)
     out = analyze(ds, factor=factor, burn_in=burn_in, threshold=threshold)
+    if label := partial_label(path):  # said on the result itself, and kept with it
+        out.attrs["partial"] = label
     if write:
         _write(out, path)
     return out
@@ -317,6 +322,8 @@ def format_analysis(an: xr.Dataset) -> str:
     """Text tables: critical lines vs theory and critical-regime areas (stores with λ_L),
     then the boundary dimensions."""
     lines: list[str] = []
+    if "partial" in an.attrs:
+        lines.append(f"{an.attrs['partial']} (the missing ones read as NaN; sweep run resumes)")
     if "regime_lyapunov" in an:
         lines += _critical_lines_text(an)
     other = list(an["boundary_dimension"].dims)

@@ -2,8 +2,8 @@
 
     sweep run SPEC      run or resume a sweep, then print its summary
     sweep submit SPEC   run the sweep's driver as a SLURM batch job; print the job id
-    sweep plan SPEC     sizes, chunks, FLOPs, bytes and peak memory, computing nothing
-    sweep status STORE  done/total chunks and which are missing
+    sweep plan SPEC     sizes, chunks, FLOPs, bytes, peak memory and a time estimate
+    sweep status STORE  done/total chunks, rate and ETA, and which are missing
     sweep verify STORE [--repair]  check every done chunk's files; un-mark damaged ones
     sweep summary STORE the summary of a store (its experiment's)
     sweep analyze STORE critical lines, regime areas and boundary dimensions

@@ -22,6 +22,7 @@ __all__ = [
     "cmd_status",
     "cmd_summary",
     "cmd_verify",
+    "partial_summary",
     "warn_if_partial",
 ]
 
@@ -100,6 +101,37 @@ def warn_if_partial(store: str) -> None:
         print(line, file=sys.stderr)
 
 
+def _rate_line(store: str, state: DoneState, running: bool) -> str:
+    """The rate of the store's recent chunk finishes and the time left at that rate (without
+    a run holding the store: what the rest would take at that rate, not an ETA)."""
+    import time
+
+    from pipeline.engine.identity import token_state
+    from pipeline.engine.progress import done_times, format_duration, rate_eta
+    from pipeline.engine.store import index_token
+
+    token = token_state(store)[0] or index_token(store)  # as done_state reads the index
+    times = done_times(store, state.counts, token)
+    est = rate_eta(times, state.total - state.n_done)
+    line = est.line()
+    if est.last == est.last:  # not NaN: say how long ago the last chunk finished
+        line += f"; last chunk finished {format_duration(max(time.time() - est.last, 0))} ago"
+    if not running and est.rate > 0:
+        line = line.replace(", ETA ", ", no run holds the store now: the rest would take ", 1)
+    return line
+
+
+def partial_summary(store: str, text: str) -> str:
+    """A summary ``text`` of ``store`` with ``partial: k/n chunks ...`` as its first line
+    when the store is not complete (the result says so, not only stderr)."""
+    from pipeline.engine.partial import partial_label
+
+    label = partial_label(store)
+    if label is None:
+        return text
+    return f"{label} (the missing ones read as NaN: these numbers are of part of the grid)\n{text}"
+
+
 def _status_lines(store: str, show_all: bool) -> list[str]:
     from pipeline.engine.lease import holder
     from pipeline.engine.plan import describe_chunk, flat_to_key, key_to_str
@@ -110,6 +142,8 @@ def _status_lines(store: str, show_all: bool) -> list[str]:
     n_done, total = state.n_done, state.total
     lines = [f"{store}: {n_done}/{total} chunks done ({100 * n_done / total:.1f} %)"]
     run = holder(store)
+    if n_done < total:
+        lines.append(_rate_line(store, state, running=run is not None))
     if run is not None:
         lines.append(
             f"running: `{run.get('command')}` on host {run.get('host')}, PID {run.get('pid')}, "
@@ -243,13 +277,17 @@ def cmd_summary(args: argparse.Namespace) -> int:
         for frame in frames:
             warn_if_partial(frame)
         with _damage_as_one_line(frames):
-            print(zoom_summary(args.store))
+            print(partial_summary(args.store, zoom_summary(args.store)))
         return 0
     read_spec(args.store)  # a Zarr group not made by sweep: one line
     warn_if_partial(args.store)
     with _damage_as_one_line([args.store]):
         ds = open_sweep(args.store)
-        print(get_experiment(read_spec(args.store).experiment).summary(ds))
+        print(
+            partial_summary(
+                args.store, get_experiment(read_spec(args.store).experiment).summary(ds)
+            )
+        )
     return 0
 
 

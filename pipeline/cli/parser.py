@@ -111,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--driver-mem", default="4G", help="driver job memory (default 4G)")
     submit.add_argument("--dry-run", action="store_true", help="print the job script only")
 
-    plan = sub.add_parser("plan", help="show what a sweep will compute, computing nothing")
+    plan = sub.add_parser(
+        "plan", help="show what a sweep will compute and a time estimate, writing nothing"
+    )
     plan.add_argument("spec", help="YAML sweep spec (or workflow file)")
     _add_scale_arg(plan)
     plan.add_argument("--store", help="output store (default: the spec's 'store')")
@@ -119,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--refine",
         action="store_true",
         help="adaptive boundary refinement with the spec's refine: block, or the defaults",
+    )
+    plan.add_argument(
+        "--no-timing",
+        action="store_true",
+        help="skip the one-second calibration behind the time estimate",
     )
 
     status = sub.add_parser("status", help="done/total chunks of a store, and the missing ones")

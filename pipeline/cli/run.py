@@ -219,7 +219,16 @@ def cmd_submit(args: argparse.Namespace) -> int:
         prologue=opts.get("job_script_prologue", ()),
     )
     if args.dry_run:
-        print(script, end="")
+        from pipeline.slurm.scripts import render_worker_script
+
+        print(script, end="")  # stdout: the driver's script alone, so it can be saved and sent
+        worker = render_worker_script(slurm.profile, "tcp://SCHEDULER:PORT", log_dir=None)
+        print(
+            f"# the script of each worker job the driver submits (profile {slurm.profile.name!r};"
+            " the driver fills in its scheduler's address):\n" + worker,
+            end="" if worker.endswith("\n") else "\n",
+            file=sys.stderr,
+        )
         return 0
     check_submittable(slurm.profile)
     os.makedirs(log_dir, exist_ok=True)
@@ -240,8 +249,35 @@ def cmd_plan(args: argparse.Namespace) -> int:
     spec = _load(args)
     if args.store:
         spec = spec.with_store(args.store)
-    print(make_plan(spec).describe(spec))
+    plan = make_plan(spec)
+    print(plan.describe(spec))
+    if not args.no_timing:
+        print(_time_line(spec, plan.flops, plan.n_chunks))
     return 0
+
+
+def _time_line(spec: SweepSpec, flops: float, n_chunks: int) -> str:
+    """``sweep plan``'s time estimate: the plan's FLOPs at the rate this machine's backend
+    measured in about a second (:mod:`pipeline.engine.calibrate`)."""
+    from pipeline.engine.calibrate import calibrate
+    from pipeline.engine.progress import format_duration
+    from pipeline.gpu.backend import resolve_backend
+
+    backend = resolve_backend("auto")
+    cal = calibrate(spec, backend)
+    one = cal.seconds(flops, n_chunks)
+    if backend == "cupy":
+        workers, who = 1, "one GPU"
+    else:
+        from dask.system import CPU_COUNT
+
+        workers, who = CPU_COUNT, f"the {CPU_COUNT} local workers of `sweep run`"
+    return (
+        f"time (estimate)   {format_duration(one)} of one worker's compute, "
+        f"{format_duration(one / workers)} on {who} ({backend} here at "
+        f"{cal.flops_per_s / 1e9:.3g} GFLOP/s + {format_duration(cal.per_call_s)} per chunk, "
+        f"measured on {cal.how}; I/O and cluster start-up not included)"
+    )
 
 
 def cmd_zoom(args: argparse.Namespace) -> int:

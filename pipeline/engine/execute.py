@@ -40,6 +40,7 @@ from pipeline.engine.identity import check_identity
 from pipeline.engine.lease import store_lease
 from pipeline.engine.markers import consolidate, read_done
 from pipeline.engine.plan import ChunkKey, chunk_coords, chunk_counts, flat_to_key, key_to_str
+from pipeline.engine.progress import Heartbeat
 from pipeline.engine.store import create_or_open_store, ensure_token, resolve_store_path
 from pipeline.engine.submit import (
     WindowPolicy,
@@ -452,6 +453,8 @@ def _collect(
     run_id = uuid.uuid4().hex[:12]
     counts = report.counts
     bar = tqdm(total=len(todo), desc="chunks", unit="chunk", disable=not progress, file=sys.stderr)
+    # without a bar (batch logs): a heartbeat line every few minutes
+    beat = None if progress else Heartbeat(markers.say, report.total, report.already_done)
 
     # The spec travels once, as a task that every chunk task depends on (recomputed if the
     # worker holding it is lost): inside each task it would be pickled once per task, and the
@@ -493,6 +496,8 @@ def _collect(
             for flat in flats:
                 report.failed[key_to_str(flat_to_key(flat, counts))] = text
         bar.update(len(flats))
+        if beat is not None:
+            beat.update(len(flats))
         return seconds
 
     def tick() -> None:
@@ -500,6 +505,8 @@ def _collect(
         if watch is not None:
             watch()
         markers.fold()
+        if beat is not None:
+            beat.tick()
 
     try:
         stats = run_window(client, _groups(todo, fuse), submit, on_done, policy, tick)

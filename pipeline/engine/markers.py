@@ -10,15 +10,17 @@ Two places say that a chunk is done, and a chunk is done when either says so:
 * ``STORE/_done/_index.npz`` — the consolidated index, a NumPy ``.npz`` written by the driver
   (the holder of the store's lease) every so often: ``codes`` (one integer per chunk in plan
   order: 0 not done, k >= 1 done, written by a worker that recorded ``infos[k - 1]``), ``crc``
-  (the fingerprint, -1 when none was recorded) and ``meta`` (JSON: format, store token, chunks
+  (the fingerprint, -1 when none was recorded), ``t`` (when the chunk's marker was written, in
+  seconds since the epoch, NaN when unknown; indexes written before it was kept have no ``t``)
+  and ``meta`` (JSON: format, store token, chunks
   per axis, the distinct worker records). It is replaced atomically and only then are the
   per-chunk files it absorbed deleted, so a crash between the two leaves both (harmless).
 
-So a million-chunk store keeps a ~10 MB index and a markers folder of at most one
-consolidation period's files: ``sweep status`` and a resume read the index and list a small
-folder instead of a million files. Stores of version 0.1 have only per-chunk files (some
-empty); they read the same way. Files in the markers folder that are not markers
-(``notes.txt``, ``.DS_Store``) are reported and otherwise ignored; an index made for another
+So a million-chunk store keeps a ~18 MB index (codes, fingerprints, finish times) and a
+markers folder of at most one consolidation period's files: ``sweep status`` and a resume read
+the index and list a small folder instead of a million files. Stores of version 0.1 have only
+per-chunk files (some empty); they read the same way. Files in the markers folder that are not
+markers (``notes.txt``, ``.DS_Store``) are reported and otherwise ignored; an index made for another
 store (another token or grid) is ignored with a note, and a missing markers folder means
 that no chunk counts as done (a run recomputes them and makes the folder again).
 
@@ -129,16 +131,20 @@ class DoneIndex:
     token: str | None
     codes: np.ndarray  # uint32 (n_chunks,), 0 = not done
     crc: np.ndarray  # int64 (n_chunks,), -1 = no fingerprint recorded
+    times: np.ndarray  # float64 (n_chunks,), seconds since the epoch; NaN = unknown
     infos: list[dict[str, Any]] = field(default_factory=list)
     _lookup: dict[str, int] | None = field(default=None, repr=False)  # info JSON -> code
 
     @classmethod
     def empty(cls, counts: tuple[int, ...], token: str | None) -> DoneIndex:
         n = int(np.prod(counts, dtype=np.int64))
-        return cls(counts, token, np.zeros(n, np.uint32), np.full(n, -1, np.int64), [])
+        return cls(
+            counts, token, np.zeros(n, np.uint32), np.full(n, -1, np.int64), np.full(n, np.nan), []
+        )
 
-    def set(self, flat: int, record: Mapping[str, Any]) -> None:
-        """Mark ``flat`` done with the worker ``record`` (its fingerprint kept apart)."""
+    def set(self, flat: int, record: Mapping[str, Any], when: float = float("nan")) -> None:
+        """Mark ``flat`` done with the worker ``record`` (its fingerprint kept apart);
+        ``when``: the time its marker was written (seconds since the epoch)."""
         info = {k: v for k, v in record.items() if k != FINGERPRINT}
         text = json.dumps(info, sort_keys=True)
         lookup = self._lookup
@@ -152,6 +158,7 @@ class DoneIndex:
         self.codes[flat] = code
         crc = record.get(FINGERPRINT)
         self.crc[flat] = int(crc) if isinstance(crc, int) else -1
+        self.times[flat] = when
 
     def save(self, store: str | Path) -> None:
         """Write the index atomically into the store's markers folder."""
@@ -166,16 +173,22 @@ class DoneIndex:
         tmp = d / f"{INDEX_FILE}.tmp{os.getpid()}-{threading.get_ident()}"
         with open(tmp, "wb") as f:
             codes = self.codes.astype(np.uint16) if len(self.infos) < 2**16 else self.codes
-            np.savez(f, codes=codes, crc=self.crc, meta=np.array(json.dumps(meta)))
+            np.savez(f, codes=codes, crc=self.crc, t=self.times, meta=np.array(json.dumps(meta)))
         os.replace(tmp, d / INDEX_FILE)
 
 
 def load_index(
-    store: str | Path, counts: tuple[int, ...], token: str | None, *, codes_only: bool = False
+    store: str | Path,
+    counts: tuple[int, ...],
+    token: str | None,
+    *,
+    codes_only: bool = False,
+    times: bool | None = None,
 ) -> tuple[DoneIndex | None, str | None]:
     """The store's consolidated index, or ``(None, why)`` when there is none (``why`` None)
     or it cannot be used (another store's token, another grid, unreadable: ``why`` says so).
-    ``codes_only`` skips the fingerprints (what ``sweep status`` needs)."""
+    ``codes_only`` skips the fingerprints (what ``sweep status`` needs) and, unless ``times``
+    is True, the times (NaN then)."""
     path = Path(store) / DONE_DIR / INDEX_FILE
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -192,9 +205,12 @@ def load_index(
             codes = z["codes"].astype(np.uint32)
             n = int(np.prod(counts, dtype=np.int64))
             crc = np.full(n, -1, np.int64) if codes_only else z["crc"]
-            if codes.shape != (n,) or crc.shape != (n,):
+            want_t = (not codes_only if times is None else times) and "t" in z.files
+            t = z["t"].astype(np.float64) if want_t else np.full(n, np.nan)
+            if codes.shape != (n,) or crc.shape != (n,) or t.shape != (n,):
                 return None, f"{path}: wrong size; ignored"
-            return DoneIndex(tuple(counts), token, codes, crc, list(meta.get("infos", []))), None
+            infos = list(meta.get("infos", []))
+            return DoneIndex(tuple(counts), token, codes, crc, t, infos), None
     except FileNotFoundError:
         return None, None
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
@@ -316,7 +332,7 @@ def consolidate(
         index = DoneIndex.empty(counts, token)
     folded: list[ChunkKey | int] = []
     for flat, rec in records.items():
-        index.set(flat, rec)
+        index.set(flat, rec, _written_at(marker_path(store, _key(flat, counts))))
         folded.append(flat)
     for key in leftovers:
         try:
@@ -327,7 +343,7 @@ def consolidate(
             continue
         if rec is None:  # folded by someone else meanwhile, or un-marked
             continue
-        index.set(key_to_flat(key, counts), rec)
+        index.set(key_to_flat(key, counts), rec, _written_at(marker_path(store, key)))
         folded.append(key)
     if not folded:
         return 0
@@ -336,6 +352,17 @@ def consolidate(
         key = item if isinstance(item, tuple) else _key(item, counts)
         marker_path(store, key).unlink(missing_ok=True)
     return len(folded)
+
+
+def _written_at(path: Path) -> float:
+    """When the marker file ``path`` was written (its mtime, seconds since the epoch); now
+    when it is gone."""
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        import time
+
+        return time.time()
 
 
 def _key(flat: int, counts: tuple[int, ...]) -> ChunkKey:
@@ -355,6 +382,7 @@ def unmark(
     if index is not None and (index.codes[flats] > 0).any():
         index.codes[flats] = 0
         index.crc[flats] = -1
+        index.times[flats] = np.nan
         index.save(store)
     for f in flats:
         marker_path(store, _key(f, counts)).unlink(missing_ok=True)

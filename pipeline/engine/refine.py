@@ -36,6 +36,7 @@ import numpy as np
 from pipeline.engine.identity import check_identity
 from pipeline.engine.markers import read_done
 from pipeline.engine.plan import ChunkKey, chunk_counts, flat_to_key, key_to_str
+from pipeline.engine.progress import Heartbeat
 from pipeline.engine.refine_plan import Refiner, codes_of
 from pipeline.engine.store import ensure_token
 from pipeline.engine.submit import WindowPolicy, run_window
@@ -380,9 +381,12 @@ def _run_tasks(
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(items), desc=desc, unit="task", disable=not progress, file=sys.stderr)
+    beat = None if progress else Heartbeat(say, len(items), desc=desc, unit="tasks")
 
     def on_done(item: Any, fut: Any, out: Any) -> float | None:
         bar.update(1)
+        if beat is not None:
+            beat.update(1)
         name = f"{'' if fill else desc + ' '}chunk {key_to_str(flat_to_key(item[0], counts))}"
         if out is None:  # not finished (its result is gathered by the window when it is)
             exc = fut.exception() if fut.status == "error" else None
@@ -400,6 +404,8 @@ def _run_tasks(
         check_identity(path, token, path, "the run stops")
         if watch is not None:
             watch()
+        if beat is not None:
+            beat.tick()
 
     try:
         stats = run_window(client, iter(items), submit, on_done, policy, tick)

@@ -32,6 +32,8 @@ __all__ = [
     "show_score",
     "sigma_axis",
     "signed_limit",
+    "signed_norm",
+    "clip_to_norm",
     "train_image",
     "train_planes",
     "widest",
@@ -119,6 +121,30 @@ def signed_limit(values: np.ndarray) -> float:
     """Colour limit of a diverging map: the 99th percentile of |finite values| (1 if 0)."""
     v = np.abs(values[np.isfinite(values)])
     return float(np.percentile(v, 99)) if v.size and np.percentile(v, 99) > 0 else 1.0
+
+
+def signed_norm(values: np.ndarray, q: float = 98.0) -> Any:
+    """Colour norm of a diverging map of ``values`` centred on 0 (the middle colour): each
+    side reaches the ``q``-th percentile of its own finite values (negative ones, positive
+    ones), so a side with small values (λ_L's chaotic side, ~0.5, beside an ordered side
+    down to -4) keeps its colours instead of fading into the middle; outliers saturate.
+    With values of one sign only: symmetric limits (:func:`signed_limit`)."""
+    from matplotlib.colors import Normalize, TwoSlopeNorm
+
+    v = values[np.isfinite(values)]
+    neg, pos = -v[v < 0], v[v > 0]
+    lo = float(np.percentile(neg, q)) if neg.size else 0.0
+    hi = float(np.percentile(pos, q)) if pos.size else 0.0
+    if lo > 0 and hi > 0:
+        return TwoSlopeNorm(vcenter=0.0, vmin=-lo, vmax=hi)
+    lim = signed_limit(values)
+    return Normalize(vmin=-lim, vmax=lim)
+
+
+def clip_to_norm(values: np.ndarray, norm: Any) -> np.ndarray:
+    """``values`` with -∞ drawn as the norm's ``vmin`` and +∞ as its ``vmax``; NaN stays."""
+    out = np.where(np.isposinf(values), norm.vmax, values)
+    return np.where(np.isneginf(out), norm.vmin, out)
 
 
 def train_planes(ds: xr.Dataset) -> tuple[str, str]:

@@ -16,7 +16,7 @@ from pipeline.analysis.fractal.boundary import LABELS
 from pipeline.analysis.regimes import sigma_dims
 from pipeline.figures.common import (
     PLANE_LABELS,
-    clip_infinite,
+    clip_to_norm,
     dim_text,
     dimension,
     first_values,
@@ -24,7 +24,7 @@ from pipeline.figures.common import (
     no_dimension_reason,
     plot_loglog,
     pyplot,
-    signed_limit,
+    signed_norm,
     widest,
 )
 from pipeline.figures.layout import colour_map, note_missing
@@ -56,7 +56,7 @@ def frontier(ds: xr.Dataset) -> Figure:
     x = np.asarray(ds[sw].values, np.float64)
     y = np.asarray(ds[sb].values, np.float64)
     act = str(ds.activation.values.ravel()[0])
-    lim = signed_limit(lam)
+    norm = signed_norm(lam)  # 0 in the middle, each side to its own 98th percentile
     d = dimension(lam)
     # without a dimension fit (a grid too small, no boundary) the figure is the map alone,
     # with the reason under it, instead of an empty second panel
@@ -64,11 +64,10 @@ def frontier(ds: xr.Dataset) -> Figure:
         fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.5), constrained_layout=True)
     else:
         fig, ax = plt.subplots(figsize=(6.4, 5.0), constrained_layout=True)
-    shown = clip_infinite(lam, lim)
+    shown = clip_to_norm(lam, norm)
     mesh = ax.pcolormesh(
-        x, y, shown.T, shading="nearest", cmap=colour_map("RdBu_r"), vmin=-lim, vmax=lim,
-        rasterized=True,
-    )  # fmt: skip
+        x, y, shown.T, shading="nearest", cmap=colour_map("RdBu_r"), norm=norm, rasterized=True
+    )
     fig.colorbar(mesh, ax=ax, label=f"λ_L (nepers per layer), L = {depth}")
     if np.nanmin(lam) < 0 < np.nanmax(lam):
         ax.contour(x, y, shown.T, levels=[0.0], colors="k", linewidths=0.6)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
-from pipeline.figures.common import clip_infinite, first_values, pyplot, signed_limit, widest
+from pipeline.figures.common import clip_to_norm, first_values, pyplot, signed_norm, widest
 from pipeline.figures.layout import colour_map, note_missing
 from pipeline.figures.registry import register
 from pipeline.numerics.levy import ordered_transition_sigma_w
@@ -71,7 +71,10 @@ def phase_cv(
     axes = axes[0]
     a_line = np.linspace(alpha.min(), alpha.max(), 21) if alpha.size > 1 else alpha
     line = ordered_line(a_line, act, threshold=threshold)
-    vmax = float(np.nanmax(cv.sel(layer=shown).values)) if np.isfinite(cv.values).any() else 1
+    drawn_cv = cv.sel(layer=shown).values
+    finite = drawn_cv[np.isfinite(drawn_cv)]
+    # robust: the 99th percentile, so a few huge CVs do not flatten the rest of the map
+    vmax = float(np.percentile(finite, 99)) if finite.size and np.percentile(finite, 99) > 0 else 1
     n = int(ds.width.values) if "width" in ds.coords else "?"
 
     def overlay(ax: Any) -> None:
@@ -101,10 +104,10 @@ def phase_cv(
         lam = first_values(ds.lyapunov, ("alpha", "sigma_w")).mean("seed")
         last = int(ds.layer.values.max())
         lam = lam.sel(layer=last).transpose("alpha", "sigma_w").values
-        lim = signed_limit(lam)
-        shown = clip_infinite(lam, lim)
+        norm = signed_norm(lam)  # 0 in the middle, each side to its own 98th percentile
+        shown = clip_to_norm(lam, norm)
         mesh = ax.pcolormesh(
-            alpha, sw, shown.T, shading="nearest", cmap=colour_map("RdBu_r"), vmin=-lim, vmax=lim
+            alpha, sw, shown.T, shading="nearest", cmap=colour_map("RdBu_r"), norm=norm
         )
         fig.colorbar(mesh, ax=ax, label=f"λ_L (nepers per layer), L = {last}")
         if alpha.size > 1 and sw.size > 1 and np.nanmin(lam) < 0 < np.nanmax(lam):

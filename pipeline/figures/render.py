@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import xarray as xr
 
+from pipeline.engine.partial import mark_figure, partial_label
 from pipeline.engine.store import open_sweep, read_spec
 from pipeline.engine.zoom import ZOOM_ATTR, is_zoom_store, open_zoom
 from pipeline.errors import PipelineError, SpecError
@@ -133,6 +134,7 @@ def zoom_figure(store: str | Path) -> tuple[Figure, str]:
     info = zarr.open_group(str(store), mode="r").attrs[ZOOM_ATTR]
     base_spec = info.get("base_spec", {})
     fig = zoom_frames(open_zoom(store))
+    mark_figure(fig, partial_label(store))
     name = str(base_spec.get("name", ""))
     scale = base_spec.get("scale")
     return finish(fig, f"{name} zoom" + (f" ({scale} scale)" if scale else "")), "zoom_frames"
@@ -157,6 +159,7 @@ def store_figure(store: str | Path, figure: dict[str, Any] | None = None) -> tup
         )
     pyplot()
     fig = draw(open_sweep(store), dict(figure))
+    mark_figure(fig, partial_label(store))
     title = spec.name + (f" ({spec.scale} scale)" if spec.scale else "")
     return finish(fig, title), figure["kind"]
 

@@ -78,7 +78,7 @@ def trainability_grid(ds: xr.Dataset) -> Figure:
     depth = int(ds.depth.values.ravel()[0]) if "depth" in ds.coords else "?"
     fig.suptitle(
         f"trainability after {_steps_text(spec.get('steps', '?'))} steps of gradient descent\n"
-        f"depth D = {depth}, dataset {spec.get('dataset', '?')}",
+        f"depth L = {depth} layers, dataset {spec.get('dataset', '?')}; D: boundary dimension",
         fontsize=10,
     )
     return fig

@@ -152,7 +152,7 @@ def draw_depth_and_resolution(ax: Any, dims: Sequence[BoundaryDimension]) -> Non
     else:
         ax.text(0.5, 0.5, "no frame has a fit", ha="center", va="center", fontsize=8,
                 transform=ax.transAxes)  # fmt: skip
-    ax.set_title("D vs depth and resolution", fontsize=8)
+    ax.set_title("dimension D vs zoom depth and resolution", fontsize=8)
 
 
 def zoom_notes(frames: Sequence[xr.Dataset]) -> list[str]:

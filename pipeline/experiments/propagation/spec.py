@@ -600,7 +600,7 @@ class PropagationExperiment(Experiment):
         return format_summary(ds)
 
     def plan_lines(self, spec: SweepSpec, flops: float) -> list[str]:
-        """The GPU-hours estimate of the GEMMs."""
+        """The GPU-time estimate of the GEMMs."""
         return [gpu_hours_text(flops, spec.dtype)]
 
     def plane(self, spec: SweepSpec) -> tuple[str, str]:
@@ -658,10 +658,13 @@ def gpu_hours(flops: float, dtype: str = "float32") -> float:
 
 
 def gpu_hours_text(flops: float, dtype: str = "float32") -> str:
-    """The ``sweep plan`` line: the estimate and the rate it assumes."""
+    """The ``sweep plan`` line: the estimate (a readable duration) and the rate it assumes."""
+    from pipeline.engine.progress import format_duration
+
     rate = GPU_SUSTAINED_FLOPS[dtype]
     return (
-        f"GPU-hours         {gpu_hours(flops, dtype):.3g} on one H100 (assumed sustained "
+        f"GPU time          {format_duration(gpu_hours(flops, dtype) * 3600)} on one H100 "
+        f"(assumed sustained "
         f"{GPU_EFFICIENCY:g} x {GPU_PEAK_FLOPS[dtype] / 1e12:g} TFLOP/s {dtype} = "
         f"{rate / 1e12:.0f} TFLOP/s, GEMM FLOPs only; plus start-up and I/O)"
     )
