@@ -77,6 +77,7 @@ def _same_class(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean((sa == sb) | (np.isnan(sa) & np.isnan(sb))))
 
 
+@pytest.mark.slow
 @needs_numba
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("act", TRAIN_ACTS)
@@ -162,6 +163,7 @@ def _sigma_plane(n: int = 8) -> tuple[np.ndarray, np.ndarray]:
     return sw.ravel(), sb.ravel()
 
 
+@pytest.mark.slow
 @needs_numba
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_propagation_plane_matches_numpy(dtype):

@@ -136,6 +136,16 @@ def _epilogue(  # noqa: ANN202, PLR0913
         r0 = pt * r
         bad = False
         first = r0
+        # any row of the point not finite flags it (nonfinite_layer), and λ is lost from
+        # that layer on (the reference's rule): the other probes' rows are checked first
+        other_bad = False
+        for row in range(r0 + (3 if has_pair else 0), r0 + r):
+            s = 0.0
+            for i in range(n):
+                v = float(h[row, i])
+                s += v * v
+            if not (s <= fmax):
+                other_bad = True
         if has_pair:
             ra, rb, rt = r0, r0 + 1, r0 + 2
             saa = 0.0
@@ -154,7 +164,7 @@ def _epilogue(  # noqa: ANN202, PLR0913
                 stt += t * t
                 sdd += d * d
             bad = not (saa <= fmax) or not (sbb <= fmax) or not (stt <= fmax)
-            lost = not (saa <= fmax) or not (stt <= fmax)
+            lost = bad or other_bad
             ws_t = float(w_scale[rt])
             under = stt == 0.0 and ws_t > 0 and not tangent_can_vanish
             if lost or under:
@@ -184,13 +194,8 @@ def _epilogue(  # noqa: ANN202, PLR0913
                 out_growth[pt, rec] = growth
                 out_lyap[pt, rec] = growth_sum[pt] / layer
             first = r0 + 3
+        bad = bad or other_bad
         for row in range(first, r0 + r):
-            s = 0.0
-            for i in range(n):
-                v = float(h[row, i])
-                s += v * v
-            if not (s <= fmax):
-                bad = True
             _phi_row(h[row], x[row, :n], w_scale[row] if scale_others else one[0], act, fast)
         if bad and first_nonfinite[pt] == 0:
             first_nonfinite[pt] = layer
