@@ -1,4 +1,4 @@
-"""The measurements behind the GPU contracts of the README (no GPU needed).
+"""The measurements behind the GPU contracts of docs/backends.md (no GPU needed).
 
 * float64/float32 α-stable draws of ``rng.cu`` built for the host with CUDA's libdevice
   (:mod:`pipeline.gpu.host_build`) against NumPy's ``rng.stable_block``: ulp distribution per α

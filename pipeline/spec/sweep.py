@@ -1,6 +1,6 @@
 """The sweep spec: a frozen, validated description of one sweep, parsed once at the boundary.
 
-A spec is written in YAML (see README, "Spec reference") and turned into a :class:`SweepSpec`
+A spec is written in YAML (see docs/specs.md) and turned into a :class:`SweepSpec`
 by :func:`load_spec` / :func:`parse_spec`. Every later stage (plan, store, executor, the
 experiments) reads only the ``SweepSpec``; the store keeps its canonical dictionary
 (:meth:`SweepSpec.to_dict`) in its attrs, and :meth:`SweepSpec.from_dict` rebuilds it there.

@@ -1,6 +1,6 @@
 """Workflow files: a sweep spec plus named scales and the figure it is drawn as.
 
-A workflow is an ordinary spec (README, "Spec reference") with two optional top-level keys::
+A workflow is an ordinary spec (docs/specs.md) with two optional top-level keys::
 
     scales:                      # scale name -> overrides, deep-merged into the spec
       smoke: {axes: {width: [32]}, depth: 20}
