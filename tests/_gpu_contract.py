@@ -1,4 +1,5 @@
-"""What the CUDA kernels promise against the NumPy reference (docs/backends.md, "GPUs"), in one place:
+"""What the CUDA kernels promise against the NumPy reference (docs/backends.md, "GPUs"), in one
+place:
 the host build of the kernels (tests/test_kernels_compile.py) shows each bound is met, the
 device tests (tests/test_gpu.py, tests/test_gpu_train.py) hold the device to it."""
 
