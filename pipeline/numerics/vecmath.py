@@ -99,14 +99,20 @@ def _as_float64(typingctx, bits):  # noqa: ANN001, ANN202, ARG001
 
 @intrinsic
 def _fma(typingctx, a, b, c):  # noqa: ANN001, ANN202, ARG001
-    """a·b + c rounded once (``llvm.fma``: the FMA instruction where the CPU has one)."""
-    if not (a == b == c == types.float64):
+    """a·b + c in float64 rounded once (``llvm.fma``: the FMA instruction where the CPU has
+    one); float32 arguments are widened first."""
+    if not all(isinstance(t, types.Float) for t in (a, b, c)):
         return None
+    sig = types.float64(a, b, c)
 
     def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202, ARG001
-        return builder.fma(*args)
+        wide = [
+            context.cast(builder, v, t, types.float64)
+            for v, t in zip(args, signature.args, strict=True)
+        ]
+        return builder.fma(*wide)
 
-    return types.float64(types.float64, types.float64, types.float64), codegen
+    return sig, codegen
 
 
 @njit(**_JIT)
@@ -212,7 +218,9 @@ def erf64(x: float) -> float:
     Both of Cephes' branches are computed and one is selected (so a loop over it vectorises);
     the large branch 1 − 2^k e^u P/Q is formed as (B − A)/B, sharing the one division with
     the small branch and with e^u (Padé form (q + p)/(q − p)); 2^k is built from its bits.
-    |x| >= 6 gives ±1 exactly (erfc(6) ≈ 2e-17 is below half an ulp of 1)."""
+    |x| >= 6 gives ±1 exactly (erfc(6) ≈ 2e-17 is below half an ulp of 1). A float32
+    argument is widened first."""
+    x = x * 1.0
     a = min(abs(x), 6.0)
     z = x * x
     num_s = x * _horner5(z, _ET0, _ET1, _ET2, _ET3, _ET4)
