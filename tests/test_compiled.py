@@ -386,3 +386,39 @@ def test_draws_file_slice_on_numba_gives_their_err(tmp_path):
     np.testing.assert_allclose(got["err_mean"], ref[-2:].mean(0), rtol=1e-12)
     for t in THRESHOLDS:
         np.testing.assert_array_equal(got["err"] > t, ref[-1] > t)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_compiled_pass_pre_activations_are_numpys(dtype):
+    """The compiled pass's h = σ_w·A(y) + σ_b·b is NumPy's bit for bit (two products, one
+    sum, no FMA); φ(h) within erf64's 3 ulp (float64) or one float32 rounding of it; err as
+    NumPy's Σ (y₁ − y₂)² / N within summation order; the overflow flag set where |h|² is."""
+    from scipy.special import erf
+
+    from pipeline.experiments.propagation import compiled_network
+
+    rng = np.random.default_rng(5)
+    p, r, n = 5, 2, 37  # a tail after the eight partial sums, a partial point block
+    a = (rng.standard_normal((p * r, n)) * 3).astype(dtype)
+    sw = rng.uniform(0.5, 3, p * r).astype(dtype)
+    sb = rng.uniform(0, 2, p * r).astype(dtype)
+    bias = rng.standard_normal(n).astype(dtype)
+    a[7, 3] = np.finfo(dtype).max  # point 3 overflows
+    with np.errstate(over="ignore"):
+        want_h = a * sw[:, None] + sb[:, None] * bias[None, :]
+    z, y = a.copy(), np.empty_like(a)
+    bad, err = np.empty(p, np.bool_), np.empty(p)
+    fmax = float(np.finfo(dtype).max)
+    compiled_network._layer(z, y, sw, sb, bias, 2, fmax, r, 0, 1.0 / n, bad, err)
+    np.testing.assert_array_equal(z, want_h)
+    assert bad.tolist() == [False, False, False, True, False]
+    with np.errstate(all="ignore"):
+        want_y = erf(want_h.astype(np.float64))
+    ok = np.isfinite(want_h)
+    if dtype == "float64":
+        assert _ulps(y[ok], want_y[ok]).max() <= 3
+    else:
+        np.testing.assert_allclose(y[ok], want_y[ok], rtol=1.2e-7)
+    d = (y[0::2] - y[1::2]).astype(np.float64)
+    np.testing.assert_allclose(err[:3], (d * d).sum(-1)[:3] / n, rtol=1e-14)

@@ -95,22 +95,25 @@ def _sum_sq_diff(a, b):  # noqa: ANN001, ANN202
     return s
 
 
+@njit(**_JIT)
+def _affine1(a, w, c, b):  # noqa: ANN001, ANN202
+    """a·w + c·b in the dtype, IEEE (compiled without fast-math flags, also when inlined)."""
+    return a * w + c * b
+
+
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
-def _norm_sq(z):  # noqa: ANN001, ANN202
-    """Σ z[i]² in float64, in the order the vectoriser picks: it only decides the overflow
-    flag (whether the sum is finite in the dtype), never a recorded value."""
+def _affine_norm_sq(z, w, c, bias):  # noqa: ANN001, ANN202
+    """z[i] <- z[i]·w + c·bias[i] in z's dtype (NumPy's two products and their sum: one
+    rounding each, no FMA); returns Σ z[i]² in float64 summed in the order the vectoriser
+    picks (``reassoc`` cannot change the single sum of two products): that norm only decides
+    the overflow flag (whether it is finite in the dtype), never a recorded value."""
     s = 0.0
     for i in range(z.shape[0]):
-        v = np.float64(z[i])
+        h = _affine1(z[i], w, c, bias[i])
+        z[i] = h
+        v = np.float64(h)
         s += v * v
     return s
-
-
-@njit(**_JIT)
-def _affine(z, w, c, bias):  # noqa: ANN001, ANN202
-    """z[i] <- z[i]·w + c·bias[i] in z's dtype (NumPy's two products and sum)."""
-    for i in range(z.shape[0]):
-        z[i] = z[i] * w + c * bias[i]
 
 
 _BLOCK = 8
@@ -138,8 +141,7 @@ def _layer(  # noqa: ANN202, PLR0913
         for pt in range(p0, p1):
             flag = False
             for row in range(pt * r, pt * r + r):
-                _affine(z[row], sw[row], sb[row], bias)
-                if not (_norm_sq(z[row]) <= fmax):
+                if not (_affine_norm_sq(z[row], sw[row], sb[row], bias) <= fmax):
                     flag = True
             bad[pt] = flag
         # φ over the block's rows as one flat run (few scalar tail iterations)
