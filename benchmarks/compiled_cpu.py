@@ -18,6 +18,16 @@ run (4096 points, 2 tiles, a few layers) against ``numpy.matmul`` of the same ti
 thread: fraction = matmul time / propagation time for the same GEMM FLOPs (it includes the
 N × N weight draws of every layer, as the NumPy section's).
 
+D'Inverno et al.'s network (dense, ``bias: projected``, the divergence probe with
+``mean_last`` 10, erf, N = 100, the keyed draws, depth 1000): ``propagate_architecture`` on
+``numpy`` against ``numba`` (the same GEMMs and draws, the compiled elementwise pass), one
+core, one tile (1024 points) and four tiles (4096 points; the layer's draws are then shared
+by four tiles, as in a chunk of a sweep).
+
+Every timing records wall time and the process's CPU time (``time.process_time``; every
+contender runs on one thread except ``numba, k threads``): on a loaded machine wall time
+counts the waits for a core, CPU time does not, so the ratios are reported both ways.
+
     python benchmarks/compiled_cpu.py            # full, rewrites its BENCHMARKS.md section
     python benchmarks/compiled_cpu.py --quick    # smaller, prints only
 """
@@ -36,7 +46,14 @@ from threadpoolctl import threadpool_limits
 
 from pipeline.experiments.propagation import compiled as prop_compiled
 from pipeline.experiments.propagation import reference as prop_ref
-from pipeline.experiments.propagation.probes import PairProbe, Probes, augmented_width
+from pipeline.experiments.propagation.architectures import Network
+from pipeline.experiments.propagation.network import propagate_architecture
+from pipeline.experiments.propagation.probes import (
+    DivergenceProbe,
+    PairProbe,
+    Probes,
+    augmented_width,
+)
 from pipeline.experiments.trainability import reference as train_ref
 
 WIDTH, DEPTH, ACT = 16, 2, "tanh"
@@ -50,10 +67,28 @@ def lr_plane(points: int) -> tuple[np.ndarray, np.ndarray]:
     return 10.0 ** a.ravel()[:points], 10.0 ** b.ravel()[:points]
 
 
+CPU_TIMES: list[tuple[float, float]] = []
+"""(wall, CPU) seconds of every :func:`timed` call, in order."""
+
+
 def timed(fn) -> float:  # noqa: ANN001
+    """Wall seconds of ``fn()``; its (wall, CPU) pair is appended to :data:`CPU_TIMES`."""
+    c = time.process_time()
     t = time.perf_counter()
     fn()
-    return time.perf_counter() - t
+    wall = time.perf_counter() - t
+    CPU_TIMES.append((wall, time.process_time() - c))
+    return wall
+
+
+def cpu_interleaved(ref, test, repeats: int) -> tuple[list[float], list[float], float, float]:  # noqa: ANN001
+    """:func:`_report.interleaved` with CPU time too: wall times of ref and test, and the
+    median ratios ref/test of wall and of CPU time."""
+    start = len(CPU_TIMES)
+    t_ref, t_test, ratios = interleaved(ref, test, repeats)
+    pairs = CPU_TIMES[start:]
+    cpu_ratios = [pairs[2 * i][1] / pairs[2 * i + 1][1] for i in range(repeats)]
+    return t_ref, t_test, statistics.median(ratios), statistics.median(cpu_ratios)
 
 
 def jax_trainer(problem: train_ref.Problem, steps: int):  # noqa: ANN201
@@ -136,14 +171,18 @@ def trainability(points: int, steps: int, repeats: int) -> tuple[list[str], dict
     for c in contenders.values():
         c()
     times: dict[str, list[float]] = {k: [] for k in contenders}
+    cpu: dict[str, list[float]] = {k: [] for k in contenders}
     for _ in range(repeats):  # interleaved: machine noise hits every contender
         for k, c in contenders.items():
             times[k].append(timed(c))
+            cpu[k].append(CPU_TIMES[-1][1])
     med = {k: statistics.median(v) for k, v in times.items()}
     rate = {k: points * steps / v for k, v in med.items()}
+    cpu_rate = {k: points * steps / statistics.median(v) for k, v in cpu.items()}
     lines = [
-        "| contender | cores | points·steps/s | per core | × NumPy (per core) |",
-        "|---|---|---|---|---|",
+        "| contender | cores | points·steps/s (wall) | per core | × NumPy per core (wall) | "
+        "× NumPy per core (CPU time) |",
+        "|---|---|---|---|---|---|",
     ]
     for k in contenders:
         used = cores if k == f"numba-{cores}" else 1
@@ -154,11 +193,19 @@ def trainability(points: int, steps: int, repeats: int) -> tuple[list[str], dict
             "jax": f"JAX {jver} (jit, vmap, scan; CPU)" if jx is not None else "",
         }[k]
         per_core = rate[k] / used
+        cpu_ratio = cpu_rate[k] / cpu_rate["numpy"]  # CPU time already sums over threads
         lines.append(
             f"| {name} | {used} | {rate[k]:.0f} | {per_core:.0f} | "
-            f"**{per_core / rate['numpy']:.2f}** |"
+            f"**{per_core / rate['numpy']:.2f}** | **{cpu_ratio:.2f}** |"
         )
-    info = {"rate": rate, "checks": checks, "warm_s": warm, "cores": cores, "jax": jx is not None}
+    info = {
+        "rate": rate,
+        "cpu_rate": cpu_rate,
+        "checks": checks,
+        "warm_s": warm,
+        "cores": cores,
+        "jax": jx is not None,
+    }
     return lines, info
 
 
@@ -168,8 +215,9 @@ def propagation(depth: int, repeats: int) -> tuple[list[str], dict]:
     sw = np.linspace(0.5, 4.0, p)
     sb = np.linspace(0.0, 3.0, p)
     lines = [
-        "| N | dtype | points | depth | NumPy s | numba s | × NumPy |",
-        "|---|---|---|---|---|---|---|",
+        "| N | dtype | points | depth | NumPy s (wall) | numba s (wall) | × NumPy (wall) | "
+        "× NumPy (CPU time) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     info: dict = {}
     for dt in ("float32", "float64"):
@@ -185,12 +233,56 @@ def propagation(depth: int, repeats: int) -> tuple[list[str], dict]:
 
         small = {**kw, "depth": 3, "record_layers": [3]}
         prop_compiled.propagate_network(100, 2.0, 0, [("erf", sw[:4], sb[:4])], **small)  # JIT
-        t_ref, t_comp, ratios = interleaved(ref, comp, repeats)
-        r = statistics.median(ratios)
-        info[dt] = r
+        t_ref, t_comp, r, r_cpu = cpu_interleaved(ref, comp, repeats)
+        info[dt] = (r, r_cpu)
         lines.append(
             f"| 100 | {dt} | {p} | {depth} | {statistics.median(t_ref):.2f} | "
-            f"{statistics.median(t_comp):.2f} | **{r:.2f}** |"
+            f"{statistics.median(t_comp):.2f} | **{r:.2f}** | **{r_cpu:.2f}** |"
+        )
+    return lines, info
+
+
+def propagation_dinverno(
+    depth: int, repeats: int, sizes: tuple[int, ...]
+) -> tuple[list[str], dict]:
+    """D'Inverno et al.'s network on the architecture path: NumPy against numba, one core."""
+    net = Network("dense", "per_layer", "projected")
+    probes = Probes(divergence=DivergenceProbe(mean_last=10))
+    lines = [
+        "| N | dtype | points (tiles) | depth | NumPy s (wall) | numba s (wall) | "
+        "× NumPy (wall) | × NumPy (CPU time) | classes equal |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    info: dict = {}
+    for dt, p in [("float64", q) for q in sizes] + [("float32", sizes[0])]:
+        side = round(p**0.5)
+        sw, sb = (
+            a.ravel() for a in np.meshgrid(np.linspace(1.0, 4.0, side), np.linspace(0.0, 3.0, side))
+        )
+        kw = dict(depth=depth, record_layers=[depth], probes=probes, network=net, dtype=dt)
+
+        def run(backend, kw=kw, sw=sw, sb=sb):  # noqa: ANN001, ANN202
+            return propagate_architecture(100, 2.0, 0, [("erf", sw, sb)], backend=backend, **kw)[0]
+
+        out = {}
+
+        def ref(run=run, out=out):  # noqa: ANN001, ANN202
+            return timed(lambda: out.__setitem__("numpy", run("numpy")))
+
+        def comp(run=run, out=out):  # noqa: ANN001, ANN202
+            return timed(lambda: out.__setitem__("numba", run("numba")))
+
+        small = {**kw, "depth": 2, "record_layers": [2]}
+        propagate_architecture(100, 2.0, 0, [("erf", sw[:4], sb[:4])], backend="numba", **small)
+        t_ref, t_comp, r, r_cpu = cpu_interleaved(ref, comp, repeats)
+        t = probes.divergence.threshold
+        same = float(
+            np.mean((out["numpy"]["err_mean"][:, -1] > t) == (out["numba"]["err_mean"][:, -1] > t))
+        )
+        info[(dt, p)] = (r, r_cpu)
+        lines.append(
+            f"| 100 | {dt} | {p} ({-(-p // 1024)}) | {depth} | {statistics.median(t_ref):.2f} | "
+            f"{statistics.median(t_comp):.2f} | **{r:.2f}** | **{r_cpu:.2f}** | {same:.4f} |"
         )
     return lines, info
 
@@ -204,8 +296,8 @@ def propagation_big(points: int, depth: int, repeats: int) -> tuple[list[str], d
     tiles = -(-points // (rows // 3))
     lines = [
         "| N | dtype | points | tiles × rows | depth | matmul GFLOP/s (1 core) | "
-        "propagation GFLOP/s (1 core) | fraction |",
-        "|---|---|---|---|---|---|---|---|",
+        "propagation GFLOP/s (1 core) | fraction (wall) | fraction (CPU time) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     info: dict = {}
     for dt in ("float32", "float64"):
@@ -226,14 +318,14 @@ def propagation_big(points: int, depth: int, repeats: int) -> tuple[list[str], d
 
         small = {**kw, "depth": 1, "record_layers": [1]}
         prop_compiled.propagate_network(n, 2.0, 0, [("erf", sw[:4], sb[:4])], **small)
-        t_mm, t_comp, ratios = interleaved(mm, comp, repeats)
+        t_mm, t_comp, frac, frac_cpu = cpu_interleaved(mm, comp, repeats)
         flops = 2.0 * rows * k * n * tiles * depth
-        frac = statistics.median(ratios)
-        info[dt] = frac
+        info[dt] = (frac, frac_cpu)
         lines.append(
             f"| {n} | {dt} | {points} | {tiles} × {rows} | {depth} | "
             f"{flops / statistics.median(t_mm) / 1e9:.1f} | "
-            f"{flops / statistics.median(t_comp) / 1e9:.1f} | **{frac:.2f}** |"
+            f"{flops / statistics.median(t_comp) / 1e9:.1f} | **{frac:.2f}** | "
+            f"**{frac_cpu:.2f}** |"
         )
     return lines, info
 
@@ -249,17 +341,22 @@ def main() -> int:
     load0 = os.getloadavg()[0]
     t_lines, t_info = trainability(points, steps, args.repeats)
     p_lines, p_info = propagation(depth, args.repeats)
+    d_lines, d_info = propagation_dinverno(
+        depth, args.repeats, (256,) if args.quick else (1024, 4096)
+    )
     b_lines, b_info = propagation_big(
         1024 if args.quick else 4096, 2 if args.quick else 4, args.repeats
     )
     load1 = os.getloadavg()[0]
     cores = t_info["cores"]
     rate = t_info["rate"]
+    crate = t_info["cpu_rate"]
     summary = [
         f"Trainability: numba 1 thread **{rate['numba-1'] / rate['numpy']:.2f}×** NumPy "
-        f"per core"
+        f"per core (CPU time: {crate['numba-1'] / crate['numpy']:.2f}×)"
         + (
-            f", **{rate['numba-1'] / rate['jax']:.2f}×** JAX per core"
+            f", **{rate['numba-1'] / rate['jax']:.2f}×** JAX per core "
+            f"(CPU time: {crate['numba-1'] / crate['jax']:.2f}×)"
             if t_info["jax"]
             else " (JAX not installed: no peer)"
         )
@@ -269,10 +366,19 @@ def main() -> int:
             else ""
         )
         + ". Targets: ≥ 5× NumPy, ≥ 3× JAX per core, near-linear in cores.",
-        f"Propagation N = 100, depth {depth}, erf: numba **{p_info['float32']:.2f}×** NumPy "
-        f"(float32), **{p_info['float64']:.2f}×** (float64); target ≥ 3×. N = 1024: "
-        f"**{b_info['float32']:.2f}** (float32), **{b_info['float64']:.2f}** (float64) of "
-        "one-core matmul; target ≥ 0.8.",
+        f"Propagation N = 100, depth {depth}, erf, pair probe: numba "
+        f"**{p_info['float32'][0]:.2f}×** NumPy (float32), **{p_info['float64'][0]:.2f}×** "
+        f"(float64) in wall time, {p_info['float32'][1]:.2f}× and {p_info['float64'][1]:.2f}× "
+        "in CPU time; D'Inverno's network (float64): "
+        + ", ".join(
+            f"{p} points **{v[0]:.2f}×** wall, **{v[1]:.2f}×** CPU time"
+            for (dt, p), v in d_info.items()
+            if dt == "float64"
+        )
+        + "; target ≥ 3×. N = 1024: "
+        f"**{b_info['float32'][0]:.2f}** (float32), **{b_info['float64'][0]:.2f}** (float64) of "
+        f"one-core matmul in wall time ({b_info['float32'][1]:.2f}, {b_info['float64'][1]:.2f} "
+        "in CPU time); target ≥ 0.8.",
     ]
     text = "\n".join(
         [
@@ -301,6 +407,12 @@ def main() -> int:
             *p_lines,
             "",
             *b_lines,
+            "",
+            "D'Inverno et al.'s network (dense, projected bias, divergence probe with "
+            "mean_last 10, erf, keyed draws) on the architecture path, one core; classes: "
+            "err_mean at the last layer against the threshold 1e-3:",
+            "",
+            *d_lines,
             "",
             *summary,
         ]

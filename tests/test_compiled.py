@@ -14,7 +14,15 @@ import pytest
 
 from pipeline.errors import BackendError
 from pipeline.experiments import get_experiment
-from pipeline.experiments.propagation.probes import BatchProbe, CircleProbe, PairProbe, Probes
+from pipeline.experiments.propagation.architectures import Network
+from pipeline.experiments.propagation.network import propagate_architecture
+from pipeline.experiments.propagation.probes import (
+    BatchProbe,
+    CircleProbe,
+    DivergenceProbe,
+    PairProbe,
+    Probes,
+)
 from pipeline.experiments.propagation.reference import propagate_network as propagate_numpy
 from pipeline.experiments.trainability import reference as train_ref
 from pipeline.gpu import backend
@@ -227,3 +235,192 @@ def test_propagation_experiment_numba_backend():
     want = exp.compute_chunk(spec, coords, backend="numpy")
     np.testing.assert_array_equal(got["nonfinite_layer"], want["nonfinite_layer"])
     assert _same_class(got["lyapunov"], want["lyapunov"]) >= 0.999
+
+
+# ---------------------------------------------------------------- vectorised float64 erf
+
+
+def _ulps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distance in units in the last place between float64 arrays (finite values)."""
+    ia, ib = a.view(np.int64), b.view(np.int64)
+    lo = np.int64(-(2**63))
+    ia = np.where(ia < 0, lo - ia, ia)
+    ib = np.where(ib < 0, lo - ib, ib)
+    return np.abs(ia - ib)
+
+
+@needs_numba
+def test_erf64_within_three_ulp_of_the_c_library():
+    """vecmath.erf64 on a dense grid of [−7, 7], a geometric grid down to 1e-300 and the
+    branch edge |x| = 1: ≤ 3 ulp from ``math.erf`` (SciPy's own erf is also 3 ulp off it),
+    on average < 0.5 ulp; NaN, ±inf, ±0 exact."""
+    import math
+
+    from numba import njit
+    from scipy.special import erf
+
+    from pipeline.numerics.vecmath import erf64
+
+    @njit
+    def run(x, out):  # noqa: ANN001, ANN202
+        for i in range(x.shape[0]):
+            out[i] = erf64(x[i])
+
+    g = np.geomspace(1e-300, 7.0, 20_001)
+    edge = np.nextafter(1.0, np.array([0.0, 2.0]))
+    x = np.concatenate([np.linspace(-7.0, 7.0, 400_001), g, -g, edge, -edge, [1.0, -1.0]])
+    got = np.empty_like(x)
+    run(x, got)
+    want = np.array([math.erf(v) for v in x])
+    u = _ulps(got, want)
+    assert u.max() <= 3 and u.mean() < 0.5
+    assert _ulps(got, erf(x)).max() <= 4
+    special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 6.0, 30.0])
+    out = np.empty_like(special)
+    run(special, out)
+    assert np.isnan(out[0])
+    assert out[1:].tolist() == [1.0, -1.0, 0.0, -0.0, 1.0, 1.0]
+    assert np.signbit(out[4])
+
+
+# ---------------------------------------------------------------- architecture path, compiled
+
+DIV_PROBES = Probes(divergence=DivergenceProbe(mean_last=5))
+
+
+def _divergence_plane(n: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """A (σ_w, σ_b) plane across the erf network's order/chaos edge (err from ~0 to O(1))."""
+    sw, sb = np.meshgrid(np.linspace(0.5, 4.0, n), np.linspace(0.0, 3.0, n), indexing="ij")
+    return sw.ravel(), sb.ravel()
+
+
+def _arch(n, alpha, seed, sw, sb, backend, network, probes=DIV_PROBES, **kw):
+    return propagate_architecture(
+        n, alpha, seed, [("erf", sw, sb)], network=network, probes=probes, backend=backend, **kw
+    )[0]
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dense_divergence_plane_matches_numpy(dtype, monkeypatch):
+    """D'Inverno's network (dense, projected bias, divergence probe, erf), depth 50: err at
+    layer 3 within the dtype's rounding, err and err_mean at layer 50 give the same class at
+    every point (threshold 1e-3), agree where the network is ordered, flags equal."""
+    net = Network("dense", "per_layer", "projected")
+    sw, sb = _divergence_plane()
+    kw = dict(depth=50, record_layers=[3, 50], dtype=dtype)
+    from pipeline.experiments.propagation import compiled_network
+
+    calls = []
+    step = compiled_network.compiled_step
+    monkeypatch.setattr(compiled_network, "compiled_step", lambda *a: calls.append(1) or step(*a))
+    got = _arch(40, 2.0, 3, sw, sb, "numba", net, **kw)
+    assert len(calls) == 50  # the compiled pass ran (one tile)
+    want = _arch(40, 2.0, 3, sw, sb, "numpy", net, **kw)
+    assert len(calls) == 50 and set(got) == set(want)
+    np.testing.assert_array_equal(got["nonfinite_layer"], want["nonfinite_layer"])
+    rtol = 1e-12 if dtype == "float64" else 1e-4
+    np.testing.assert_allclose(got["err"][:, 0], want["err"][:, 0], rtol=rtol, atol=1e-300)
+    t = DIV_PROBES.divergence.threshold
+    for k in ("err", "err_mean"):
+        g, w = got[k][:, -1], want[k][:, -1]
+        assert 0.1 < np.mean(w > t) < 0.9  # both classes on the plane
+        np.testing.assert_array_equal(g > t, w > t, err_msg=k)
+        ordered = w < 1e-8
+        assert ordered.sum() > 10
+        # ordered points: close relative to the rounding floor of err (ulp(y)² N / N)
+        floor = 1e-26 if dtype == "float64" else 1e-11
+        r = 1e-6 if dtype == "float64" else 0.05
+        np.testing.assert_allclose(g[ordered], w[ordered], rtol=r, atol=floor, err_msg=k)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_other_real_architectures_and_row_probes_match_numpy(dtype):
+    """conv (FFT operator) and weight-tied dense networks with the circle and batch probes
+    beside the divergence probe, every activation the compiled pass has: values at layer 2
+    within the dtype's rounding."""
+    probes = Probes(circle=CircleProbe(K=6), batch=BatchProbe(m=3), divergence=DivergenceProbe())
+    sw, sb = _sigma_plane(4)
+    rtol = 1e-11 if dtype == "float64" else 5e-4
+    for net in (Network("conv"), Network("dense", "shared", "projected")):
+        for act in PROP_ACTS + ("sigmoid",):
+            kw = dict(depth=2, record_layers=[2], dtype=dtype, probes=probes)
+            groups = [(act, sw, sb)]
+            got = propagate_architecture(16, 2.0, 1, groups, network=net, backend="numba", **kw)
+            want = propagate_architecture(16, 2.0, 1, groups, network=net, backend="numpy", **kw)
+            for k in ("cv", "participation_ratio", "err"):
+                np.testing.assert_allclose(
+                    got[0][k], want[0][k], rtol=rtol, atol=1e-12, err_msg=f"{net} {act} {k}"
+                )
+
+
+@needs_numba
+def test_architecture_points_do_not_depend_on_chunk_or_threads():
+    """The compiled pass: bit-identical across subsets and thread counts (fixed tile size)."""
+    net = Network("dense", "per_layer", "projected")
+    sw, sb = _divergence_plane(6)
+    kw = dict(depth=8, record_layers=[8], dtype="float64", points_per_tile=8)
+    full = _arch(16, 2.0, 2, sw, sb, "numba", net, threads=2, **kw)
+    idx = np.array([3, 17, 30, 35])
+    part = _arch(16, 2.0, 2, sw[idx], sb[idx], "numba", net, **kw)
+    for k in full:
+        np.testing.assert_array_equal(part[k], full[k][idx], err_msg=k)
+
+
+@needs_numba
+def test_draws_file_slice_on_numba_gives_their_err(tmp_path):
+    """The authors' first 4 layers (their seed-0 dense network, a draws file) through the
+    experiment on ``numba``: err equals the transcription of their loop within 1e-12, so the
+    classes at both thresholds do."""
+    from test_draws_propagation import THRESHOLDS, _first_layers, _spec, their_errs
+
+    arrays = _first_layers(4)
+    f = tmp_path / "d.npz"
+    np.savez(f, **arrays)
+    spec = _spec(f, 4, (0.0, 4.0), (0.0, 4.0), divergence={"mean_last": 2})
+    coords = {a.name: np.asarray(a.values) for a in spec.axes}
+    out = get_experiment("propagation").compute_chunk(spec, coords, backend="numba")
+    got = {k: v[0, 0, 0, 0, ..., -1].ravel() for k, v in out.items() if v.ndim > 6}
+    sw, sb = np.meshgrid(coords["sigma_w"], coords["sigma_b"], indexing="ij")
+    ref = their_errs(arrays, sw.ravel(), sb.ravel())
+    np.testing.assert_allclose(got["err"], ref[-1], rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(got["err_mean"], ref[-2:].mean(0), rtol=1e-12)
+    for t in THRESHOLDS:
+        np.testing.assert_array_equal(got["err"] > t, ref[-1] > t)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_compiled_pass_pre_activations_are_numpys(dtype):
+    """The compiled pass's h = σ_w·A(y) + σ_b·b is NumPy's bit for bit (two products, one
+    sum, no FMA); φ(h) within erf64's 3 ulp (float64) or one float32 rounding of it; err as
+    NumPy's Σ (y₁ − y₂)² / N within summation order; the overflow flag set where |h|² is."""
+    from scipy.special import erf
+
+    from pipeline.experiments.propagation import compiled_network
+
+    rng = np.random.default_rng(5)
+    p, r, n = 5, 2, 37  # a tail after the eight partial sums, a partial point block
+    a = (rng.standard_normal((p * r, n)) * 3).astype(dtype)
+    sw = rng.uniform(0.5, 3, p * r).astype(dtype)
+    sb = rng.uniform(0, 2, p * r).astype(dtype)
+    bias = rng.standard_normal(n).astype(dtype)
+    a[7, 3] = np.finfo(dtype).max  # point 3 overflows
+    with np.errstate(over="ignore"):
+        want_h = a * sw[:, None] + sb[:, None] * bias[None, :]
+    z, y = a.copy(), np.empty_like(a)
+    bad, err = np.empty(p, np.bool_), np.empty(p)
+    fmax = float(np.finfo(dtype).max)
+    compiled_network._layer(z, y, sw, sb, bias, 2, fmax, r, 0, 1.0 / n, bad, err)
+    np.testing.assert_array_equal(z, want_h)
+    assert bad.tolist() == [False, False, False, True, False]
+    with np.errstate(all="ignore"):
+        want_y = erf(want_h.astype(np.float64))
+    ok = np.isfinite(want_h)
+    if dtype == "float64":
+        assert _ulps(y[ok], want_y[ok]).max() <= 3
+    else:
+        np.testing.assert_allclose(y[ok], want_y[ok], rtol=1.2e-7)
+    d = (y[0::2] - y[1::2]).astype(np.float64)
+    np.testing.assert_allclose(err[:3], (d * d).sum(-1)[:3] / n, rtol=1e-14)

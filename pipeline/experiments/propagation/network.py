@@ -59,6 +59,8 @@ class _Tile:
     first_underflow: Any  # (p,) int32
     growth_sum: Any  # (p,) float64
     err_ring: Any = None  # (k, p) float64: err of the last k layers (divergence mean_last k)
+    z: Any = None  # (p*R, N) operator output buffer (compiled pass)
+    scratch: Any = None  # the compiled pass's per-tile arrays
 
 
 def _first_input(
@@ -215,6 +217,7 @@ def propagate_architecture(
     points_per_tile: int | None = None,
     xp: Any = np,
     draws: NetworkDraws | None = None,
+    backend: str = "numpy",
 ) -> list[dict[str, np.ndarray]]:
     """Propagate every probe of every point of one network (N = ``width``, α, seed) of the
     family ``network``; arguments and returns as
@@ -230,6 +233,9 @@ def propagate_architecture(
     ``draws``: the operators, biases and divergence inputs read from a file
     (:mod:`.draws`) in place of those keyed by the seed (which then only labels the network;
     the same layer loop runs on them).
+    ``backend``: ``numpy``, or ``numba`` for the compiled elementwise pass of
+    :mod:`.compiled_network` where it applies (:func:`.compiled_network.supported`; elsewhere
+    the NumPy pass runs): the same operators and draws, values within its stated contract.
     """
     dt = np.dtype(dtype)
     n = int(width)
@@ -259,6 +265,12 @@ def propagate_architecture(
             tile = _new_tile(act, y0, sw[s], sb[s], probes, names, len(record_layers), dt, xp)
             tiles.append((g, tile))
 
+    step: Any = _step
+    if backend == "numba":
+        from pipeline.experiments.propagation import compiled_network
+
+        if compiled_network.supported(network, probes, xp):
+            step = compiled_network.compiled_step
     b_mat = bias_matrix(seed, n) if network.bias == "projected" and draws is None else None
     use_pool = threads > 1 and xp is np
     op: Operator | None = None
@@ -283,7 +295,7 @@ def propagate_architecture(
             ri = int(rec_index[layer])
             list(
                 run(
-                    lambda t, layer=layer, ri=ri, op=op, bias=bias: _step(
+                    lambda t, layer=layer, ri=ri, op=op, bias=bias: step(
                         t[1], op, bias, layer, ri, probes, network, xp
                     ),
                     tiles,

@@ -343,7 +343,7 @@ def _parse_record_layers(raw: Any, depth: int) -> tuple[int, ...]:
 def _propagator(p: PropagationParams, backend: str) -> Any:
     """The propagate function of a sweep on ``backend``: the fused reference, compiled (numba)
     or CUDA path for the default network, else :func:`.network.propagate_architecture` on
-    NumPy (also for ``numba``) or CuPy."""
+    NumPy (``numba``: with its compiled elementwise pass) or CuPy."""
     if p.fused:
         if backend == "cupy":
             from pipeline.experiments.propagation.gpu import propagate_network as gpu_propagate
@@ -366,7 +366,9 @@ def _propagator(p: PropagationParams, backend: str) -> Any:
 
     def run(*args: Any, **kwargs: Any) -> list[dict[str, np.ndarray]]:
         draws = p.draws.load() if p.draws is not None else None
-        return propagate_architecture(*args, network=p.network, xp=xp, draws=draws, **kwargs)
+        return propagate_architecture(
+            *args, network=p.network, xp=xp, draws=draws, backend=backend, **kwargs
+        )
 
     return run
 
