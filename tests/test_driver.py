@@ -195,7 +195,8 @@ def test_tiny_chunks_are_fused_and_the_done_index_consolidates(tmp_path, client,
     assert report.chunks_per_task == min(MAX_CHUNKS_PER_TASK, 600 // (TASKS_PER_THREAD * 2))
     assert os.listdir(store / DONE_DIR) == [INDEX_FILE]  # every marker folded into the index
     assert done_keys(store) == set(np.ndindex(60, 10))
-    assert chunk_info(store, (59, 9))["backend"] == "numpy"
+    # the stub computes with NumPy whatever auto resolved to (numba where it is installed)
+    assert chunk_info(store, (59, 9))["backend"] in ("numpy", "numba")
     f = open_sweep(store, chunks=None).f.values  # 600 one-point chunks: no dask
     np.testing.assert_array_equal(f, sweep_stub.expected(spec))
     # a resume reads the index: nothing to compute; strays in the markers folder are noted

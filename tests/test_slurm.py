@@ -474,7 +474,8 @@ def zoom_reference(tmp_path_factory):
     from pipeline.engine.zoom import open_zoom, run_zoom
 
     store = tmp_path_factory.mktemp("zref") / "z.zarr"
-    run_zoom(parse_spec(ZOOM), 2, store, n_workers=1, progress=False, log=lambda m: None)
+    run_zoom(parse_spec(ZOOM), 2, store, n_workers=1, progress=False, log=lambda m: None,
+             backend="numpy")
     return open_zoom(store)
 
 
@@ -509,7 +510,7 @@ def test_submit_a_zoom(tmp_path, zoom_reference, no_jobs_left):
     job = sweep(
         "submit", spec, "--frames", "2", "--store", "z.zarr", "--profiles", LOCAL_PROFILES,
         "--profile", "local", "--jobs", "1", "--log-dir", "logs", "--walltime", "00:10:00",
-        cwd=tmp_path, check=True,
+        "--backend", "numpy", cwd=tmp_path, check=True,
     ).stdout.strip()  # fmt: skip
     assert job.isdigit()
 
