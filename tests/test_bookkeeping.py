@@ -249,20 +249,26 @@ def test_damaged_root_metadata_is_refused_in_one_line(made, capsys, how):
     _, err = lines(capsys)
     assert len(err) == 1 and "zarr.json" in err[0], err
 
-
-def test_a_store_restored_from_its_backup_under_long_lived_workers_runs(made, client):
-    """The workers of ``client`` opened the store in the first run; the store is then deleted
-    and its backup (same token) copied back: the next run must write into it."""
-    spec, store, before, done_before = made
-    backup = store.parent / "backup.zarr"
-    shutil.copytree(store, backup)
+def restore_damaged_backup(spec, store) -> None:
+    """Copy ``store`` to a backup, un-mark chunks 0, 5, 11 there and delete their files, then
+    replace ``store`` by the backup (same path, same token): a repair-then-run by hand."""
     from pipeline.engine.identity import read_token
 
+    backup = store.parent / "backup.zarr"
+    shutil.copytree(store, backup)
     unmark(backup, chunk_counts(spec), read_token(backup), [0, 5, 11])
     for k in ("f/c/0/0", "f/c/1/1", "f/c/2/3"):
         (backup / k).unlink()
     shutil.rmtree(store)
     shutil.copytree(backup, store)
+
+
+
+def test_a_store_restored_from_its_backup_under_long_lived_workers_runs(made, client):
+    """The workers of ``client`` opened the store in the first run; the store is then deleted
+    and its backup (same token) copied back: the next run must write into it."""
+    spec, store, before, done_before = made
+    restore_damaged_backup(spec, store)
     report = run_sweep(spec, store, client=client, progress=False, log=quiet)
     assert report.complete and report.n_computed == 3
     assert snapshot(store) == before and done_of(store) == done_before

@@ -17,12 +17,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_bookkeeping import PLUGINS, done_of, fuzz_bookkeeping, quiet, snapshot, stub
+from test_bookkeeping import (
+    PLUGINS,
+    done_of,
+    fuzz_bookkeeping,
+    quiet,
+    restore_damaged_backup,
+    snapshot,
+    stub,
+)
 
 from pipeline import parse_spec, run_sweep
-from pipeline.engine.identity import read_token
-from pipeline.engine.markers import DONE_DIR, unmark
-from pipeline.engine.plan import chunk_counts
+from pipeline.engine.markers import DONE_DIR
 
 DELAY_S = 0.15  # each chunk sleeps this long on these workers (SWEEP_STUB_DELAY)
 START_TIMEOUT_S = 60
@@ -136,13 +142,7 @@ def test_a_store_restored_from_its_backup_runs_the_first_time(ext_client, tmp_pa
     store = tmp_path / "s.zarr"
     assert run_sweep(spec, store, client=ext_client, progress=False, log=quiet).complete
     before, done_before = snapshot(store), done_of(store)
-    backup = tmp_path / "backup.zarr"
-    shutil.copytree(store, backup)
-    unmark(backup, chunk_counts(spec), read_token(backup), [0, 5, 11])
-    for k in ("f/c/0/0", "f/c/1/1", "f/c/2/3"):
-        (backup / k).unlink()
-    shutil.rmtree(store)
-    shutil.copytree(backup, store)
+    restore_damaged_backup(spec, store)
     report = run_sweep(spec, store, client=ext_client, progress=False, log=quiet)
     assert report.complete and report.n_computed == 3
     assert snapshot(store) == before and done_of(store) == done_before
