@@ -83,12 +83,23 @@ def _interrupts() -> Iterator[None]:
             return  # already stopping: let the cleanup finish
         caught.append(signum)
         _quiet_cleanup()
+        # a KeyboardInterrupt raised inside a gc callback or a __del__ is printed as
+        # "Exception ignored" and lost, and the run would go on: until it is seen unwinding
+        # the main thread, raise it again every half second
+        signal.setitimer(signal.ITIMER_REAL, 0.5, 0.5)
         raise KeyboardInterrupt
 
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    def again(signum: int, frame: object) -> None:
+        if sys.exc_info()[0] is None:  # not unwinding: the first one was swallowed
+            raise KeyboardInterrupt
+
+    watched = (signal.SIGINT, signal.SIGTERM)
+    old = {s: signal.signal(s, handler) for s in watched}
+    old[signal.SIGALRM] = signal.signal(signal.SIGALRM, again)
     try:
         yield
     finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
         for s, h in old.items():
             signal.signal(s, h)
 
