@@ -124,11 +124,27 @@ def test_trainability_minibatch_and_offsets_match_numpy(dtype):
 
 
 @needs_numba
+@pytest.mark.parametrize(("width", "depth"), [(7, 1), (5, 3), (6, 4), (9, 2)])
+def test_trainability_odd_shapes_match_numpy(width, depth):
+    """Widths that are not multiples of the kernel's 4 × 4 register blocks (the remainder
+    loops), depth 1 (no hidden layer) and depth 4 (two hidden-to-hidden layers), batches of
+    every size: the first losses within 1e-12 of NumPy, every activation."""
+    problem = train_ref.make_problem(width, depth, 2, 0.0, "full")
+    lr_in = np.array([0.05, 0.3, 1.0, 3.0, 0.01])
+    lr_out = lr_in[::-1].copy()
+    for act in TRAIN_ACTS:
+        kw = dict(steps=6, dtype="float64")
+        got = _train("numba", problem, act, lr_in, lr_out, **kw)
+        want = _train("numpy", problem, act, lr_in, lr_out, **kw)
+        np.testing.assert_allclose(got[:, :4], want[:, :4], rtol=1e-12)
+
+
+@needs_numba
 def test_trainability_points_do_not_depend_on_chunk_or_threads():
     """A point's losses are bit-identical alone, in another order, among other points, with
     another thread count."""
     problem = train_ref.make_problem(8, 2, 1, 0.0, "full")
-    lr_in, lr_out = _plane(5)  # 25 points: 3 lane blocks, the last one padded
+    lr_in, lr_out = _plane(5)  # 25 points, split unevenly between two threads
     full = _train("numba", problem, "tanh", lr_in, lr_out, steps=12, dtype="float64", threads=2)
     perm = np.random.default_rng(0).permutation(len(lr_in))[:11]
     part = _train("numba", problem, "tanh", lr_in[perm], lr_out[perm], steps=12, dtype="float64")

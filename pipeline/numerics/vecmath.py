@@ -133,13 +133,7 @@ def tanh64(x: float) -> float:
     uu = u * u
     px = u * ((_EP0 * uu + _EP1) * uu + _EP2)
     qx = ((_EQ0 * uu + _EQ1) * uu + _EQ2) * uu + _EQ3
-    ki = int(k)  # 0 <= k <= 58: 2^k as a product of exact powers of two
-    p2 = 2.0 if ki & 1 else 1.0
-    p2 *= 4.0 if ki & 2 else 1.0
-    p2 *= 16.0 if ki & 4 else 1.0
-    p2 *= 256.0 if ki & 8 else 1.0
-    p2 *= 65536.0 if ki & 16 else 1.0
-    p2 *= 4294967296.0 if ki & 32 else 1.0
+    p2 = _as_float64((int(k) + 1023) << 52)  # 2^k exactly (0 <= k <= 58): its bit pattern
     big_n = p2 * (qx + px)  # e^{2|x|} = 2^k (q + p)/(q − p); tanh = (e − 1)/(e + 1)
     big_d = qx - px
     small = a < 0.625
@@ -157,17 +151,7 @@ def exp_neg(y: float) -> float:
     uu = u * u
     px = u * ((_EP0 * uu + _EP1) * uu + _EP2)
     qx = ((_EQ0 * uu + _EQ1) * uu + _EQ2) * uu + _EQ3
-    ki = -int(k)  # 0 <= ki <= 1010: 2^−ki as a product of exact powers of two
-    p2 = 0.5 if ki & 1 else 1.0
-    p2 *= 0.25 if ki & 2 else 1.0
-    p2 *= 0.0625 if ki & 4 else 1.0
-    p2 *= 0.00390625 if ki & 8 else 1.0
-    p2 *= 1.52587890625e-05 if ki & 16 else 1.0
-    p2 *= 2.3283064365386963e-10 if ki & 32 else 1.0
-    p2 *= 5.421010862427522e-20 if ki & 64 else 1.0
-    p2 *= 2.938735877055719e-39 if ki & 128 else 1.0
-    p2 *= 8.636168555094445e-78 if ki & 256 else 1.0
-    p2 *= 7.458340731200207e-155 if ki & 512 else 1.0
+    p2 = _as_float64((1023 + int(k)) << 52)  # 2^k exactly (−1010 <= k <= 0): its bit pattern
     return p2 * (qx + px) / (qx - px)
 
 

@@ -1,17 +1,21 @@
 """Training small MLPs on CPUs with Numba: one network per point, the whole step loop compiled.
 
 The compiled twin of :func:`pipeline.experiments.trainability.reference.train_losses` (same
-network, loss, gradients and update; docs/conventions.md): every point trains its own copy of
-the shared initial weights in buffers of its own (a few tens of kB: they stay in L1/L2), with
-lane blocks of :data:`LANES` points, and contiguous runs of blocks on ``threads`` threads (the
-kernel releases the GIL; no ``prange``, whose compilation costs seconds per process), so a
-point's numbers depend on nothing but the point (not its chunk, its neighbours, its lane or the
-thread count). Loops are ordered so that the inner loop runs
-over a block of points' lanes or a contiguous row (vectorised without reassociating any
-sum), tanh is :func:`pipeline.numerics.vecmath.tanh64` (vectorisable), ``fastmath`` is off
-(no FMA contraction, IEEE semantics), and sums run in a fixed sequential order; they differ
-from BLAS's order, so values agree with NumPy to rounding, not bit for bit (the measured
-contract is in docs/conventions.md).
+network, loss, gradients and update; docs/conventions.md). A thread trains its points one
+after another, each in buffers of its own: the point's weights and gradient (a few kB) and its
+activations laid out batch-minor, (n, B), so that every loop runs over the batch axis and
+vectorises (the data are transposed once per call and shared by every point). Threads take
+contiguous runs of points (the kernel releases the GIL; no ``prange``, whose compilation costs
+seconds per process), so a point's numbers depend on nothing but the point (not its chunk,
+its neighbours or the thread count).
+
+Arithmetic (the contract is in docs/conventions.md, section 6): the layer products z = W x and
+Wᵀ δ sum over the input units in their sequential order, register-blocked (four outputs and
+four inputs at a time), with FMA contraction; the gradient sums over the batch (Σ_b a δ) are
+vectorised reductions in the compiler's order (partial sums per SIMD lane, fixed for a given
+CPU and Numba build); the loss is a float64 sequential sum. tanh is
+:func:`pipeline.numerics.vecmath.tanh64` (vectorisable). So values agree with NumPy to
+rounding, not bit for bit.
 
 Numba is optional: importing this module without it raises ``ImportError``; the ``numba``
 backend (:func:`pipeline.gpu.backend.resolve_backend`) checks for it first.
@@ -28,7 +32,7 @@ from numba import njit
 from pipeline.errors import PipelineError
 from pipeline.numerics.vecmath import tanh64
 
-__all__ = ["ACTIVATION_IDS", "LANES", "train_losses_compiled"]
+__all__ = ["ACTIVATION_IDS", "train_losses_compiled"]
 
 ACTIVATION_IDS = {"tanh": 0, "relu": 1, "identity": 2, "sigmoid": 3}
 """The activations of :data:`.reference.TRAIN_ACTIVATIONS` the kernel knows: tanh(√2 z),
@@ -36,192 +40,301 @@ ACTIVATION_IDS = {"tanh": 0, "relu": 1, "identity": 2, "sigmoid": 3}
 
 _SQRT2 = math.sqrt(2.0)
 
-
-LANES = 8
-"""Points trained side by side by one thread: lane l of every buffer belongs to point l of the
-block, and every operation is elementwise across lanes (one SIMD vector of float64 with
-AVX-512, two of float32 for AVX2), so no lane ever reads another: a point's numbers do not
-depend on its lane, its block or the thread count. Inert lanes pad the last block."""
-
-_JIT = {"cache": True, "error_model": "numpy"}  # numpy: no zero-division checks, so loops vectorise
+# numpy error model: no zero-division checks, so loops vectorise; "contract": a·b + c may be
+# one FMA (rounded once); no reassociation except in _outer's batch reductions.
+_JIT = {"cache": True, "error_model": "numpy", "fastmath": {"contract"}, "nogil": True}
+_JIT_REDUCE = {
+    "cache": True,
+    "error_model": "numpy",
+    "fastmath": {"contract", "reassoc"},
+    "nogil": True,
+}
 
 
 @njit(**_JIT)
-def _activate(z, dst, count, act, consts):  # noqa: ANN001, ANN202
-    """dst[q] = φ(z[q] · inv), q < count (flat (n, LANES) blocks)."""
+def _mat(w, o, n_in, n_out, src, dst, nb):  # noqa: ANN001, ANN202
+    """dst[j, :nb] = Σ_i w[o + i·n_out + j] · src[i, :nb] (i in order), j < n_out.
+
+    ``w[o:]``: the layer's (n_in, n_out) weights, row-major; ``src`` (n_in, ≥ nb), ``dst``
+    (n_out, ≥ nb). Four outputs × four inputs per pass over the batch."""
+    j = 0
+    while j + 4 <= n_out:
+        d0, d1, d2, d3 = dst[j], dst[j + 1], dst[j + 2], dst[j + 3]
+        for b in range(nb):
+            d0[b] = 0
+            d1[b] = 0
+            d2[b] = 0
+            d3[b] = 0
+        i = 0
+        while i + 4 <= n_in:
+            s0, s1, s2, s3 = src[i], src[i + 1], src[i + 2], src[i + 3]
+            r0 = o + i * n_out + j
+            r1 = r0 + n_out
+            r2 = r1 + n_out
+            r3 = r2 + n_out
+            a0, a1, a2, a3 = w[r0], w[r0 + 1], w[r0 + 2], w[r0 + 3]
+            c0, c1, c2, c3 = w[r1], w[r1 + 1], w[r1 + 2], w[r1 + 3]
+            e0, e1, e2, e3 = w[r2], w[r2 + 1], w[r2 + 2], w[r2 + 3]
+            f0, f1, f2, f3 = w[r3], w[r3 + 1], w[r3 + 2], w[r3 + 3]
+            for b in range(nb):
+                x0, x1, x2, x3 = s0[b], s1[b], s2[b], s3[b]
+                d0[b] = (((d0[b] + a0 * x0) + c0 * x1) + e0 * x2) + f0 * x3
+                d1[b] = (((d1[b] + a1 * x0) + c1 * x1) + e1 * x2) + f1 * x3
+                d2[b] = (((d2[b] + a2 * x0) + c2 * x1) + e2 * x2) + f2 * x3
+                d3[b] = (((d3[b] + a3 * x0) + c3 * x1) + e3 * x2) + f3 * x3
+            i += 4
+        while i < n_in:
+            s0 = src[i]
+            r0 = o + i * n_out + j
+            a0, a1, a2, a3 = w[r0], w[r0 + 1], w[r0 + 2], w[r0 + 3]
+            for b in range(nb):
+                x0 = s0[b]
+                d0[b] += a0 * x0
+                d1[b] += a1 * x0
+                d2[b] += a2 * x0
+                d3[b] += a3 * x0
+            i += 1
+        j += 4
+    while j < n_out:
+        d = dst[j]
+        for b in range(nb):
+            d[b] = 0
+        i = 0
+        while i + 4 <= n_in:
+            s0, s1, s2, s3 = src[i], src[i + 1], src[i + 2], src[i + 3]
+            r0 = o + i * n_out + j
+            a0, a1, a2, a3 = w[r0], w[r0 + n_out], w[r0 + 2 * n_out], w[r0 + 3 * n_out]
+            for b in range(nb):
+                d[b] = (((d[b] + a0 * s0[b]) + a1 * s1[b]) + a2 * s2[b]) + a3 * s3[b]
+            i += 4
+        while i < n_in:
+            a0 = w[o + i * n_out + j]
+            s0 = src[i]
+            for b in range(nb):
+                d[b] += a0 * s0[b]
+            i += 1
+        j += 1
+
+
+@njit(**_JIT)
+def _mat_t(w, o, n_in, n_out, src, dst, nb):  # noqa: ANN001, ANN202
+    """dst[i, :nb] = Σ_j w[o + i·n_out + j] · src[j, :nb] (j in order), i < n_in: the
+    transposed product (backpropagation through a hidden layer)."""
+    for i in range(n_in):
+        d = dst[i]
+        for b in range(nb):
+            d[b] = 0
+        base = o + i * n_out
+        j = 0
+        while j + 4 <= n_out:
+            a0, a1, a2, a3 = w[base + j], w[base + j + 1], w[base + j + 2], w[base + j + 3]
+            s0, s1, s2, s3 = src[j], src[j + 1], src[j + 2], src[j + 3]
+            for b in range(nb):
+                d[b] = (((d[b] + a0 * s0[b]) + a1 * s1[b]) + a2 * s2[b]) + a3 * s3[b]
+            j += 4
+        while j < n_out:
+            a0 = w[base + j]
+            s0 = src[j]
+            for b in range(nb):
+                d[b] += a0 * s0[b]
+            j += 1
+
+
+@njit(**_JIT_REDUCE)
+def _outer(a, d, g, o, n_in, n_out, nb, zero):  # noqa: ANN001, ANN202
+    """g[o + i·n_out + j] += Σ_b a[i, b] · d[j, b] over b < nb (the weight gradient of one
+    layer; the batch sum vectorised, in the compiler's order; accumulated in the dtype of
+    ``zero``). Four inputs × two outputs per pass."""
+    i = 0
+    while i + 4 <= n_in:
+        a0, a1, a2, a3 = a[i], a[i + 1], a[i + 2], a[i + 3]
+        j = 0
+        while j + 2 <= n_out:
+            e0, e1 = d[j], d[j + 1]
+            s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = zero
+            for b in range(nb):
+                p, q = e0[b], e1[b]
+                s00 += a0[b] * p
+                s01 += a0[b] * q
+                s10 += a1[b] * p
+                s11 += a1[b] * q
+                s20 += a2[b] * p
+                s21 += a2[b] * q
+                s30 += a3[b] * p
+                s31 += a3[b] * q
+            r = o + i * n_out + j
+            g[r] += s00
+            g[r + 1] += s01
+            g[r + n_out] += s10
+            g[r + n_out + 1] += s11
+            g[r + 2 * n_out] += s20
+            g[r + 2 * n_out + 1] += s21
+            g[r + 3 * n_out] += s30
+            g[r + 3 * n_out + 1] += s31
+            j += 2
+        while j < n_out:
+            e0 = d[j]
+            s0 = s1 = s2 = s3 = zero
+            for b in range(nb):
+                p = e0[b]
+                s0 += a0[b] * p
+                s1 += a1[b] * p
+                s2 += a2[b] * p
+                s3 += a3[b] * p
+            r = o + i * n_out + j
+            g[r] += s0
+            g[r + n_out] += s1
+            g[r + 2 * n_out] += s2
+            g[r + 3 * n_out] += s3
+            j += 1
+        i += 4
+    while i < n_in:
+        a0 = a[i]
+        for j in range(n_out):
+            e0 = d[j]
+            s0 = zero
+            for b in range(nb):
+                s0 += a0[b] * e0[b]
+            g[o + i * n_out + j] += s0
+        i += 1
+
+
+@njit(**_JIT)
+def _tanh_rows(z, dst, n, nb, scale, inv):  # noqa: ANN001, ANN202
+    """dst[j, b] = tanh(scale · (z[j, b] · inv)) in float64 (float32 rounds once, at the
+    store). Its own function: one loop LLVM vectorises whole."""
+    for j in range(n):
+        zj = z[j]
+        dj = dst[j]
+        for b in range(nb):
+            dj[b] = tanh64(float(scale * (zj[b] * inv)))
+
+
+@njit(**_JIT)
+def _activate(z, dst, n, nb, act, consts):  # noqa: ANN001, ANN202
+    """dst[j, b] = φ(z[j, b] · inv) for j < n, b < nb: tanh(√2 ·), √2·relu (NaN stays NaN),
+    identity, sigmoid = ½(1 + tanh(· / 2))."""
     inv, c_sqrt2, c_half, c_one, c_zero = consts[0], consts[1], consts[2], consts[3], consts[4]
-    if act == 0:  # tanh(√2 z); float32 rounds the float64 tanh once, at the store
-        for q in range(count):
-            dst[q] = tanh64(float(c_sqrt2 * (z[q] * inv)))
-    elif act == 1:  # √2 relu(z), NaN stays NaN
-        for q in range(count):
-            v = z[q] * inv
-            dst[q] = c_sqrt2 * (v if v > c_zero else c_zero) if v == v else v
-    elif act == 2:
-        for q in range(count):
-            dst[q] = z[q] * inv
-    else:  # sigmoid = ½(1 + tanh(z/2)), the tanh rounded to the dtype as in the reference
-        for q in range(count):
-            dst[q] = tanh64(float(c_half * (z[q] * inv)))
-        for q in range(count):
-            dst[q] = c_half * (c_one + dst[q])
-
-
-@njit(**_JIT)
-def _dphi(a, act, c_sqrt2, c_one, c_zero):  # noqa: ANN001, ANN202
-    """φ'(z) from a = φ(z): √2(1 − a²), √2·[a > 0], 1, a(1 − a)."""
     if act == 0:
-        return c_sqrt2 * (c_one - a * a)
-    if act == 1:
-        return c_sqrt2 if a > 0 else c_zero
-    if act == 2:
-        return c_one
-    return a * (c_one - a)
+        _tanh_rows(z, dst, n, nb, c_sqrt2, inv)
+    elif act == 1:
+        for j in range(n):
+            zj = z[j]
+            dj = dst[j]
+            for b in range(nb):
+                v = zj[b] * inv
+                dj[b] = c_sqrt2 * (v if v > c_zero else c_zero) if v == v else v
+    elif act == 2:
+        for j in range(n):
+            zj = z[j]
+            dj = dst[j]
+            for b in range(nb):
+                dj[b] = zj[b] * inv
+    else:
+        _tanh_rows(z, dst, n, nb, c_half, inv)
+        for j in range(n):
+            dj = dst[j]
+            for b in range(nb):
+                dj[b] = c_half * (c_one + dj[b])
 
 
 @njit(**_JIT)
-def _layer0_forward(x, rows, count, w, zs, n, depth):  # noqa: ANN001, ANN202
-    """Layer 0's sums x·W₀ of ``count`` (≤ 4) data rows ``rows[:count]`` into ``zs[:count]``
-    (each row's sum in the sequential order; four rows share every load of W₀). The input row
-    is the same for every lane."""
-    cnt = (n if depth > 1 else 1) * LANES
-    for s in range(count):
-        zr = zs[s]
-        for q in range(cnt):
-            zr[q] = 0
-    if count == 4:
-        z0, z1, z2, z3 = zs[0], zs[1], zs[2], zs[3]
-        for i in range(n):
-            x0, x1, x2, x3 = x[rows[0], i], x[rows[1], i], x[rows[2], i], x[rows[3], i]
-            base = i * cnt
-            for q in range(cnt):
-                wv = w[base + q]
-                z0[q] += x0 * wv
-                z1[q] += x1 * wv
-                z2[q] += x2 * wv
-                z3[q] += x3 * wv
-        return
-    for s in range(count):
-        zr = zs[s]
-        for i in range(n):
-            xi = x[rows[s], i]
-            base = i * cnt
-            for q in range(cnt):
-                zr[q] += xi * w[base + q]
-
-
-@njit(**_JIT)
-def _forward_row(z, w, offs, n, depth, acts, f, act, consts):  # noqa: ANN001, ANN202
-    """One data row through every lane's network from its layer-0 sums ``z``
-    (:func:`_layer0_forward`; overwritten). Flat lane-minor layouts: weight q of lane l at
-    ``w[q * LANES + l]``; hidden outputs of layer k into ``acts[k]`` (n * LANES); the output f
-    (before subtracting y) into ``f`` (LANES,)."""
-    inv = consts[0]
-    if depth == 1:
-        for lane in range(LANES):
-            f[lane] = (z[lane] * inv) * inv
-        return
-    _activate(z, acts[1], n * LANES, act, consts)
-    for k in range(1, depth - 1):  # hidden to hidden (depth >= 3)
-        a = acts[k]
-        o = offs[k] * LANES
-        for q in range(n * LANES):
-            z[q] = 0
-        for i in range(n):
-            for j in range(n):
-                base = o + (i * n + j) * LANES
-                for lane in range(LANES):
-                    z[j * LANES + lane] += a[i * LANES + lane] * w[base + lane]
-        _activate(z, acts[k + 1], n * LANES, act, consts)
-    a = acts[depth - 1]
-    o = offs[depth - 1] * LANES
-    for lane in range(LANES):
-        f[lane] = 0
-    for i in range(n):
-        for lane in range(LANES):
-            f[lane] += a[i * LANES + lane] * w[o + i * LANES + lane]
-    for lane in range(LANES):
-        f[lane] = (f[lane] * inv) * inv
-
-
-@njit(**_JIT)
-def _backward_row(x, b, w, g, offs, n, depth, acts, r, dz, da, pend, coef, act, consts):  # noqa: ANN001, ANN202
-    """Add the gradient of data row ``x[b]`` (residuals r, (LANES,)) to ``g`` (before the
-    final factor 1/√n), from the activations of the last :func:`_forward_row`; layer 0's
-    part is left in ``pend`` for :func:`_flush_layer0`."""
+def _scale_dphi(d, a, n, nb, act, consts):  # noqa: ANN001, ANN202
+    """d[i, b] ← (d[i, b] · inv) · φ'(z), with φ'(z) from a = φ(z): √2(1 − a²), √2·[a > 0],
+    1, a(1 − a)."""
     inv, c_sqrt2, c_one, c_zero = consts[0], consts[1], consts[3], consts[4]
-    for lane in range(LANES):
-        dz[lane] = (coef * r[lane]) * inv
-    if depth > 1:
-        a = acts[depth - 1]
-        o = offs[depth - 1] * LANES
-        for i in range(n):
-            for lane in range(LANES):
-                g[o + i * LANES + lane] += a[i * LANES + lane] * dz[lane]
-        for i in range(n):
-            for lane in range(LANES):
-                v = a[i * LANES + lane]
-                da[i * LANES + lane] = ((dz[lane] * w[o + i * LANES + lane]) * inv) * _dphi(
-                    v, act, c_sqrt2, c_one, c_zero
-                )
-    for k in range(depth - 2, 0, -1):  # hidden to hidden (depth >= 3); da: dL/dz_k
-        a = acts[k]
-        o = offs[k] * LANES
-        for i in range(n):
-            for j in range(n):
-                base = o + (i * n + j) * LANES
-                for lane in range(LANES):
-                    g[base + lane] += a[i * LANES + lane] * da[j * LANES + lane]
-        for i in range(n):
-            for lane in range(LANES):
-                dz[i * LANES + lane] = 0
-            for j in range(n):
-                base = o + (i * n + j) * LANES
-                for lane in range(LANES):
-                    dz[i * LANES + lane] += da[j * LANES + lane] * w[base + lane]
-            for lane in range(LANES):
-                v = a[i * LANES + lane]
-                dz[i * LANES + lane] = (dz[i * LANES + lane] * inv) * _dphi(
-                    v, act, c_sqrt2, c_one, c_zero
-                )
-        for q in range(n * LANES):
-            da[q] = dz[q]
-    src = da if depth > 1 else dz
-    cnt = (n if depth > 1 else 1) * LANES
-    for q in range(cnt):  # layer 0's dL/dz waits in ``pend`` (see _flush_layer0)
-        pend[q] = src[q]
+    for i in range(n):
+        di = d[i]
+        ai = a[i]
+        if act == 0:
+            for b in range(nb):
+                v = ai[b]
+                di[b] = (di[b] * inv) * (c_sqrt2 * (c_one - v * v))
+        elif act == 1:
+            for b in range(nb):
+                di[b] = (di[b] * inv) * (c_sqrt2 if ai[b] > 0 else c_zero)
+        elif act == 2:
+            for b in range(nb):
+                di[b] = (di[b] * inv) * c_one
+        else:
+            for b in range(nb):
+                v = ai[b]
+                di[b] = (di[b] * inv) * (v * (c_one - v))
 
 
 @njit(**_JIT)
-def _flush_layer0(x, rows, pend, count, g, n, depth):  # noqa: ANN001, ANN202
-    """Add the layer-0 gradients of ``count`` (≤ 4) rows (data rows ``rows[:count]``, their
-    dL/dz in ``pend[:count]``) to ``g`` in row order: g ← (((g + r₀) + r₁) + r₂) + r₃, the
-    sequential sum, with one load and store of g per four rows."""
-    cnt = (n if depth > 1 else 1) * LANES
-    if count == 4:
-        p0, p1, p2, p3 = pend[0], pend[1], pend[2], pend[3]
+def _output_delta(dz, w, last, a, da, n, nb, act, consts):  # noqa: ANN001, ANN202
+    """δ through the output layer: da[i, b] = ((dz[b] · w[last + i]) · inv) · φ'(z), φ'(z)
+    from a = φ(z) as in :func:`_scale_dphi`, in one pass."""
+    inv, c_sqrt2, c_one, c_zero = consts[0], consts[1], consts[3], consts[4]
+    for i in range(n):
+        wi = w[last + i]
+        di = da[i]
+        ai = a[i]
+        if act == 0:
+            for b in range(nb):
+                v = ai[b]
+                di[b] = ((dz[b] * wi) * inv) * (c_sqrt2 * (c_one - v * v))
+        elif act == 1:
+            for b in range(nb):
+                di[b] = ((dz[b] * wi) * inv) * (c_sqrt2 if ai[b] > 0 else c_zero)
+        elif act == 2:
+            for b in range(nb):
+                di[b] = ((dz[b] * wi) * inv) * c_one
+        else:
+            for b in range(nb):
+                v = ai[b]
+                di[b] = ((dz[b] * wi) * inv) * (v * (c_one - v))
+
+
+@njit(**_JIT)
+def _pass(w, offs, n, depth, xs, ys, nb, acts, zb, da, f, g, coef, grad, act, consts):  # noqa: ANN001, ANN202
+    """One forward pass of the point's network (weights ``w``) over the nb columns of ``xs``
+    (n, nb) with targets ``ys``; returns Σ_b r_b² in float64 (r = output − y). With ``grad``
+    adds coef·Σ_b ∂(r_b²/2)/∂w to ``g`` (before the update's final factor 1/√n). Buffers:
+    ``acts`` (depth − 1, n, ≥ nb) the hidden activations, ``zb``, ``da`` (n, ≥ nb), ``f``
+    (1, ≥ nb)."""
+    inv, zero = consts[0], consts[4]
+    src = xs
+    for k in range(depth - 1):
+        _mat(w, offs[k], n, n, src, zb, nb)
+        _activate(zb, acts[k], n, nb, act, consts)
+        src = acts[k]
+    _mat(w, offs[depth - 1], n, 1, src, f, nb)
+    f0 = f[0]
+    acc = 0.0
+    for b in range(nb):
+        r = (f0[b] * inv) * inv - ys[b]
+        f0[b] = r
+        acc += float(r) * float(r)
+    if not grad:
+        return acc
+    for b in range(nb):
+        f0[b] = (coef * f0[b]) * inv  # dL/d(output pre-activation)
+    if depth == 1:
+        _outer(xs, f, g, 0, n, 1, nb, zero)
+        return acc
+    last = offs[depth - 1]
+    _outer(acts[depth - 2], f, g, last, n, 1, nb, zero)
+    _output_delta(f0, w, last, acts[depth - 2], da, n, nb, act, consts)
+    for k in range(depth - 2, 0, -1):  # hidden to hidden (depth >= 3)
+        _outer(acts[k - 1], da, g, offs[k], n, n, nb, zero)
+        _mat_t(w, offs[k], n, n, da, zb, nb)
+        _scale_dphi(zb, acts[k - 1], n, nb, act, consts)
         for i in range(n):
-            x0, x1, x2, x3 = x[rows[0], i], x[rows[1], i], x[rows[2], i], x[rows[3], i]
-            base = i * cnt
-            for q in range(cnt):
-                g[base + q] = (((g[base + q] + x0 * p0[q]) + x1 * p1[q]) + x2 * p2[q]) + x3 * p3[q]
-        return
-    for s in range(count):
-        ps = pend[s]
-        for i in range(n):  # the input row is the same for every lane
-            xi = x[rows[s], i]
-            base = i * cnt
-            for q in range(cnt):
-                g[base + q] += xi * ps[q]
+            for b in range(nb):
+                da[i, b] = zb[i, b]
+    _outer(xs, da, g, 0, n, n, nb, zero)
+    return acc
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@njit(**_JIT)
 def _train_kernel(  # noqa: ANN202
     w0,  # (n_params,) shared initial weights, flat, dtype
     offs,  # (depth,) int64 first entry of each layer in w0
     width,
     depth,
-    x,  # (B, n) dtype
+    xt,  # (n, B) dtype: the data, transposed
     y,  # (B,) dtype
     act,
     lr_in,  # (P,) dtype
@@ -235,118 +348,55 @@ def _train_kernel(  # noqa: ANN202
 ):
     p_total = lr_in.shape[0]
     n = width
-    bsz = x.shape[0]
+    bsz = xt.shape[1]
     m = mb_idx.shape[1]
     npar = w0.shape[0]
     n0 = n * (n if depth > 1 else 1)  # entries of the input layer
     dt = w0.dtype
-    n_blocks = (p_total + LANES - 1) // LANES
-    for blk in range(n_blocks):
-        w = np.empty(npar * LANES, dt)
-        g = np.empty(npar * LANES, dt)
-        lr = np.zeros(npar * LANES, dt)
-        off = np.zeros(LANES, dt)
-        acts = np.empty((depth, n * LANES), dt)
-        zs = np.empty((4, n * LANES), dt)
-        dz = np.empty(n * LANES, dt)
-        da = np.empty(n * LANES, dt)
-        pend = np.empty((4, n * LANES), dt)
-        rows = np.empty(4, np.int64)
-        f = np.empty(LANES, dt)
-        r = np.empty(LANES, dt)
-        mean = np.empty(LANES, dt)
-        acc = np.empty(LANES, np.float64)
-        for lane in range(LANES):
-            pt = blk * LANES + lane
-            if pt < p_total:  # else an inert lane: learning rate 0
-                off[lane] = offset[pt]
-                for k in range(depth):
-                    end = offs[k + 1] if k + 1 < depth else npar
-                    v = lr_in[pt] if k % 2 == 0 else lr_out[pt]
-                    for q in range(offs[k], end):
-                        lr[q * LANES + lane] = v
+    w = np.empty(npar, dt)
+    g = np.empty(npar, dt)
+    lr = np.empty(npar, dt)
+    acts = np.empty((max(depth - 1, 1), n, bsz), dt)
+    zb = np.empty((n, bsz), dt)
+    da = np.empty((n, bsz), dt)
+    f = np.empty((1, bsz), dt)
+    xm = np.empty((n, max(m, 1)), dt)
+    ym = np.empty(max(m, 1), dt)
+    mean = np.empty(1, dt)
+    inv = consts[0]
+    for pt in range(p_total):
+        off = offset[pt]
+        for k in range(depth):
+            end = offs[k + 1] if k + 1 < depth else npar
+            v = lr_in[pt] if k % 2 == 0 else lr_out[pt]
+            for q in range(offs[k], end):
+                lr[q] = v
         for q in range(npar):
-            for lane in range(LANES):
-                w[q * LANES + lane] = w0[q]
+            w[q] = w0[q]
         if not offset_every_step:
             for q in range(n0):
-                for lane in range(LANES):
-                    w[q * LANES + lane] += off[lane]
+                w[q] += off
         for t in range(steps):
             if offset_every_step:
                 for q in range(n0):
-                    for lane in range(LANES):
-                        w[q * LANES + lane] += off[lane]
-            for q in range(npar * LANES):
+                    w[q] += off
+            for q in range(npar):
                 g[q] = 0
-            for lane in range(LANES):
-                acc[lane] = 0.0
-            for b0 in range(0, bsz, 4):  # the full batch: the loss (and the gradient without m)
-                ns = min(4, bsz - b0)
-                for s in range(ns):
-                    rows[s] = b0 + s
-                _layer0_forward(x, rows, ns, w, zs, n, depth)
-                for s in range(ns):
-                    b = rows[s]
-                    _forward_row(zs[s], w, offs, n, depth, acts, f, act, consts)
-                    for lane in range(LANES):
-                        r[lane] = f[lane] - y[b]
-                        acc[lane] += float(r[lane]) * float(r[lane])
-                    if m == 0:
-                        _backward_row(
-                            x,
-                            b,
-                            w,
-                            g,
-                            offs,
-                            n,
-                            depth,
-                            acts,
-                            r,
-                            dz,
-                            da,
-                            pend[s],
-                            consts[5],
-                            act,
-                            consts,
-                        )
-                if m == 0:
-                    _flush_layer0(x, rows, pend, ns, g, n, depth)
-            for lane in range(LANES):
-                mean[lane] = acc[lane] / bsz  # rounded to the dtype, as the reference's
-                pt = blk * LANES + lane
-                if pt < p_total:
-                    losses[pt, t] = mean[lane]
-            for b0 in range(0, m, 4):  # the minibatch's gradient
-                ns = min(4, m - b0)
-                for s in range(ns):
-                    rows[s] = mb_idx[t, b0 + s]
-                _layer0_forward(x, rows, ns, w, zs, n, depth)
-                for s in range(ns):
-                    row = rows[s]
-                    _forward_row(zs[s], w, offs, n, depth, acts, f, act, consts)
-                    for lane in range(LANES):
-                        r[lane] = f[lane] - y[row]
-                    _backward_row(
-                        x,
-                        row,
-                        w,
-                        g,
-                        offs,
-                        n,
-                        depth,
-                        acts,
-                        r,
-                        dz,
-                        da,
-                        pend[s],
-                        consts[6],
-                        act,
-                        consts,
-                    )
-                _flush_layer0(x, rows, pend, ns, g, n, depth)
-            inv = consts[0]
-            for q in range(npar * LANES):
+            acc = _pass(
+                w, offs, n, depth, xt, y, bsz, acts, zb, da, f, g, consts[5], m == 0, act, consts
+            )
+            mean[0] = acc / bsz  # rounded to the dtype, as the reference's
+            losses[pt, t] = mean[0]
+            if m > 0:  # the minibatch's gradient; the recorded loss is the full batch's
+                for s in range(m):
+                    row = mb_idx[t, s]
+                    ym[s] = y[row]
+                    for i in range(n):
+                        xm[i, s] = xt[i, row]
+                _pass(
+                    w, offs, n, depth, xm, ym, m, acts, zb, da, f, g, consts[6], True, act, consts
+                )
+            for q in range(npar):
                 w[q] -= lr[q] * (g[q] * inv)
 
 
@@ -386,6 +436,7 @@ def train_losses_compiled(
     depth = len(weights)
     x = np.ascontiguousarray(x, dt)
     bsz, n = x.shape
+    xt = np.ascontiguousarray(x.T)  # (n, B): the batch is the vectorised axis
     for k, w in enumerate(weights):
         want = (n, n if k < depth - 1 else 1)
         if w.shape != want:
@@ -409,13 +460,13 @@ def train_losses_compiled(
     y1 = np.ascontiguousarray(np.asarray(y).reshape(-1), dt)
     act = ACTIVATION_IDS[activation]
 
-    def run(a: int, b: int) -> None:  # points a..b-1 (a a multiple of LANES)
+    def run(a: int, b: int) -> None:  # points a..b-1
         _train_kernel(
             w0,
             offs,
             n,
             depth,
-            x,
+            xt,
             y1,
             act,
             *(v[a:b] for v in args_lr),
@@ -426,14 +477,13 @@ def train_losses_compiled(
             losses[a:b],
         )
 
-    n_blocks = -(-p // LANES)
-    workers = max(1, min(int(threads), n_blocks))
-    cuts = [LANES * (n_blocks * i // workers) for i in range(workers)] + [p]
-    spans = [(a, min(b, p)) for a, b in zip(cuts, cuts[1:], strict=False) if a < min(b, p)]
+    workers = max(1, min(int(threads), p))
+    cuts = [p * i // workers for i in range(workers + 1)]
+    spans = [(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if a < b]
     if workers == 1:
         for a, b in spans:
             run(a, b)
-    else:  # the kernel releases the GIL: one thread per contiguous run of lane blocks
+    else:  # the kernel releases the GIL: one thread per contiguous run of points
         with ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(lambda ab: run(*ab), spans))
     return losses
