@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
+from pipeline.engine.analyze import stored_experiment
 from pipeline.figures.common import clip_to_norm, first_values, pyplot, signed_norm, widest
 from pipeline.figures.layout import colour_map, note_missing
 from pipeline.figures.registry import register
@@ -63,7 +64,8 @@ def phase_cv(
     sw = np.asarray(ds.sigma_w.values, np.float64)
     act = str(ds.activation.values.ravel()[0])
     shown = _nearest_layers(ds, layers)
-    has_lyap = "lyapunov" in ds
+    exp = stored_experiment(ds)
+    has_lyap = exp.has_critical_regime(ds)  # λ_L, the experiment's signed field, is there
     npan = len(shown) + has_lyap
     fig, axes = plt.subplots(
         1, npan, figsize=(3.9 * npan, 4.0), constrained_layout=True, squeeze=False
@@ -101,15 +103,15 @@ def phase_cv(
     drawn = [cv.sel(layer=layer).values for layer in shown]
     if has_lyap:
         ax = axes[-1]
-        lam = first_values(ds.lyapunov, ("alpha", "sigma_w")).mean("seed")
         last = int(ds.layer.values.max())
-        lam = lam.sel(layer=last).transpose("alpha", "sigma_w").values
+        lam = first_values(exp.signed_field(None, ds), ("alpha", "sigma_w")).mean("seed")
+        lam = lam.transpose("alpha", "sigma_w").values
         norm = signed_norm(lam)  # 0 in the middle, each side to its own 98th percentile
         shown = clip_to_norm(lam, norm)
         mesh = ax.pcolormesh(
             alpha, sw, shown.T, shading="nearest", cmap=colour_map("RdBu_r"), norm=norm
         )
-        fig.colorbar(mesh, ax=ax, label=f"λ_L (nepers per layer), L = {last}")
+        fig.colorbar(mesh, ax=ax, label=f"{exp.display_label}, L = {last}")
         if alpha.size > 1 and sw.size > 1 and np.nanmin(lam) < 0 < np.nanmax(lam):
             ax.contour(alpha, sw, shown.T, levels=[0.0], colors="k", linewidths=1)
         overlay(ax)
