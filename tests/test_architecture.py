@@ -214,6 +214,24 @@ sys.exit(1 if failed else 0)
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+def test_importing_the_numerics_loads_no_dask_zarr_or_xarray():
+    """``pipeline/__init__`` resolves its public names on first use, so the pure numerics (and
+    ``import pipeline`` itself) load without the engine's dependencies."""
+    code = (
+        "import sys, pipeline, pipeline.numerics\n"
+        "import pipeline.numerics.rng, pipeline.numerics.theory, pipeline.numerics.levy\n"
+        "import pipeline.numerics.activations, pipeline.errors\n"
+        "heavy = ('dask', 'distributed', 'zarr', 'xarray', 'pipeline.engine')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy\n"
+        "             or m.startswith('pipeline.engine')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout
+
+
 def test_no_experiment_name_branches_outside_the_experiments():
     pattern = re.compile(r"experiment\s*[!=]=\s*[\"']|[\"'](propagation|trainability)[\"']\s*[!=]=")
     offenders = []
