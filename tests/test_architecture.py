@@ -265,6 +265,36 @@ def test_the_command_line_turns_exactly_pipeline_errors_into_one_line(monkeypatc
             cli.main(["plan", "x.yaml"])
 
 
+def test_library_errors_name_arguments_and_the_command_line_maps_them_to_flags():
+    """No raise outside ``pipeline/cli/`` words its message as a flag (``"--jobs: ..."``);
+    the library names its argument (``error.option``) and ``sweep`` prints the flag."""
+    from pipeline.cli import flag_message
+    from pipeline.errors import SlurmError, UsageError
+
+    raise_flag = re.compile(r"Error\(\s*f?[\"']--[a-z]")
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if (PACKAGE / "cli") in path.parents:
+            continue
+        text = path.read_text()
+        for m in raise_flag.finditer(text):
+            offenders.append(f"{path.relative_to(ROOT)}:{text[: m.start()].count(chr(10)) + 1}")
+    assert not offenders, "\n".join(offenders)
+    cases = [
+        (UsageError("jobs and adapt: give one", option=("jobs", "adapt")),
+         "--jobs and --adapt: give one"),
+        (SlurmError("profile 'gpu' (f.yaml): 'cores' is required", option="profile"),
+         "--profile 'gpu' (f.yaml): 'cores' is required"),
+        (UsageError("start_timeout: value 0 must be > 0", option="start_timeout"),
+         "--start-timeout: value 0 must be > 0"),
+        (SlurmError("profile: no profile 'profile' in x", option="profile"),
+         "--profile: no profile 'profile' in x"),
+        (PipelineError("store: no output path"), "store: no output path"),
+    ]  # fmt: skip
+    for error, printed in cases:
+        assert flag_message(error) == printed
+
+
 # ---------------------------------------------------------------- activations and kernels
 
 
