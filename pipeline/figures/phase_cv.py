@@ -8,7 +8,6 @@ the finite-depth Lyapunov exponent λ_L when the store has the pair probe.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +19,6 @@ from pipeline.figures.common import clip_to_norm, first_values, pyplot, signed_n
 from pipeline.figures.layout import colour_map, note_missing
 from pipeline.figures.registry import register
 from pipeline.numerics.levy import ordered_transition_sigma_w
-from pipeline.spec.fields import bounded_number, number_list
-from pipeline.spec.limits import MAX_INDEX
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -142,13 +139,4 @@ def phase_cv_notes(ds: xr.Dataset, *, layers: Sequence[int] = (15, 25, 35), **_:
     return out
 
 
-register(
-    "phase_cv",
-    phase_cv,
-    phase_cv_notes,
-    {
-        # one panel per layer: a dozen is already a wide figure
-        "layers": lambda v, f: number_list(v, f, 1, MAX_INDEX, integers=True, max_len=12),
-        "threshold": lambda v, f: bounded_number(v, f, 0, math.inf, lo_open=True),
-    },
-)
+register("phase_cv", phase_cv, phase_cv_notes)  # options: pipeline.spec.figures

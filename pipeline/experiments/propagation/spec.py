@@ -675,7 +675,7 @@ def gpu_hours(flops: float, dtype: str = "float32") -> float:
 
 def gpu_hours_text(flops: float, dtype: str = "float32") -> str:
     """The ``sweep plan`` line: the estimate (a readable duration) and the rate it assumes."""
-    from pipeline.engine.progress import format_duration
+    from pipeline.durations import format_duration
 
     rate = GPU_SUSTAINED_FLOPS[dtype]
     return (
