@@ -75,9 +75,7 @@ def zoom_out_windows(
             f"max_width: value {max_width} must be a finite number > 0", option="max_width"
         )
     if not (math.isfinite(growth) and growth > 1):
-        raise PipelineError(
-            f"growth: value {growth} must be a finite number > 1", option="growth"
-        )
+        raise PipelineError(f"growth: value {growth} must be a finite number > 1", option="growth")
     lo_a, hi_a = float(wa[0]), float(wa[1])
     lo_b, hi_b = float(wb[0]), float(wb[1])
     w = (hi_a - lo_a, hi_b - lo_b)

@@ -20,6 +20,7 @@ from pipeline.spec.figures import FIGURE_OPTIONS, OptionCheck, check_figure_entr
 
 __all__ = ["FIGURES", "FIGURE_KINDS", "FigureKind", "OptionCheck", "check_figure_entry", "register"]
 
+
 @dataclass(frozen=True)
 class FigureKind:
     """One figure kind: ``draw(ds, **options) -> Figure``, ``notes(ds, **options) -> lines``

@@ -78,9 +78,7 @@ class SlurmOptions:
 
     def __post_init__(self) -> None:
         if self.jobs is not None and self.adapt is not None:
-            raise UsageError(
-                "jobs and adapt: give one of them, not both", option=("jobs", "adapt")
-            )
+            raise UsageError("jobs and adapt: give one of them, not both", option=("jobs", "adapt"))
         if self.jobs is not None and self.jobs < 1:
             raise UsageError(f"jobs: value {self.jobs} must be >= 1", option="jobs")
         if self.adapt is not None:
@@ -103,9 +101,7 @@ def parse_adapt(text: str) -> tuple[int, int]:
     """``"MIN:MAX"`` → ``(MIN, MAX)``."""
     m = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*", text)
     if m is None:
-        raise UsageError(
-            f"adapt: {text!r} is not MIN:MAX (two integers, e.g. 0:8)", option="adapt"
-        )
+        raise UsageError(f"adapt: {text!r} is not MIN:MAX (two integers, e.g. 0:8)", option="adapt")
     return int(m.group(1)), int(m.group(2))
 
 

@@ -66,18 +66,14 @@ def _profiles_in_file(path: Path) -> dict[str, Any]:
     try:
         raw = parse_yaml(path.read_text(encoding="utf-8"), str(path))
     except FileNotFoundError:
-        raise MissingFileError(
-            f"profiles: no such file {str(path)!r}", option="profiles"
-        ) from None
+        raise MissingFileError(f"profiles: no such file {str(path)!r}", option="profiles") from None
     except (OSError, UnicodeDecodeError) as e:
         raise SlurmError(
             f"profiles: {str(path)!r} cannot be read ({one_line(str(e))})", option="profiles"
         ) from e
     except SpecError as e:
         where = "" if e.field in ("<file>", "<top>") else f"{e.field}: "
-        raise SlurmError(
-            f"profiles: {where}{one_line(str(e.detail))}", option="profiles"
-        ) from e
+        raise SlurmError(f"profiles: {where}{one_line(str(e.detail))}", option="profiles") from e
     profiles = raw.get("jobqueue") if isinstance(raw, dict) else None
     if not isinstance(profiles, dict):
         raise SlurmError(
@@ -139,9 +135,7 @@ def load_profile(name: str, profiles: str | Path | None = None) -> SlurmProfile:
     merged = {**defaults, **raw}
     for req in ("cores", "memory"):
         if merged.get(req) is None:
-            raise SlurmError(
-                f"profile {name!r} ({source}): '{req}' is required", option="profile"
-            )
+            raise SlurmError(f"profile {name!r} ({source}): '{req}' is required", option="profile")
     if merged.get("processes") not in (None, 1):
         raise SlurmError(
             f"profile {name!r} ({source}): processes is {merged['processes']}; the sweep runs "
