@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from pipeline.engine.store import open_sweep, read_spec
     from pipeline.errors import PipelineError, SpecError, SpecMismatchError
     from pipeline.experiments import Experiment, Variable, register
-    from pipeline.spec.sweep import SweepSpec, load_spec, parse_spec
-    from pipeline.spec.workflow import load_workflow
+    from pipeline.spec.sweep import SweepSpec, parse_spec
+    from pipeline.spec.workflow import load_spec, load_workflow
 
 # The public names, each from its module on first use: ``import pipeline`` (and so the
 # ``sweep`` command, which is ``pipeline.cli``) does not load Zarr, xarray and the engine
@@ -44,7 +44,7 @@ _EXPORTS = {
     "Variable": "pipeline.experiments",
     "register": "pipeline.experiments",
     "SweepSpec": "pipeline.spec.sweep",
-    "load_spec": "pipeline.spec.sweep",
+    "load_spec": "pipeline.spec.workflow",
     "parse_spec": "pipeline.spec.sweep",
     "load_workflow": "pipeline.spec.workflow",
 }

@@ -30,7 +30,16 @@ __all__ = [
 
 
 class PipelineError(ValueError):
-    """Root of the user-facing errors: the message is one line, fit to print as it is."""
+    """Root of the user-facing errors: the message is one line, fit to print as it is.
+
+    ``option``: the name of the library argument the message starts with (``jobs``,
+    ``profile``, ``scheduler``; None when it names none). The library words its messages by
+    its own argument names; the command line maps ``option`` to the flag that set it
+    (:func:`pipeline.cli.flag_message`)."""
+
+    def __init__(self, *args: object, option: str | tuple[str, ...] | None = None) -> None:
+        super().__init__(*args)
+        self.option = option
 
 
 class SpecError(PipelineError):

@@ -469,7 +469,8 @@ def test_report_flags_estimators_that_disagree():
 def test_one_boundary_has_one_interval_in_analyze_figures_zoom_and_summary():
     """The same field through `sweep analyze`, the figures' notes, the zoom lines and the
     trainability summary: the same default estimate and interval, to the printed digit."""
-    from pipeline.analysis.report import analyze, format_analysis
+    from pipeline.analysis.report import format_analysis
+    from pipeline.engine.analyze import analyze
     from pipeline.engine.zoom import frame_dimensions
     from pipeline.experiments.trainability.summary import format_trainability
     from pipeline.figures.common import dim_text, dimension, image_notes

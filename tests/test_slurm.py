@@ -256,7 +256,7 @@ def test_profile_errors():
         load_profile("nope", LOCAL_PROFILES)
     with pytest.raises(FileNotFoundError, match="no such file"):
         load_profile("local", "/nonexistent/jobqueue.yaml")
-    with pytest.raises(ValueError, match="--jobs and --adapt"):
+    with pytest.raises(ValueError, match="^jobs and adapt: give one of them"):
         SlurmOptions(load_profile("local", LOCAL_PROFILES), jobs=2, adapt=(0, 2))
 
 

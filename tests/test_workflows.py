@@ -534,7 +534,7 @@ def test_every_store_kind_is_cf_conventional(smoke_stores, zoom_stores, tmp_path
     import warnings
 
     from pipeline.analysis.regimes import CHAOTIC, ORDERED
-    from pipeline.analysis.report import analyze
+    from pipeline.engine.analyze import analyze
 
     prop = open_sweep(smoke_stores["qu2022_phase_cv"])  # pair and circle probes, α < 2
     train = open_sweep(smoke_stores["trainability_tanh_w8"])
@@ -570,7 +570,8 @@ def test_every_store_kind_is_cf_conventional(smoke_stores, zoom_stores, tmp_path
 @pytest.mark.slow
 def test_analyze_a_trainability_store_and_the_levy_line_in_summaries(smoke_stores, tmp_path):
     from pipeline.analysis import boundary_dimension
-    from pipeline.analysis.report import analyze, format_analysis
+    from pipeline.analysis.report import format_analysis
+    from pipeline.engine.analyze import analyze
     from pipeline.experiments.propagation.summary import format_summary, lyapunov_crossings
     from pipeline.numerics.levy import ordered_transition_sigma_w
     from pipeline.numerics.theory import critical_sigma_w

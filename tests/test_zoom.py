@@ -150,7 +150,7 @@ def test_zoom_spec_problems_are_reported_before_any_frame(tmp_path):
     with pytest.raises(ValueError, match=r"^zoom: probes.pair or probes.divergence is needed"):
         run_zoom(parse_spec(prop), 2, client=object(), progress=False)
     good = parse_spec({**SPEC, "store": str(tmp_path / "g.zarr")})
-    with pytest.raises(ValueError, match=r"^--scheduler: no Dask scheduler at 'nonsense'"):
+    with pytest.raises(ValueError, match=r"^scheduler: no Dask scheduler at 'nonsense'"):
         run_zoom(good, 2, scheduler="nonsense", progress=False)
     for name in ("z.zarr", "p.zarr", "g.zarr"):
         assert not (tmp_path / name).exists(), name

@@ -54,8 +54,8 @@ def test_windows_double_about_the_centre_until_the_smaller_width_reaches_6():
     g3 = zoom_out_windows((1.0, 1.1), (2.0, 2.2), growth=3.0)
     assert len(g3) == 5 and g3[0][0] == pytest.approx((1.05 - 4.05, 1.05 + 4.05))
     assert len(zoom_out_windows((1.0, 1.1), (2.0, 2.2), max_width=1.0)) == 5  # 0.1·16
-    for kw, msg in (({"growth": 1.0}, "--growth: value 1.0"),
-                    ({"max_width": 0.0}, "--max-width: value 0.0")):  # fmt: skip
+    for kw, msg in (({"growth": 1.0}, "^growth: value 1.0"),
+                    ({"max_width": 0.0}, "^max_width: value 0.0")):  # fmt: skip
         with pytest.raises(PipelineError, match=msg):
             zoom_out_windows((0.0, 1.0), (0.0, 1.0), **kw)
     with pytest.raises(PipelineError, match="more than 60 frames"):

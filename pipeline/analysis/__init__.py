@@ -3,12 +3,17 @@
 * :mod:`.regimes`  ordered / critical / chaotic maps, measured critical lines, regime areas
 * :mod:`.fractal`  boundary masks, box counts, the calibrated dimension estimators of a signed
   2-D field, the boundary report every command prints, and the calibration battery
-* :mod:`.report`   ``sweep analyze``: all of it for a store, written to its ``analysis`` group
+* :mod:`.report`   the analysis dataset of a sweep (what ``sweep analyze`` prints and writes)
+
+This package reads datasets, not stores, and knows no experiment: the field whose sign is
+the class comes in as a :class:`SignedField` (:mod:`pipeline.engine.analyze` asks a store's
+experiment for it).
 
 The mean-field theories they compare against are in :mod:`pipeline.numerics` (``theory``,
 ``levy``)::
 
-    from pipeline.analysis import analyze_store, boundary_dimension
+    from pipeline.analysis import boundary_dimension
+    from pipeline.engine.analyze import analyze_store
     an = analyze_store("quickstart.zarr")     # also: sweep analyze STORE
     print(boundary_dimension(field).text())   # D = 1.247 [1.214, 1.280] (...)
 """
@@ -48,7 +53,7 @@ from pipeline.analysis.regimes import (
     regime_maps,
     zero_crossings,
 )
-from pipeline.analysis.report import analyze, analyze_store, format_analysis
+from pipeline.analysis.report import SignedField, analyze_field, format_analysis
 
 __all__ = [
     "DEFAULT_ESTIMATOR",
@@ -63,8 +68,8 @@ __all__ = [
     "dinverno_dimension",
     "directional_uncertainty_exponent",
     "estimate_dimension",
-    "analyze",
-    "analyze_store",
+    "SignedField",
+    "analyze_field",
     "boundary_mask",
     "box_counting_dimension",
     "default_dimension",

@@ -1,24 +1,22 @@
-"""``sweep analyze``: boundary dimensions of any store with an image plane; for propagation
-stores also critical lines and regime areas.
+"""The analysis of a sweep as a dataset (what ``sweep analyze`` prints and writes as the
+store's ``analysis`` group), with provenance and CF 1.10 attributes (long_name and UDUNITS
+units on every variable and coordinate, flag_values/flag_meanings on the regime classes).
 
-Reads the main group lazily, computes the analysis, prints it, and writes it as the Zarr
-group ``analysis`` inside the store (``xarray.open_zarr(store, group="analysis")``) with
-provenance and CF 1.10 attributes (long_name and UDUNITS units on every variable and
-coordinate, flag_values/flag_meanings on the regime classes). The main group is never
-touched: ``xarray.open_zarr(store)`` still opens the sweep.
+* every sweep with a class boundary (a :class:`SignedField`: the experiment's field whose
+  sign is the class, over its image plane): the boundary dimension of that boundary per image
+  (default estimator);
+* sweeps with λ_L (``SignedField.critical_regime``): the critical line vs mean field, regime
+  maps and the area of the critical regime.
 
-* every experiment with a class boundary (its :meth:`~pipeline.experiments.base.Experiment.
-  plane` and ``signed_field``: λ_L at the deepest layer for propagation, the score for
-  trainability): the boundary dimension of that boundary per image (default estimator);
-* stores with λ_L (``lyapunov``): the critical line vs mean field, regime maps and the area
-  of the critical regime.
+Which field, which plane and whether λ_L is there is the experiment's to say; reading a
+store and asking its experiment is :mod:`pipeline.engine.analyze`'s job.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import math
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,12 +34,9 @@ from pipeline.analysis.regimes import (
     regime_maps,
     sigma_dims,
 )
-from pipeline.engine.partial import partial_label
-from pipeline.engine.provenance import package_version
-from pipeline.engine.store import open_sweep
-from pipeline.errors import PipelineError, StoreError
+from pipeline.provenance import package_version
 
-__all__ = ["ANALYSIS_GROUP", "analyze", "analyze_store", "format_analysis"]
+__all__ = ["ANALYSIS_GROUP", "SignedField", "analyze_field", "format_analysis"]
 
 ANALYSIS_GROUP = "analysis"
 MIN_PIXELS = 16
@@ -197,38 +192,33 @@ def _critical_regime(ds: xr.Dataset, factor: float, burn_in: int, threshold: flo
     return out
 
 
-def _signed_field(ds: xr.Dataset) -> tuple[xr.DataArray, tuple[str, str], str]:
-    """(the field whose sign is the class, its image plane, what it is) of a sweep: the
-    experiment's (:meth:`~pipeline.experiments.base.Experiment.signed_field`); for a dataset
-    without a spec but with λ_L, λ_L at the deepest layer over (σ_w, σ_b)."""
-    if "sweep_spec" in ds.attrs:
-        from pipeline.experiments import get_experiment
-        from pipeline.spec.sweep import parse_spec
+@dataclass(frozen=True)
+class SignedField:
+    """What the analysis of a sweep reads from its experiment: ``field`` (whose sign is the
+    class: ``> 0`` one class, ``<= 0`` the other) over ``plane`` (its two image axes) and the
+    other grid dims, ``what`` (the field, for the method attribute) and ``critical_regime``
+    (whether the dataset has λ_L for critical lines and regime maps)."""
 
-        spec = parse_spec(ds.attrs["sweep_spec"])
-        exp = get_experiment(spec.experiment)
-        plane = exp.plane(spec)
-        if plane is None:
-            raise PipelineError(
-                f"store: the {spec.experiment} experiment has no image plane; nothing to analyse"
-            )
-        return exp.signed_field(spec, ds).load(), plane, exp.field_description
-    if "lyapunov" not in ds:
-        raise StoreError("store: no sweep spec and no 'lyapunov' variable; nothing to analyse")
-    return ds["lyapunov"].isel(layer=-1).load(), sigma_dims(ds), "λ_L at the deepest layer"
+    field: xr.DataArray
+    plane: tuple[str, str]
+    what: str
+    critical_regime: bool = False
 
 
-def analyze(
+def analyze_field(
     ds: xr.Dataset,
+    signed: SignedField,
     *,
     factor: float = 10.0,
     burn_in: int = 0,
     threshold: float = 0.01,
 ) -> xr.Dataset:
-    """The analysis dataset of a sweep ``ds`` (see :func:`analyze_store`)."""
-    field, plane, what = _signed_field(ds)
-    parts = [_boundary_dimensions(field, *plane, what=what)]
-    if "lyapunov" in ds:
+    """The analysis dataset of a sweep ``ds`` whose class boundary is ``signed``: boundary
+    dimensions per image, and with ``signed.critical_regime`` critical lines vs mean field,
+    regime maps (``factor``, ``burn_in``, Lévy ``threshold``) and the critical area; CF and
+    provenance attributes."""
+    parts = [_boundary_dimensions(signed.field, *signed.plane, what=signed.what)]
+    if signed.critical_regime:
         parts.insert(0, _critical_regime(ds, factor, burn_in, threshold))
     out = xr.merge(parts, combine_attrs="override")
     for name in out.coords:  # the sweep's coordinates keep their CF attributes
@@ -251,63 +241,6 @@ def analyze(
         "created": created,
     }
     return out
-
-
-def analyze_store(
-    store: str | Path,
-    *,
-    factor: float = 10.0,
-    burn_in: int = 0,
-    threshold: float = 0.01,
-    write: bool = True,
-) -> xr.Dataset:
-    """Analyse the sweep in ``store`` and (if ``write``) save it as its ``analysis`` group.
-    A store whose chunks are not all done gets the attribute ``partial`` (``"partial: k/n
-    chunks"``), which :func:`format_analysis` prints first.
-
-    Every store with a class boundary: ``boundary_dimension[_low|_high]`` (the default
-    estimator's dimension with its 95 % interval of the boundary in the image plane, per
-    image; NaN where the plane has fewer than 16 points per axis or no boundary) with
-    ``boundary_dimension_needed_side|disagree|drifting|noise|frontier|report`` (the boundary
-    report: too small, estimators disagreeing, drift with resolution, noise-dominated and
-    the dimension of the frontier with the noise separated, its line). Stores with λ_L
-    (propagation, pair probe) also: ``sigma_w_measured``, ``sigma_w_theory``,
-    ``deviation_steps`` (critical lines,
-    :func:`~pipeline.analysis.regimes.measured_critical_line`), ``regime_*`` (class maps per
-    layer, seed-averaged), ``critical_fraction``/``critical_area`` (critical regime from λ_L
-    with ``factor``).
-    """
-    path = Path(store)
-    if not (path / "zarr.json").exists():
-        raise PipelineError(f"store: {str(store)!r} is not a sweep store (no zarr.json)")
-    ds = open_sweep(path)
-    out = analyze(ds, factor=factor, burn_in=burn_in, threshold=threshold)
-    if label := partial_label(path):  # said on the result itself, and kept with it
-        out.attrs["partial"] = label
-    if write:
-        _write(out, path)
-    return out
-
-
-def _write(out: xr.Dataset, path: Path) -> None:
-    import warnings
-
-    import zarr
-
-    try:
-        with warnings.catch_warnings():  # the string coordinates' dtype is not in the v3 spec
-            warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification")
-            out.to_zarr(path, group=ANALYSIS_GROUP, mode="w", consolidated=False)
-        # re-consolidate the root so that xarray.open_zarr(store, group="analysis") finds
-        # the new group (the main arrays' metadata is unchanged by this)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # consolidated metadata is not in the v3 spec
-            zarr.consolidate_metadata(str(path))
-    except PermissionError as e:
-        raise StoreError(
-            f"store: cannot write the analysis group into {str(path)!r} ({e.strerror}); "
-            "use --no-write to print the analysis only"
-        ) from e
 
 
 def _f(v: float, fmt: str = "7.3f") -> str:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import sys
 import threading
@@ -40,7 +41,7 @@ from typing import Any
 
 from pipeline.errors import PipelineError
 
-__all__ = ["main"]
+__all__ = ["FLAGS", "flag_message", "main"]
 
 # command -> (module, function), imported when the command runs: the modules load NumPy,
 # Zarr and the engine, and `main` handles Ctrl-C from before they load (a callable here is
@@ -114,6 +115,40 @@ def _quiet_cleanup() -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
+FLAGS = {
+    "adapt": "--adapt",
+    "architecture": "--architecture",
+    "depth": "--depth",
+    "frames": "--frames",
+    "growth": "--growth",
+    "jobs": "--jobs",
+    "max_width": "--max-width",
+    "profile": "--profile",
+    "profiles": "--profiles",
+    "scheduler": "--scheduler",
+    "seed": "--seed",
+    "start_timeout": "--start-timeout",
+    "weight_tying": "--weight-tying",
+    "width": "--width",
+}
+"""Library argument name -> the flag of ``sweep`` that sets it (for :func:`flag_message`)."""
+
+
+def flag_message(error: PipelineError) -> str:
+    """``error``'s message as the command line says it: the library argument names it starts
+    with (``error.option``: ``jobs``, ``profile 'gpu'``, ``jobs and adapt``) become the flags
+    that set them (``--jobs``, ...); other messages are printed as they are."""
+    text = str(error)
+    option = getattr(error, "option", None)
+    if not option:
+        return text
+    head, sep, rest = text.partition(": ")
+    for name in (option,) if isinstance(option, str) else option:
+        flag = FLAGS.get(name, "--" + name.replace("_", "-"))
+        head = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", flag, head, count=1)
+    return head + sep + rest
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sweep`` console script; returns the exit status."""
     try:
@@ -127,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
         return rc
     except PipelineError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {flag_message(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(

@@ -47,7 +47,9 @@ def _sohl_dickstein(args: argparse.Namespace) -> int:
 
 
 def _dinverno(args: argparse.Namespace) -> int:
-    from pipeline.experiments.propagation.draws_torch import draw_dinverno, write_draws
+    from pipeline.experiments import draws_procedure
+
+    procedure = draws_procedure("dinverno2025")
 
     for flag in ("architecture", "width", "depth", "out"):
         if getattr(args, flag) is None:
@@ -60,10 +62,12 @@ def _dinverno(args: argparse.Namespace) -> int:
         raise UsageError(f"-o: {str(out)!r} exists; remove it or give another path")
     if not out.parent.is_dir():
         raise UsageError(f"-o: folder {str(out.parent)!r} does not exist")
-    arrays = draw_dinverno(args.architecture, args.width, args.depth, args.seed, args.weight_tying)
+    arrays = procedure.draw_dinverno(
+        args.architecture, args.width, args.depth, args.seed, args.weight_tying
+    )
     tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}.npz")
     try:
-        digest = write_draws(arrays, tmp)
+        digest = procedure.write_draws(arrays, tmp)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)

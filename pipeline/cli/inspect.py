@@ -339,7 +339,8 @@ def cmd_figures(args: argparse.Namespace) -> int:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     """``sweep analyze``: critical lines, regime areas, boundary dimensions of a store."""
-    from pipeline.analysis.report import analyze_store, format_analysis
+    from pipeline.analysis.report import format_analysis
+    from pipeline.engine.analyze import analyze_store
 
     if _check_store(args.store):
         raise _not_a_frame(args.store, "analyze")

@@ -13,7 +13,6 @@ from typing import NoReturn
 
 from pipeline.cli.draws import PROCEDURES
 from pipeline.errors import UsageError
-from pipeline.experiments.propagation.architectures import ARCHITECTURES, WEIGHT_TYING
 from pipeline.gpu.backend import BACKENDS
 from pipeline.spec.limits import MAX_INDEX
 
@@ -56,7 +55,7 @@ class _Version(argparse.Action):
         super().__init__(option_strings, dest=argparse.SUPPRESS, nargs=0, **kw)  # type: ignore[arg-type]
 
     def __call__(self, parser: argparse.ArgumentParser, *args: object) -> NoReturn:
-        from pipeline.engine.provenance import git_revision, package_version
+        from pipeline.provenance import git_revision, package_version
 
         rev = git_revision()
         print(f"sweep (phase-sweep) {package_version()}" + (f", git {rev}" if rev else ""))
@@ -240,12 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
         "dinverno2025: the .npz file to write (new, required)",
     )
     draws.add_argument(
-        "--architecture", choices=ARCHITECTURES, help="dinverno2025: dense, struct or conv"
+        "--architecture", help="dinverno2025: dense, struct or conv (checked by the procedure)"
     )
     draws.add_argument(
         "--weight-tying",
         default="per_layer",
-        choices=WEIGHT_TYING,
         help="dinverno2025: per_layer (default) or shared",
     )
     draws.add_argument("--width", type=int, help="width (sohl-dickstein2024: default 16)")

@@ -56,37 +56,19 @@ def _slurm_or_local(args: argparse.Namespace) -> SlurmOptions | None:
 def _check_memory(
     args: argparse.Namespace, spec: SweepSpec, slurm: SlurmOptions | None, client: Any
 ) -> None:
-    """One task's peak memory against a worker's (:mod:`pipeline.engine.resources`), unless
-    ``--no-memory-check``. The estimate is the NumPy backend's host memory, so workers that
-    run CuPy (``--backend cupy``; ``auto`` on SLURM jobs that ask for a GPU; ``auto`` on a
-    local machine with GPUs) are not checked; other workers that resolve ``auto`` themselves
-    (a scheduler's) are checked as if they ran NumPy."""
-    from pipeline.engine.resources import (
-        check_task_memory,
-        client_worker_memory,
-        local_worker_memory,
-        slurm_worker_memory,
-    )
+    """The engine's memory check (:func:`pipeline.engine.resources.check_worker_memory`) for
+    the flags given, unless ``--no-memory-check``."""
+    from pipeline.engine.resources import check_worker_memory
 
-    if args.no_memory_check or args.backend == "cupy":
+    if args.no_memory_check:
         return
-    if slurm is not None:
-        gres = " ".join(map(str, slurm.profile.options.get("job_extra_directives") or ()))
-        if args.backend == "auto" and "gpu" in gres:
-            return  # GPU jobs resolve auto to cupy: the device's memory is what counts
-        per = slurm_worker_memory(dict(slurm.profile.options))
-        where = f"a worker of SLURM profile {slurm.profile.name!r}"
-    elif client is not None:
-        per = client_worker_memory(client)
-        where = "the smallest worker of the scheduler"
-    else:
-        from pipeline.gpu.backend import resolve_backend
-
-        if resolve_backend(args.backend) == "cupy":
-            return  # one worker per GPU: the device's memory is what counts
-        per = local_worker_memory(args.workers)
-        where = f"a local worker ({args.workers or 'one per core'} workers)"
-    check_task_memory(spec, per, where)
+    check_worker_memory(
+        spec,
+        args.backend,
+        slurm_profile=slurm.profile if slurm is not None else None,
+        client=client,
+        workers=getattr(args, "workers", None),  # `submit` has no --workers
+    )
 
 
 @contextlib.contextmanager

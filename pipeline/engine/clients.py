@@ -176,7 +176,7 @@ def dashboard_available() -> bool:
 
 def connect_scheduler(address: str, timeout: float = 10.0) -> Any:
     """A ``distributed.Client`` on the scheduler at ``address``; a :class:`SchedulerError`
-    naming ``--scheduler`` when the address is malformed, nothing answers within ``timeout``
+    naming ``scheduler`` when the address is malformed, nothing answers within ``timeout``
     s, or what answers is not a Dask scheduler (an HTTP server, a port speaking another
     protocol: Dask's own connect would wait on those for minutes, or read their bytes as a
     message length and try to allocate exabytes)."""
@@ -199,23 +199,26 @@ def connect_scheduler(address: str, timeout: float = 10.0) -> Any:
         reply = asyncio.run(asyncio.wait_for(probe(), timeout))
     except TimeoutError as e:
         raise SchedulerError(
-            f"--scheduler: no Dask scheduler answered at {address!r} within {timeout:g} s; "
-            "give the address that `dask scheduler` printed, e.g. tcp://HOST:8786"
+            f"scheduler: no Dask scheduler answered at {address!r} within {timeout:g} s; "
+            "give the address that `dask scheduler` printed, e.g. tcp://HOST:8786",
+            option="scheduler",
         ) from e
     except (Exception, MemoryError) as e:  # any failure of the first contact is the address's
         raise SchedulerError(
-            f"--scheduler: no Dask scheduler at {address!r} ({_first_line(e)}); give the "
-            "address that `dask scheduler` printed, e.g. tcp://HOST:8786"
+            f"scheduler: no Dask scheduler at {address!r} ({_first_line(e)}); give the "
+            "address that `dask scheduler` printed, e.g. tcp://HOST:8786",
+            option="scheduler",
         ) from e
     if not isinstance(reply, dict) or reply.get("type") != "Scheduler":
         raise SchedulerError(
-            f"--scheduler: {address!r} answered, but not as a Dask scheduler "
-            f"(identity reply {str(reply)[:60]!r}); give the address that `dask scheduler` printed"
+            f"scheduler: {address!r} answered, but not as a Dask scheduler "
+            f"(identity reply {str(reply)[:60]!r}); give the address that `dask scheduler` printed",
+            option="scheduler",
         )
     try:
         return Client(address, timeout=timeout)
     except (OSError, TimeoutError, ValueError) as e:
-        raise SchedulerError(f"--scheduler: {address!r}: {_first_line(e)}") from e
+        raise SchedulerError(f"scheduler: {address!r}: {_first_line(e)}", option="scheduler") from e
 
 
 def _first_line(e: BaseException) -> str:

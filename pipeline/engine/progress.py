@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.durations import format_duration
+
 __all__ = [
     "HEARTBEAT_ENV",
     "Heartbeat",
@@ -37,23 +39,6 @@ HEARTBEAT_ENV = "SWEEP_HEARTBEAT_S"
 DEFAULT_HEARTBEAT_S = 120.0
 RATE_WINDOW_S = 600.0
 """The recent window (seconds) over which rates are measured."""
-
-
-def format_duration(seconds: float) -> str:
-    """``seconds`` as a short human-readable duration: ``"950 ms"``, ``"12.3 s"``,
-    ``"4 min 19 s"``, ``"3 h 05 min"``, ``"2 d 3 h"``; ``"unknown"`` for NaN or infinity."""
-    if not math.isfinite(seconds) or seconds < 0:
-        return "unknown"
-    if seconds < 1:
-        return f"{seconds * 1e3:.3g} ms" if seconds >= 1e-3 else f"{seconds * 1e6:.3g} µs"
-    if seconds < 60:
-        return f"{seconds:.3g} s"
-    s = round(seconds)
-    if s < 3600:
-        return f"{s // 60} min {s % 60} s"
-    if s < 86400:
-        return f"{s // 3600} h {s % 3600 // 60:02d} min"
-    return f"{s // 86400} d {s % 86400 // 3600} h"
 
 
 def heartbeat_every() -> float:

@@ -57,11 +57,11 @@ from pipeline.engine.plan import (
     key_to_flat,
     key_to_str,
 )
-from pipeline.engine.provenance import git_revision, package_version
 from pipeline.engine.variables import store_variables
 from pipeline.engine.writer import write_chunk
 from pipeline.errors import SpecMismatchError, StoreError
 from pipeline.experiments import get_experiment
+from pipeline.provenance import git_revision, package_version
 from pipeline.spec.sweep import SweepSpec, parse_spec
 
 if TYPE_CHECKING:  # xarray and dask load in ~1 s: only the commands that need them pay it

@@ -287,10 +287,10 @@ def run_zoom(
     """
     say = log or (lambda msg: print(msg, file=sys.stderr))
     if frames < 1:
-        raise PipelineError(f"--frames: value {frames} must be >= 1")
+        raise PipelineError(f"frames: value {frames} must be >= 1", option="frames")
     given = store if store is not None else spec.store
     if given is None or not str(given):
-        raise StoreError("store: no output path (set 'store' in the spec or pass --store)")
+        raise StoreError("store: no output path (set 'store' in the spec or give a store)")
     root = Path(resolve_store_path(given))
     check_zoomable(spec)
     a, b = plane_axes(spec)

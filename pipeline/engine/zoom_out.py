@@ -71,9 +71,11 @@ def zoom_out_windows(
     ``PipelineError`` for a width that is not a positive number, ``max_width`` not > 0 or
     ``growth`` not > 1, and for more than :data:`MAX_OUT_FRAMES` frames."""
     if not (math.isfinite(max_width) and max_width > 0):
-        raise PipelineError(f"--max-width: value {max_width} must be a finite number > 0")
+        raise PipelineError(
+            f"max_width: value {max_width} must be a finite number > 0", option="max_width"
+        )
     if not (math.isfinite(growth) and growth > 1):
-        raise PipelineError(f"--growth: value {growth} must be a finite number > 1")
+        raise PipelineError(f"growth: value {growth} must be a finite number > 1", option="growth")
     lo_a, hi_a = float(wa[0]), float(wa[1])
     lo_b, hi_b = float(wb[0]), float(wb[1])
     w = (hi_a - lo_a, hi_b - lo_b)

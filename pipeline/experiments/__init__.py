@@ -21,15 +21,18 @@ from __future__ import annotations
 import importlib
 from functools import cache
 from importlib.metadata import entry_points
+from types import ModuleType
 
 from pipeline.errors import PipelineError, SpecError
 from pipeline.experiments.base import Experiment, Variable
 
 __all__ = [
     "BUILTIN",
+    "DRAWS_PROCEDURES",
     "ENTRY_POINT_GROUP",
     "Experiment",
     "Variable",
+    "draws_procedure",
     "get_experiment",
     "known_experiments",
     "register",
@@ -40,6 +43,12 @@ BUILTIN: dict[str, str] = {
     "trainability": "pipeline.experiments.trainability",
 }
 """Built-in experiments: name -> module holding ``EXPERIMENT`` (imported on first use)."""
+
+DRAWS_PROCEDURES: dict[str, str] = {
+    "dinverno2025": "pipeline.experiments.propagation.draws_torch",
+}
+"""``sweep draws`` procedures that an experiment's package provides: name -> module holding
+``draw_dinverno``-style ``draw(...)`` / ``write_draws(arrays, path)`` (imported on use)."""
 
 ENTRY_POINT_GROUP = "phase_sweep.experiments"
 """Entry-point group of experiments from other packages (``name = "module:OBJECT"``)."""
@@ -90,3 +99,11 @@ def get_experiment(name: str) -> Experiment:
             "experiment", f"unknown value {name!r} (allowed: {', '.join(known_experiments())})"
         )
     return _REGISTERED[name]
+
+
+def draws_procedure(name: str) -> ModuleType:
+    """The module of the ``sweep draws`` procedure ``name`` (:data:`DRAWS_PROCEDURES`)."""
+    if name not in DRAWS_PROCEDURES:
+        allowed = ", ".join(DRAWS_PROCEDURES)
+        raise PipelineError(f"draws: unknown procedure {name!r} (allowed: {allowed})")
+    return importlib.import_module(DRAWS_PROCEDURES[name])

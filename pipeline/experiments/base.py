@@ -180,9 +180,11 @@ class Experiment(ABC):
         follow, or None when the experiment has no such plane (the default)."""
         return None
 
-    def signed_field(self, spec: SweepSpec, ds: xr.Dataset) -> xr.DataArray:
+    def signed_field(self, spec: SweepSpec | None, ds: xr.Dataset) -> xr.DataArray:
         """The field whose sign is the class (``> 0`` one class, ``<= 0`` the other) over
-        :meth:`plane` and the other grid dims. Default: not available."""
+        :meth:`plane` and the other grid dims. ``spec`` is None for a dataset written without
+        one (e.g. by xarray): the field from its variables alone, or a
+        :class:`~pipeline.errors.PipelineError`. Default: not available."""
         raise PipelineError(f"experiment {self.name!r} has no signed field (no class boundary)")
 
     field_description: str = "sign of the field"
@@ -191,9 +193,33 @@ class Experiment(ABC):
     display_label: str = "signed field"
     """Colour-bar label of :meth:`display_field` in figures (the zoom frames)."""
 
+    class_names: tuple[str, str] = ("<= 0", "> 0")
+    """What the sign of :meth:`signed_field` means: (the class of ``<= 0``, of ``> 0``)."""
+
     def display_field(self, values: np.ndarray) -> np.ndarray:
         """``values`` of :meth:`signed_field` as a figure shows them (default unchanged)."""
         return values
+
+    def axis_label(self, name: str) -> str:
+        """The figure label of the axis (dim) ``name``: its rule's ``label`` (or
+        ``squared_long_name`` for a squared axis), else its ``long_name``, else ``name``."""
+        rule = self.rules_by_name().get(name)
+        if rule is None:
+            return name
+        if rule.squared_name == name:
+            return rule.squared_long_name or name
+        return rule.label or rule.long_name or name
+
+    def stored_plane(self, ds: xr.Dataset) -> tuple[str, str] | None:
+        """The image plane (:meth:`plane`) of a stored dataset ``ds``, read from its dims and
+        attributes without parsing its spec; None when the experiment has no plane (the
+        default)."""
+        return None
+
+    def has_critical_regime(self, ds: xr.Dataset) -> bool:
+        """Whether ``ds`` has what the critical-regime analysis reads (critical lines vs
+        mean field, regime maps: :mod:`pipeline.analysis.regimes`; default no)."""
+        return False
 
     def check_zoomable(self, spec: SweepSpec) -> None:
         """Raise :class:`~pipeline.errors.PipelineError` (one line) unless a zoom can follow

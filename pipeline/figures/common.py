@@ -14,15 +14,17 @@ import numpy as np
 import xarray as xr
 
 from pipeline.analysis.fractal.boundary import BoundaryDimension, boundary_dimension
-from pipeline.experiments.trainability.spec import signed_log
+from pipeline.engine.analyze import stored_experiment
+from pipeline.errors import PipelineError
 from pipeline.figures.layout import colour_map
 
 __all__ = [
-    "PLANE_LABELS",
-    "SCORE_LABEL",
+    "axis_label",
+    "field_label",
     "clip_infinite",
     "dim_text",
     "dimension",
+    "display_limit",
     "first_values",
     "image_notes",
     "no_dimension_reason",
@@ -35,7 +37,7 @@ __all__ = [
     "signed_norm",
     "clip_to_norm",
     "train_image",
-    "train_planes",
+    "image_plane",
     "widest",
 ]
 
@@ -147,35 +149,34 @@ def clip_to_norm(values: np.ndarray, norm: Any) -> np.ndarray:
     return np.where(np.isneginf(out), norm.vmin, out)
 
 
-def train_planes(ds: xr.Dataset) -> tuple[str, str]:
-    """The image-plane axes of a trainability store (the experiment's, by its mode)."""
-    from pipeline.experiments.trainability.spec import PLANE_RULES
+def image_plane(ds: xr.Dataset) -> tuple[str, str]:
+    """The image-plane axes of a stored dataset, as its experiment says
+    (:meth:`~pipeline.experiments.base.Experiment.stored_plane`)."""
+    exp = stored_experiment(ds)
+    plane = exp.stored_plane(ds)
+    if plane is None:
+        raise PipelineError(f"store: the {exp.name} experiment has no image plane")
+    return plane
 
-    mode = ds.attrs.get("sweep_spec", {}).get("mode", "lr_vs_lr")
-    a, b = PLANE_RULES.get(mode, PLANE_RULES["lr_vs_lr"])
-    return a.name, b.name
+
+def axis_label(ds: xr.Dataset, name: str) -> str:
+    """The figure label of axis ``name`` of ``ds`` (its experiment's
+    :meth:`~pipeline.experiments.base.Experiment.axis_label`)."""
+    return stored_experiment(ds).axis_label(name)
 
 
-SCORE_LABEL = "sign(score)·log(1 + |score|)\n< 0: converged, > 0: diverged"
-"""Colour-bar label of the trainability images."""
-
-PLANE_LABELS = {
-    "lr_in": "log10 lr_in (input layer)",
-    "lr_out": "log10 lr_out (output layer)",
-    "offset": "offset of the input-layer weights",
-    "log_offset": "log10 offset of the input-layer weights",
-    "lr": "log10 learning rate (all layers)",
-    "sigma_w": "weight scale σ_w",
-    "sigma_b": "bias scale σ_b",
-    "sigma_w2": "weight variance σ_w²",
-    "sigma_b2": "bias variance σ_b²",
-}
+def field_label(ds: xr.Dataset) -> str:
+    """Colour-bar label of the experiment's displayed signed field, with what each sign
+    means, e.g. ``sign(score)·log(1 + |score|)`` / ``< 0: converged, > 0: diverged``."""
+    exp = stored_experiment(ds)
+    neg, pos = exp.class_names
+    return f"{exp.display_label}\n< 0: {neg}, > 0: {pos}"
 
 
 def train_image(ds: xr.Dataset, sel: dict[str, Any]) -> tuple[np.ndarray, str, str]:
     """(score over (x, y) as (len x, len y), x name, y name) at ``sel``; other non-plane
     dims at their first value."""
-    a, b = train_planes(ds)
+    a, b = image_plane(ds)
     score = ds.score.sel(sel) if sel else ds.score
     score = first_values(score, (a, b))
     if "seed" in score.dims:
@@ -184,16 +185,26 @@ def train_image(ds: xr.Dataset, sel: dict[str, Any]) -> tuple[np.ndarray, str, s
 
 
 def show_score(ax: Any, ds: xr.Dataset, score: np.ndarray, a: str, b: str, norm: Any) -> Any:
-    """Draw a score image (:func:`signed_log`) on ``ax`` with the colour ``norm`` (one norm
-    for all panels of a figure, so one colour bar explains them); returns the mesh."""
+    """Draw a score image as the experiment displays it
+    (:meth:`~pipeline.experiments.base.Experiment.display_field`) on ``ax`` with the colour
+    ``norm`` (one norm for all panels of a figure, so one colour bar explains them); returns
+    the mesh."""
+    exp = stored_experiment(ds)
     x = np.asarray(ds[a].values, np.float64)
     y = np.asarray(ds[b].values, np.float64)
     mesh = ax.pcolormesh(
-        x, y, signed_log(score).T, shading="nearest", cmap=colour_map("RdBu_r"), norm=norm
+        x, y, exp.display_field(score).T, shading="nearest", cmap=colour_map("RdBu_r"), norm=norm
     )
-    ax.set_xlabel(PLANE_LABELS[a])
-    ax.set_ylabel(PLANE_LABELS[b])
+    ax.set_xlabel(exp.axis_label(a))
+    ax.set_ylabel(exp.axis_label(b))
     return mesh
+
+
+def display_limit(ds: xr.Dataset, images: Sequence[np.ndarray]) -> float:
+    """One colour limit for ``images`` of ``ds``'s signed field as its experiment displays
+    them: the largest :func:`signed_limit` of any."""
+    exp = stored_experiment(ds)
+    return max(signed_limit(exp.display_field(img)) for img in images)
 
 
 def loglog_labels(d: Any) -> tuple[str, str]:
@@ -223,7 +234,7 @@ def plot_loglog(ax: Any, d: Any, label: str, colour: Any = None) -> None:
 def image_notes(ds: xr.Dataset, kind: str) -> list[str]:
     """Per trainability image of ``ds`` (every combination of the non-plane dims with several
     values): the converged share and the boundary report (default estimator and its flags)."""
-    a, b = train_planes(ds)
+    a, b = image_plane(ds)
     score = ds.score
     extra = [d for d in score.dims if d not in (a, b) and score.sizes[d] > 1]
     out = []

@@ -18,7 +18,7 @@ import xarray as xr
 from pipeline.analysis.fractal.estimators import dinverno_dimension
 from pipeline.analysis.regimes import sigma_dims
 from pipeline.errors import PipelineError
-from pipeline.figures.common import PLANE_LABELS, dim_text, dimension, first_values, pyplot, widest
+from pipeline.figures.common import axis_label, dim_text, dimension, first_values, pyplot, widest
 from pipeline.figures.layout import colour_map, note_missing
 from pipeline.figures.registry import register
 from pipeline.spec import parse_spec
@@ -69,8 +69,8 @@ def divergence(ds: xr.Dataset) -> Figure:
     if np.nanmin(signed) < 0 < np.nanmax(signed):
         ax.contour(x, y, signed.T, levels=[0.0], colors="r", linewidths=0.5)
     note_missing(fig, [err])
-    ax.set_xlabel(PLANE_LABELS[sw])
-    ax.set_ylabel(PLANE_LABELS[sb])
+    ax.set_xlabel(axis_label(ds, sw))
+    ax.set_ylabel(axis_label(ds, sb))
     ax.set_title(f"{label}; red: = {thr:g} (ordered below)", fontsize=9)
     try:
         theirs = dinverno_dimension(err, distance=True)

@@ -14,7 +14,6 @@ import xarray as xr
 
 from pipeline.figures.common import first_values, pyplot
 from pipeline.figures.registry import register
-from pipeline.spec.fields import bounded_number
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -144,9 +143,4 @@ def effective_rank_notes(ds: xr.Dataset, **_: Any) -> list[str]:
     return out
 
 
-register(
-    "effective_rank",
-    effective_rank,
-    effective_rank_notes,
-    {"rho": lambda v, f: bounded_number(v, f, 0, 1, lo_open=True)},
-)
+register("effective_rank", effective_rank, effective_rank_notes)  # options: spec.figures

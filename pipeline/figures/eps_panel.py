@@ -9,15 +9,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
-from pipeline.experiments.trainability.spec import signed_log
 from pipeline.figures.common import (
-    SCORE_LABEL,
     dim_text,
     dimension,
+    display_limit,
+    field_label,
     image_notes,
     pyplot,
     show_score,
-    signed_limit,
     train_image,
 )
 from pipeline.figures.layout import note_missing
@@ -37,7 +36,7 @@ def eps_panel(ds: xr.Dataset) -> Figure:
 
     eps = [float(e) for e in ds.eps.values]
     images = [train_image(ds, {"eps": e}) for e in eps]
-    lim = max(signed_limit(signed_log(img[0])) for img in images)
+    lim = display_limit(ds, [img[0] for img in images])
     norm = Normalize(-lim, lim)  # one norm: one colour bar for every panel
     ref = images[eps.index(0.0)][0] if 0.0 in eps else images[0][0]
     fig, axes = plt.subplots(
@@ -52,7 +51,7 @@ def eps_panel(ds: xr.Dataset) -> Figure:
             f"{dim_text(dimension(score))}\n{changed:.1f} % flipped vs ε = 0",
             fontsize=8,
         )
-    fig.colorbar(mesh, ax=axes, label=SCORE_LABEL)
+    fig.colorbar(mesh, ax=axes, label=field_label(ds))
     note_missing(fig, [img[0] for img in images])
     act = str(ds.activation.values.ravel()[0])
     n = int(ds.width.values.ravel()[0])

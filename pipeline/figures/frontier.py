@@ -15,7 +15,7 @@ import xarray as xr
 from pipeline.analysis.fractal.boundary import LABELS
 from pipeline.analysis.regimes import sigma_dims
 from pipeline.figures.common import (
-    PLANE_LABELS,
+    axis_label,
     clip_to_norm,
     dim_text,
     dimension,
@@ -80,8 +80,8 @@ def frontier(ds: xr.Dataset) -> Figure:
     note_missing(fig, [lam])
     ax.set_xlim(x[0], x[-1])
     ax.set_ylim(y[0], y[-1])
-    ax.set_xlabel(PLANE_LABELS[sw])
-    ax.set_ylabel(PLANE_LABELS[sb])
+    ax.set_xlabel(axis_label(ds, sw))
+    ax.set_ylabel(axis_label(ds, sb))
     n = int(ds.width.values.ravel()[0]) if "width" in ds.coords else "?"
     ax.set_title(f"{act}, N = {n}, L = {depth}: black = boundary λ_L = 0", fontsize=9)
     if d.estimate is not None:
@@ -93,7 +93,7 @@ def frontier(ds: xr.Dataset) -> Figure:
         ax2.set_title(f"{LABELS[d.method]}, 95 % interval: {dim_text(d)}", fontsize=9)
     else:
         reason = textwrap.fill(" ".join(no_dimension_reason(lam).split()), 70)
-        ax.set_xlabel(f"{PLANE_LABELS[sw]}\n\n{reason}")
+        ax.set_xlabel(f"{axis_label(ds, sw)}\n\n{reason}")
     return fig
 
 

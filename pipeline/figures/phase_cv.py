@@ -8,19 +8,17 @@ the finite-depth Lyapunov exponent λ_L when the store has the pair probe.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
 
+from pipeline.engine.analyze import stored_experiment
 from pipeline.figures.common import clip_to_norm, first_values, pyplot, signed_norm, widest
 from pipeline.figures.layout import colour_map, note_missing
 from pipeline.figures.registry import register
 from pipeline.numerics.levy import ordered_transition_sigma_w
-from pipeline.spec.fields import bounded_number, number_list
-from pipeline.spec.limits import MAX_INDEX
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -63,7 +61,8 @@ def phase_cv(
     sw = np.asarray(ds.sigma_w.values, np.float64)
     act = str(ds.activation.values.ravel()[0])
     shown = _nearest_layers(ds, layers)
-    has_lyap = "lyapunov" in ds
+    exp = stored_experiment(ds)
+    has_lyap = exp.has_critical_regime(ds)  # λ_L, the experiment's signed field, is there
     npan = len(shown) + has_lyap
     fig, axes = plt.subplots(
         1, npan, figsize=(3.9 * npan, 4.0), constrained_layout=True, squeeze=False
@@ -101,15 +100,15 @@ def phase_cv(
     drawn = [cv.sel(layer=layer).values for layer in shown]
     if has_lyap:
         ax = axes[-1]
-        lam = first_values(ds.lyapunov, ("alpha", "sigma_w")).mean("seed")
         last = int(ds.layer.values.max())
-        lam = lam.sel(layer=last).transpose("alpha", "sigma_w").values
+        lam = first_values(exp.signed_field(None, ds), ("alpha", "sigma_w")).mean("seed")
+        lam = lam.transpose("alpha", "sigma_w").values
         norm = signed_norm(lam)  # 0 in the middle, each side to its own 98th percentile
         shown = clip_to_norm(lam, norm)
         mesh = ax.pcolormesh(
             alpha, sw, shown.T, shading="nearest", cmap=colour_map("RdBu_r"), norm=norm
         )
-        fig.colorbar(mesh, ax=ax, label=f"λ_L (nepers per layer), L = {last}")
+        fig.colorbar(mesh, ax=ax, label=f"{exp.display_label}, L = {last}")
         if alpha.size > 1 and sw.size > 1 and np.nanmin(lam) < 0 < np.nanmax(lam):
             ax.contour(alpha, sw, shown.T, levels=[0.0], colors="k", linewidths=1)
         overlay(ax)
@@ -140,13 +139,4 @@ def phase_cv_notes(ds: xr.Dataset, *, layers: Sequence[int] = (15, 25, 35), **_:
     return out
 
 
-register(
-    "phase_cv",
-    phase_cv,
-    phase_cv_notes,
-    {
-        # one panel per layer: a dozen is already a wide figure
-        "layers": lambda v, f: number_list(v, f, 1, MAX_INDEX, integers=True, max_len=12),
-        "threshold": lambda v, f: bounded_number(v, f, 0, math.inf, lo_open=True),
-    },
-)
+register("phase_cv", phase_cv, phase_cv_notes)  # options: pipeline.spec.figures

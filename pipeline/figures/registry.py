@@ -4,8 +4,9 @@ A kind is a function from a store's ``xarray.Dataset`` to a matplotlib ``Figure`
 a function to the few numbers behind it (``notes``, printed by ``sweep figures``) and its
 options, each with a check of its value (so a workflow's ``figure: {kind: phase_cv, layers:
 [15, "x"]}`` is a one-line error when the workflow loads, not a traceback when it is drawn).
-Each figure module registers its kind with :func:`register`; the spec parser checks
-``figure:`` entries with :func:`check_figure_entry` without importing matplotlib.
+Each figure module registers its kind with :func:`register`; the kinds and their options are
+declared in :mod:`pipeline.spec.figures`, where the spec parser checks ``figure:`` entries
+(:func:`check_figure_entry`) without importing the figures.
 """
 
 from __future__ import annotations
@@ -14,14 +15,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.errors import PipelineError, SpecError
-from pipeline.spec.fields import check_keys, suggest
+from pipeline.errors import PipelineError
+from pipeline.spec.figures import FIGURE_OPTIONS, OptionCheck, check_figure_entry
 
 __all__ = ["FIGURES", "FIGURE_KINDS", "FigureKind", "OptionCheck", "check_figure_entry", "register"]
-
-OptionCheck = Callable[[Any, str], Any]
-"""Checks one option's value: ``check(value, field_name)`` returns it normalised (plain,
-JSON-able) or raises :class:`~pipeline.errors.SpecError`."""
 
 
 @dataclass(frozen=True)
@@ -42,37 +39,16 @@ FIGURE_KINDS: dict[str, tuple[str, ...]] = {}
 """Kind name → its option names."""
 
 
-def register(
-    name: str,
-    draw: Callable[..., Any],
-    notes: Callable[..., list[str]],
-    options: Mapping[str, OptionCheck] | None = None,
-) -> FigureKind:
-    """Register a figure kind under ``name``; returns it. A name is registered once."""
+def register(name: str, draw: Callable[..., Any], notes: Callable[..., list[str]]) -> FigureKind:
+    """Register the figure kind ``name`` (declared with its options in
+    :data:`pipeline.spec.figures.FIGURE_OPTIONS`); returns it. A name is registered once."""
     if name in FIGURES:
         raise PipelineError(f"figure kind {name!r} is already registered")
-    kind = FigureKind(name, draw, notes, dict(options or {}))
+    if name not in FIGURE_OPTIONS:
+        raise PipelineError(
+            f"figure kind {name!r}: not declared in pipeline.spec.figures.FIGURE_OPTIONS"
+        )
+    kind = FigureKind(name, draw, notes, FIGURE_OPTIONS[name])
     FIGURES[name] = kind
     FIGURE_KINDS[name] = tuple(kind.options)
     return kind
-
-
-def check_figure_entry(figure: Any, where: str = "figure") -> dict[str, Any]:
-    """A ``figure:`` entry (``{"kind": NAME, **options}``) checked: a registered kind, known
-    option names and valid values. Returns it with the values normalised."""
-    if not isinstance(figure, Mapping) or "kind" not in figure:
-        raise SpecError(where, f"expected a mapping with a 'kind', got {str(figure)[:60]!r}")
-    kind = figure["kind"]
-    if not isinstance(kind, str) or kind not in FIGURES:
-        raise SpecError(
-            f"{where}.kind",
-            f"unknown value {str(kind)[:60]!r}{suggest(str(kind), list(FIGURES))} "
-            f"(allowed: {', '.join(FIGURES)})",
-        )
-    options = FIGURES[kind].options
-    check_keys(figure, ("kind", *options), where)
-    out: dict[str, Any] = {"kind": kind}
-    for name, value in figure.items():
-        if name != "kind":
-            out[name] = options[name](value, f"{where}.{name}")
-    return out

@@ -11,15 +11,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
-from pipeline.experiments.trainability.spec import signed_log
 from pipeline.figures.common import (
-    SCORE_LABEL,
     dim_text,
     dimension,
+    display_limit,
+    field_label,
     image_notes,
     pyplot,
     show_score,
-    signed_limit,
     train_image,
 )
 from pipeline.figures.layout import note_missing
@@ -49,7 +48,7 @@ def trainability_grid(ds: xr.Dataset) -> Figure:
             pick = (("width", n), ("activation", act), ("steps", t))
             sel = {k: v for k, v in pick if v is not None}
             images[((n, t), act)] = train_image(ds, sel)
-    lim = max(signed_limit(signed_log(img[0])) for img in images.values())
+    lim = display_limit(ds, [img[0] for img in images.values()])
     norm = Normalize(-lim, lim)  # one norm: one colour bar for every panel
     nr, nc = len(rows), len(acts)
     # a single image gets room for its colour bar and a two-line title
@@ -72,7 +71,7 @@ def trainability_grid(ds: xr.Dataset) -> Figure:
                 f"{act}, n = {n}{when}: {conv:.1f} % converged\n{dim_text(dimension(score))}",
                 fontsize=8,
             )
-    fig.colorbar(mesh, ax=axes, label=SCORE_LABEL)
+    fig.colorbar(mesh, ax=axes, label=field_label(ds))
     note_missing(fig, [img[0] for img in images.values()])
     spec = ds.attrs.get("sweep_spec", {})
     depth = int(ds.depth.values.ravel()[0]) if "depth" in ds.coords else "?"

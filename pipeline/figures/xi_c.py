@@ -18,7 +18,6 @@ from pipeline.figures.common import first_values, pyplot, sigma_axis, widest
 from pipeline.figures.layout import colour_map, note_missing
 from pipeline.figures.registry import register
 from pipeline.numerics import theory
-from pipeline.spec.fields import number_list, positive_int
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -194,14 +193,4 @@ def xi_c_notes(ds: xr.Dataset, *, fit_from: int = 1, **_: Any) -> list[str]:
     ]
 
 
-register(
-    "xi_c_map",
-    xi_c_map,
-    xi_c_notes,
-    {
-        "fit_from": lambda v, f: positive_int(v, f, 0),
-        # the mean-field ξ_c is solved on theory_points² points: 400² take a few seconds
-        "theory_points": lambda v, f: positive_int(v, f, 2, 400),
-        "xi_levels": lambda v, f: number_list(v, f, 0, 1e6, lo_open=True, max_len=20),
-    },
-)
+register("xi_c_map", xi_c_map, xi_c_notes)  # options: pipeline.spec.figures

@@ -27,7 +27,6 @@ from pipeline.engine.zoom import (
 from pipeline.errors import PipelineError
 from pipeline.experiments import get_experiment
 from pipeline.figures.common import (
-    PLANE_LABELS,
     dim_text,
     loglog_labels,
     plot_loglog,
@@ -87,9 +86,9 @@ def zoom_frames(frames: Sequence[xr.Dataset], *, max_frames: int = 6) -> Figure:
         cbar = fig.colorbar(mesh, ax=ax, location="bottom", aspect=30, pad=0.02)
         cbar.ax.tick_params(labelsize=6)
         cbar.set_label(exp.display_label, fontsize=7)
-        ax.set_xlabel(PLANE_LABELS.get(a, a), fontsize=8)
+        ax.set_xlabel(exp.axis_label(a), fontsize=8)
         ax.xaxis.set_label_position("top")
-        ax.set_ylabel(PLANE_LABELS.get(b, b), fontsize=8)
+        ax.set_ylabel(exp.axis_label(b), fontsize=8)
         ax.tick_params(labelsize=6, top=True, labeltop=True, bottom=False, labelbottom=False)
         width = x[-1] - x[0]
         ax.set_title(f"frame {k}: width {width:.3g}\n{dim_text(dims[k])}", fontsize=8)

@@ -51,10 +51,12 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "ACTIVATION_IDS_HEADER",
     "CMS_ALPHA2",
     "CMS_GENERAL",
     "CMS_NORMAL",
     "NVRTC_OPTIONS",
+    "activation_ids_header",
     "cms_args",
     "cms_mode",
     "compile_to_cache",
@@ -79,9 +81,35 @@ CMS_GENERAL, CMS_ALPHA2, CMS_NORMAL = 0, 1, 2
 _INCLUDE = re.compile(r'^#include "([A-Za-z0-9_.]+)"\s*$', re.MULTILINE)
 
 
+ACTIVATION_IDS_HEADER = "activation_ids.cuh"
+"""The kernels' activation ids: generated from the one table (:func:`activation_ids_header`);
+the file of that name in ``kernels/`` is the same text, for nvcc builds of the files."""
+
+
+def activation_ids_header() -> str:
+    """The text of ``activation_ids.cuh``: one ``#define PS_ACT_<NAME> <id>`` per entry of
+    :data:`pipeline.numerics.activations.ACTIVATIONS` (its ``kernel_id``), in id order.
+    NVRTC builds use this text; a test checks the shipped file is it."""
+    from pipeline.numerics.activations import ACTIVATIONS
+
+    lines = [
+        "// Activation ids shared by every kernel, generated from the one activation table,",
+        "// pipeline/numerics/activations.py (ACTIVATIONS[name].kernel_id), by",
+        "// pipeline.gpu.kernels.activation_ids_header(); compilations through NVRTC use that",
+        "// text, and a test checks that this file is it.",
+        "#pragma once",
+        "",
+    ]
+    for name, act in sorted(ACTIVATIONS.items(), key=lambda kv: kv[1].kernel_id):
+        lines.append(f"#define PS_ACT_{name.upper()} {act.kernel_id}")
+    return "\n".join(lines) + "\n"
+
+
 def kernel_source(name: str) -> str:
     """Text of the kernel source ``name`` (e.g. ``"rng.cu"``) with its ``#include "..."``
-    headers inlined (one level deep, each header once; ``#pragma once`` lines dropped)."""
+    headers inlined (one level deep, each header once; ``#pragma once`` lines dropped);
+    ``activation_ids.cuh`` is generated from the activation table
+    (:func:`activation_ids_header`)."""
     root = kernel_files()
     text = root.joinpath(name).read_text()
     seen: set[str] = set()
@@ -91,7 +119,10 @@ def kernel_source(name: str) -> str:
         if header in seen:
             return ""
         seen.add(header)
-        body = root.joinpath(header).read_text()
+        if header == ACTIVATION_IDS_HEADER:
+            body = activation_ids_header()
+        else:
+            body = root.joinpath(header).read_text()
         return body.replace("#pragma once\n", "")
 
     return _INCLUDE.sub(inline, text)

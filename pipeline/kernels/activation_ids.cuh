@@ -1,6 +1,7 @@
-// Activation ids shared by every kernel. They are the `kernel_id`s of the one activation table,
-// pipeline/numerics/activations.py (ACTIVATIONS[name].kernel_id); a test parses these lines and
-// compares them with that table, so the two cannot drift apart.
+// Activation ids shared by every kernel, generated from the one activation table,
+// pipeline/numerics/activations.py (ACTIVATIONS[name].kernel_id), by
+// pipeline.gpu.kernels.activation_ids_header(); compilations through NVRTC use that
+// text, and a test checks that this file is it.
 #pragma once
 
 #define PS_ACT_TANH 0

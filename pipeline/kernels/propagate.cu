@@ -39,7 +39,8 @@ __device__ __forceinline__ bool ps_finite(double v) { return isfinite(v); }
 __device__ __forceinline__ float ps_to(double v, float) { return (float)v; }
 __device__ __forceinline__ double ps_to(double v, double) { return v; }
 
-// phi(h) (pipeline/numerics/activations.py: relu propagates NaN like numpy.maximum)
+// phi(h) (pipeline/numerics/activations.py: relu propagates NaN like numpy.maximum). An id
+// with no case traps: the launch fails instead of computing another activation.
 template <typename T>
 __device__ __forceinline__ T ps_phi(T h, int act) {
     switch (act) {
@@ -49,9 +50,12 @@ __device__ __forceinline__ T ps_phi(T h, int act) {
             return (h > (T)0 || h != h) ? h : (T)0;
         case PS_ACT_ERF:
             return ps_erf(h);
-        default:
+        case PS_ACT_LINEAR:
             return h;
+        default:  // an activation with no case here is an error, not the identity
+            __trap();
     }
+    return h;  // not reached
 }
 
 // phi'(h) given x = phi(h) (Activation.dphi_hx)
@@ -64,9 +68,12 @@ __device__ __forceinline__ T ps_dphi_hx(T h, T x, int act) {
             return h > (T)0 ? (T)1 : (T)0;
         case PS_ACT_ERF:
             return (T)1.1283791670955126 * ps_exp(-h * h);  // 2/sqrt(pi) exp(-h^2)
-        default:
+        case PS_ACT_LINEAR:
             return (T)1;
+        default:
+            __trap();
     }
+    return (T)1;  // not reached
 }
 
 __device__ __forceinline__ double ps_warp_sum(double v) {

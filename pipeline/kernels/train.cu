@@ -52,35 +52,54 @@
 __device__ __forceinline__ float pt_tanh(float v) { return tanhf(v); }
 __device__ __forceinline__ double pt_tanh(double v) { return tanh(v); }
 
-// phi(z) of the trainability activations (pipeline/experiments/trainability/reference.py:
-// tanh(sqrt2 z), sqrt2 relu(z), sigmoid(z), identity; relu propagates NaN like numpy.maximum)
+// A trainability activation: phi(z) = gain_out * base(gain_in * z), base one of the PS_ACT_*
+// ids; the gains are kernel arguments from the one table (pipeline/experiments/trainability/
+// reference.py TRAIN_ACTIVATIONS: tanh(sqrt2 z), sqrt2 relu(z), sigmoid(z), identity). A gain
+// of 1 multiplies exactly, so the bits are those of the formula without it.
 template <typename T>
-__device__ __forceinline__ T pt_phi(T z, int act) {
-    switch (act) {
+struct PtAct {
+    int id;
+    T gain_in, gain_out;
+};
+
+// An id with no case here is an error: the kernel traps (the launch fails), it does not fall
+// back to another activation.
+template <typename T>
+__device__ __forceinline__ T pt_phi(T z, const PtAct<T>& act) {
+    const T u = act.gain_in * z;
+    switch (act.id) {
         case PS_ACT_TANH:
-            return pt_tanh((T)1.4142135623730951 * z);
-        case PS_ACT_RELU:
-            return (T)1.4142135623730951 * ((z > (T)0 || z != z) ? z : (T)0);
+            return act.gain_out * pt_tanh(u);
+        case PS_ACT_RELU:  // NaN propagates like numpy.maximum
+            return act.gain_out * ((u > (T)0 || u != u) ? u : (T)0);
         case PS_ACT_SIGMOID:
-            return (T)0.5 * ((T)1 + pt_tanh((T)0.5 * z));
+            return act.gain_out * ((T)0.5 * ((T)1 + pt_tanh((T)0.5 * u)));
+        case PS_ACT_LINEAR:
+            return act.gain_out * u;
         default:
-            return z;
+            __trap();
     }
+    return z;  // not reached
 }
 
-// phi'(z) given a = phi(z)
+// phi'(z) given a = phi(z): gain_in * gain_out * base'(gain_in z), base' from b = a / gain_out
 template <typename T>
-__device__ __forceinline__ T pt_dphi(T z, T a, int act) {
-    switch (act) {
+__device__ __forceinline__ T pt_dphi(T z, T a, const PtAct<T>& act) {
+    const T g = act.gain_in * act.gain_out;
+    const T b = a / act.gain_out;
+    switch (act.id) {
         case PS_ACT_TANH:
-            return (T)1.4142135623730951 * ((T)1 - a * a);
+            return g * ((T)1 - b * b);
         case PS_ACT_RELU:
-            return z > (T)0 ? (T)1.4142135623730951 : (T)0;
+            return act.gain_in * z > (T)0 ? g : (T)0;
         case PS_ACT_SIGMOID:
-            return a * ((T)1 - a);
+            return g * (b * ((T)1 - b));
+        case PS_ACT_LINEAR:
+            return g;
         default:
-            return (T)1;
+            __trap();
     }
+    return (T)0;  // not reached
 }
 
 template <int D>
@@ -93,7 +112,7 @@ struct PtHidden {
 template <typename T, int N, int D, bool GRAD>
 __device__ __forceinline__ void pt_pass(const T* __restrict__ x, const T* __restrict__ y,
                                         const int* __restrict__ idx, int rows, int n, int j,
-                                        bool real, int act, T inv, T scale, T (&xs)[PT_ROWS][N],
+                                        bool real, const PtAct<T>& act, T inv, T scale, T (&xs)[PT_ROWS][N],
                                         T (&ys)[PT_ROWS], const T (&w1)[N], T (&g1)[N],
                                         const T (&wh)[PtHidden<D>::value][N],
                                         T (&gh)[PtHidden<D>::value][N], T wd, T& gd, T& loss) {
@@ -169,8 +188,8 @@ __device__ __forceinline__ void pt_train(const T* __restrict__ w0, const T* __re
                                          const T* __restrict__ lr_in,
                                          const T* __restrict__ lr_out,
                                          const T* __restrict__ offset, int n, int batch,
-                                         int steps, int minibatch, int act, long long p,
-                                         double* __restrict__ losses) {
+                                         int steps, int minibatch, const PtAct<T>& act,
+                                         long long p, double* __restrict__ losses) {
     constexpr int PPB = PT_BLOCK / N;  // points per block
     constexpr int H = PtHidden<D>::value;
     __shared__ T xs[PT_ROWS][N];
@@ -241,9 +260,10 @@ __device__ __forceinline__ void pt_train(const T* __restrict__ w0, const T* __re
         const T* __restrict__ w0, const T* __restrict__ x, const T* __restrict__ y,           \
         const int* __restrict__ mb, const T* __restrict__ lr_in, const T* __restrict__ lr_out, \
         const T* __restrict__ offset, int n, int batch, int steps, int minibatch, int act,     \
-        long long p, double* __restrict__ losses) {                                           \
-        pt_train<T, N, D>(w0, x, y, mb, lr_in, lr_out, offset, n, batch, steps, minibatch,    \
-                          act, p, losses);                                                    \
+        double gain_in, double gain_out, long long p, double* __restrict__ losses) {          \
+        const PtAct<T> a = {act, (T)gain_in, (T)gain_out};                                    \
+        pt_train<T, N, D>(w0, x, y, mb, lr_in, lr_out, offset, n, batch, steps, minibatch, a, \
+                          p, losses);                                                         \
     }
 
 #define PT_ENTRIES(T, SUF)                                                                   \

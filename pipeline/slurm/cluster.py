@@ -78,15 +78,19 @@ class SlurmOptions:
 
     def __post_init__(self) -> None:
         if self.jobs is not None and self.adapt is not None:
-            raise UsageError("--jobs and --adapt: give one of them, not both")
+            raise UsageError("jobs and adapt: give one of them, not both", option=("jobs", "adapt"))
         if self.jobs is not None and self.jobs < 1:
-            raise UsageError(f"--jobs: value {self.jobs} must be >= 1")
+            raise UsageError(f"jobs: value {self.jobs} must be >= 1", option="jobs")
         if self.adapt is not None:
             lo, hi = self.adapt
             if not 0 <= lo <= hi or hi < 1:
-                raise UsageError(f"--adapt: {lo}:{hi} needs 0 <= MIN <= MAX and MAX >= 1")
+                raise UsageError(
+                    f"adapt: {lo}:{hi} needs 0 <= MIN <= MAX and MAX >= 1", option="adapt"
+                )
         if not self.start_timeout > 0:
-            raise UsageError(f"--start-timeout: value {self.start_timeout} must be > 0")
+            raise UsageError(
+                f"start_timeout: value {self.start_timeout} must be > 0", option="start_timeout"
+            )
 
     @property
     def n_jobs(self) -> int:
@@ -97,7 +101,7 @@ def parse_adapt(text: str) -> tuple[int, int]:
     """``"MIN:MAX"`` → ``(MIN, MAX)``."""
     m = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*", text)
     if m is None:
-        raise UsageError(f"--adapt: {text!r} is not MIN:MAX (two integers, e.g. 0:8)")
+        raise UsageError(f"adapt: {text!r} is not MIN:MAX (two integers, e.g. 0:8)", option="adapt")
     return int(m.group(1)), int(m.group(2))
 
 
@@ -206,7 +210,9 @@ def slurm_client(
             job_cls=job_class(), scheduler_options=sched, silence_logs=50, **opts
         )
     except (TypeError, ValueError) as e:
-        raise SlurmError(f"--profile {options.profile.name!r}: {one_line(str(e))}") from e
+        raise SlurmError(
+            f"profile {options.profile.name!r}: {one_line(str(e))}", option="profile"
+        ) from e
     try:
         client = Client(cluster)
         try:

@@ -50,6 +50,13 @@ class SlurmProfile:
     def partition(self) -> str | None:
         return self.options.get("queue")
 
+    @property
+    def asks_for_gpu(self) -> bool:
+        """Whether its worker jobs request a GPU (a ``gpu`` gres among the job's extra
+        directives): their workers resolve the ``auto`` backend to CuPy."""
+        extra = " ".join(map(str, self.options.get("job_extra_directives") or ()))
+        return "gpu" in extra
+
 
 def _profiles_in_file(path: Path) -> dict[str, Any]:
     from pipeline.errors import SpecError
@@ -59,17 +66,20 @@ def _profiles_in_file(path: Path) -> dict[str, Any]:
     try:
         raw = parse_yaml(path.read_text(encoding="utf-8"), str(path))
     except FileNotFoundError:
-        raise MissingFileError(f"--profiles: no such file {str(path)!r}") from None
+        raise MissingFileError(f"profiles: no such file {str(path)!r}", option="profiles") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise SlurmError(f"--profiles: {str(path)!r} cannot be read ({one_line(str(e))})") from e
+        raise SlurmError(
+            f"profiles: {str(path)!r} cannot be read ({one_line(str(e))})", option="profiles"
+        ) from e
     except SpecError as e:
         where = "" if e.field in ("<file>", "<top>") else f"{e.field}: "
-        raise SlurmError(f"--profiles: {where}{one_line(str(e.detail))}") from e
+        raise SlurmError(f"profiles: {where}{one_line(str(e.detail))}", option="profiles") from e
     profiles = raw.get("jobqueue") if isinstance(raw, dict) else None
     if not isinstance(profiles, dict):
         raise SlurmError(
-            f"--profiles: {str(path)!r} has no 'jobqueue:' mapping of profiles "
-            "(expected jobqueue: {NAME: {cores: ..., memory: ...}})"
+            f"profiles: {str(path)!r} has no 'jobqueue:' mapping of profiles "
+            "(expected jobqueue: {NAME: {cores: ..., memory: ...}})",
+            option="profiles",
         )
     return profiles
 
@@ -96,7 +106,8 @@ def load_profile(name: str, profiles: str | Path | None = None) -> SlurmProfile:
         raw, source = found.get(name), str(Path(profiles).resolve())
         if raw is None:
             raise SlurmError(
-                f"--profile: no profile {name!r} in {source}; it has: {', '.join(found) or 'none'}"
+                f"profile: no profile {name!r} in {source}; it has: {', '.join(found) or 'none'}",
+                option="profile",
             )
     else:
         raw, source = dask.config.get(f"jobqueue.{name}", None), f"Dask config jobqueue.{name}"
@@ -105,26 +116,31 @@ def load_profile(name: str, profiles: str | Path | None = None) -> SlurmProfile:
             raw, source = shipped[name], str(PROFILE_FILE)
         if raw is None:
             raise SlurmError(
-                f"--profile: no profile {name!r} in the Dask config (~/.config/dask, "
+                f"profile: no profile {name!r} in the Dask config (~/.config/dask, "
                 f"$DASK_CONFIG) nor in {PROFILE_FILE}; shipped profiles: "
-                f"{', '.join(shipped) or 'none'} (or point to a file with --profiles FILE)"
+                f"{', '.join(shipped) or 'none'} (or name a profiles file)",
+                option="profile",
             )
     if not isinstance(raw, dict):
-        raise SlurmError(f"--profile {name!r} ({source}): expected a mapping, got {raw!r}")
+        raise SlurmError(
+            f"profile {name!r} ({source}): expected a mapping, got {raw!r}", option="profile"
+        )
     unknown = sorted(set(raw) - set(defaults))
     if unknown:
         raise SlurmError(
-            f"--profile {name!r} ({source}): unknown keys {unknown}; dask-jobqueue's SLURM "
-            f"keys are: {', '.join(sorted(defaults))}"
+            f"profile {name!r} ({source}): unknown keys {unknown}; dask-jobqueue's SLURM "
+            f"keys are: {', '.join(sorted(defaults))}",
+            option="profile",
         )
     merged = {**defaults, **raw}
     for req in ("cores", "memory"):
         if merged.get(req) is None:
-            raise SlurmError(f"--profile {name!r} ({source}): '{req}' is required")
+            raise SlurmError(f"profile {name!r} ({source}): '{req}' is required", option="profile")
     if merged.get("processes") not in (None, 1):
         raise SlurmError(
-            f"--profile {name!r} ({source}): processes is {merged['processes']}; the sweep runs "
-            "one worker process per job (use cores for threads, --gres=gpu:1 for its GPU)"
+            f"profile {name!r} ({source}): processes is {merged['processes']}; the sweep runs "
+            "one worker process per job (use cores for threads, --gres=gpu:1 for its GPU)",
+            option="profile",
         )
     options = {}
     for key, value in merged.items():

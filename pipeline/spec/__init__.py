@@ -3,8 +3,10 @@
 * :mod:`.yamlfile` reading spec files: YAML with size, depth and alias limits, no key twice
 * :mod:`.limits`   size limits checked while a spec is parsed, before anything is allocated
 * :mod:`.fields`   one axis and what an experiment allows on it; field validators
-* :mod:`.sweep`    :class:`SweepSpec` (frozen), :func:`parse_spec`, :func:`load_spec`
-* :mod:`.workflow` workflow files: a spec plus named ``scales:`` and a ``figure:``
+* :mod:`.sweep`    :class:`SweepSpec` (frozen), :func:`parse_spec`
+* :mod:`.workflow` workflow files: a spec plus named ``scales:`` and a ``figure:``;
+  :func:`load_spec`
+* :mod:`.figures`  the figure kinds a ``figure:`` may name and their options
 
 Only :mod:`.fields` (with :mod:`.limits`) is imported with this package (the experiments
 import it to declare their axes); the rest is loaded on first use, so that
@@ -31,7 +33,7 @@ __all__ = [
 
 _LAZY = {
     "SweepSpec": "pipeline.spec.sweep",
-    "load_spec": "pipeline.spec.sweep",
+    "load_spec": "pipeline.spec.workflow",
     "parse_spec": "pipeline.spec.sweep",
     "load_workflow": "pipeline.spec.workflow",
 }

@@ -105,6 +105,7 @@ class AxisRule:
     units: str | None = "1"  # UDUNITS; None for strings
     squared_long_name: str = ""  # of the squared axis, e.g. "weight variance σ_w²"
     dtype: str | None = None  # the coordinate's dtype (default: int64, float64, str)
+    label: str = ""  # figures' axis label when shorter than long_name (default: long_name)
 
     def __post_init__(self) -> None:
         # an int axis the kernels index (a width, a depth) is bounded by their int32

@@ -34,7 +34,6 @@ __all__ = [
     "NON_NUMERIC_KEYS",
     "TOP_LEVEL_KEYS",
     "SweepSpec",
-    "load_spec",
     "parse_spec",
     "spec_file",
     "spec_experiment",
@@ -329,19 +328,8 @@ def _store_path(value: Any) -> str | None:
 
 def check_figure(figure: Any) -> dict[str, Any]:
     """A ``figure:`` entry checked against the registered kinds and their options (names and
-    values; :mod:`pipeline.figures.registry`); returns it as a plain dict. Imports no
-    matplotlib."""
-    from pipeline.figures.registry import check_figure_entry
+    values; :mod:`pipeline.spec.figures`); returns it as a plain dict. Imports no figure
+    module."""
+    from pipeline.spec.figures import check_figure_entry
 
     return check_figure_entry(figure)
-
-
-def load_spec(path: str | Path, scale: str | None = None) -> SweepSpec:
-    """Read and validate a YAML spec or workflow file, at its base values or at ``scale``
-    (:func:`pipeline.spec.workflow.load_workflow`).
-
-    Raises :class:`SpecError` for a missing file, malformed YAML or any invalid field.
-    """
-    from pipeline.spec.workflow import load_workflow  # it builds on this module
-
-    return load_workflow(path, scale)

@@ -35,7 +35,7 @@ from pipeline.spec.sweep import (
 )
 from pipeline.spec.yamlfile import read_yaml
 
-__all__ = ["load_workflow", "workflow_scales"]
+__all__ = ["load_spec", "load_workflow", "workflow_scales"]
 
 _RANGE_FORMS = {"linspace", "logspace", "start", "values"}
 
@@ -105,7 +105,7 @@ def load_workflow(path: str | Path, scale: str | None = None) -> SweepSpec:
     asked for, so a typo in one is reported when the file loads, named by its full field
     (``scales.paper.axes.widht``). An unknown scale raises :class:`SpecError` naming the
     declared ones; the figure kind and its options are checked
-    (:func:`pipeline.figures.registry.check_figure_entry`, without importing matplotlib).
+    (:func:`pipeline.spec.figures.check_figure_entry`, without importing the figures).
     """
     raw, scales = _read(path)
     base = parse_spec(raw)
@@ -124,3 +124,12 @@ def load_workflow(path: str | Path, scale: str | None = None) -> SweepSpec:
         allowed = ", ".join(scales) or f"none: {str(path)!r} declares no scales"
         raise SpecError("scales", f"unknown scale {scale!r} (allowed: {allowed})")
     return chosen
+
+
+def load_spec(path: str | Path, scale: str | None = None) -> SweepSpec:
+    """Read and validate a YAML spec or workflow file, at its base values or at ``scale``
+    (:func:`load_workflow`).
+
+    Raises :class:`SpecError` for a missing file, malformed YAML or any invalid field.
+    """
+    return load_workflow(path, scale)

@@ -65,15 +65,19 @@ def draw_dinverno(
     or 1 when ``shared``), float32 / complex64. torch's global generator is restored after."""
     if architecture not in ARCHITECTURES:
         allowed = ", ".join(ARCHITECTURES)
-        raise UsageError(f"--architecture: {architecture!r} is not one of {allowed}")
+        raise UsageError(
+            f"architecture: {architecture!r} is not one of {allowed}", option="architecture"
+        )
     if weight_tying not in WEIGHT_TYING:
         allowed = ", ".join(WEIGHT_TYING)
-        raise UsageError(f"--weight-tying: {weight_tying!r} is not one of {allowed}")
-    for name, v in (("--width", width), ("--depth", depth)):
+        raise UsageError(
+            f"weight_tying: {weight_tying!r} is not one of {allowed}", option="weight_tying"
+        )
+    for name, v in (("width", width), ("depth", depth)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise UsageError(f"{name}: {v!r} is not an integer >= 1")
+            raise UsageError(f"{name}: {v!r} is not an integer >= 1", option=name)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-        raise UsageError(f"--seed: {seed!r} is not an integer in 0..2**63 - 1")
+        raise UsageError(f"seed: {seed!r} is not an integer in 0..2**63 - 1", option="seed")
     torch = import_torch()
     n = width
     with torch.random.fork_rng(devices=[]):

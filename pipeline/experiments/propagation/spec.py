@@ -611,15 +611,29 @@ class PropagationExperiment(Experiment):
 
     field_description = "sign of λ_L at the deepest layer"
     display_label = "λ_L (nepers per layer)"
+    class_names = ("ordered", "chaotic")
 
-    def signed_field(self, spec: SweepSpec, ds: xr.Dataset) -> xr.DataArray:
+    def stored_plane(self, ds: xr.Dataset) -> tuple[str, str]:
+        """(σ_w dim, σ_b dim) of ``ds``: ``sigma_w`` or ``sigma_w2``, ``sigma_b`` or
+        ``sigma_b2``."""
+        dims = ds.dims
+        return (
+            "sigma_w2" if "sigma_w2" in dims else "sigma_w",
+            "sigma_b2" if "sigma_b2" in dims else "sigma_b",
+        )
+
+    def has_critical_regime(self, ds: xr.Dataset) -> bool:
+        """With λ_L (the pair probe): critical lines, regime maps, the critical area."""
+        return "lyapunov" in ds
+
+    def signed_field(self, spec: SweepSpec | None, ds: xr.Dataset) -> xr.DataArray:
         """λ_L at the deepest recorded layer: > 0 chaotic, <= 0 ordered. Without the pair
         probe, the divergence probe's ln(err_L / threshold): chaotic ⇔ err_L > threshold
         (D'Inverno et al.'s class rule at the probe's ``threshold``; with ``mean_last`` k > 1
         err_mean, the mean over the last k layers, in place of err_L)."""
         if "lyapunov" in ds:
             return ds["lyapunov"].isel(layer=-1)
-        div = spec.params.probes.divergence
+        div = spec.params.probes.divergence if spec is not None else None
         if div is not None and div.field_variable in ds:
             import xarray as xr
 
@@ -661,7 +675,7 @@ def gpu_hours(flops: float, dtype: str = "float32") -> float:
 
 def gpu_hours_text(flops: float, dtype: str = "float32") -> str:
     """The ``sweep plan`` line: the estimate (a readable duration) and the rate it assumes."""
-    from pipeline.engine.progress import format_duration
+    from pipeline.durations import format_duration
 
     rate = GPU_SUSTAINED_FLOPS[dtype]
     return (

@@ -30,11 +30,12 @@ import numpy as np
 from numba import njit
 
 from pipeline.errors import PipelineError
+from pipeline.experiments.trainability.activations import TRAIN_ACTIVATIONS
 from pipeline.numerics.vecmath import tanh64
 
 __all__ = ["ACTIVATION_IDS", "train_losses_compiled"]
 
-ACTIVATION_IDS = {"tanh": 0, "relu": 1, "identity": 2, "sigmoid": 3}
+ACTIVATION_IDS = {name: i for i, name in enumerate(TRAIN_ACTIVATIONS)}  # the table's order
 """The activations of :data:`.reference.TRAIN_ACTIVATIONS` the kernel knows: tanh(√2 z),
 √2·relu(z), z, sigmoid(z)."""
 

@@ -18,32 +18,45 @@ from pipeline.numerics.activations import ACTIVATIONS
 
 __all__ = ["run_train_kernel"]
 
-_SQRT2 = 1.4142135623730951
+_TANH, _RELU, _SIGMOID, _LINEAR = (
+    ACTIVATIONS[n].kernel_id for n in ("tanh", "relu", "sigmoid", "linear")
+)
+
+Act = tuple[int, np.floating, np.floating]
+"""(kernel id, input gain, output gain) in the kernel's dtype, as ``train.cu``'s ``PtAct``."""
 
 
-_TANH, _RELU, _SIGMOID = (ACTIVATIONS[n].kernel_id for n in ("tanh", "relu", "sigmoid"))
-
-
-def _train_phi(z: np.ndarray, act: int, tanh: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+def _train_phi(z: np.ndarray, act: Act, tanh: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """gain_out · base(gain_in · z) (``pt_phi``; a gain of 1 multiplies exactly)."""
     t_ = z.dtype.type
-    if act == _TANH:  # tanh(√2 z)
-        return tanh(t_(_SQRT2) * z)
-    if act == _RELU:  # √2 relu(z), NaN propagates
-        return t_(_SQRT2) * np.where((z > 0) | np.isnan(z), z, t_(0))
-    if act == _SIGMOID:
-        return t_(0.5) * (t_(1) + tanh(t_(0.5) * z))
-    return z
+    kid, g_in, g_out = act
+    u = g_in * z
+    if kid == _TANH:
+        return g_out * tanh(u)
+    if kid == _RELU:  # NaN propagates
+        return g_out * np.where((u > 0) | np.isnan(u), u, t_(0))
+    if kid == _SIGMOID:
+        return g_out * (t_(0.5) * (t_(1) + tanh(t_(0.5) * u)))
+    if kid == _LINEAR:
+        return g_out * u
+    raise ValueError(f"act: no training activation has kernel id {kid}")
 
 
-def _train_dphi(z: np.ndarray, a: np.ndarray, act: int) -> np.ndarray:
+def _train_dphi(z: np.ndarray, a: np.ndarray, act: Act) -> np.ndarray:
+    """gain_in · gain_out · base'(gain_in · z) from a = φ(z) (``pt_dphi``)."""
     t_ = z.dtype.type
-    if act == _TANH:
-        return t_(_SQRT2) * (t_(1) - a * a)
-    if act == _RELU:
-        return np.where(z > 0, t_(_SQRT2), t_(0))
-    if act == _SIGMOID:
-        return a * (t_(1) - a)
-    return np.ones_like(z)
+    kid, g_in, g_out = act
+    g = g_in * g_out
+    b = a / g_out
+    if kid == _TANH:
+        return g * (t_(1) - b * b)
+    if kid == _RELU:
+        return np.where(g_in * z > 0, g, t_(0))
+    if kid == _SIGMOID:
+        return g * (b * (t_(1) - b))
+    if kid == _LINEAR:
+        return np.full_like(z, g)
+    raise ValueError(f"act: no training activation has kernel id {kid}")
 
 
 def run_train_kernel(
@@ -60,10 +73,15 @@ def run_train_kernel(
     steps: int,
     minibatch: int,
     act: int,
+    gain_in: float,
+    gain_out: float,
     *,
     tanh: Callable[[np.ndarray], np.ndarray] = np.tanh,
 ) -> np.ndarray:
     """NumPy twin of a ``ps_train_*`` launch (``train.cu``): losses (P, steps) float64.
+    ``act`` is the base activation's kernel id, ``gain_in`` / ``gain_out`` its gains
+    (φ(z) = gain_out · base(gain_in · z), :data:`.reference.TRAIN_ACTIVATIONS`); an id the
+    kernel has no case for is a ``ValueError`` (the kernel traps).
 
     Vectorised over points (axis 0) and lanes (axis 1: lane j owns hidden unit j); per lane
     the kernel's algorithm in its order: sequential sums over rows and over i, the xor
@@ -78,6 +96,7 @@ def run_train_kernel(
     dt = w0.dtype
     t_ = dt.type
     p = len(lr_in)
+    act_: Act = (int(act), t_(gain_in), t_(gain_out))
     lane = np.arange(lanes)
     real = lane < n  # (N,)
     inv = t_(1.0 / np.sqrt(float(n)))
@@ -105,13 +124,13 @@ def run_train_kernel(
             for i in range(n):
                 acc = acc + xr[i] * mats[0][:, :, i]
             zs = [acc * inv]
-            as_ = [np.where(real, _train_phi(zs[0], act, tanh), t_(0))]
+            as_ = [np.where(real, _train_phi(zs[0], act_, tanh), t_(0))]
             for h in range(1, depth - 1):
                 s = np.zeros((p, lanes), dt)
                 for i in range(n):
                     s = s + as_[-1][:, i : i + 1] * mats[h][:, :, i]
                 zs.append(s * inv)
-                as_.append(np.where(real, _train_phi(zs[-1], act, tanh), t_(0)))
+                as_.append(np.where(real, _train_phi(zs[-1], act_, tanh), t_(0)))
             s = np.where(real, as_[-1] * wd, t_(0))
             o = lanes // 2
             while o:
@@ -123,7 +142,7 @@ def run_train_kernel(
                 continue
             dz = (scale * res) * inv  # (P,)
             grads[-1] += as_[-1] * dz[:, None]
-            dzj = np.where(real, ((dz[:, None] * wd) * inv) * _train_dphi(zs[-1], as_[-1], act), 0)
+            dzj = np.where(real, ((dz[:, None] * wd) * inv) * _train_dphi(zs[-1], as_[-1], act_), 0)
             dzj = dzj.astype(dt)
             for h in range(depth - 3, -1, -1):  # mats[h + 1] maps as_[h] to zs[h + 1]
                 for i in range(n):
@@ -137,7 +156,7 @@ def run_train_kernel(
                         keep = np.where(up, v[:, :, t + o], v[:, :, t])
                         v[:, :, t] = keep + send[:, lane ^ o]
                     o //= 2
-                dzj = np.where(real, (v[:, :, 0] * inv) * _train_dphi(zs[h], as_[h], act), 0)
+                dzj = np.where(real, (v[:, :, 0] * inv) * _train_dphi(zs[h], as_[h], act_), 0)
                 dzj = dzj.astype(dt)
             for i in range(n):
                 grads[0][:, :, i] += xr[i] * dzj

@@ -137,6 +137,9 @@ def kernel_args(
         "steps": int(steps),
         "minibatch": minibatch,
         "act": ACT_IDS[activation],
+        # φ(z) = gain_out · base(gain_in · z): the gains of the one table, as arguments
+        "gain_in": float(TRAIN_ACTIVATIONS[activation][1]),
+        "gain_out": float(TRAIN_ACTIVATIONS[activation][2]),
     }
 
 
@@ -173,6 +176,8 @@ def run_train_kernel_cupy(
     steps: int,
     minibatch: int,
     act: int,
+    gain_in: float,
+    gain_out: float,
 ) -> np.ndarray:
     """Launch ``name`` on the current CuPy device; losses (points, steps) float64 on the host."""
     import cupy as cp
@@ -203,6 +208,8 @@ def run_train_kernel_cupy(
             np.int32(steps),
             np.int32(minibatch),
             np.int32(act),
+            np.float64(gain_in),
+            np.float64(gain_out),
             np.int64(p),
             losses,
         ),

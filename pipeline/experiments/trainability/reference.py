@@ -27,14 +27,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from pipeline.errors import PipelineError
+from pipeline.experiments.trainability.activations import TRAIN_ACTIVATIONS, train_activation
 from pipeline.numerics import rng
-from pipeline.numerics.activations import Activation, scaled
 
 __all__ = [
     "DATASETS",
@@ -53,27 +52,6 @@ MAX_VALUE = 1e6
 """Clip value of the normalised loss (and the value of a non-finite loss)."""
 MINIBATCH = 16
 TILE_POINTS = 512
-
-_SQRT2 = math.sqrt(2.0)
-
-TRAIN_ACTIVATIONS: dict[str, tuple[str, float, float]] = {
-    "tanh": ("tanh", _SQRT2, 1.0),
-    "relu": ("relu", 1.0, _SQRT2),
-    "identity": ("linear", 1.0, 1.0),
-    "sigmoid": ("sigmoid", 1.0, 1.0),
-}
-"""Activations of the trainability experiment (Sohl-Dickstein 2024's scalings): name →
-(base activation of :mod:`pipeline.numerics.activations`, input gain, output gain), i.e.
-φ(z) = tanh(√2 z), √2·relu(z), z, sigmoid(z)."""
-
-
-@cache
-def train_activation(name: str) -> Activation:
-    """The trainability activation ``name`` (:data:`TRAIN_ACTIVATIONS`) as an
-    :class:`~pipeline.numerics.activations.Activation` with its gains applied."""
-    base, gain_in, gain_out = TRAIN_ACTIVATIONS[name]
-    return scaled(base, gain_in, gain_out)
-
 
 DATASETS = ("full", "single", "minibatch")
 

@@ -96,12 +96,14 @@ PLANE_RULES = {
             "float",
             default=None,
             long_name="log10 of the learning rate of the even (input) layers",
+            label="log10 lr_in (input layer)",
         ),
         AxisRule(
             "lr_out",
             "float",
             default=None,
             long_name="log10 of the learning rate of the odd (output) layers",
+            label="log10 lr_out (output layer)",
         ),
     ),
     "offset_vs_lr": (
@@ -116,6 +118,7 @@ PLANE_RULES = {
             "float",
             default=None,
             long_name="log10 of the learning rate of all layers",
+            label="log10 learning rate (all layers)",
         ),
     ),
     "log_offset_vs_lr": (
@@ -124,12 +127,14 @@ PLANE_RULES = {
             "float",
             default=None,
             long_name="log10 of the offset of the input-layer weights",
+            label="log10 offset of the input-layer weights",
         ),
         AxisRule(
             "lr",
             "float",
             default=None,
             long_name="log10 of the learning rate of all layers",
+            label="log10 learning rate (all layers)",
         ),
     ),
 }
@@ -489,8 +494,15 @@ class TrainabilityExperiment(Experiment):
 
     field_description = "sign of the trainability score"
     display_label = "sign(score)·log(1 + |score|)"
+    class_names = ("converged", "diverged")
 
-    def signed_field(self, spec: SweepSpec, ds: xr.Dataset) -> xr.DataArray:
+    def stored_plane(self, ds: xr.Dataset) -> tuple[str, str]:
+        """The plane of the stored spec's ``mode`` (``lr_vs_lr`` when the dataset has none)."""
+        mode = ds.attrs.get("sweep_spec", {}).get("mode", "lr_vs_lr")
+        a, b = PLANE_RULES.get(mode, PLANE_RULES["lr_vs_lr"])
+        return a.name, b.name
+
+    def signed_field(self, spec: SweepSpec | None, ds: xr.Dataset) -> xr.DataArray:
         """The score: < 0 converged, > 0 diverged (one image per step count when several
         are scored)."""
         return ds["score"]
