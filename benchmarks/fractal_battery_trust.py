@@ -36,7 +36,7 @@ from pipeline.analysis.fractal.boundary import boundary_dimension
 FIELDS = BATTERY | TRUST_BATTERY
 RESULTS = Path(__file__).with_name("fractal_battery_trust.json")
 # realisations per field: (random fields, deterministic fields) at each resolution
-REPS = {2048: (3, 2), 4096: (2, 1)}
+REPS = {2048: (4, 3), 4096: (2, 2)}
 CLOSE = 0.03
 
 
@@ -68,6 +68,7 @@ def measure(name: str, n: int, seed: int) -> dict:
         "noise_max_dim": None if nc is None or nc.dims.size == 0 else float(nc.dims.max()),
         "small_share": None if nc is None else nc.small_share,
         "frontier": None if nc is None else _iv(nc.frontier),
+        "cutoff": None if r.estimate is None else r.estimate.extra.get("cutoff_bound"),
         "total_s": time.perf_counter() - t0,
     }
 

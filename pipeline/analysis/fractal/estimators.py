@@ -282,6 +282,11 @@ CUTOFF_SCALES = (1.0, 4.0)
 fit range (the range starts at the upper one)."""
 
 
+CUTOFF_MAX_WEIGHT = 0.75
+"""The largest share of the deficit below the range that :func:`cutoff_bound` carries into
+the range (b <= 3 δ)."""
+
+
 def cutoff_bound(
     ev: NDArray, fr: NDArray, dim: float, fit_range: tuple[int, int]
 ) -> tuple[float, float]:
@@ -295,10 +300,12 @@ def cutoff_bound(
     ≈ γ K / f(ε) ∝ ε^−γ, γ = 2 − D: for boundaries of high D it reaches far up the
     range (the zero set of a fractional Brownian surface of H = 0.3, spectrum cut at the
     pixel: local slopes 1.47 at 1.4 px, 1.63 at 4.5 px, 1.66 at 12 px, for D = 1.7).
-    b is the least-squares slope, over the fit range, of the log-f change that a deficit
-    δ (ε / 2 px)^−γ of the local dimension implies: how far the fit can sit below D if
-    the deficit seen below the range decays no faster than a constant missing share of
-    the flips allows. Sharp boundaries rendered on pixels recover faster (≈ 1/ε), so b
+    With w the least-squares slope, over the fit range, of the log-f change that a
+    deficit (ε / 2 px)^−γ of the local dimension implies (the share of the deficit at 2 px
+    that the fit keeps), b = w δ / (1 − w): how far the fit can sit below D if the deficit
+    seen below the range decays no faster than a constant missing share of the flips
+    allows (δ is measured from the fit, which sits low by b itself; on f = ε^γ − K over
+    4–128 px, γ = 0.3–0.74, b holds the fit's bias). Sharp boundaries rendered on pixels recover faster (≈ 1/ε), so b
     overstates their bias; it is one-sided (the cutoff only lowers D) and goes on the
     interval's upper end. b = 0 when δ <= 0 or the shifts do not reach both scales."""
     lo, hi = CUTOFF_SCALES
@@ -315,7 +322,9 @@ def cutoff_bound(
     g = max(2.0 - dim, 0.1)
     # log f_true − log f_observed, up to a constant: its x-derivative is the deficit
     c = -(deficit / g) * math.sqrt(lo * hi) ** g * np.exp(-g * x)
-    return max(float(linfit(x, c)[0]), 0.0), deficit
+    w = min(max(float(linfit(x, c)[0]) / deficit, 0.0), CUTOFF_MAX_WEIGHT)
+    # δ is measured from the fit, which sits low by the bias itself: bias = w (δ + bias)
+    return w * deficit / (1.0 - w), deficit
 
 
 def _exponent_estimate(
