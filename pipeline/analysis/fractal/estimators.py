@@ -305,9 +305,10 @@ def cutoff_bound(
     that the fit keeps), b = w δ / (1 − w): how far the fit can sit below D if the deficit
     seen below the range decays no faster than a constant missing share of the flips
     allows (δ is measured from the fit, which sits low by b itself; on f = ε^γ − K over
-    4–128 px, γ = 0.3–0.74, b holds the fit's bias). Sharp boundaries rendered on pixels recover faster (≈ 1/ε), so b
-    overstates their bias; it is one-sided (the cutoff only lowers D) and goes on the
-    interval's upper end. b = 0 when δ <= 0 or the shifts do not reach both scales."""
+    4–128 px, γ = 0.15–0.74, b holds the fit's bias). Sharp boundaries rendered on pixels
+    recover faster (≈ 1/ε), so b overstates their bias; it is one-sided (the cutoff only
+    lowers D) and goes on the interval's upper end. b = 0 when δ <= 0 or the shifts do not
+    reach both scales."""
     lo, hi = CUTOFF_SCALES
     ok = fr > 0
     e, f = np.asarray(ev, np.float64)[ok], np.asarray(fr, np.float64)[ok]
