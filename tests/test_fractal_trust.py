@@ -6,6 +6,7 @@ uncertainty. The battery of these fields at 2048²–4096² is
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -22,6 +23,7 @@ from pipeline.analysis.fractal.boundary import (
     range_trend,
 )
 from pipeline.analysis.fractal.estimate import DimensionEstimate
+from pipeline.analysis.fractal.estimators import cutoff_bound, default_dimension
 from pipeline.analysis.fractal.noise import (
     NOISE_DIMENSION,
     noise_check,
@@ -181,3 +183,65 @@ def test_range_trend_reads_uncertainty_exponents_as_two_minus_slope():
     f = 1.0 / _counts(lambda x: 0.5 - 0.2 * (x - math.log(4)) / span, s)
     e = DimensionEstimate(1.6, (1.5, 1.7), s, f, (i, j), "directional-uncertainty")
     assert range_trend(e) == pytest.approx(0.1, abs=0.01)
+
+
+# ----------------------------------------------------------------- pixel-scale cutoff
+
+
+def _shifts_and_range(top: int) -> tuple[np.ndarray, int, int]:
+    e = np.unique(np.round(2.0 ** np.arange(0, 8.01, 0.25)))
+    return e, int(np.flatnonzero(e == 4)[0]), int(np.flatnonzero(e == top)[0])
+
+
+@pytest.mark.parametrize("gamma", [0.15, 0.3, 0.5, 0.74])
+@pytest.mark.parametrize("missing", [0.1, 0.4, 0.7])
+def test_cutoff_bound_holds_the_bias_of_a_constant_deficit(gamma: float, missing: float):
+    """Flip fractions f = ε^γ − K (a constant share of flips lost below the pixel): the
+    plain fit over 4–128 px reads D = 2 − γ low, and fit + bound reaches the truth; a
+    pure power law has no deficit and no bound."""
+    e, i, j = _shifts_and_range(128)
+    x = np.log(e[i : j + 1])
+
+    def fitted(f: np.ndarray) -> float:
+        return 2.0 - float(np.polyfit(x, np.log(f[i : j + 1]), 1)[0])
+
+    f = e**gamma - missing
+    d = fitted(f)
+    b, deficit = cutoff_bound(e, f, d, (i, j))
+    assert d < 2.0 - gamma - 0.005 and deficit > 0
+    assert 2.0 - gamma <= d + b <= 2.0 - gamma + 3 * (2.0 - gamma - d)
+    clean = e**gamma
+    assert cutoff_bound(e, clean, fitted(clean), (i, j))[0] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_cutoff_bound_widens_only_the_upper_end_and_not_the_flag_rules():
+    """A rough level set (H = 0.3, D = 1.7, spectrum cut at the pixel) reads low at 1024²
+    with local slopes 1–4 px far below the fit; the interval's upper end carries the
+    bound and covers 1.7 (without the bound it misses for some of these seeds), the lower
+    end does not move; a Koch snowflake rendered on pixels gets no bound."""
+    misses_without = 0
+    for seed in range(4):
+        e = default_dimension(TRUST_BATTERY["level_set_h0.3"].render(1024, seed))
+        b = e.extra["cutoff_bound"]
+        assert e.estimate < 1.68 and e.extra["cutoff_deficit"] > 0.08 and b > 0.04
+        assert e.interval[0] <= 1.7 <= e.interval[1]
+        assert e.interval[1] - e.estimate == pytest.approx(e.estimate - e.interval[0] + b)
+        misses_without += e.interval[1] - b < 1.7
+    assert misses_without >= 1
+    k = default_dimension(BATTERY["koch_snowflake"].render(1024, 0))
+    assert k.extra["cutoff_bound"] < 0.01
+
+
+def test_flag_rules_use_the_symmetric_half_width():
+    """The cutoff bound says how far the fit may sit low, not how much it scatters:
+    disagreement, trend and one-way drift compare with the half-width without it."""
+    e = _est(1.50, 0.03, "directional-uncertainty")
+    wide = dataclasses.replace(
+        e, interval=(1.47, 1.53 + 0.2), extra={"cutoff_bound": 0.2}
+    )  # half_width 0.13, symmetric part 0.03
+    assert wide.half_width == pytest.approx(0.13)
+    far = BoundaryDimension((1024, 1024), wide, others={"box-counting": _est(1.56, 0.04)})
+    assert far.disagreeing == ["box-counting"]
+    steps = tuple((s, _est(v, 0.5)) for s, v in ((256, 1.44), (512, 1.47)))
+    drift = BoundaryDimension((1024, 1024), wide, resolutions=(*steps, (1024, wide)))
+    assert drift.drifting  # 1.44 -> 1.47 -> 1.50: one way by 0.06 > 0.03

@@ -106,6 +106,13 @@ def range_trend(e: DimensionEstimate) -> float:
     return float(-(b_hi - b_lo))  # D = const − slope for both kinds of estimator
 
 
+def _half(e: DimensionEstimate) -> float:
+    """The symmetric part of ``e``'s 95 % half-width: without the one-sided cutoff bound on
+    its upper end (:func:`~.estimators.cutoff_bound`), which says how far the fit may sit
+    low, not how much it scatters."""
+    return e.half_width - 0.5 * float(e.extra.get("cutoff_bound", 0.0))
+
+
 def _fmt(d: DimensionEstimate) -> str:
     """``1.234 [1.200, 1.268]``."""
     return f"{d.estimate:.3f} [{d.interval[0]:.3f}, {d.interval[1]:.3f}]"
@@ -176,7 +183,7 @@ class BoundaryDimension:
             if d is None:
                 continue
             if k in PAIRED:
-                if abs(d.estimate - e.estimate) > math.hypot(d.half_width, e.half_width):
+                if abs(d.estimate - e.estimate) > math.hypot(_half(d), _half(e)):
                     out.append(k)
             elif d.interval[1] < lo or d.interval[0] > hi:
                 out.append(k)
@@ -195,7 +202,7 @@ class BoundaryDimension:
         return (
             self.estimate is not None
             and math.isfinite(t)
-            and abs(t) > max(TREND_MIN, self.estimate.half_width)
+            and abs(t) > max(TREND_MIN, _half(self.estimate))
         )
 
     @property
@@ -224,7 +231,7 @@ class BoundaryDimension:
             return False
         steps = np.diff(vals)
         one_way = bool(np.all(steps > 0) or np.all(steps < 0))
-        return one_way and abs(vals[-1] - vals[0]) > self.estimate.half_width
+        return one_way and abs(vals[-1] - vals[0]) > _half(self.estimate)
 
     def value_text(self) -> str:
         """``D = 1.234 [1.200, 1.268]``, or ``D n/a``."""

@@ -277,6 +277,57 @@ def _from_flips(af: AxisFlips, frame: int | None = None) -> DimensionEstimate:
     )
 
 
+CUTOFF_SCALES = (1.0, 4.0)
+"""The shifts (px) between which :func:`cutoff_bound` measures the local slope below the
+fit range (the range starts at the upper one)."""
+
+
+CUTOFF_MAX_WEIGHT = 0.75
+"""The largest share of the deficit below the range that :func:`cutoff_bound` carries into
+the range (b <= 3 δ)."""
+
+
+def cutoff_bound(
+    ev: NDArray, fr: NDArray, dim: float, fit_range: tuple[int, int]
+) -> tuple[float, float]:
+    """(bound b >= 0, deficit δ) of a pixel-scale cutoff in the uncertain fractions ``fr``
+    at shifts ``ev`` (px) fitted as dimension ``dim`` over ``ev[fit_range]``.
+
+    δ is ``dim`` minus the dimension of the step from 1 to 4 px (:data:`CUTOFF_SCALES`):
+    a raster or a spectrum that stops at the pixel loses the flips of the sub-pixel detail,
+    so the local slopes fall short of D there. Such a loss is a constant deficit K in f(ε)
+    (at shifts above the lost detail), and a constant deficit lowers the local dimension by
+    ≈ γ K / f(ε) ∝ ε^−γ, γ = 2 − D: for boundaries of high D it reaches far up the
+    range (the zero set of a fractional Brownian surface of H = 0.3, spectrum cut at the
+    pixel: local slopes 1.47 at 1.4 px, 1.63 at 4.5 px, 1.66 at 12 px, for D = 1.7).
+    With w the least-squares slope, over the fit range, of the log-f change that a
+    deficit (ε / 2 px)^−γ of the local dimension implies (the share of the deficit at 2 px
+    that the fit keeps), b = w δ / (1 − w): how far the fit can sit below D if the deficit
+    seen below the range decays no faster than a constant missing share of the flips
+    allows (δ is measured from the fit, which sits low by b itself; on f = ε^γ − K over
+    4–128 px, γ = 0.15–0.74, b holds the fit's bias). Sharp boundaries rendered on pixels
+    recover faster (≈ 1/ε), so b overstates their bias; it is one-sided (the cutoff only
+    lowers D) and goes on the interval's upper end. b = 0 when δ <= 0 or the shifts do not
+    reach both scales."""
+    lo, hi = CUTOFF_SCALES
+    ok = fr > 0
+    e, f = np.asarray(ev, np.float64)[ok], np.asarray(fr, np.float64)[ok]
+    if e.size < 2 or e[0] > lo or e[-1] < hi:
+        return 0.0, math.nan
+    lf = np.interp(np.log([lo, hi]), np.log(e), np.log(f))
+    deficit = float(dim - (2.0 - (lf[1] - lf[0]) / math.log(hi / lo)))
+    i, j = fit_range
+    x = np.log(np.asarray(ev, np.float64)[i : j + 1])
+    if deficit <= 0 or x.size < 3 or not math.isfinite(deficit):
+        return 0.0, deficit
+    g = max(2.0 - dim, 0.1)
+    # log f_true − log f_observed, up to a constant: its x-derivative is the deficit
+    c = -(deficit / g) * math.sqrt(lo * hi) ** g * np.exp(-g * x)
+    w = min(max(float(linfit(x, c)[0]) / deficit, 0.0), CUTOFF_MAX_WEIGHT)
+    # δ is measured from the fit, which sits low by the bias itself: bias = w (δ + bias)
+    return w * deficit / (1.0 - w), deficit
+
+
 def _exponent_estimate(
     ev: NDArray, fr: NDArray, side: int, loo: NDArray, method: str, extra: dict | None = None
 ) -> DimensionEstimate:
@@ -288,7 +339,9 @@ def _exponent_estimate(
     a the largest residual of log f about the fitted line, L the fit's log-range; a residual
     pattern of amplitude a can move a least-squares slope over L by at most that (the
     log-periodic swings of a steep self-similar island, ±0.13 in local slope, bias the fit
-    by 0.01–0.03 without moving the jackknife or the range spread)."""
+    by 0.01–0.03 without moving the jackknife or the range spread). The upper end adds the
+    *cutoff bound* (:func:`cutoff_bound`, ``extra["cutoff_bound"]``): the most a pixel-scale
+    cutoff seen below the range can still hold the fit down."""
     # the fit's "dimension" is −slope = −γ, so D = 2 + it
     r = calibrated_dimension(
         ev, fr, side, jackknife=loo, to_dimension=lambda q: 2.0 + q.dimension,
@@ -310,11 +363,12 @@ def _exponent_estimate(
     if len(fit.params) >= 2 and x.size >= 3 and x[-1] > x[0]:
         res = y - (fit.params[0] + fit.params[1] * x)
         swing = 3.0 * float(np.abs(res).max()) / float(x[-1] - x[0])
-    if spread > r["range_spread"] or swing > 0:
+    cut, deficit = (0.0, math.nan) if r["fallback"] else cutoff_bound(ev, fr, est, r["fit_range"])
+    if spread > r["range_spread"] or swing > 0 or cut > 0:
         jack, se = r["jackknife_sd"], fit.se
         stat = jack if math.isfinite(jack) else (se if math.isfinite(se) else 0.0)
         half = Z95 * math.hypot(stat, spread) + swing
-        interval = (est - half, est + half)
+        interval = (est - half, est + half + cut)
     r = r | {"range_spread": spread, "swing_bound": swing}
     return DimensionEstimate(
         estimate=est,
@@ -327,6 +381,7 @@ def _exponent_estimate(
         model=fit.model,
         params=fit.params,
         extra={k: r[k] for k in ("jackknife_sd", "range_spread", "swing_bound", "span", "fallback")}
+        | {"cutoff_bound": cut, "cutoff_deficit": deficit}
         | {"side": side, "min_span": UE_MIN_SPAN, "top": UE_TOPS[0]}
         | (extra or {}),
     )
