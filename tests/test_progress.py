@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 
 import numpy as np
 import pytest
@@ -151,3 +152,29 @@ def test_plan_prints_a_time_estimate_from_a_measured_rate(tmp_path, capsys):
     assert re.match(r"time \(estimate\)\s+[\d.]+ (µs|ms|s|min)", line[0])
     gpu = [ln for ln in out.splitlines() if ln.startswith("GPU time")][0]
     assert re.match(r"GPU time\s+[\d.]+ (µs|ns|ms) on one H100", gpu) and "e-" not in gpu
+
+
+def test_plan_calibration_leaves_out_the_compiled_backends_first_call(monkeypatch):
+    """The numba backend compiles (or loads its cache) in a worker's first call: calibrating
+    must not time it, or a depth-1000 spec reads days instead of minutes."""
+    from pipeline.engine import calibrate as cal_mod
+    from pipeline.experiments import get_experiment
+
+    spec = parse_spec({**TINY, "chunks": {"sigma_w2": 4, "sigma_b": 2}})
+    exp = get_experiment(spec.experiment)
+    real = exp.compute_chunk
+    calls = []
+
+    def slow_first(spec_, coords, backend="numpy", threads=1):
+        calls.append(backend)
+        if len(calls) == 1:
+            time.sleep(1.5)  # the one-off compilation
+        return real(spec_, coords, backend="numpy", threads=threads)
+
+    monkeypatch.setattr(type(exp), "compute_chunk", lambda self, *a, **k: slow_first(*a, **k))
+    with_warmup = cal_mod.calibrate(spec, "numba", budget_s=1.0)
+    assert len(calls) >= 3  # the untimed first call, then parts of the chunk
+    calls.clear()
+    numpy_rate = cal_mod.calibrate(spec, "numpy", budget_s=1.0).flops_per_s
+    # the 1.5 s sleep is not in the rate: it is within a factor of the NumPy rate's
+    assert with_warmup.flops_per_s > numpy_rate / 20

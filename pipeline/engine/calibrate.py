@@ -3,11 +3,13 @@
 The estimate divides the plan's FLOPs by a measured rate. The rate comes from the spec's own
 code: one grid point of the spec (the first value of every axis) is computed, as often as fits
 in the budget, and its FLOPs (the experiment's ``chunk_cost``) over the seconds it took give
-the rate, start-up and Python overhead included. When one point would take longer than the
-budget (a paper-scale training run), or cannot be computed here (a draws file not present),
-the rate is that of a matrix product of the spec's dtype instead (a GEMM rate: an upper bound
-on the speed, so a lower bound on the time). Either way it is an estimate of one worker's
-compute, not a promise: sizes change the rate, and the run adds I/O and scheduling.
+the rate, start-up and Python overhead included (not the compiled backend's one-off
+compilation or cache load: a first grid point is computed untimed). When one point would take
+longer than the budget (a paper-scale training run), or cannot be computed here (a draws file
+not present), the rate is that of a matrix product of the spec's dtype instead (a GEMM rate:
+an upper bound on the speed, so a lower bound on the time). Either way it is an estimate of
+one worker's compute, not a promise: sizes change the rate, and the run adds I/O and
+scheduling.
 """
 
 from __future__ import annotations
@@ -104,10 +106,16 @@ def calibrate(spec: SweepSpec, backend: str = "numpy", budget_s: float = 2.5) ->
         )
     done: list[tuple[float, float, int]] = []  # (flops, seconds, points)
     spent, i = 0.0, 0
+    if backend == "numba":  # compiling (or loading the cache) happens once per worker process,
+        try:  # not per chunk: a first, untimed grid point keeps it out of the rate
+            exp.compute_chunk(spec, _first(spec, parts[0]), backend=backend, threads=1)
+        except Exception as e:  # e.g. a draws file that is not on this machine
+            return Calibration(
+                gemm, backend, f"{spec.dtype} matrix products (a grid point failed here: "
+                f"{type(e).__name__})",
+            )  # fmt: skip
     while True:
-        coords = {
-            a.name: np.asarray(a.values[:n]) for a, n in zip(spec.axes, parts[i], strict=True)
-        }
+        coords = _first(spec, parts[i])
         t0 = time.perf_counter()
         try:
             exp.compute_chunk(spec, coords, backend=backend, threads=1)
@@ -130,6 +138,11 @@ def calibrate(spec: SweepSpec, backend: str = "numpy", budget_s: float = 2.5) ->
     a, r = _fit(done, gemm) if len(done) > 1 else (0.0, done[-1][0] / done[-1][1])
     what = f"parts of its first chunk up to {done[-1][2]} grid point(s)"
     return Calibration(r, backend, what, per_call_s=a)
+
+
+def _first(spec: SweepSpec, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """The coordinates of the chunk of ``shape`` at the start of every axis."""
+    return {a.name: np.asarray(a.values[:n]) for a, n in zip(spec.axes, shape, strict=True)}
 
 
 def _fit(done: list[tuple[float, float, int]], gemm: float) -> tuple[float, float]:
