@@ -2,20 +2,21 @@
 the full-resolution field.
 
 The rounds are planned by :class:`pipeline.engine.refine_plan.Refiner`. Round ``r``'s points
-are grouped by the store chunk they fall in; one task per group computes them
+are grouped by the store chunk they fall in, and the groups are packed into about one task
+per worker thread (:func:`pack_chunks`, consecutive chunks of about equal point counts, at
+most a chunk's pixels per task). A task computes the points of its chunks in one call
 (:meth:`~pipeline.experiments.base.Experiment.compute_points`), classifies them
-(:meth:`~pipeline.experiments.base.Experiment.pixel_class`) and writes a point file
-``<store>/_refine/r<r>/<chunk key>.npz`` (flat pixel indices, class codes, every variable),
-made atomically: the file is the chunk's done marker. Rounds run one after the other through
-the bounded window (:mod:`.submit`): the next round's plan needs every class of this one
-(a block is split when its samples disagree), so a round starts when the previous one has
-finished. A round's chunks are packed into about one task per worker thread
-(:func:`pack_chunks`): a task computes the points of its chunks in one call and writes one
-point file per chunk. A round's latency is then one task, not one per chunk and worker: the
-per-call cost of a point batch (a trainability call computes whole padded tiles of points,
-however few it is given) is paid a few times per round instead of once per chunk, so the
-refined run's time follows the share of pixels it computes. The values do not depend on the
-packing (a point's values never depend on the other points of its call). A resumed run
+(:meth:`~pipeline.experiments.base.Experiment.pixel_class`) and writes one point file per
+chunk, ``<store>/_refine/r<r>/<chunk key>.npz`` (flat pixel indices, class codes, every
+variable), made atomically: the file is the chunk's done marker. Rounds run one after the
+other through the bounded window (:mod:`.submit`): the next round's plan needs every class
+of this one (a block is split when its samples disagree), so a round starts when the
+previous one has finished. Packing keeps that wait short: a point batch has a per-call cost
+(a NumPy trainability call computes whole padded tiles of points, however few it is given),
+paid once per task, so with one task per chunk a round of a few points in each of many
+chunks cost many times its compute; packed, the refined run's time follows the share of
+pixels it computes. The values do not depend on the packing (a point's values never depend
+on the other points of its call). A resumed run
 replays the plan from the stored classes (the same plan: it is a pure function of them),
 keeps the point files that match it and computes the rest.
 
