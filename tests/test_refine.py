@@ -362,3 +362,27 @@ def test_trainability_points_do_not_depend_on_their_batch():
         joined = np.concatenate([p[name] for p in parts])
         np.testing.assert_array_equal(joined, values)
     assert np.isfinite(whole["score"]).any()
+
+
+@pytest.mark.parametrize(
+    "shape, coarse, levels", [((37, 29), 8, 3), ((64, 65), 16, 2), ((20, 41), 4, 2), ((9, 9), 8, 1)]
+)
+def test_classes_present_counts_every_closed_block_by_brute_force(shape, coarse, levels):
+    rng = np.random.default_rng(sum(shape) + coarse)
+    spec = RefineSpec(coarse=coarse, levels=levels, audit=0.0)
+    r = Refiner(shape, spec)
+    # sparse computed pixels of all three classes, so blocks hold 0, 1, 2 or 3 classes
+    r.codes[...] = np.where(rng.random(shape) < 0.15, rng.integers(1, 4, shape), 0)
+    got = r._classes_present()
+    s, seen = coarse, set()
+    while s >= spec.final:
+        lo0, lo1 = np.arange(0, shape[0] - 1, s), np.arange(0, shape[1] - 1, s)
+        want = np.zeros((len(lo0), len(lo1)), np.int8)
+        for a, i in enumerate(lo0):
+            for b, j in enumerate(lo1):
+                block = r.codes[i : min(i + s, shape[0] - 1) + 1, j : min(j + s, shape[1] - 1) + 1]
+                want[a, b] = len(set(np.unique(block).tolist()) - {0})
+        np.testing.assert_array_equal(got[s], want, err_msg=f"spacing {s}")
+        seen |= set(np.unique(want).tolist())
+        s //= 2
+    assert len(seen) >= 2  # blocks of different counts were compared
