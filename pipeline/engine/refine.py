@@ -16,9 +16,9 @@ previous one has finished. Packing keeps that wait short: a point batch has a pe
 paid once per task, so with one task per chunk a round of a few points in each of many
 chunks cost many times its compute; packed, the refined run's time follows the share of
 pixels it computes. The values do not depend on the packing (a point's values never depend
-on the other points of its call). A resumed run
-replays the plan from the stored classes (the same plan: it is a pure function of them),
-keeps the point files that match it and computes the rest.
+on the other points of its call). A resumed run replays the plan from the stored classes
+(the same plan: it is a pure function of them), keeps the point files that match it and
+computes the rest.
 
 Then every store chunk is written whole by the usual :func:`~.writer.write_chunk` (with its
 usual done marker): computed pixels with their values, the others with the values of the
@@ -128,8 +128,8 @@ def pack_chunks(sizes: list[int], n_tasks: int, cap: int) -> list[list[int]]:
     cur: list[int] = []
     acc = done = 0
     for i, n in enumerate(sizes):
-        # close the run when this chunk would overflow the cap, or when its larger half lies
-        # beyond the run's share of the round
+        # close the run before this chunk when it would overflow the cap, or when more than
+        # half of it would lie beyond the run's share of the round
         if cur and (acc + n > cap or done + acc + n / 2 > goal * (len(out) + 1)):
             out.append(cur)
             done, cur, acc = done + acc, [], 0
