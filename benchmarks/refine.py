@@ -20,6 +20,15 @@ then against the stored full field, and its time is the one recorded then).
 
     python benchmarks/refine.py --case tanh512 --case tanh1024 --case erf1024 --write
     python benchmarks/refine.py --case tanh128       # quick look, prints only
+
+``--timing CASE --steps S``: the time of a refined run against the evaluated fraction, all
+three runs fresh and back to back in this one run (own section ``refine-time``): the full
+run, the refined run as it schedules its rounds (about one task per worker thread), and the
+refined run with one task per store chunk and round (how rounds were scheduled before; the
+same points, the same values: the script checks that both refined stores are equal). The
+target: refined time <= 2 x evaluated fraction x full time + 30 s.
+
+    nice -n 5 python benchmarks/refine.py --timing tanh1024 --steps 20 --write
 """
 
 from __future__ import annotations
@@ -194,6 +203,85 @@ def table(rows: list[dict], note: str = "") -> str:
     return "\n".join(lines + ([""] + [note] if note else []))
 
 
+def _fresh(raw: dict, store: Path, workers: int) -> float:
+    """Seconds of one run of ``raw`` into a new store ``store`` (end to end)."""
+    import shutil
+
+    shutil.rmtree(store, ignore_errors=True)
+    return _run(raw, store, workers)
+
+
+def timing(case: str, steps: int | None, work: Path, workers: int) -> dict:
+    """Full, refined and refined-per-chunk runs of ``case`` (``steps``: the trainability
+    steps, default the workflow's), fresh, in this order; their times and the target check."""
+    import pipeline.engine.refine as refine_mod
+
+    work.mkdir(parents=True, exist_ok=True)
+    raws = [case_spec(case, False), case_spec(case, True)]
+    if steps is not None:
+        for raw in raws:
+            raw["steps"] = steps
+    t_full = _fresh(raws[0], work / f"{case}_t_full.zarr", workers)
+    t_ref = _fresh(raws[1], work / f"{case}_t_refined.zarr", workers)
+    packed = refine_mod.pack_chunks
+    refine_mod.pack_chunks = lambda sizes, n, cap: [[i] for i in range(len(sizes))]
+    try:
+        t_chunk = _fresh(raws[1], work / f"{case}_t_per_chunk.zarr", workers)
+    finally:
+        refine_mod.pack_chunks = packed
+    a = open_sweep(work / f"{case}_t_refined.zarr")
+    b = open_sweep(work / f"{case}_t_per_chunk.zarr")
+    same = all(
+        np.array_equal(a[v].values, b[v].values, equal_nan=a[v].dtype.kind == "f")
+        for v in a.data_vars
+    )
+    frac = a.attrs[ATTR]["evaluated_fraction"]
+    return {
+        "case": case,
+        "steps": raws[0].get("steps"),
+        "workers": workers,
+        "evaluated_fraction": frac,
+        "rounds": a.attrs[ATTR]["rounds"],
+        "t_full": t_full,
+        "t_refined": t_ref,
+        "t_per_chunk": t_chunk,
+        "same_values": same,
+        "bound_s": 2 * frac * t_full + 30.0,
+        "bound_without_30s": 2 * frac * t_full,
+    }
+
+
+def timing_table(rows: list[dict], note: str = "") -> str:
+    """The ``refine-time`` section of BENCHMARKS.md."""
+    lines = [
+        "## Refinement time against the evaluated fraction (`benchmarks/refine.py --timing`)",
+        "",
+        machine_line(),
+        "",
+        f"Refined with `refine: {json.dumps(REFINE)}`. Three fresh runs of the same plane, back "
+        "to back in one script run on the same local cluster settings (NumPy backend, "
+        "single-threaded worker processes: the workers column), each timed end to end "
+        "(cluster start, rounds, filling the store): the full run, the refined run, and the "
+        "refined run with one task per store chunk and round (how rounds were scheduled "
+        "before they were packed into about one task per worker thread). Target: refined "
+        "time <= 2 x evaluated fraction x full time + 30 s.",
+        "",
+        "| plane | steps | workers | evaluated fraction | rounds | refined / full | "
+        "per-chunk tasks / full | 2 x fraction | target met | refined values = per-chunk |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['case']} | {r['steps']} | {r['workers']} | {r['evaluated_fraction']:.3f} | "
+            f"{r['rounds']} | {r['t_refined'] / r['t_full']:.3f} | "
+            f"{r['t_per_chunk'] / r['t_full']:.3f} | {2 * r['evaluated_fraction']:.3f} | "
+            f"{'yes' if r['t_refined'] <= r['bound_s'] else 'no'} "
+            f"({r['t_refined'] / r['t_full']:.3f} <= {r['bound_s'] / r['t_full']:.3f}) | "
+            f"{'yes' if r['same_values'] else 'NO'} |"
+        )
+    return "\n".join(lines + ([""] + [note] if note else []))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure the cases, print the table (and write BENCHMARKS.md with ``--write``)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -205,11 +293,22 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="a case compared with the finished chunks of a full run stopped midway",
     )
+    ap.add_argument("--timing", action="append", default=[], help="a case timed (see above)")
+    ap.add_argument("--steps", type=int, default=None, help="trainability steps for --timing")
     ap.add_argument("--work", default="refine_bench", help="folder for the stores")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--write", action="store_true", help="rewrite the BENCHMARKS.md section")
     ap.add_argument("--note", default="", help="a paragraph under the table")
     args = ap.parse_args(argv)
+    if args.timing:
+        trows = []
+        for case in args.timing:
+            trows.append(timing(case, args.steps, Path(args.work), args.workers))
+            print(json.dumps(trows[-1]), flush=True)
+            if args.write:
+                write_section("refine-time", timing_table(trows, args.note))
+        print(timing_table(trows, args.note))
+        return 0
     rows = []
     cases = [(c, True) for c in args.case] + [(c, False) for c in args.refined_only]
     cases += [(c, "partial") for c in args.partial_full]

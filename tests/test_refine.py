@@ -28,7 +28,13 @@ import sweep_stub  # noqa: E402
 import zarr  # noqa: E402
 
 from pipeline import open_sweep, parse_spec, register, run_sweep  # noqa: E402
-from pipeline.engine.refine import ATTR, REFINE_DIR, point_files, refine_status  # noqa: E402
+from pipeline.engine.refine import (  # noqa: E402
+    ATTR,
+    REFINE_DIR,
+    pack_chunks,
+    point_files,
+    refine_status,
+)
 from pipeline.engine.refine_plan import Refiner, codes_of, expected_fraction  # noqa: E402
 from pipeline.errors import SpecError  # noqa: E402
 from pipeline.spec.refine import RefineSpec  # noqa: E402
@@ -79,6 +85,16 @@ def refined(tmp_path_factory, client):
     assert any(m.startswith("round 0: ") for m in beats) and any(
         m.startswith("fill: ") for m in beats
     )
+    # a round runs as one task per worker thread (2 here), not one per chunk (round 0's 81
+    # points lie in all 16 chunks), plus what a task's cap of one chunk's pixels (256) forces
+    tasks = {m.split(":")[0]: int(m.split("/")[1].split()[0]) for m in beats if m[0] == "r"}
+    points = {
+        m.split(":")[0]: int(m.split(": ")[1].split(" points")[0].replace(",", ""))
+        for m in lines
+        if re.match(r"round \d+: [\d,]+ points", m)
+    }
+    assert tasks["round 0"] == 2 and len(tasks) >= 3, beats
+    assert all(n <= 3 + 2 * (points[r] // 256) for r, n in tasks.items()), (tasks, points)
     last = [m for m in beats if m.startswith("fill: ")][-1]
     done, total = map(int, re.match(r"fill: (\d+)/(\d+)", last).groups())
     assert 0 < done <= total
@@ -152,7 +168,14 @@ def test_killed_refinement_resumes_to_the_same_store(tmp_path, refined, client):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+    # a round is about one task per worker: the kill most often lands after round 1's only
+    # task wrote all its files, so take back every other one (a task killed midway through
+    # writing its chunks' files leaves the same): the resume computes exactly those
+    files = sorted(point_files(r1))
+    for p in files[1::2]:
+        p.unlink()
     n_r1 = len(point_files(r1))
+    assert 0 < n_r1 < len(files) or len(files) == 1
     # a worker killed mid-write leaves a partial file: neither counted nor taken for points
     partial = r1 / ".0_0.deadbeef.part"
     partial.write_bytes(b"PK\x03\x04 half a file")
@@ -284,3 +307,82 @@ def test_default_compute_points_calls_compute_chunk_per_point():
     assert set(got) == set(want)
     for k in want:
         np.testing.assert_array_equal(got[k], want[k])
+
+
+@pytest.mark.parametrize(
+    "sizes, n_tasks, cap, want",
+    [
+        ([5, 5, 5, 5], 2, 100, [[0, 1], [2, 3]]),
+        ([5, 5, 5, 5], 1, 100, [[0, 1, 2, 3]]),
+        ([5, 5, 5, 5], 9, 100, [[0], [1], [2], [3]]),  # never more runs than chunks
+        ([5, 5, 5, 5], 1, 10, [[0, 1], [2, 3]]),  # the cap splits what one task would hold
+        ([30, 1, 1, 1, 1, 30], 2, 100, [[0, 1, 2], [3, 4, 5]]),
+        ([40, 1, 1, 1, 1], 2, 30, [[0], [1, 2, 3, 4]]),  # one chunk alone over the cap
+    ],
+)
+def test_pack_chunks_balances_points_in_consecutive_runs(sizes, n_tasks, cap, want):
+    assert pack_chunks(sizes, n_tasks, cap) == want
+
+
+def test_pack_chunks_covers_every_chunk_once_within_the_cap():
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        sizes = rng.integers(1, 50, rng.integers(1, 40)).tolist()
+        n, cap = int(rng.integers(1, 8)), int(rng.integers(50, 200))
+        runs = pack_chunks(sizes, n, cap)
+        assert [i for r in runs for i in r] == list(range(len(sizes)))
+        assert all(sum(sizes[i] for i in r) <= cap for r in runs)
+        # no more runs than needed for balance, plus what the cap forces (two neighbouring
+        # runs closed by the cap hold more than the cap together)
+        assert len(runs) <= min(len(sizes), n + 2 * (sum(sizes) // cap) + 1)
+
+
+def test_trainability_points_do_not_depend_on_their_batch():
+    """A refinement task computes the points of several chunks in one call: a point's values
+    must be the same whichever other points share its call (tiles are padded, never mixed)."""
+    from pipeline.experiments import get_experiment
+
+    raw = {"experiment": "trainability", "steps": 6, "axes": {
+        "width": [4], "lr_in": {"linspace": [-2, 3], "count": 40},
+        "lr_out": {"linspace": [-2, 3], "count": 30}}}  # fmt: skip
+    spec = parse_spec(raw)  # 1,200 pixels: tiles of 400 points
+    exp = get_experiment(spec.experiment)
+    rng = np.random.default_rng(2)
+    flat = rng.choice(1200, 700, replace=False)
+    coords = {ax.name: np.asarray(ax.values) for ax in spec.axes}
+
+    def at(idx: np.ndarray) -> dict:
+        c = dict(coords)
+        c["lr_in"], c["lr_out"] = coords["lr_in"][idx // 30], coords["lr_out"][idx % 30]
+        return exp.compute_points(spec, c)
+
+    whole = at(flat)
+    parts = [at(flat[:13]), at(flat[13:450]), at(flat[450:])]
+    for name, values in whole.items():
+        joined = np.concatenate([p[name] for p in parts])
+        np.testing.assert_array_equal(joined, values)
+    assert np.isfinite(whole["score"]).any()
+
+
+@pytest.mark.parametrize(
+    "shape, coarse, levels", [((37, 29), 8, 3), ((64, 65), 16, 2), ((20, 41), 4, 2), ((9, 9), 8, 1)]
+)
+def test_classes_present_counts_every_closed_block_by_brute_force(shape, coarse, levels):
+    rng = np.random.default_rng(sum(shape) + coarse)
+    spec = RefineSpec(coarse=coarse, levels=levels, audit=0.0)
+    r = Refiner(shape, spec)
+    # sparse computed pixels of all three classes, so blocks hold 0, 1, 2 or 3 classes
+    r.codes[...] = np.where(rng.random(shape) < 0.15, rng.integers(1, 4, shape), 0)
+    got = r._classes_present()
+    s, seen = coarse, set()
+    while s >= spec.final:
+        lo0, lo1 = np.arange(0, shape[0] - 1, s), np.arange(0, shape[1] - 1, s)
+        want = np.zeros((len(lo0), len(lo1)), np.int8)
+        for a, i in enumerate(lo0):
+            for b, j in enumerate(lo1):
+                block = r.codes[i : min(i + s, shape[0] - 1) + 1, j : min(j + s, shape[1] - 1) + 1]
+                want[a, b] = len(set(np.unique(block).tolist()) - {0})
+        np.testing.assert_array_equal(got[s], want, err_msg=f"spacing {s}")
+        seen |= set(np.unique(want).tolist())
+        s //= 2
+    assert len(seen) >= 2  # blocks of different counts were compared

@@ -2,15 +2,23 @@
 the full-resolution field.
 
 The rounds are planned by :class:`pipeline.engine.refine_plan.Refiner`. Round ``r``'s points
-are grouped by the store chunk they fall in; one task per group computes them
+are grouped by the store chunk they fall in, and the groups are packed into about one task
+per worker thread (:func:`pack_chunks`, consecutive chunks of about equal point counts, at
+most a chunk's pixels per task). A task computes the points of its chunks in one call
 (:meth:`~pipeline.experiments.base.Experiment.compute_points`), classifies them
-(:meth:`~pipeline.experiments.base.Experiment.pixel_class`) and writes a point file
-``<store>/_refine/r<r>/<chunk key>.npz`` (flat pixel indices, class codes, every variable),
-made atomically: the file is the task's done marker. Rounds run one after the other through
-the bounded window (:mod:`.submit`): the next round's plan needs every class of this one
-(a block is split when its samples disagree), so a round starts when the previous one has
-finished. A resumed run replays the plan from the stored classes (the same plan: it is a
-pure function of them), keeps the point files that match it and computes the rest.
+(:meth:`~pipeline.experiments.base.Experiment.pixel_class`) and writes one point file per
+chunk, ``<store>/_refine/r<r>/<chunk key>.npz`` (flat pixel indices, class codes, every
+variable), made atomically: the file is the chunk's done marker. Rounds run one after the
+other through the bounded window (:mod:`.submit`): the next round's plan needs every class
+of this one (a block is split when its samples disagree), so a round starts when the
+previous one has finished. Packing keeps that wait short: a point batch has a per-call cost
+(a NumPy trainability call computes whole padded tiles of points, however few it is given),
+paid once per task, so with one task per chunk a round of a few points in each of many
+chunks cost many times its compute; packed, the refined run's time follows the share of
+pixels it computes. The values do not depend on the packing (a point's values never depend
+on the other points of its call). A resumed run replays the plan from the stored classes
+(the same plan: it is a pure function of them), keeps the point files that match it and
+computes the rest.
 
 Then every store chunk is written whole by the usual :func:`~.writer.write_chunk` (with its
 usual done marker): computed pixels with their values, the others with the values of the
@@ -39,7 +47,7 @@ from pipeline.engine.plan import ChunkKey, chunk_counts, flat_to_key, key_to_str
 from pipeline.engine.progress import Heartbeat
 from pipeline.engine.refine_plan import Refiner, codes_of
 from pipeline.engine.store import ensure_token
-from pipeline.engine.submit import WindowPolicy, run_window
+from pipeline.engine.submit import WindowPolicy, run_window, total_threads
 from pipeline.engine.variables import COMPUTED
 from pipeline.engine.writer import write_chunk
 from pipeline.errors import StoreChangedError
@@ -50,7 +58,15 @@ if TYPE_CHECKING:
     from pipeline.engine.execute import RunReport
     from pipeline.slurm.cluster import SlurmOptions
 
-__all__ = ["ATTR", "REFINE_DIR", "PlaneLayout", "refine_status", "refine_task", "run_refined"]
+__all__ = [
+    "ATTR",
+    "REFINE_DIR",
+    "PlaneLayout",
+    "pack_chunks",
+    "refine_status",
+    "refine_task",
+    "run_refined",
+]
 
 REFINE_DIR = "_refine"
 ATTR = "refine"
@@ -100,10 +116,34 @@ def _round_dir(store: str, rnd: int) -> Path:
     return Path(store) / REFINE_DIR / f"r{rnd:02d}"
 
 
+def pack_chunks(sizes: list[int], n_tasks: int, cap: int) -> list[list[int]]:
+    """Consecutive runs of chunks, one per task: positions into ``sizes`` (a round's points per
+    chunk, in plan order), split into about ``n_tasks`` runs of about equal point counts, and
+    never more than ``cap`` points in a run unless one chunk alone has more. Every position
+    is in exactly one run, in order."""
+    total = sum(sizes)
+    n_tasks = max(1, min(n_tasks, len(sizes)))
+    goal = total / n_tasks
+    out: list[list[int]] = []
+    cur: list[int] = []
+    acc = done = 0
+    for i, n in enumerate(sizes):
+        # close the run before this chunk when it would overflow the cap, or when more than
+        # half of it would lie beyond the run's share of the round
+        if cur and (acc + n > cap or done + acc + n / 2 > goal * (len(out) + 1)):
+            out.append(cur)
+            done, cur, acc = done + acc, [], 0
+        cur.append(i)
+        acc += n
+    if cur:
+        out.append(cur)
+    return out
+
+
 def refine_task(
     rnd: int,
-    flat: int,
-    points: np.ndarray,
+    flats: list[int],
+    points: list[np.ndarray],
     *,
     spec: SweepSpec,
     store: str,
@@ -111,16 +151,19 @@ def refine_task(
     backend: str,
     threads: int,
     attempts: int,
-) -> tuple[int, float, str | None]:
-    """A task: compute the plane pixels ``points`` (flat indices) of round ``rnd`` that lie
-    in store chunk ``flat``, and write their point file. Returns (flat, seconds, error)."""
+) -> tuple[list[int], float, str | None]:
+    """A task: compute the plane pixels ``points[k]`` (flat indices, increasing) of round
+    ``rnd`` that lie in store chunk ``flats[k]``, for every k in one call, and write one point
+    file per chunk. Returns (flats, seconds, error)."""
     from pipeline.engine.execute import _resolved
 
     t0 = time.perf_counter()
     name, _ = _resolved(backend)
     exp = get_experiment(spec.experiment)
     lay = PlaneLayout(spec)
-    i, j = np.divmod(points, lay.shape[1])
+    every = np.concatenate(points)
+    bounds = np.cumsum([len(p) for p in points])[:-1]
+    i, j = np.divmod(every, lay.shape[1])
     coords = {ax.name: np.asarray(ax.values) for ax in spec.axes}
     coords[lay.names[0]] = np.asarray(spec.axes[lay.pos[0]].values)[i]
     coords[lay.names[1]] = np.asarray(spec.axes[lay.pos[1]].values)[j]
@@ -129,14 +172,20 @@ def refine_task(
         try:
             arrays = exp.compute_points(spec, coords, backend=name, threads=threads)
             codes = codes_of(exp.pixel_class(spec, arrays))
-            _write_points(store, token, rnd, flat, lay, points, codes, arrays)
+            parts = {k: np.split(v, bounds) for k, v in arrays.items()}
+            for n, (flat, pts, cls) in enumerate(
+                zip(flats, points, np.split(codes, bounds), strict=True)
+            ):
+                if not _matches(store, rnd, flat, pts, lay):  # a retry keeps what it wrote
+                    part = {k: v[n] for k, v in parts.items()}
+                    _write_points(store, token, rnd, flat, lay, pts, cls, part)
         except StoreChangedError:
             raise
         except Exception as e:
             err = f"{type(e).__name__}: {e}"
             continue
-        return flat, time.perf_counter() - t0, None
-    return flat, time.perf_counter() - t0, err
+        return flats, time.perf_counter() - t0, None
+    return flats, time.perf_counter() - t0, err
 
 
 def _write_points(
@@ -266,6 +315,9 @@ def run_refined(
     if stale:
         say(f"removed {stale} partial point file(s) left by an interrupted run")
     refiner = Refiner(lay.shape, spec.refine)  # type: ignore[arg-type]
+    # a task computes at most a store chunk's pixels (what a task of the full run holds),
+    # unless one chunk's points alone are more (they never are)
+    cap = int(np.prod(lay.chunk))
     files: list[tuple[int, int]] = []  # every (round, chunk) point file of the plan
     run_id = uuid.uuid4().hex[:12]
     expected = _expected_threads(slurm, n_workers, backend_name) if client is None else 0
@@ -295,12 +347,17 @@ def run_refined(
             )
             if todo:
                 cl, watch = connect()
+                # one task per worker thread: a round waits for its slowest task, and each
+                # task pays the per-call cost of a point batch once
+                n_threads = max(total_threads(cl), policy.expected_threads, 1)
+                runs = pack_chunks([len(groups[f]) for f in todo], n_threads, cap)
+                items = [([todo[k] for k in r], [groups[todo[k]] for k in r]) for r in runs]
                 _run_tasks(
-                    cl, watch, policy, path, token, [(f, groups[f]) for f in todo],
+                    cl, watch, policy, path, token, items,
                     lambda item, cl=cl, rnd=rnd: cl.submit(
                         refine_task, rnd.index, item[0], item[1], spec=live["spec"],
                         store=path, token=token, backend=backend_name, threads=threads,
-                        attempts=retries + 1, key=f"refine-{rnd.index}-{item[0]}-{run_id}",
+                        attempts=retries + 1, key=f"refine-{rnd.index}-{item[0][0]}-{run_id}",
                         pure=False,
                     ),
                     report, counts, progress, f"round {rnd.index}", say,
@@ -387,7 +444,10 @@ def _run_tasks(
         bar.update(1)
         if beat is not None:
             beat.update(1)
-        name = f"{'' if fill else desc + ' '}chunk {key_to_str(flat_to_key(item[0], counts))}"
+        flats = item[0] if isinstance(item[0], list) else [item[0]]
+        more = f" (+{len(flats) - 1} more)" if len(flats) > 1 else ""
+        first = key_to_str(flat_to_key(flats[0], counts))
+        name = f"{'' if fill else desc + ' '}chunk {first}{more}"
         if out is None:  # not finished (its result is gathered by the window when it is)
             exc = fut.exception() if fut.status == "error" else None
             if isinstance(exc, StoreChangedError):

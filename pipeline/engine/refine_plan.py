@@ -72,6 +72,10 @@ class RefineRound:
         return int(np.count_nonzero(self.expected))
 
 
+_POPCOUNT = np.array([bin(b).count("1") for b in range(16)], np.int8)
+"""Classes present in a block, from the OR of its pixels' class bits (``1 << code``)."""
+
+
 def _lattice(n: int, s: int) -> np.ndarray:
     """``L(s)`` on an axis of ``n`` pixels."""
     return np.unique(np.append(np.arange(0, n, s), n - 1))
@@ -149,22 +153,30 @@ class Refiner:
 
     def _classes_present(self) -> dict[int, np.ndarray]:
         """Per spacing, how many classes the computed pixels of each block's closed
-        rectangle hold (0..3), from one summed-area table per class (one at a time: at 4096²
-        a table is 64 MB)."""
+        rectangle hold (0..3). Each pixel carries a bit per class; the finest blocks OR their
+        rows then their columns (a segment reduction over ``[lo, next lo)`` plus the shared
+        edge row or column ``next lo``, which is the closed block's last), and a block of
+        spacing ``2s`` ORs its two (or, at the plane's end, one) halves of spacing ``s``
+        along each axis, whose closed rectangles are its own."""
         n0, n1 = self.shape
+        bits = np.where(self.codes == CODE_NONE, 0, np.left_shift(1, self.codes)).astype(np.uint8)
+        acc = bits
+        for axis, n in ((0, n0), (1, n1)):
+            lo = np.arange(0, n - 1, self.final)
+            seg = np.bitwise_or.reduceat(acc, lo, axis=axis)
+            # the closed block ends on the next block's first row (column), where there is one
+            edge = np.take(acc, lo[1:], axis=axis)
+            head = [slice(None)] * 2
+            head[axis] = slice(0, len(lo) - 1)
+            seg[tuple(head)] |= edge
+            acc = seg
         present = {}
-        for s in self._strides():
-            (lo0, _), (lo1, _) = self._blocks(s)
-            present[s] = np.zeros((len(lo0), len(lo1)), np.int8)
-        t = np.zeros((n0 + 1, n1 + 1), np.int32)
-        for code in (CODE_NEG, CODE_POS, CODE_NAN):
-            np.cumsum(self.codes == code, axis=0, dtype=np.int32, out=t[1:, 1:])
-            np.cumsum(t[1:, 1:], axis=1, out=t[1:, 1:])
-            for s, acc in present.items():
-                (lo0, hi0), (lo1, hi1) = self._blocks(s)
-                r0, r1 = lo0[:, None], hi0[:, None] + 1
-                c0, c1 = lo1[None, :], hi1[None, :] + 1
-                acc += (t[r1, c1] - t[r0, c1] - t[r1, c0] + t[r0, c0] > 0).astype(np.int8)
+        for s in reversed(self._strides()):
+            if s != self.final:
+                pad = [(0, acc.shape[0] % 2), (0, acc.shape[1] % 2)]
+                a = np.pad(acc, pad)
+                acc = a[0::2, 0::2] | a[1::2, 0::2] | a[0::2, 1::2] | a[1::2, 1::2]
+            present[s] = _POPCOUNT[acc]
         return present
 
     def _leaves(self, s: int) -> np.ndarray:
@@ -191,7 +203,14 @@ class Refiner:
             np.add.at(marks, (r_hi, c_lo), -1)
             np.add.at(marks, (r_lo, c_hi), -1)
             np.add.at(marks, (r_hi, c_hi), 1)
-        marked = (np.cumsum(np.cumsum(marks, axis=0), axis=1)[:-1, :-1] > 0).astype(np.int32)
+        marked = np.cumsum(np.cumsum(marks, axis=0), axis=1)[:-1, :-1] > 0
+        # per spacing, the blocks with a marked cell: cells pooled 2 x 2 from the final
+        # spacing up (block b of spacing s holds cells [b k, (b + 1) k), k = s / final)
+        near = {f: marked}
+        for s in reversed(self._strides()[:-1]):
+            a = near[s // 2]
+            a = np.pad(a, [(0, a.shape[0] % 2), (0, a.shape[1] % 2)])
+            near[s] = a[0::2, 0::2] | a[1::2, 0::2] | a[0::2, 1::2] | a[1::2, 1::2]
 
         want = np.zeros(self.shape, bool)
         split: dict[int, np.ndarray] = {}
@@ -199,12 +218,7 @@ class Refiner:
             if s == f:
                 continue
             k = s // f
-            near = np.add.reduceat(
-                np.add.reduceat(marked, np.arange(0, self.n_cells[0], k), axis=0),
-                np.arange(0, self.n_cells[1], k),
-                axis=1,
-            )
-            split[s] = self._leaves(s) & (near > 0)
+            split[s] = self._leaves(s) & near[s]
             b0, b1 = np.nonzero(split[s])
             h = s // 2
             rows = np.minimum(b0[:, None] * s + np.array([0, h, s]), n0 - 1)
