@@ -48,10 +48,10 @@ sys.path.insert(0, str(PLUGINS))  # the worker processes inherit it (spawn)
 import sweep_stub  # noqa: E402
 
 from pipeline import parse_spec, register, run_sweep  # noqa: E402
-from pipeline.engine.identity import read_token  # noqa: E402
-from pipeline.engine.markers import DoneIndex, commit_marker, prepare_marker  # noqa: E402
-from pipeline.engine.plan import chunk_counts, flat_to_key  # noqa: E402
-from pipeline.engine.store import create_or_open_store  # noqa: E402
+from pipeline.store.grid import chunk_counts, flat_to_key  # noqa: E402
+from pipeline.store.identity import read_token  # noqa: E402
+from pipeline.store.markers import DoneIndex, commit_marker, prepare_marker  # noqa: E402
+from pipeline.store.sweep import create_or_open_store  # noqa: E402
 
 register(sweep_stub.EXPERIMENT, replace=True)
 

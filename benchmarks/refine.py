@@ -43,13 +43,13 @@ import numpy as np
 from _report import machine_line, write_section  # noqa: E402  (benchmarks/ on sys.path)
 
 from pipeline.analysis.fractal import box_counting_dimension
-from pipeline.engine.execute import run_sweep
-from pipeline.engine.refine import ATTR
-from pipeline.engine.refine_plan import codes_of
-from pipeline.engine.store import missing_keys, open_sweep
 from pipeline.experiments import get_experiment
+from pipeline.run.execute import run_sweep
+from pipeline.run.refine import ATTR
+from pipeline.run.refine_plan import codes_of
 from pipeline.spec.sweep import parse_spec
 from pipeline.spec.workflow import load_workflow
+from pipeline.store.sweep import missing_keys, open_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 REFINE = {"coarse": 16, "levels": 4, "guard": 1, "audit": 0.01, "audit_seed": 0}
@@ -142,8 +142,8 @@ def measure(case: str, work: Path, workers: int, full_too: bool | str = True) ->
 
 def _partial(store: Path, ref: np.ndarray) -> dict:
     """Class agreement of ``ref`` with the chunks of the full store ``store`` that are done."""
-    from pipeline.engine.plan import chunk_slices, flat_to_key
-    from pipeline.engine.store import done_state, read_spec
+    from pipeline.store.grid import chunk_slices, flat_to_key
+    from pipeline.store.sweep import done_state, read_spec
 
     spec = read_spec(store)
     state = done_state(store, spec)
@@ -214,7 +214,7 @@ def _fresh(raw: dict, store: Path, workers: int) -> float:
 def timing(case: str, steps: int | None, work: Path, workers: int) -> dict:
     """Full, refined and refined-per-chunk runs of ``case`` (``steps``: the trainability
     steps, default the workflow's), fresh, in this order; their times and the target check."""
-    import pipeline.engine.refine as refine_mod
+    import pipeline.run.refine as refine_mod
 
     work.mkdir(parents=True, exist_ok=True)
     raws = [case_spec(case, False), case_spec(case, True)]

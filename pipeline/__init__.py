@@ -18,25 +18,25 @@ Errors caused by input are :class:`PipelineError` (a ``ValueError``) with one-li
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pipeline.engine.execute import RunReport, SweepFailed, run_sweep
-    from pipeline.engine.plan import Plan, make_plan
-    from pipeline.engine.store import open_sweep, read_spec
     from pipeline.errors import PipelineError, SpecError, SpecMismatchError
     from pipeline.experiments import Experiment, Variable, register
+    from pipeline.run.execute import RunReport, SweepFailed, run_sweep
+    from pipeline.run.plan import Plan, make_plan
     from pipeline.spec.sweep import SweepSpec, parse_spec
     from pipeline.spec.workflow import load_spec, load_workflow
+    from pipeline.store.sweep import open_sweep, read_spec
 
 # The public names, each from its module on first use: ``import pipeline`` (and so the
 # ``sweep`` command, which is ``pipeline.cli``) does not load Zarr, xarray and the engine
 # before it can act on a Ctrl-C or print ``--help``.
 _EXPORTS = {
-    "RunReport": "pipeline.engine.execute",
-    "SweepFailed": "pipeline.engine.execute",
-    "run_sweep": "pipeline.engine.execute",
-    "Plan": "pipeline.engine.plan",
-    "make_plan": "pipeline.engine.plan",
-    "open_sweep": "pipeline.engine.store",
-    "read_spec": "pipeline.engine.store",
+    "RunReport": "pipeline.run.execute",
+    "SweepFailed": "pipeline.run.execute",
+    "run_sweep": "pipeline.run.execute",
+    "Plan": "pipeline.run.plan",
+    "make_plan": "pipeline.run.plan",
+    "open_sweep": "pipeline.store.sweep",
+    "read_spec": "pipeline.store.sweep",
     "PipelineError": "pipeline.errors",
     "SpecError": "pipeline.errors",
     "SpecMismatchError": "pipeline.errors",
@@ -79,7 +79,7 @@ _LAZY_SUBMODULES = {
     "levy": "pipeline.numerics.levy",
     "rng": "pipeline.numerics.rng",
     "theory": "pipeline.numerics.theory",
-    "zoom": "pipeline.engine.zoom",
+    "zoom": "pipeline.run.zoom",
 }
 
 

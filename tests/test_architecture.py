@@ -134,7 +134,7 @@ def test_the_analysis_imports_neither_the_engine_nor_the_experiments():
         for m in package_modules()
         if m.startswith("pipeline.analysis")
         for n in all_imports(m)
-        if n.startswith(("pipeline.engine", "pipeline.experiments"))
+        if n.startswith(("pipeline.store", "pipeline.run", "pipeline.experiments"))
     ]
     assert not offenders, "\n".join(sorted(offenders))
 
@@ -184,7 +184,7 @@ def test_no_import_cycle_between_modules():
             dfs(m)
 
 
-KNOWN_LAZY_CYCLES = {frozenset({"pipeline.engine.execute", "pipeline.engine.refine"})}
+KNOWN_LAZY_CYCLES = {frozenset({"pipeline.run.execute", "pipeline.run.refine"})}
 """Cycles through function-level imports still to be removed (the execution layer's run
 context takes them apart); a cycle not listed here fails the test, and so does a listed one
 that is gone (so the list only shrinks)."""
@@ -235,7 +235,8 @@ STAGES = (
     ("pipeline.spec", "pipeline.experiments.base"),
     ("pipeline.analysis", "pipeline.slurm"),
     ("pipeline.experiments.",),
-    ("pipeline.engine",),
+    ("pipeline.store",),
+    ("pipeline.run",),
     ("pipeline.figures",),
     ("pipeline.cli", "pipeline.__main__"),
 )  # fmt: skip
@@ -314,9 +315,9 @@ def test_importing_the_numerics_loads_no_dask_zarr_or_xarray():
         "import sys, pipeline, pipeline.numerics\n"
         "import pipeline.numerics.rng, pipeline.numerics.theory, pipeline.numerics.levy\n"
         "import pipeline.numerics.activations, pipeline.errors\n"
-        "heavy = ('dask', 'distributed', 'zarr', 'xarray', 'pipeline.engine')\n"
+        "heavy = ('dask', 'distributed', 'zarr', 'xarray', 'pipeline.store', 'pipeline.run')\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy\n"
-        "             or m.startswith('pipeline.engine')))\n"
+        "             or m.startswith(('pipeline.store', 'pipeline.run'))))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
@@ -424,7 +425,9 @@ def test_the_kernels_ids_and_gains_come_from_the_tables():
     for name, (base, g_in, g_out) in TRAIN_ACTIVATIONS.items():
         args = kernel_args(make_problem(4, 2, 0, 0.0, "full"), name, lr, lr, None, 3, "float64")
         assert (args["act"], args["gain_in"], args["gain_out"]) == (
-            ACTIVATIONS[base].kernel_id, g_in, g_out
+            ACTIVATIONS[base].kernel_id,
+            g_in,
+            g_out,
         )
     for src in ("propagate.cu", "train.cu"):
         text = kernel_files().joinpath(src).read_text()
@@ -528,7 +531,7 @@ def test_a_toy_experiment_runs_through_plan_execute_store(tmp_path):
     np.testing.assert_allclose(ds.f.values, a * b - 1, rtol=1e-6)
     np.testing.assert_allclose(ds.v.sel(i=2).values, 1)
     # the generic hooks work for it too: summary, zoom's field
-    from pipeline.engine.zoom import signed_field
+    from pipeline.run.zoom import signed_field
 
     assert "toy store" in ToyExperiment().summary(ds)
     assert signed_field(spec, ds).dims == ("a", "b")
@@ -552,8 +555,7 @@ def test_stores_written_before_the_restructure_open_and_resume(name, tmp_path, c
     # for bit (auto would pick numba where it is installed: equal within its contract only)
     report = run_sweep(spec, old, client=client, progress=False, backend="numpy")
     assert report.already_done == report.total // 2 and report.complete
-    fresh = run_sweep(spec, tmp_path / "fresh.zarr", client=client, progress=False,
-                      backend="numpy")
+    fresh = run_sweep(spec, tmp_path / "fresh.zarr", client=client, progress=False, backend="numpy")
     assert fresh.complete
     a, b = open_sweep(old).load(), open_sweep(tmp_path / "fresh.zarr").load()
     assert set(a.data_vars) == set(b.data_vars)

@@ -277,10 +277,10 @@ def test_resume_recomputes_only_the_missing_chunks_and_equals_a_full_run(tmp_pat
     from distributed import Client, LocalCluster
 
     from pipeline import open_sweep, run_sweep
-    from pipeline.engine.identity import read_token
-    from pipeline.engine.markers import unmark
-    from pipeline.engine.plan import chunk_counts, key_to_flat
-    from pipeline.engine.store import done_keys
+    from pipeline.store.grid import chunk_counts, key_to_flat
+    from pipeline.store.identity import read_token
+    from pipeline.store.markers import unmark
+    from pipeline.store.sweep import done_keys
 
     def chunk_file(store, key):  # the chunk's file of the first variable
         import zarr

@@ -23,11 +23,11 @@ import sweep_stub  # noqa: E402
 
 from pipeline import parse_spec, register, run_sweep  # noqa: E402
 from pipeline.cli import main as sweep  # noqa: E402
-from pipeline.engine.identity import TOKEN_FILE  # noqa: E402
-from pipeline.engine.lease import LEASE_FILE  # noqa: E402
-from pipeline.engine.markers import DONE_DIR, INDEX_FILE, unmark  # noqa: E402
-from pipeline.engine.plan import chunk_counts  # noqa: E402
 from pipeline.errors import StoreChangedError, StoreError  # noqa: E402
+from pipeline.store.grid import chunk_counts  # noqa: E402
+from pipeline.store.identity import TOKEN_FILE  # noqa: E402
+from pipeline.store.lease import LEASE_FILE  # noqa: E402
+from pipeline.store.markers import DONE_DIR, INDEX_FILE, unmark  # noqa: E402
 
 register(sweep_stub.EXPERIMENT, replace=True)
 
@@ -54,8 +54,8 @@ def snapshot(store: Path) -> dict[str, bytes]:
 
 def done_of(store: Path) -> tuple[list[int], dict]:
     """The done chunks and, per chunk, what its record says (fingerprint included)."""
-    from pipeline.engine.markers import load_index, read_done
-    from pipeline.engine.store import read_spec, read_token
+    from pipeline.store.markers import load_index, read_done
+    from pipeline.store.sweep import read_spec, read_token
 
     counts = chunk_counts(read_spec(store))
     token = read_token(store)
@@ -141,7 +141,7 @@ def test_a_garbage_done_marker_is_damage(made, client, capsys, garbage):
 
 def test_an_empty_marker_still_reads_as_a_legacy_chunk(made, capsys):
     spec, store, _, _ = made
-    from pipeline.engine.identity import read_token
+    from pipeline.store.identity import read_token
 
     unmark(store, chunk_counts(spec), read_token(store), [6])  # chunk 1.2 in plan order
     (store / DONE_DIR / "1.2").write_bytes(b"")  # as version 0.1 wrote them
@@ -189,8 +189,9 @@ def test_a_damaged_token_is_named_and_restored_from_the_index(made, client, caps
 
 @pytest.mark.parametrize("content", [b"\xff\x00garbage", b"{half", b"[]", b'{"pid": "x"}'])
 @pytest.mark.slow
-def test_a_damaged_lease_is_one_line_while_fresh_and_taken_over_when_old(made, client, capsys,
-                                                                         content):
+def test_a_damaged_lease_is_one_line_while_fresh_and_taken_over_when_old(
+    made, client, capsys, content
+):
     spec, store, before, done_before = made
     lease = store / LEASE_FILE
     lease.write_bytes(content)
@@ -249,10 +250,11 @@ def test_damaged_root_metadata_is_refused_in_one_line(made, capsys, how):
     _, err = lines(capsys)
     assert len(err) == 1 and "zarr.json" in err[0], err
 
+
 def restore_damaged_backup(spec, store) -> None:
     """Copy ``store`` to a backup, un-mark chunks 0, 5, 11 there and delete their files, then
     replace ``store`` by the backup (same path, same token): a repair-then-run by hand."""
-    from pipeline.engine.identity import read_token
+    from pipeline.store.identity import read_token
 
     backup = store.parent / "backup.zarr"
     shutil.copytree(store, backup)
@@ -261,7 +263,6 @@ def restore_damaged_backup(spec, store) -> None:
         (backup / k).unlink()
     shutil.rmtree(store)
     shutil.copytree(backup, store)
-
 
 
 def test_a_store_restored_from_its_backup_under_long_lived_workers_runs(made, client):
@@ -277,7 +278,7 @@ def test_a_store_restored_from_its_backup_under_long_lived_workers_runs(made, cl
 def test_a_store_deleted_after_the_last_task_stops_the_run(tmp_path, client, monkeypatch):
     """The driver checks the store once more after the last task: a store deleted between a
     worker's last check and the end of the run is not reported as complete."""
-    from pipeline.engine import execute
+    from pipeline.run import execute
 
     real = execute.run_window
     store = tmp_path / "gone.zarr"
@@ -319,8 +320,8 @@ def _points(path: Path) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("damage", ["truncated", "bit flipped", "garbage", "other points"])
 @pytest.mark.slow
 def test_damaged_refine_point_files_are_recomputed(tmp_path, client, damage):
-    from pipeline.engine.identity import read_token
-    from pipeline.engine.refine import REFINE_DIR
+    from pipeline.run.refine import REFINE_DIR
+    from pipeline.store.identity import read_token
 
     register(sweep_stub.PLANE_EXPERIMENT, replace=True)
     spec = parse_spec(REFINED)

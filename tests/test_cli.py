@@ -127,10 +127,10 @@ def test_malformed_scheduler_is_one_line_and_writes_nothing(tmp_path):
 
 @pytest.mark.slow
 def test_partial_store_is_noted_burn_in_checked_and_a_closed_pipe_is_quiet(tmp_path):
-    from pipeline.engine.identity import read_token
-    from pipeline.engine.markers import unmark
-    from pipeline.engine.plan import chunk_counts
-    from pipeline.engine.store import read_spec
+    from pipeline.store.grid import chunk_counts
+    from pipeline.store.identity import read_token
+    from pipeline.store.markers import unmark
+    from pipeline.store.sweep import read_spec
 
     (tmp_path / "s.yaml").write_text(yaml.safe_dump({**SPEC, "record_layers": [10, 20]}))
     run = sweep("run", "s.yaml", "--workers", "1", "--no-progress", "--no-summary", cwd=tmp_path)

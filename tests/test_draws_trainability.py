@@ -204,8 +204,9 @@ def test_trajectories_match_the_notebook(panel, name, act, kw):
     else:
         h0, h1, ps = 10.0**ga, 10.0**gb, "lr_vs_lr"
     mb = d["minibatch_idx_500"] if kw.get("mb") else None
-    ref = notebook_losses(d["W0"], d["W1"], d["X"], d["Y"], act, h0, h1, steps,
-                          phase_space=ps, minibatch_idx=mb)
+    ref = notebook_losses(
+        d["W0"], d["W1"], d["X"], d["Y"], act, h0, h1, steps, phase_space=ps, minibatch_idx=mb
+    )
     one = {k: v for k, v in spec.to_dict().items()}
     one["steps"] = steps
     s1 = parse_spec(one)
@@ -214,8 +215,9 @@ def test_trajectories_match_the_notebook(panel, name, act, kw):
     exp = get_experiment("trainability")
     pr = exp._problem(s1, {"width": 16, "depth": 2, "seed": 0, "eps": 0.0})
     lr_in, lr_out, off = (h1, h1, h0) if kw.get("offset") else (h0, h1, None)
-    ours = train_losses(pr, act, lr_in, lr_out, off, steps=steps,
-                        offset_every_step=bool(kw.get("offset")))
+    ours = train_losses(
+        pr, act, lr_in, lr_out, off, steps=steps, offset_every_step=bool(kw.get("offset"))
+    )
     ref, ours = ref[:, :12], ours[:, :12]
     ok = np.isfinite(ref) & (ref < 1e6 * ref[:, :1])  # diverged points: overflow, compared below
     assert ok[:, :5].all()
@@ -227,8 +229,9 @@ def test_offset_every_step_differs_from_offset_at_init():
     d = _draws("sohl_dickstein2024_w16_draws.npz")
     h0 = np.array([0.196061828])
     h1 = np.array([39.0254608])
-    ref = notebook_losses(d["W0"], d["W1"], d["X"], d["Y"], "tanh", h0, h1, 30,
-                          phase_space="paraminit_vs_lr")
+    ref = notebook_losses(
+        d["W0"], d["W1"], d["X"], d["Y"], "tanh", h0, h1, 30, phase_space="paraminit_vs_lr"
+    )
     spec = load_workflow(WORKFLOWS / "sohl_dickstein2024_tanh_offset.yaml")
     net = {"width": 16, "depth": 2, "seed": 0, "eps": 0.0}
     pr = get_experiment("trainability")._problem(spec, net)
@@ -255,8 +258,9 @@ def test_16x16_crop_classes_at_500_steps_on_every_backend(panel):
     ours = _ours(spec, ga, gb)["converged"]
     assert 0.05 < ours.mean() < 0.95, "the crop holds both classes (the boundary)"
     sub = np.arange(0, 256, 3)
-    ref = notebook_losses(d["W0"], d["W1"], d["X"], d["Y"], panel.split("_")[0],
-                          10.0 ** ga[sub], 10.0 ** gb[sub], 500)
+    ref = notebook_losses(
+        d["W0"], d["W1"], d["X"], d["Y"], panel.split("_")[0], 10.0 ** ga[sub], 10.0 ** gb[sub], 500
+    )
     _, conv_ref, _ = score_trajectory(ref)
     assert np.mean(ours[sub] == conv_ref) >= 0.98
     for backend in ("numba",):
@@ -273,8 +277,11 @@ def test_steps_list_scores_each_step_count_as_its_own_run():
     bit for bit (NumPy path, keyed minibatch and full batch)."""
     base = {
         "experiment": "trainability",
-        "axes": {"width": [4], "lr_in": {"linspace": [-1, 1.5], "count": 5},
-                 "lr_out": {"linspace": [-1, 1.5], "count": 4}},
+        "axes": {
+            "width": [4],
+            "lr_in": {"linspace": [-1, 1.5], "count": 5},
+            "lr_out": {"linspace": [-1, 1.5], "count": 4},
+        },
         "dtype": "float64",
     }
     exp = get_experiment("trainability")
@@ -424,8 +431,11 @@ def test_refined_steps_list_resolves_the_boundary_of_every_step_count(tmp_path):
 
     raw = {
         "experiment": "trainability",
-        "axes": {"width": [6], "lr_in": {"linspace": [-1.5, 2.5], "count": 48},
-                 "lr_out": {"linspace": [-1.5, 2.5], "count": 48}},
+        "axes": {
+            "width": [6],
+            "lr_in": {"linspace": [-1.5, 2.5], "count": 48},
+            "lr_out": {"linspace": [-1.5, 2.5], "count": 48},
+        },
         "steps": [20, 60],
         "chunks": {"lr_in": 24, "lr_out": 24},
         "dtype": "float64",
@@ -434,8 +444,19 @@ def test_refined_steps_list_resolves_the_boundary_of_every_step_count(tmp_path):
         (tmp_path / f"{name}.yaml").write_text(
             yaml.safe_dump({**raw, **extra, "store": str(tmp_path / f"{name}.zarr")})
         )
-        assert main(["run", str(tmp_path / f"{name}.yaml"), "--no-progress", "--no-summary",
-                     "--workers", "1"]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    str(tmp_path / f"{name}.yaml"),
+                    "--no-progress",
+                    "--no-summary",
+                    "--workers",
+                    "1",
+                ]
+            )
+            == 0
+        )
     full = xr.open_zarr(tmp_path / "full.zarr").score.load()
     ref = xr.open_zarr(tmp_path / "refined.zarr")
     assert ref.computed.values.mean() < 0.9
@@ -452,7 +473,7 @@ def test_the_refinement_class_of_several_step_counts_sees_every_boundary():
     """Two images whose boundaries lie far apart (a circle at 500 steps, a line at 1000):
     the planner fed the combined class fills both images exactly; fed the last image's sign
     only, it misses the first image's boundary."""
-    from pipeline.engine.refine_plan import Refiner, codes_of
+    from pipeline.run.refine_plan import Refiner, codes_of
     from pipeline.spec.refine import RefineSpec
 
     n = 128
@@ -460,9 +481,17 @@ def test_the_refinement_class_of_several_step_counts_sees_every_boundary():
     img500 = np.where((x - 0.3) ** 2 + (y - 0.6) ** 2 < 0.04, -5.0, 5.0)
     img1000 = np.where(x < 0.7, -5.0, 5.0)
     score = np.stack([img500.ravel(), img1000.ravel()], axis=1)
-    spec = parse_spec({"experiment": "trainability", "steps": [500, 1000], "axes": {
-        "width": [4], "lr_in": {"linspace": [0, 1], "count": 4},
-        "lr_out": {"linspace": [0, 1], "count": 4}}})
+    spec = parse_spec(
+        {
+            "experiment": "trainability",
+            "steps": [500, 1000],
+            "axes": {
+                "width": [4],
+                "lr_in": {"linspace": [0, 1], "count": 4},
+                "lr_out": {"linspace": [0, 1], "count": 4},
+            },
+        }
+    )
     exp = get_experiment("trainability")
 
     def plan(classes):

@@ -26,10 +26,8 @@ sys.path.insert(0, str(PLUGINS))  # before the module's client fixture spawns it
 import sweep_stub  # noqa: E402
 
 from pipeline import open_sweep, parse_spec, register, run_sweep  # noqa: E402
-from pipeline.engine import execute  # noqa: E402
-from pipeline.engine.markers import DONE_DIR, INDEX_FILE  # noqa: E402
-from pipeline.engine.store import chunk_info, done_keys, done_state  # noqa: E402
-from pipeline.engine.submit import (  # noqa: E402
+from pipeline.run import execute  # noqa: E402
+from pipeline.run.submit import (  # noqa: E402
     MAX_CHUNKS_PER_TASK,
     TASK_FLOPS,
     TASKS_PER_THREAD,
@@ -38,6 +36,8 @@ from pipeline.engine.submit import (  # noqa: E402
     chunks_per_task,
     run_window,
 )
+from pipeline.store.markers import DONE_DIR, INDEX_FILE  # noqa: E402
+from pipeline.store.sweep import chunk_info, done_keys, done_state  # noqa: E402
 
 register(sweep_stub.EXPERIMENT, replace=True)
 

@@ -16,10 +16,10 @@ import yaml
 import zarr
 
 from pipeline import SpecMismatchError, open_sweep, parse_spec, run_sweep
-from pipeline.engine.plan import iter_chunk_keys, key_to_str
-from pipeline.engine.store import DONE_DIR, done_keys
-from pipeline.engine.variables import store_variables
 from pipeline.gpu.backend import resolve_backend
+from pipeline.store.grid import iter_chunk_keys, key_to_str
+from pipeline.store.sweep import DONE_DIR, done_keys
+from pipeline.store.variables import store_variables
 
 SMALL = {
     "name": "engine-test",
@@ -62,7 +62,7 @@ def test_chunk_sizes_do_not_change_a_single_bit(tmp_path, client):
     a, b = open_sweep(tmp_path / "fine.zarr"), open_sweep(tmp_path / "coarse.zarr")
     assert_bit_identical(a, b)
     # on a cluster each worker resolves 'auto' and says what it used in the chunk's marker
-    from pipeline.engine.store import chunk_info
+    from pipeline.store.sweep import chunk_info
 
     assert a.attrs["backend"] == "auto (resolved on each worker)"
     here = resolve_backend("auto")  # numba where installed, else numpy (no GPU in these tests)
@@ -78,7 +78,7 @@ def test_chunk_sizes_do_not_change_a_single_bit(tmp_path, client):
 def test_store_layout_attrs_and_plain_xarray_open(tmp_path, client):
     spec = parse_spec({**SMALL, "axes": {**SMALL["axes"], "width": [16], "alpha": [2.0]}})
     run_sweep(spec, tmp_path / "s.zarr", client=client, progress=False, backend="numpy")
-    from pipeline.engine.store import chunk_info
+    from pipeline.store.sweep import chunk_info
 
     assert chunk_info(tmp_path / "s.zarr", (0, 0, 0, 0, 0, 0))["backend"] == "numpy"
     code = (
@@ -128,7 +128,7 @@ def test_failing_chunk_is_reported_and_the_rest_kept(tmp_path, client):
         }
     )
     store = tmp_path / "s.zarr"
-    from pipeline.engine.store import create_or_open_store
+    from pipeline.store.sweep import create_or_open_store
 
     create_or_open_store(spec, store)
     # A real I/O failure: a directory where chunk (…, sigma_b chunk 1) of `q` must be written.
@@ -195,6 +195,7 @@ def test_sigkill_midway_then_resume_gives_identical_dataset(tmp_path, client):
         proc.wait()
     before = done_keys(store)
     assert 2 <= len(before) < total, f"killed too late: {len(before)}/{total} done"
+
     def data_file(k):  # a chunk file of the first variable (markers are folded at the end)
         arr = zarr.open_group(store, mode="r")[store_variables(spec)[0].name]
         return store / arr.path / arr.metadata.encode_chunk_key(k + (0,) * (arr.ndim - len(k)))
@@ -226,7 +227,7 @@ def test_sigkill_midway_then_resume_gives_identical_dataset(tmp_path, client):
 
 
 def test_store_path_that_is_something_else_is_refused(tmp_path):
-    from pipeline.engine.store import create_or_open_store
+    from pipeline.store.sweep import create_or_open_store
 
     spec = parse_spec({**SMALL, "axes": {**SMALL["axes"], "width": [16]}})
     other = tmp_path / "taken"

@@ -28,7 +28,7 @@ from test_bookkeeping import (
 )
 
 from pipeline import parse_spec, run_sweep
-from pipeline.engine.markers import DONE_DIR
+from pipeline.store.markers import DONE_DIR
 
 DELAY_S = 0.15  # each chunk sleeps this long on these workers (SWEEP_STUB_DELAY)
 START_TIMEOUT_S = 60
@@ -99,9 +99,7 @@ def ext_client(scheduler):
 
 
 @pytest.mark.slow
-def test_a_store_deleted_during_a_run_is_never_reported_complete_nor_recreated(
-    scheduler, tmp_path
-):
+def test_a_store_deleted_during_a_run_is_never_reported_complete_nor_recreated(scheduler, tmp_path):
     """``sweep run --scheduler``: ``rm -rf STORE`` once a chunk is done. The run exits
     non-zero, and no worker writes chunk files into a path without ``zarr.json``."""
     store = tmp_path / "s.zarr"

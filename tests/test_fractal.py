@@ -470,10 +470,10 @@ def test_one_boundary_has_one_interval_in_analyze_figures_zoom_and_summary():
     """The same field through `sweep analyze`, the figures' notes, the zoom lines and the
     trainability summary: the same default estimate and interval, to the printed digit."""
     from pipeline.analysis.report import format_analysis
-    from pipeline.engine.analyze import analyze
-    from pipeline.engine.zoom import frame_dimensions
     from pipeline.experiments.trainability.summary import format_trainability
     from pipeline.figures.common import dim_text, dimension, image_notes
+    from pipeline.run.analyze import analyze
+    from pipeline.run.zoom import frame_dimensions
 
     field = np.where(BATTERY["julia_rabbit"].render(256, 3), -1.0, 1.0)
     want = boundary_dimension(field).value_text()

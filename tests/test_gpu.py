@@ -160,7 +160,7 @@ def test_gpu_cluster_pins_one_device_per_worker():
     """One single-threaded worker per listed device, each seeing only its device."""
     from distributed import Client
 
-    from pipeline.engine.clients import gpu_local_cluster
+    from pipeline.run.clients import gpu_local_cluster
 
     with (
         gpu_local_cluster(["0", "1"], env={"CUPY_CACHE_DIR": "/tmp/x"}) as cluster,

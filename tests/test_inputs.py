@@ -309,8 +309,8 @@ def test_tilde_is_expanded_once(tmp_path, client):
 
 
 def test_memory_per_task_is_checked_against_the_workers(tmp_path):
-    from pipeline.engine.plan import make_plan
-    from pipeline.engine.resources import check_task_memory, slurm_worker_memory
+    from pipeline.run.plan import make_plan
+    from pipeline.run.resources import check_task_memory, slurm_worker_memory
 
     # a 20000-wide network: its weight matrix alone is 1.6 GB (float32)
     wide = {**PROP, "axes": {**PROP["axes"], "width": [20_000]}, "store": "w.zarr"}
@@ -363,7 +363,7 @@ class _Garbage(socketserver.BaseRequestHandler):
 
 @pytest.mark.slow
 def test_a_scheduler_address_that_is_no_scheduler_fails_in_seconds(tmp_path):
-    from pipeline.engine.clients import connect_scheduler
+    from pipeline.run.clients import connect_scheduler
 
     (tmp_path / "s.yaml").write_text(yaml.safe_dump({**PROP, "store": "s.zarr"}))
     with _server(_Garbage) as address:

@@ -10,9 +10,9 @@ import pytest
 
 from pipeline import parse_spec
 from pipeline.analysis.fractal.boundary import boundary_dimension
-from pipeline.engine.execute import run_chunk
-from pipeline.engine.plan import iter_chunk_keys
-from pipeline.engine.store import create_or_open_store, ensure_token, open_sweep
+from pipeline.run.execute import run_chunk
+from pipeline.store.grid import iter_chunk_keys
+from pipeline.store.sweep import create_or_open_store, ensure_token, open_sweep
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "workflows" / "notebooks"
 
@@ -85,7 +85,7 @@ def test_trainability_notebook(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_zoom_notebook(tmp_path, monkeypatch, client):
-    from pipeline.engine.zoom import run_zoom
+    from pipeline.run.zoom import run_zoom
 
     root = tmp_path / "clone"
     here = root / "workflows" / "notebooks"
@@ -105,10 +105,10 @@ def test_zoom_notebook(tmp_path, monkeypatch, client):
     rep = boundary_dimension(score)
     assert f"frame 1 ({rep.method}): {rep.text()}" in text
     # a zoom store with a chunk un-marked says so on its summary (chunks of every frame)
-    from pipeline.engine.markers import unmark
-    from pipeline.engine.partial import partial_label
-    from pipeline.engine.plan import chunk_counts
-    from pipeline.engine.store import read_spec, read_token
+    from pipeline.store.grid import chunk_counts
+    from pipeline.store.markers import unmark
+    from pipeline.store.partial import partial_label
+    from pipeline.store.sweep import read_spec, read_token
 
     assert partial_label(store) is None
     frame = store / "frame_001"

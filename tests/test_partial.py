@@ -7,9 +7,9 @@ import pytest
 
 from pipeline import parse_spec
 from pipeline.cli import main
-from pipeline.engine.execute import run_chunk
-from pipeline.engine.plan import iter_chunk_keys
-from pipeline.engine.store import create_or_open_store, ensure_token
+from pipeline.run.execute import run_chunk
+from pipeline.store.grid import iter_chunk_keys
+from pipeline.store.sweep import create_or_open_store, ensure_token
 
 # 16 × 16 points of (σ_w, σ_b) in 4 chunks: enough for the boundary report to run
 SPEC = {

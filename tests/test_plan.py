@@ -6,15 +6,15 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.engine.plan import (
+from pipeline.run.plan import make_plan
+from pipeline.spec import parse_spec
+from pipeline.store.grid import (
     chunk_coords,
     chunk_slices,
     iter_chunk_keys,
     key_from_str,
     key_to_str,
-    make_plan,
 )
-from pipeline.spec import parse_spec
 
 
 @st.composite

@@ -13,17 +13,17 @@ import yaml
 
 from pipeline import parse_spec, run_sweep
 from pipeline.cli import main
-from pipeline.engine.lease import store_lease
-from pipeline.engine.markers import load_index, unmark
-from pipeline.engine.plan import chunk_counts
-from pipeline.engine.progress import (
+from pipeline.run.progress import (
     Heartbeat,
     done_times,
     format_duration,
     heartbeat_every,
     rate_eta,
 )
-from pipeline.engine.store import read_token
+from pipeline.store.grid import chunk_counts
+from pipeline.store.lease import store_lease
+from pipeline.store.markers import load_index, unmark
+from pipeline.store.sweep import read_token
 
 TINY = {
     "name": "progress-test",
@@ -138,7 +138,7 @@ def test_index_keeps_finish_times_and_status_prints_an_eta(tiny_store, capsys):
 
 
 def test_plan_prints_a_time_estimate_from_a_measured_rate(tmp_path, capsys):
-    from pipeline.engine.calibrate import Calibration, calibrate
+    from pipeline.run.calibrate import Calibration, calibrate
 
     spec = parse_spec({**TINY, "chunks": {"sigma_w2": 4, "sigma_b": 2}})
     cal = calibrate(spec, "numpy", budget_s=0.5)
@@ -157,8 +157,8 @@ def test_plan_prints_a_time_estimate_from_a_measured_rate(tmp_path, capsys):
 def test_plan_calibration_leaves_out_the_compiled_backends_first_call(monkeypatch):
     """The numba backend compiles (or loads its cache) in a worker's first call: calibrating
     must not time it, or a depth-1000 spec reads days instead of minutes."""
-    from pipeline.engine import calibrate as cal_mod
     from pipeline.experiments import get_experiment
+    from pipeline.run import calibrate as cal_mod
 
     spec = parse_spec({**TINY, "chunks": {"sigma_w2": 4, "sigma_b": 2}})
     exp = get_experiment(spec.experiment)

@@ -28,15 +28,15 @@ import sweep_stub  # noqa: E402
 import zarr  # noqa: E402
 
 from pipeline import open_sweep, parse_spec, register, run_sweep  # noqa: E402
-from pipeline.engine.refine import (  # noqa: E402
+from pipeline.errors import SpecError  # noqa: E402
+from pipeline.run.refine import (  # noqa: E402
     ATTR,
     REFINE_DIR,
     pack_chunks,
     point_files,
     refine_status,
 )
-from pipeline.engine.refine_plan import Refiner, codes_of, expected_fraction  # noqa: E402
-from pipeline.errors import SpecError  # noqa: E402
+from pipeline.run.refine_plan import Refiner, codes_of, expected_fraction  # noqa: E402
 from pipeline.spec.refine import RefineSpec  # noqa: E402
 
 register(sweep_stub.PLANE_EXPERIMENT, replace=True)
@@ -273,8 +273,8 @@ def test_refine_needs_one_value_off_the_plane():
                "sigma_b": {"linspace": [0, 1], "count": 7}}}, lambda p: p["lyapunov"][:, -1]),
 ])  # fmt: skip
 def test_scattered_points_equal_their_chunk_values(raw, field):
-    from pipeline.engine.plan import chunk_coords
     from pipeline.experiments import get_experiment
+    from pipeline.store.grid import chunk_coords
 
     spec = parse_spec(raw)
     exp = get_experiment(spec.experiment)

@@ -29,8 +29,8 @@ def one_error(capsys) -> str:
 
 
 def test_a_huge_depth_is_counted_by_the_memory_model(tmp_path, capsys):
-    from pipeline.engine.plan import make_plan
-    from pipeline.engine.resources import check_task_memory
+    from pipeline.run.plan import make_plan
+    from pipeline.run.resources import check_task_memory
 
     spec = parse_spec({**SMALL, "depth": 2147483647, "record_layers": "last"})
     assert make_plan(spec).peak_task_bytes >= 8 * 2**31  # the int64 layer table
@@ -50,8 +50,14 @@ def test_a_huge_depth_is_counted_by_the_memory_model(tmp_path, capsys):
     [
         (lambda d: "/dev/null", "is not a regular file"),
         (lambda d: (os.mkfifo(d / "fifo"), str(d / "fifo"))[1], "is not a regular file"),
-        (lambda d: (os.symlink(d / "l2", d / "l1"), os.symlink(d / "l1", d / "l2"),
-                    str(d / "l1"))[2], "cannot be read (Too many levels"),  # fmt: skip
+        (
+            lambda d: (
+                os.symlink(d / "l2", d / "l1"),
+                os.symlink(d / "l1", d / "l2"),
+                str(d / "l1"),
+            )[2],
+            "cannot be read (Too many levels",
+        ),  # fmt: skip
         (lambda d: "~nosuchuser-sweep/s.yaml", "no home folder for user 'nosuchuser-sweep'"),
     ],
 )

@@ -15,8 +15,6 @@ import pytest
 import yaml
 
 from pipeline import open_sweep, parse_spec, run_sweep
-from pipeline.engine.plan import iter_chunk_keys
-from pipeline.engine.store import done_keys
 from pipeline.slurm import (
     SlurmCommandError,
     SlurmError,
@@ -27,6 +25,8 @@ from pipeline.slurm import (
     render_worker_script,
     slurm_command,
 )
+from pipeline.store.grid import iter_chunk_keys
+from pipeline.store.sweep import done_keys
 
 REPO = Path(__file__).resolve().parent.parent
 LOCAL_PROFILES = REPO / "slurm" / "local.yaml"
@@ -405,10 +405,11 @@ def test_submit_cancel_resubmit_computes_only_missing(tmp_path, reference, no_jo
     assert 1 <= len(before) < TOTAL, f"cancelled too late: {len(before)}/{TOTAL}"
     log1 = (logs / f"sweep-driver-{first}.out").read_text()
     assert "interrupted" in log1 and "scaled down" in log1, log1
+
     def chunk_file(key):  # the chunk's file of a variable (markers are folded at the end)
         import zarr
 
-        from pipeline.engine.variables import store_variables
+        from pipeline.store.variables import store_variables
 
         name = store_variables(parse_spec(RAW))[0].name
         arr = zarr.open_group(store, mode="r")[name]
@@ -471,16 +472,18 @@ def test_unknown_partition_and_job_that_never_starts(tmp_path, no_jobs_left):
 @pytest.fixture(scope="module")
 def zoom_reference(tmp_path_factory):
     """The two frames of ZOOM computed locally."""
-    from pipeline.engine.zoom import open_zoom, run_zoom
+    from pipeline.run.zoom import run_zoom
+    from pipeline.store.zoom import open_zoom
 
     store = tmp_path_factory.mktemp("zref") / "z.zarr"
-    run_zoom(parse_spec(ZOOM), 2, store, n_workers=1, progress=False, log=lambda m: None,
-             backend="numpy")
+    run_zoom(
+        parse_spec(ZOOM), 2, store, n_workers=1, progress=False, log=lambda m: None, backend="numpy"
+    )
     return open_zoom(store)
 
 
 def assert_same_zoom(store, reference) -> None:
-    from pipeline.engine.zoom import open_zoom
+    from pipeline.store.zoom import open_zoom
 
     frames = open_zoom(store)
     assert len(frames) == len(reference) == 2

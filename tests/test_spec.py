@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.engine.plan import chunk_slices, iter_chunk_keys, make_plan
+from pipeline.run.plan import make_plan
 from pipeline.spec import SpecError, load_spec, parse_spec
+from pipeline.store.grid import chunk_slices, iter_chunk_keys
 
 BASE = {
     "experiment": "propagation",

@@ -29,11 +29,11 @@ import sweep_stub  # noqa: E402
 
 from pipeline import open_sweep, parse_spec, read_spec, register, run_sweep  # noqa: E402
 from pipeline.cli import main as sweep  # noqa: E402
-from pipeline.engine.lease import LEASE_FILE, STALE_AFTER_S, store_lease  # noqa: E402
-from pipeline.engine.markers import DONE_DIR  # noqa: E402
-from pipeline.engine.store import done_keys  # noqa: E402
-from pipeline.engine.verify import verify_store  # noqa: E402
 from pipeline.errors import StoreError, StoreInUseError  # noqa: E402
+from pipeline.store.lease import LEASE_FILE, STALE_AFTER_S, store_lease  # noqa: E402
+from pipeline.store.markers import DONE_DIR  # noqa: E402
+from pipeline.store.sweep import done_keys  # noqa: E402
+from pipeline.store.verify import verify_store  # noqa: E402
 
 register(sweep_stub.EXPERIMENT, replace=True)
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,7 +65,7 @@ def quiet(msg: str) -> None:
 def test_the_fast_chunk_encoder_writes_the_bytes_zarr_writes(tmp_path):
     from zarr.codecs import Crc32cCodec, ZstdCodec
 
-    from pipeline.engine.writer import _Encoder
+    from pipeline.store.writer import _Encoder
 
     rng = np.random.default_rng(0)
     for dtype, fill in (("float32", np.nan), ("float64", np.nan), ("int16", -1)):
@@ -243,7 +243,7 @@ def test_store_paths_that_cannot_hold_a_store_are_one_line_and_leave_nothing(
 ):
     import errno
 
-    from pipeline.engine import store as store_module
+    from pipeline.store import sweep as store_module
 
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(stub(1)))
     (tmp_path / "afile").write_text("not a folder")
@@ -271,7 +271,7 @@ def test_store_paths_that_cannot_hold_a_store_are_one_line_and_leave_nothing(
 
 
 def test_zoom_store_refuses_what_run_refuses(tmp_path, client):
-    from pipeline.engine.zoom import run_zoom
+    from pipeline.run.zoom import run_zoom
 
     zoomable = parse_spec({"experiment": "propagation", "depth": 3, "axes": {"width": [8],
         "sigma_w": {"linspace": [0.5, 2], "count": 4}, "sigma_b": [0.0, 0.5]}})  # fmt: skip

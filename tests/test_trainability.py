@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-from pipeline.engine.plan import chunk_coords, iter_chunk_keys
 from pipeline.experiments import get_experiment
 from pipeline.experiments.trainability.reference import (
     loss_and_grads,
@@ -17,6 +16,7 @@ from pipeline.experiments.trainability.reference import (
     train_points,
 )
 from pipeline.spec import SpecError, parse_spec
+from pipeline.store.grid import chunk_coords, iter_chunk_keys
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu", "identity", "sigmoid"])
@@ -145,7 +145,7 @@ def test_chunks_are_bit_identical_to_the_whole_plane_and_both_classes_appear():
     ref = exp.compute_chunk(whole, chunk_coords(whole, next(iter_chunk_keys(whole))))
     split = parse_spec({**SPEC, "chunks": {"lr_in": 4, "lr_out": 2}})
     got = {k: np.zeros_like(v) for k, v in ref.items()}
-    from pipeline.engine.plan import chunk_slices
+    from pipeline.store.grid import chunk_slices
 
     for key in iter_chunk_keys(split):
         part = exp.compute_chunk(split, chunk_coords(split, key))

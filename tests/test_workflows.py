@@ -15,9 +15,9 @@ import xarray as xr
 import yaml
 
 from pipeline import open_sweep, parse_spec, read_spec, run_sweep
-from pipeline.engine.progress import format_duration
 from pipeline.experiments.propagation.spec import gpu_hours
 from pipeline.experiments.trainability.spec import signed_log
+from pipeline.run.progress import format_duration
 from pipeline.spec import SpecError
 from pipeline.spec.workflow import load_workflow, workflow_scales
 
@@ -334,7 +334,7 @@ def test_figures_without_figure_is_an_error(client, tmp_path):
 
 @pytest.fixture(scope="module")
 def zoom_stores(client, tmp_path_factory):
-    from pipeline.engine.zoom import run_zoom
+    from pipeline.run.zoom import run_zoom
 
     root = tmp_path_factory.mktemp("zoom")
     stores = {}
@@ -359,7 +359,7 @@ def zoom_stores(client, tmp_path_factory):
 def test_zoom_store_renders_frames_with_dimensions(name, zoom_stores, tmp_path):
     pytest.importorskip("matplotlib")
     from pipeline import figures
-    from pipeline.engine.zoom import is_zoom_store, open_zoom
+    from pipeline.store.zoom import is_zoom_store, open_zoom
 
     store = zoom_stores[name]
     assert is_zoom_store(store) and not is_zoom_store(store / "frame_000")
@@ -534,7 +534,7 @@ def test_every_store_kind_is_cf_conventional(smoke_stores, zoom_stores, tmp_path
     import warnings
 
     from pipeline.analysis.regimes import CHAOTIC, ORDERED
-    from pipeline.engine.analyze import analyze
+    from pipeline.run.analyze import analyze
 
     prop = open_sweep(smoke_stores["qu2022_phase_cv"])  # pair and circle probes, α < 2
     train = open_sweep(smoke_stores["trainability_tanh_w8"])
@@ -571,10 +571,10 @@ def test_every_store_kind_is_cf_conventional(smoke_stores, zoom_stores, tmp_path
 def test_analyze_a_trainability_store_and_the_levy_line_in_summaries(smoke_stores, tmp_path):
     from pipeline.analysis import boundary_dimension
     from pipeline.analysis.report import format_analysis
-    from pipeline.engine.analyze import analyze
     from pipeline.experiments.propagation.summary import format_summary, lyapunov_crossings
     from pipeline.numerics.levy import ordered_transition_sigma_w
     from pipeline.numerics.theory import critical_sigma_w
+    from pipeline.run.analyze import analyze
 
     # boundary dimensions make sense for the trainability plane too: one per image
     ds = open_sweep(smoke_stores["sohl_dickstein2024_trainability"])

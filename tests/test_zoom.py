@@ -13,10 +13,11 @@ import pytest
 import yaml
 import zarr
 
-from pipeline.engine.plan import key_to_str
-from pipeline.engine.store import chunk_info, done_keys
-from pipeline.engine.zoom import frame_group, next_window, open_zoom, run_zoom
+from pipeline.run.zoom import next_window, run_zoom
 from pipeline.spec import parse_spec
+from pipeline.store.grid import key_to_str
+from pipeline.store.sweep import chunk_info, done_keys
+from pipeline.store.zoom import frame_group, open_zoom
 
 
 def test_window_rule_picks_the_boundary_block_nearest_the_centre():
@@ -85,9 +86,10 @@ def test_five_frame_zoom_resumes_after_sigkill(tmp_path, client):
     key = key_to_str(min(before[0]))  # the key as `sweep status` prints it
     assert chunk_info(store / frame_group(0), key)["backend"] == "numpy"
     assert 1 <= len(before[2]) < 4 and not before[3], before
+
     def data_file(k, key):  # a chunk file of frame k (markers are folded at a run's end)
-        from pipeline.engine.store import read_spec
-        from pipeline.engine.variables import store_variables
+        from pipeline.store.sweep import read_spec
+        from pipeline.store.variables import store_variables
 
         frame = store / frame_group(k)
         name = store_variables(read_spec(frame))[0].name
@@ -111,8 +113,9 @@ def test_five_frame_zoom_resumes_after_sigkill(tmp_path, client):
     for (k, key), t in mtimes.items():
         assert data_file(k, key).stat().st_mtime_ns == t
 
-    ref = run_zoom(spec.with_store(tmp_path / "ref.zarr"), 5, client=client, progress=False,
-                   backend="numpy")
+    ref = run_zoom(
+        spec.with_store(tmp_path / "ref.zarr"), 5, client=client, progress=False, backend="numpy"
+    )
     assert [f.window for f in ref] == [f.window for f in frames]
     widths = [f.window["lr_in"][1] - f.window["lr_in"][0] for f in frames]
     np.testing.assert_allclose(widths, [9 / 2**k for k in range(5)])
@@ -157,7 +160,7 @@ def test_zoom_spec_problems_are_reported_before_any_frame(tmp_path):
 
 
 def test_window_reaching_below_zero_is_shifted_inside_the_axis():
-    from pipeline.engine.zoom import _frame_spec
+    from pipeline.run.zoom import _frame_spec
 
     base = parse_spec(
         {"axes": {"width": [16], "sigma_w": [1.0, 2.0], "sigma_b": [0.0, 0.3]}, "depth": 3}
@@ -171,7 +174,7 @@ def test_window_reaching_below_zero_is_shifted_inside_the_axis():
 def test_zoom_of_another_spec_is_refused_naming_the_fields(tmp_path):
     import zarr
 
-    from pipeline.engine.zoom import ZOOM_ATTR
+    from pipeline.store.zoom import ZOOM_ATTR
 
     spec = parse_spec({**SPEC, "store": str(tmp_path / "z.zarr")})
     group = zarr.open_group(str(tmp_path / "z.zarr"), mode="a")

@@ -17,18 +17,12 @@ import yaml
 import zarr
 
 from pipeline.analysis.fractal import sohl_dickstein_notebook_dimension
-from pipeline.engine.store import DONE_DIR, done_keys
-from pipeline.engine.zoom import (
-    ZOOM_ATTR,
-    frame_group,
-    open_zoom,
-    run_zoom,
-    signed_field,
-    zoom_summary,
-)
-from pipeline.engine.zoom_out import ZoomOut, run_zoom_out, zoom_out_windows
 from pipeline.errors import PipelineError, SpecMismatchError
+from pipeline.run.zoom import run_zoom, signed_field, zoom_summary
+from pipeline.run.zoom_out import ZoomOut, run_zoom_out, zoom_out_windows
 from pipeline.spec import parse_spec
+from pipeline.store.sweep import DONE_DIR, done_keys
+from pipeline.store.zoom import ZOOM_ATTR, frame_group, open_zoom
 
 
 def test_windows_double_about_the_centre_until_the_smaller_width_reaches_6():
@@ -126,8 +120,9 @@ def test_zoom_out_frames_resume_after_sigkill_and_report_the_pooled_estimate(tmp
         np.testing.assert_allclose(ds.lr_in.values, np.linspace(*wa, 16), rtol=0, atol=1e-12)
 
     # an uninterrupted zoom-out computes the same fields
-    ref = run_zoom_out(spec.with_store(tmp_path / "ref.zarr"), client=client, progress=False,
-                       backend="numpy")
+    ref = run_zoom_out(
+        spec.with_store(tmp_path / "ref.zarr"), client=client, progress=False, backend="numpy"
+    )
     assert [f.window for f in ref] == [f.window for f in frames]
     for g, r in zip(got, open_zoom(tmp_path / "ref.zarr"), strict=True):
         np.testing.assert_array_equal(g.score.values, r.score.values)

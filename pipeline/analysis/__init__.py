@@ -6,14 +6,14 @@
 * :mod:`.report`   the analysis dataset of a sweep (what ``sweep analyze`` prints and writes)
 
 This package reads datasets, not stores, and knows no experiment: the field whose sign is
-the class comes in as a :class:`SignedField` (:mod:`pipeline.engine.analyze` asks a store's
+the class comes in as a :class:`SignedField` (:mod:`pipeline.run.analyze` asks a store's
 experiment for it).
 
 The mean-field theories they compare against are in :mod:`pipeline.numerics` (``theory``,
 ``levy``)::
 
     from pipeline.analysis import boundary_dimension
-    from pipeline.engine.analyze import analyze_store
+    from pipeline.run.analyze import analyze_store
     an = analyze_store("quickstart.zarr")     # also: sweep analyze STORE
     print(boundary_dimension(field).text())   # D = 1.247 [1.214, 1.280] (...)
 """

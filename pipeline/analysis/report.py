@@ -9,7 +9,7 @@ units on every variable and coordinate, flag_values/flag_meanings on the regime 
   maps and the area of the critical regime.
 
 Which field, which plane and whether λ_L is there is the experiment's to say; reading a
-store and asking its experiment is :mod:`pipeline.engine.analyze`'s job.
+store and asking its experiment is :mod:`pipeline.run.analyze`'s job.
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 from pipeline.errors import PipelineError, StoreError
 
 if TYPE_CHECKING:
-    from pipeline.engine.markers import DoneState
     from pipeline.spec.sweep import SweepSpec
+    from pipeline.store.markers import DoneState
 
 __all__ = [
     "cmd_analyze",
@@ -30,7 +30,7 @@ __all__ = [
 def _check_store(store: str) -> bool:
     """Raise :class:`StoreError` unless ``store`` is a sweep or zoom store; True for a zoom
     store."""
-    from pipeline.engine.zoom import is_zoom_store
+    from pipeline.store.zoom import is_zoom_store
 
     try:
         is_store = (Path(store) / "zarr.json").is_file()
@@ -38,7 +38,7 @@ def _check_store(store: str) -> bool:
         raise StoreError(f"store: {store!r} cannot be read ({e.strerror})") from e
     if not is_store:
         raise StoreError(f"store: {store!r} is not a sweep or zoom store (no zarr.json)")
-    from pipeline.engine.store import check_metadata
+    from pipeline.store.sweep import check_metadata
 
     check_metadata(store)
     return is_zoom_store(store)
@@ -61,8 +61,8 @@ def _not_a_frame(store: str, command: str) -> StoreError:
 def _missing_files_line(store: str, spec: SweepSpec, state: DoneState) -> str | None:
     """A warning when done chunks of the store have missing files (checked on a sample of at
     most 2000 done chunks: ``sweep verify`` checks them all), else None."""
-    from pipeline.engine.plan import key_to_str
-    from pipeline.engine.verify import missing_files
+    from pipeline.store.grid import key_to_str
+    from pipeline.store.verify import missing_files
 
     missing, checked = missing_files(store, spec, state)
     if not missing:
@@ -81,7 +81,7 @@ def warn_if_partial(store: str) -> None:
     """Say on stderr when a store is not complete (its missing chunks read as NaN), or when
     done chunks have missing files. Stores written by other means (no sweep spec, so no chunk
     bookkeeping) are not checked."""
-    from pipeline.engine.store import done_state, read_spec
+    from pipeline.store.sweep import done_state, read_spec
 
     try:
         spec = read_spec(store)
@@ -106,9 +106,9 @@ def _rate_line(store: str, state: DoneState, running: bool) -> str:
     a run holding the store: what the rest would take at that rate, not an ETA)."""
     import time
 
-    from pipeline.engine.identity import token_state
-    from pipeline.engine.progress import done_times, format_duration, rate_eta
-    from pipeline.engine.store import index_token
+    from pipeline.run.progress import done_times, format_duration, rate_eta
+    from pipeline.store.identity import token_state
+    from pipeline.store.sweep import index_token
 
     token = token_state(store)[0] or index_token(store)  # as done_state reads the index
     times = done_times(store, state.counts, token)
@@ -124,7 +124,7 @@ def _rate_line(store: str, state: DoneState, running: bool) -> str:
 def partial_summary(store: str, text: str) -> str:
     """A summary ``text`` of ``store`` with ``partial: k/n chunks ...`` as its first line
     when the store is not complete (the result says so, not only stderr)."""
-    from pipeline.engine.partial import partial_label
+    from pipeline.store.partial import partial_label
 
     label = partial_label(store)
     if label is None:
@@ -133,9 +133,9 @@ def partial_summary(store: str, text: str) -> str:
 
 
 def _status_lines(store: str, show_all: bool) -> list[str]:
-    from pipeline.engine.lease import holder
-    from pipeline.engine.plan import describe_chunk, flat_to_key, key_to_str
-    from pipeline.engine.store import done_state, read_spec
+    from pipeline.store.grid import describe_chunk, flat_to_key, key_to_str
+    from pipeline.store.lease import holder
+    from pipeline.store.sweep import done_state, read_spec
 
     spec = read_spec(store)
     state = done_state(store, spec)
@@ -150,7 +150,7 @@ def _status_lines(store: str, show_all: bool) -> list[str]:
             f"since {run.get('since')}"
         )
     if spec.refine is not None:
-        from pipeline.engine.refine import refine_status
+        from pipeline.run.refine import refine_status
 
         lines.append(refine_status(store))
     lines += [f"note: {n}" for n in state.notes]
@@ -182,7 +182,7 @@ def _stores(store: str) -> list[str | tuple[str, str]]:
 
     import zarr
 
-    from pipeline.engine.zoom import ZOOM_ATTR, frame_group
+    from pipeline.store.zoom import ZOOM_ATTR, frame_group
 
     store = os.path.expanduser(store)  # shown as given: a relative path stays relative
     if not _check_store(store):
@@ -209,7 +209,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     """``sweep verify``: check that every done chunk's files exist, decode and hold what was
     written; ``--repair`` un-marks the damaged ones. Exit 1 when damage is left unrepaired."""
-    from pipeline.engine.verify import repair, verify_store
+    from pipeline.store.verify import repair, verify_store
 
     unrepaired = 0
     for store in _stores(args.store):
@@ -250,7 +250,7 @@ def _damage_as_one_line(stores: list[str]) -> Iterator[None]:
     except PipelineError:
         raise
     except Exception as e:
-        from pipeline.engine.verify import verify_store
+        from pipeline.store.verify import verify_store
 
         for store in stores:
             try:
@@ -268,9 +268,9 @@ def _damage_as_one_line(stores: list[str]) -> Iterator[None]:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     """``sweep summary``: the store's experiment's summary, or every frame of a zoom."""
-    from pipeline.engine.store import open_sweep, read_spec
-    from pipeline.engine.zoom import zoom_summary
     from pipeline.experiments import get_experiment
+    from pipeline.run.zoom import zoom_summary
+    from pipeline.store.sweep import open_sweep, read_spec
 
     if _check_store(args.store):
         frames = _zoom_frames(args.store)
@@ -340,11 +340,11 @@ def cmd_figures(args: argparse.Namespace) -> int:
 def cmd_analyze(args: argparse.Namespace) -> int:
     """``sweep analyze``: critical lines, regime areas, boundary dimensions of a store."""
     from pipeline.analysis.report import format_analysis
-    from pipeline.engine.analyze import analyze_store
+    from pipeline.run.analyze import analyze_store
 
     if _check_store(args.store):
         raise _not_a_frame(args.store, "analyze")
-    from pipeline.engine.store import read_spec
+    from pipeline.store.sweep import read_spec
 
     try:
         read_spec(args.store)  # a Zarr group not made by sweep: one line

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline.errors import SpecMismatchError, StoreError, UsageError
 
 if TYPE_CHECKING:
-    from pipeline.engine.zoom_out import ZoomOut
+    from pipeline.run.zoom_out import ZoomOut
     from pipeline.slurm.cluster import SlurmOptions
     from pipeline.spec.sweep import SweepSpec
 
@@ -56,9 +56,9 @@ def _slurm_or_local(args: argparse.Namespace) -> SlurmOptions | None:
 def _check_memory(
     args: argparse.Namespace, spec: SweepSpec, slurm: SlurmOptions | None, client: Any
 ) -> None:
-    """The engine's memory check (:func:`pipeline.engine.resources.check_worker_memory`) for
+    """The engine's memory check (:func:`pipeline.run.resources.check_worker_memory`) for
     the flags given, unless ``--no-memory-check``."""
-    from pipeline.engine.resources import check_worker_memory
+    from pipeline.run.resources import check_worker_memory
 
     if args.no_memory_check:
         return
@@ -77,7 +77,7 @@ def _scheduler_client(args: argparse.Namespace) -> Iterator[Any]:
     if not args.scheduler:
         yield None
         return
-    from pipeline.engine.clients import connect_scheduler
+    from pipeline.run.clients import connect_scheduler
 
     with connect_scheduler(args.scheduler) as client:
         print(f"scheduler {args.scheduler}, dashboard: {client.dashboard_link}", file=sys.stderr)
@@ -98,9 +98,9 @@ def _load(args: argparse.Namespace) -> SweepSpec:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``sweep run``: run or resume a sweep, then print its experiment's summary."""
-    from pipeline.engine.execute import run_sweep
-    from pipeline.engine.store import open_sweep
     from pipeline.experiments import get_experiment
+    from pipeline.run.execute import run_sweep
+    from pipeline.store.sweep import open_sweep
 
     spec = _load(args)
     slurm = _slurm_or_local(args)
@@ -134,9 +134,10 @@ def _check_submit_store(store: str, spec: SweepSpec, frames: int | None) -> None
     spec, a zoom store for a sweep or a sweep store for a zoom."""
     import zarr
 
-    from pipeline.engine.store import read_spec
-    from pipeline.engine.zoom import ZOOM_ATTR, check_zoomable
+    from pipeline.run.zoom import check_zoomable
     from pipeline.spec.sweep import parse_spec
+    from pipeline.store.sweep import read_spec
+    from pipeline.store.zoom import ZOOM_ATTR
 
     if frames is not None:
         check_zoomable(spec)
@@ -226,7 +227,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """``sweep plan``: sizes, chunks, FLOPs, memory (and the experiment's own lines)."""
-    from pipeline.engine.plan import make_plan
+    from pipeline.run.plan import make_plan
 
     spec = _load(args)
     if args.store:
@@ -240,10 +241,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def _time_line(spec: SweepSpec, flops: float, n_chunks: int) -> str:
     """``sweep plan``'s time estimate: the plan's FLOPs at the rate this machine's backend
-    measured in about a second (:mod:`pipeline.engine.calibrate`)."""
-    from pipeline.engine.calibrate import calibrate
-    from pipeline.engine.progress import format_duration
+    measured in about a second (:mod:`pipeline.run.calibrate`)."""
     from pipeline.gpu.backend import resolve_backend
+    from pipeline.run.calibrate import calibrate
+    from pipeline.run.progress import format_duration
 
     backend = resolve_backend("auto")
     cal = calibrate(spec, backend)
@@ -265,7 +266,7 @@ def _time_line(spec: SweepSpec, flops: float, n_chunks: int) -> str:
 def cmd_zoom(args: argparse.Namespace) -> int:
     """``sweep zoom``: a zoom sequence into the boundary (frames halving around it), on the
     same clusters and backends as ``sweep run``."""
-    from pipeline.engine.zoom import check_zoomable, run_zoom, zoom_summary
+    from pipeline.run.zoom import check_zoomable, run_zoom, zoom_summary
 
     _check_zoom_flags(args)
     spec = _load(args)
@@ -313,7 +314,7 @@ def _check_zoom_flags(args: argparse.Namespace) -> None:
 def _zoom_sequence(args: argparse.Namespace, spec: SweepSpec) -> ZoomOut | None:
     """The zoom-out sequence of ``spec``'s window that ``sweep zoom --direction out`` asks
     for (``--max-width``, ``--growth``; defaults 6 and 2), or None for a zoom in."""
-    from pipeline.engine.zoom_out import GROWTH, MAX_WIDTH, ZoomOut
+    from pipeline.run.zoom_out import GROWTH, MAX_WIDTH, ZoomOut
 
     if args.direction != "out":
         return None

@@ -14,9 +14,9 @@ import numpy as np
 import xarray as xr
 
 from pipeline.analysis.fractal.boundary import BoundaryDimension, boundary_dimension
-from pipeline.engine.analyze import stored_experiment
 from pipeline.errors import PipelineError
 from pipeline.figures.layout import colour_map
+from pipeline.run.analyze import stored_experiment
 
 __all__ = [
     "axis_label",

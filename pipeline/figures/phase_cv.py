@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
-from pipeline.engine.analyze import stored_experiment
 from pipeline.figures.common import clip_to_norm, first_values, pyplot, signed_norm, widest
 from pipeline.figures.layout import colour_map, note_missing
 from pipeline.figures.registry import register
 from pipeline.numerics.levy import ordered_transition_sigma_w
+from pipeline.run.analyze import stored_experiment
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 import xarray as xr
 
-from pipeline.engine.partial import mark_figure, partial_label
-from pipeline.engine.store import open_sweep, read_spec
-from pipeline.engine.zoom import ZOOM_ATTR, is_zoom_store, open_zoom
 from pipeline.errors import PipelineError, SpecError
 from pipeline.figures.common import pyplot
 from pipeline.figures.layout import fit_texts
 from pipeline.figures.registry import FIGURES
 from pipeline.figures.zoom import zoom_frames, zoom_notes
+from pipeline.store.partial import mark_figure, partial_label
+from pipeline.store.sweep import open_sweep, read_spec
+from pipeline.store.zoom import ZOOM_ATTR, is_zoom_store, open_zoom
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

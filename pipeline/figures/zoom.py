@@ -18,12 +18,6 @@ import xarray as xr
 
 from pipeline.analysis.fractal.boundary import BoundaryDimension
 from pipeline.analysis.fractal.notebook import sohl_dickstein_notebook_dimension
-from pipeline.engine.zoom import (
-    frame_dimensions,
-    plane_axes,
-    signed_field,
-    zoom_lines,
-)
 from pipeline.errors import PipelineError
 from pipeline.experiments import get_experiment
 from pipeline.figures.common import (
@@ -34,6 +28,7 @@ from pipeline.figures.common import (
     signed_limit,
 )
 from pipeline.figures.layout import colour_map, note_missing
+from pipeline.run.zoom import frame_dimensions, plane_axes, signed_field, zoom_lines
 from pipeline.spec.sweep import parse_spec
 
 if TYPE_CHECKING:

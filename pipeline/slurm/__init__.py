@@ -5,7 +5,7 @@
 * :mod:`.scripts`   job scripts rendered by pure functions; sbatch time/memory syntax
 * :mod:`.cluster`   start, keep and stop the worker jobs of a sweep; submit the driver
 
-Only :mod:`pipeline.engine.execute` (which calls :func:`.cluster.slurm_client`) and the
+Only :mod:`pipeline.run.execute` (which calls :func:`.cluster.slurm_client`) and the
 command line use this package.
 """
 

@@ -5,7 +5,7 @@ machine before the first chunk runs (a ``linspace`` of 10¹² values, a layer li
 entries, a grid whose chunk list alone fills the driver's memory). What the kernels can index
 is a hard limit: widths, depths, counts and layer indices are 32-bit signed integers there.
 Memory per task against the workers' memory is checked later, by the command that knows the
-workers (:mod:`pipeline.engine.resources`).
+workers (:mod:`pipeline.run.resources`).
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ halves the blocks whose computed samples hold more than one class (plus ``guard`
 around them) ``levels`` times, down to the target resolution (every pixel when ``levels`` is
 ``log2(coarse)``, the default). A seeded share ``audit`` of the pixels of the blocks left
 whole is computed too: an audit pixel whose class differs from its block's makes the block
-refine. The algorithm is :mod:`pipeline.engine.refine_plan`; the driver
-:mod:`pipeline.engine.refine`.
+refine. The algorithm is :mod:`pipeline.run.refine_plan`; the driver
+:mod:`pipeline.run.refine`.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ arithmetic, so our frames can be compared with the paper's numbers like for like
 3. **local slopes**: ``−numpy.gradient(log N, log d)`` (central differences for non-uniform
    spacing inside, one-sided at the two ends), one per size;
 4. **the dimension**: the median of *all* local slopes of *all* frames pooled (the notebook's
-   frames are the zoom-out sequence of :mod:`pipeline.engine.zoom_out`).
+   frames are the zoom-out sequence of :mod:`pipeline.run.zoom_out`).
 
 The notebook reports no interval; ours (:func:`sohl_dickstein_notebook_dimension`) is a
 bootstrap of the pooled median that resamples whole frames (their slopes are correlated).

@@ -19,7 +19,7 @@ given shape, GPU architecture and library version). Nothing syncs with the host 
 layer loop; the results are copied back once at the end.
 
 TF32: CuPy runs float32 GEMMs in full float32 unless ``CUPY_TF32=1`` is set in the
-environment; :func:`pipeline.engine.backend.backend_info` records the setting.
+environment; :func:`pipeline.gpu.backend.backend_info` records the setting.
 """
 
 from __future__ import annotations

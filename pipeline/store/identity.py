@@ -3,7 +3,7 @@
 ``STORE/_token`` holds one line, a random hex token written when the store is created (or
 when a run first resumes a store made before tokens existed). The driver reads it once; every
 task carries it and checks it before writing a chunk and again before marking the chunk done
-(:mod:`pipeline.engine.writer`). A store deleted and made again at the same path has another
+(:mod:`pipeline.store.writer`). A store deleted and made again at the same path has another
 token, so the chunks of a run that was still writing to the old one are refused loudly
 (:class:`~pipeline.errors.StoreChangedError`) instead of landing in the new store.
 

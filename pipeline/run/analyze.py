@@ -16,10 +16,10 @@ from pathlib import Path
 import xarray as xr
 
 from pipeline.analysis.report import ANALYSIS_GROUP, SignedField, analyze_field
-from pipeline.engine.partial import partial_label
-from pipeline.engine.store import open_sweep
 from pipeline.errors import PipelineError, StoreError
 from pipeline.experiments import Experiment, get_experiment
+from pipeline.store.partial import partial_label
+from pipeline.store.sweep import open_sweep
 
 __all__ = ["analyze", "analyze_store", "signed_field_of", "stored_experiment"]
 

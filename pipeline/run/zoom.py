@@ -43,13 +43,21 @@ from pipeline.analysis.fractal import (
     sohl_dickstein_notebook_dimension,
 )
 from pipeline.analysis.fractal.boundary import BoundaryDimension, boundary_dimension
-from pipeline.engine.clients import connect_scheduler, local_cluster, owned_cluster
-from pipeline.engine.execute import RunReport, run_sweep
-from pipeline.engine.store import SPEC_ATTR, make_parent_folders, os_reason, resolve_store_path
 from pipeline.errors import PipelineError, SpecMismatchError, StoreError
 from pipeline.experiments import get_experiment
 from pipeline.gpu.backend import BACKENDS, resolve_backend
+from pipeline.run.clients import connect_scheduler, local_cluster, owned_cluster
+from pipeline.run.execute import RunReport, run_sweep
 from pipeline.spec.sweep import SweepSpec, parse_spec
+from pipeline.store.sweep import resolve_store_path
+from pipeline.store.zoom import (
+    ZOOM_ATTR,
+    consolidate_root,
+    existing_zoom,
+    frame_group,
+    open_root,
+    open_zoom,
+)
 
 if TYPE_CHECKING:
     from pipeline.slurm.cluster import SlurmOptions
@@ -61,23 +69,13 @@ __all__ = [
     "check_zoomable",
     "dimension_vs_depth",
     "frame_dimensions",
-    "frame_group",
-    "is_zoom_store",
     "next_window",
     "notebook_line",
-    "open_zoom",
     "run_zoom",
     "signed_field",
     "zoom_lines",
     "zoom_summary",
 ]
-
-ZOOM_ATTR = "zoom"
-
-
-def frame_group(k: int) -> str:
-    """Group name of frame ``k``."""
-    return f"frame_{k:03d}"
 
 
 @dataclass(frozen=True)
@@ -249,16 +247,6 @@ class ZoomIn:
             )
 
 
-def _consolidate(root: Path) -> None:
-    """Consolidated metadata at the zoom root, covering every frame written so far, so that
-    ``xarray.open_datatree(root)`` opens the whole sequence in one read."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # consolidated metadata is a Zarr v3 extension
-        zarr.consolidate_metadata(str(root))
-
-
 def run_zoom(
     spec: SweepSpec,
     frames: int,
@@ -278,9 +266,9 @@ def run_zoom(
 
     Frame 0 is ``spec`` itself; frame k+1 zooms into frame k by the module's rule
     (:class:`ZoomIn`); another ``sequence`` (a :class:`FrameSequence`, e.g. the zoom-out of
-    :mod:`pipeline.engine.zoom_out`) picks the frames' windows instead. Frames
+    :mod:`pipeline.run.zoom_out`) picks the frames' windows instead. Frames
     already complete in the store are not recomputed. Returns one :class:`ZoomFrame` each.
-    Where the chunks run is chosen as in :func:`~pipeline.engine.execute.run_sweep`
+    Where the chunks run is chosen as in :func:`~pipeline.run.execute.run_sweep`
     (``client``, ``scheduler``, ``slurm`` worker jobs, or a local cluster for ``backend``),
     once for every frame; ``run_kw`` (``retries``, ``threads``) go to each frame's
     ``run_sweep``.
@@ -296,7 +284,7 @@ def run_zoom(
     a, b = plane_axes(spec)
     base = spec.to_dict()
     seq = ZoomIn(base, (a, b)) if sequence is None else sequence
-    old = _existing_zoom(root)
+    old = existing_zoom(root)
     if old is not None:
         diff = parse_spec(old["base_spec"]).differences(spec)
         if diff:
@@ -322,7 +310,7 @@ def run_zoom(
     with contextlib.ExitStack() as stack:
         if client is None:  # connected first: a wrong --scheduler leaves nothing on disk
             client, watch = stack.enter_context(_client(scheduler, n_workers, backend, slurm, say))
-        group = _open_root(root)
+        group = open_root(root)
         created = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
         history = group.attrs.get("history")
         group.attrs.update(
@@ -350,7 +338,7 @@ def run_zoom(
                 log=say,
                 **run_kw,
             )
-            _consolidate(root)
+            consolidate_root(root)
             if report.failed:
                 raise RuntimeError(
                     f"zoom: frame {k} has failed chunks: "
@@ -362,57 +350,6 @@ def run_zoom(
             if k + 1 < frames:
                 fspec = seq.frame(k + 1, fspec, root)
     return out
-
-
-def _existing_zoom(root: Path) -> dict[str, Any] | None:
-    """The zoom attrs of an existing zoom store at ``root``, or None when there is nothing
-    there yet; :class:`StoreError` for anything ``sweep run`` would refuse too (a file, a
-    folder that is not a store) and for a sweep store (a zoom writes frames as groups of
-    its own store, never into a sweep's)."""
-    try:
-        if root.exists() and not root.is_dir():
-            raise StoreError(f"store: {str(root)!r} is a file, not a folder; choose another path")
-        if not (root / "zarr.json").exists():
-            if root.is_dir() and any(root.iterdir()):
-                raise StoreError(
-                    f"store: {str(root)!r} exists and is not a zoom store (no zarr.json); "
-                    "choose another path"
-                )
-            return None
-    except OSError as e:
-        raise StoreError(f"store: {str(root)!r} cannot be used: {os_reason(e)}") from e
-    attrs = zarr.open_group(str(root), mode="r").attrs
-    if ZOOM_ATTR in attrs:
-        return dict(attrs[ZOOM_ATTR])
-    kind = "a sweep store (made by sweep run)" if SPEC_ATTR in attrs else "a Zarr store"
-    raise StoreError(
-        f"store: {str(root)!r} is {kind}, not a zoom store; a zoom needs a store of its own: "
-        "choose another path"
-    )
-
-
-def _open_root(root: Path) -> Any:
-    """The zoom store's root group, made if needed (folders made for it are removed again
-    when it cannot be made)."""
-    made = make_parent_folders(root)
-    try:
-        return zarr.open_group(str(root), mode="a")
-    except OSError as e:
-        for d in reversed(made):
-            with contextlib.suppress(OSError):
-                d.rmdir()
-        raise StoreError(f"store: cannot create {str(root)!r}: {os_reason(e)}") from e
-
-
-def open_zoom(store: str | Path) -> list[xr.Dataset]:
-    """The frames of a zoom store, in order, as lazy datasets."""
-    group = zarr.open_group(str(store), mode="r")
-    n = group.attrs.get(ZOOM_ATTR, {}).get("frames", 0)
-    frames = []
-    for k in range(n):
-        if (Path(store) / frame_group(k) / "zarr.json").exists():
-            frames.append(xr.open_zarr(str(Path(store) / frame_group(k))))
-    return frames
 
 
 def frame_dimensions(
@@ -451,14 +388,6 @@ def dimension_vs_depth(reports: list[BoundaryDimension]) -> str:
         else "consistent across depth (each within the previous frame's interval)"
     )
     return f"dimension vs zoom depth: {seq}; {verdict}"
-
-
-def is_zoom_store(store: str | Path) -> bool:
-    """Whether ``store`` is the root of a zoom sequence (``sweep zoom``)."""
-    try:
-        return ZOOM_ATTR in zarr.open_group(str(store), mode="r").attrs
-    except Exception:  # not a group (an array, nothing): not a zoom store
-        return False
 
 
 def _fmt(d: DimensionEstimate | None, small: bool) -> str:

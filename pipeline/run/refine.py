@@ -1,7 +1,7 @@
 """The driver of a refined sweep (a spec with ``refine:``): rounds of scattered points, then
 the full-resolution field.
 
-The rounds are planned by :class:`pipeline.engine.refine_plan.Refiner`. Round ``r``'s points
+The rounds are planned by :class:`pipeline.run.refine_plan.Refiner`. Round ``r``'s points
 are grouped by the store chunk they fall in, and the groups are packed into about one task
 per worker thread (:func:`pack_chunks`, consecutive chunks of about equal point counts, at
 most a chunk's pixels per task). A task computes the points of its chunks in one call
@@ -41,21 +41,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.engine.identity import check_identity
-from pipeline.engine.markers import read_done
-from pipeline.engine.plan import ChunkKey, chunk_counts, flat_to_key, key_to_str
-from pipeline.engine.progress import Heartbeat
-from pipeline.engine.refine_plan import Refiner, codes_of
-from pipeline.engine.store import ensure_token
-from pipeline.engine.submit import WindowPolicy, run_window, total_threads
-from pipeline.engine.variables import COMPUTED
-from pipeline.engine.writer import write_chunk
 from pipeline.errors import StoreChangedError
 from pipeline.experiments import get_experiment
+from pipeline.run.progress import Heartbeat
+from pipeline.run.refine_plan import Refiner, codes_of
+from pipeline.run.submit import WindowPolicy, run_window, total_threads
 from pipeline.spec.sweep import SweepSpec
+from pipeline.store.grid import ChunkKey, chunk_counts, flat_to_key, key_to_str
+from pipeline.store.identity import check_identity
+from pipeline.store.markers import read_done
+from pipeline.store.sweep import ensure_token
+from pipeline.store.variables import COMPUTED
+from pipeline.store.writer import write_chunk
 
 if TYPE_CHECKING:
-    from pipeline.engine.execute import RunReport
+    from pipeline.run.execute import RunReport
     from pipeline.slurm.cluster import SlurmOptions
 
 __all__ = [
@@ -155,7 +155,7 @@ def refine_task(
     """A task: compute the plane pixels ``points[k]`` (flat indices, increasing) of round
     ``rnd`` that lie in store chunk ``flats[k]``, for every k in one call, and write one point
     file per chunk. Returns (flats, seconds, error)."""
-    from pipeline.engine.execute import _resolved
+    from pipeline.run.execute import _resolved
 
     t0 = time.perf_counter()
     name, _ = _resolved(backend)
@@ -299,7 +299,7 @@ def run_refined(
     """Run or resume the refined sweep ``spec`` into the store ``path`` (made, leased);
     the arguments are :func:`~.execute.run_sweep`'s. Rounds, then the fill of every store
     chunk not yet done; the report counts the store chunks (as any sweep's)."""
-    from pipeline.engine.execute import RunReport, _expected_threads, _same, open_client
+    from pipeline.run.execute import RunReport, _expected_threads, _same, open_client
 
     token = ensure_token(path)
     lay = PlaneLayout(spec)

@@ -55,7 +55,7 @@ def done_times(store: str | Path, counts: tuple[int, ...], token: str | None) ->
     """When the done chunks of ``store`` finished, in seconds since the epoch, shape
     ``(n_known,)``, unsorted: the index's recorded times (NaN ones dropped) and the mtimes of
     per-chunk marker files not yet folded into it."""
-    from pipeline.engine.markers import DONE_DIR, INDEX_FILE, load_index
+    from pipeline.store.markers import DONE_DIR, INDEX_FILE, load_index
 
     out: list[np.ndarray] = []
     index, _ = load_index(store, counts, token, codes_only=True, times=True)

@@ -30,30 +30,30 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.engine.clients import (
+from pipeline.errors import StoreChangedError, StoreError, UsageError
+from pipeline.experiments import get_experiment
+from pipeline.gpu.backend import BACKENDS, backend_info, resolve_backend
+from pipeline.run.clients import (
     connect_scheduler,
     dashboard_available,
     local_cluster,
     owned_cluster,
 )
-from pipeline.engine.identity import check_identity
-from pipeline.engine.lease import store_lease
-from pipeline.engine.markers import consolidate, read_done
-from pipeline.engine.plan import ChunkKey, chunk_coords, chunk_counts, flat_to_key, key_to_str
-from pipeline.engine.progress import Heartbeat
-from pipeline.engine.store import create_or_open_store, ensure_token, resolve_store_path
-from pipeline.engine.submit import (
+from pipeline.run.progress import Heartbeat
+from pipeline.run.submit import (
     WindowPolicy,
     WindowStats,
     chunks_per_task,
     run_window,
     total_threads,
 )
-from pipeline.engine.writer import write_chunk
-from pipeline.errors import StoreChangedError, StoreError, UsageError
-from pipeline.experiments import get_experiment
-from pipeline.gpu.backend import BACKENDS, backend_info, resolve_backend
 from pipeline.spec.sweep import SweepSpec
+from pipeline.store.grid import ChunkKey, chunk_coords, chunk_counts, flat_to_key, key_to_str
+from pipeline.store.identity import check_identity
+from pipeline.store.lease import store_lease
+from pipeline.store.markers import consolidate, read_done
+from pipeline.store.sweep import create_or_open_store, ensure_token, resolve_store_path
+from pipeline.store.writer import write_chunk
 
 if TYPE_CHECKING:
     from pipeline.slurm.cluster import SlurmOptions
@@ -123,7 +123,7 @@ def run_chunk(
 
     Runs anywhere (it is a plain function); ``backend`` (``auto`` included) is resolved
     here, and the backend and device are kept in the chunk's done marker
-    (:func:`pipeline.engine.store.chunk_info`). Returns the key.
+    (:func:`pipeline.store.sweep.chunk_info`). Returns the key.
     """
     name, info = _resolved(backend)
     exp = get_experiment(spec.experiment)
@@ -210,7 +210,7 @@ def run_sweep(
         SLURM each worker resolves ``auto``/``numba``/``cupy`` itself.
     threads : tile threads inside one task (results do not depend on it).
     chunks_per_task : chunks computed by one task (default: decided from the plan's FLOPs
-        per chunk, :func:`pipeline.engine.submit.chunks_per_task`; 1 = no fusion).
+        per chunk, :func:`pipeline.run.submit.chunks_per_task`; 1 = no fusion).
     watch : with ``client``: called about once a second while chunks run, and may raise to
         stop (the job keeper of SLURM jobs the caller started, e.g. one cluster for every
         frame of a zoom: :func:`pipeline.slurm.cluster.slurm_client`).
@@ -249,7 +249,7 @@ def run_sweep(
         created = create_or_open_store(spec, path, provenance=provenance)
         with store_lease(path, "sweep run", say):
             if spec.refine is not None:
-                from pipeline.engine.refine import run_refined
+                from pipeline.run.refine import run_refined
 
                 return run_refined(
                     spec, path, created, client, n_workers, retries, backend_name, threads,

@@ -24,16 +24,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from pipeline.engine.zoom import (
-    ZoomFrame,
-    _frame_spec,
-    check_zoomable,
-    frame_group,
-    plane_axes,
-    run_zoom,
-)
 from pipeline.errors import PipelineError, SpecMismatchError
+from pipeline.run.zoom import ZoomFrame, _frame_spec, check_zoomable, plane_axes, run_zoom
 from pipeline.spec.sweep import SweepSpec
+from pipeline.store.zoom import frame_group
 
 __all__ = [
     "MAX_WIDTH",

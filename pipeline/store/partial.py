@@ -16,8 +16,8 @@ __all__ = ["mark_figure", "partial_label"]
 def _sweep_counts(store: str | Path) -> tuple[int, int] | None:
     """(done, total) chunks of the sweep store ``store``; None for a store without a spec
     (written by other means: no chunk bookkeeping)."""
-    from pipeline.engine.store import done_state, read_spec
     from pipeline.errors import StoreError
+    from pipeline.store.sweep import done_state, read_spec
 
     try:
         spec = read_spec(store)
@@ -31,7 +31,7 @@ def partial_label(store: str | Path) -> str | None:
     """``"partial: k/n chunks"`` when the sweep store ``store`` is not complete, None when it
     is (or has no chunk bookkeeping). A zoom store counts the chunks of its frames, and says
     ``"partial: f/F frames, k/n chunks"`` when frames it asked for are not started."""
-    from pipeline.engine.zoom import ZOOM_ATTR, is_zoom_store
+    from pipeline.store.zoom import ZOOM_ATTR, is_zoom_store
 
     if not is_zoom_store(store):
         counts = _sweep_counts(store)

@@ -52,7 +52,7 @@ faults). With these, temporaries are reused from the heap (sys time 2.0 s → 0.
 tile benchmark); freed memory above 1 GiB still goes back to the OS."""
 
 
-WORKER_PRELOAD = "pipeline.engine.clients"
+WORKER_PRELOAD = "pipeline.run.clients"
 """Preloaded by the worker processes of the local clusters: its :func:`dask_setup` runs in
 each worker when it starts."""
 

@@ -2,7 +2,7 @@
 
 For every chunk marked done, every variable's chunk file must exist, decode (its CRC-32C
 checksum included, for stores that have one) and — where the marker recorded a fingerprint
-(:mod:`pipeline.engine.writer`) — hold the data that was written: a file copied in from
+(:mod:`pipeline.store.writer`) — hold the data that was written: a file copied in from
 another chunk decodes fine but fails the fingerprint. Damage is listed by chunk key and
 coordinates. :func:`repair` un-marks the damaged chunks and deletes their files (they then
 read as fill values), so the next ``sweep run`` recomputes exactly those.
@@ -13,7 +13,7 @@ The store's bookkeeping files are checked too: its identity token (``_token``, r
 recomputes the chunks it held), every done marker (one that does not parse is its chunk's
 damage) and each variable's and coordinate's ``zarr.json`` (rewritten by :func:`repair` from
 the copy in the root's consolidated metadata). A damaged root ``zarr.json`` cannot be
-repaired: :func:`~pipeline.engine.store.read_spec` refuses it in one line.
+repaired: :func:`~pipeline.store.sweep.read_spec` refuses it in one line.
 
 Chunks written by version 0.1 have no fingerprint and their files no checksum: for them the
 scrub checks that the files exist and decode (a flipped byte inside such a file may go
@@ -33,9 +33,18 @@ from typing import Any
 import numpy as np
 import zarr
 
-from pipeline.engine.identity import TOKEN_FILE, new_token, read_token, token_state, write_token
-from pipeline.engine.lease import store_lease
-from pipeline.engine.markers import (
+from pipeline.spec.sweep import SweepSpec
+from pipeline.store.grid import (
+    ChunkKey,
+    chunk_counts,
+    chunk_slices,
+    describe_chunk,
+    flat_to_key,
+    key_to_str,
+)
+from pipeline.store.identity import TOKEN_FILE, new_token, read_token, token_state, write_token
+from pipeline.store.lease import store_lease
+from pipeline.store.markers import (
     DONE_DIR,
     FINGERPRINT,
     INDEX_FILE,
@@ -45,18 +54,9 @@ from pipeline.engine.markers import (
     read_done,
     read_marker,
 )
-from pipeline.engine.plan import (
-    ChunkKey,
-    chunk_counts,
-    chunk_slices,
-    describe_chunk,
-    flat_to_key,
-    key_to_str,
-)
-from pipeline.engine.store import ADDED_ATTR, index_token, read_spec
-from pipeline.engine.variables import store_variables
-from pipeline.engine.writer import chunk_fingerprint
-from pipeline.spec.sweep import SweepSpec
+from pipeline.store.sweep import ADDED_ATTR, index_token, read_spec
+from pipeline.store.variables import store_variables
+from pipeline.store.writer import chunk_fingerprint
 
 __all__ = ["Damage", "VerifyReport", "missing_files", "repair", "verify_store"]
 
@@ -166,7 +166,7 @@ class _Layout:
 
 def _fingerprints(store: str, state: DoneState, token: str | None) -> Callable[[int], Any]:
     """flat → recorded fingerprint (None: none recorded); raises
-    :class:`~pipeline.engine.markers.MarkerDamaged` for a marker that does not parse."""
+    :class:`~pipeline.store.markers.MarkerDamaged` for a marker that does not parse."""
     index, _ = load_index(store, state.counts, token)
     in_files = set(state.marker_flats.tolist())
 
@@ -291,7 +291,7 @@ def repair(store: str | Path, report: VerifyReport) -> int:
     """Mend the bookkeeping files of ``report`` (token, index, array metadata), then un-mark
     its damaged chunks and delete their files (holding the store's lease: refused while a
     run is active). Returns how many chunks were un-marked."""
-    from pipeline.engine.markers import unmark
+    from pipeline.store.markers import unmark
 
     store = str(store)
     if not report.needs_repair:

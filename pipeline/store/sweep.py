@@ -3,9 +3,9 @@
 Layout of a store directory::
 
     STORE/zarr.json, STORE/<variable>/...   a Zarr v3 group written through xarray
-    STORE/_token                             the store's identity (pipeline.engine.identity)
-    STORE/_done/<key>, STORE/_done/_index.npz   done markers (pipeline.engine.markers)
-    STORE/_lease                             who runs on it now (pipeline.engine.lease)
+    STORE/_token                             the store's identity (pipeline.store.identity)
+    STORE/_done/<key>, STORE/_done/_index.npz   done markers (pipeline.store.markers)
+    STORE/_lease                             who runs on it now (pipeline.store.lease)
 
 The template holds every coordinate (with units and long names), every variable (filled with
 its fill value: NaN, or -1 for integer flags) with CF 1.10 attributes, and attrs with the full
@@ -15,7 +15,7 @@ earlier version gains the variables added since when it is resumed
 with nothing of this package imported. Every variable's chunks are compressed with Zstandard
 and then checksummed with CRC-32C (Zarr v3's ``crc32c`` codec), so a flipped or truncated
 chunk file fails to decode instead of reading as other numbers. A chunk's marker is written
-only after all of its variables are in the store (:func:`pipeline.engine.writer.write_chunk`),
+only after all of its variables are in the store (:func:`pipeline.store.writer.write_chunk`),
 so "done" always means "written"; writing a chunk twice is harmless.
 
 The template is built beside the target (``.NAME.tmp-PID``) and renamed into place, so a
@@ -38,17 +38,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import zarr
 
-from pipeline.engine.identity import new_token, read_token, token_state, write_token
-from pipeline.engine.markers import (
-    DONE_DIR,
-    FINGERPRINT,
-    INDEX_FILE,
-    DoneState,
-    load_index,
-    read_done,
-    read_marker,
-)
-from pipeline.engine.plan import (
+from pipeline.errors import SpecMismatchError, StoreError
+from pipeline.experiments import get_experiment
+from pipeline.provenance import git_revision, package_version
+from pipeline.spec.sweep import SweepSpec, parse_spec
+from pipeline.store.grid import (
     ChunkKey,
     chunk_counts,
     flat_to_key,
@@ -57,12 +51,18 @@ from pipeline.engine.plan import (
     key_to_flat,
     key_to_str,
 )
-from pipeline.engine.variables import store_variables
-from pipeline.engine.writer import write_chunk
-from pipeline.errors import SpecMismatchError, StoreError
-from pipeline.experiments import get_experiment
-from pipeline.provenance import git_revision, package_version
-from pipeline.spec.sweep import SweepSpec, parse_spec
+from pipeline.store.identity import new_token, read_token, token_state, write_token
+from pipeline.store.markers import (
+    DONE_DIR,
+    FINGERPRINT,
+    INDEX_FILE,
+    DoneState,
+    load_index,
+    read_done,
+    read_marker,
+)
+from pipeline.store.variables import store_variables
+from pipeline.store.writer import write_chunk
 
 if TYPE_CHECKING:  # xarray and dask load in ~1 s: only the commands that need them pay it
     import xarray as xr
@@ -374,7 +374,7 @@ def index_token(store: str | Path) -> str | None:
 
 
 def done_state(store: str | Path, spec: SweepSpec | None = None) -> DoneState:
-    """Which chunks of the store are done (:func:`pipeline.engine.markers.read_done`). A
+    """Which chunks of the store are done (:func:`pipeline.store.markers.read_done`). A
     damaged or deleted token file is noted (and the index read with the token it records),
     so that ``status`` and ``summary`` show the store as it is."""
     spec = spec or read_spec(store)

@@ -1,6 +1,6 @@
 """What a worker has, against what one task needs: the memory check before a sweep starts.
 
-``sweep plan`` knows the peak memory of one task (:attr:`pipeline.engine.plan.Plan.
+``sweep plan`` knows the peak memory of one task (:attr:`pipeline.run.plan.Plan.
 peak_task_bytes`, the NumPy backend's working set). A task that needs more than its worker
 has is killed by Dask's nanny (at 95 % of the worker's limit) and retried until the chunk is
 reported failed, so every chunk of the store fails after minutes. The check says so before
@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pipeline.engine.plan import make_plan
 from pipeline.errors import ResourceError
+from pipeline.run.plan import make_plan
 from pipeline.spec.sweep import SweepSpec
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """Chunk writes, as a worker does them: into the store this run created, or not at all.
 
 :func:`write_chunk` writes one chunk's variables into their region, then its done marker,
-and checks the store's identity token (:mod:`pipeline.engine.identity`) before writing and
+and checks the store's identity token (:mod:`pipeline.store.identity`) before writing and
 again before marking the chunk done. Where the operating system allows it (Linux), writes go
 through the store directory *opened once* (``/proc/self/fd/N``): they land in the directory
 whose token was checked, even if the path is meanwhile deleted and made again — a write into
@@ -24,7 +24,7 @@ the same bytes.
 
 A chunk's marker records the worker's ``info`` (backend, device) and ``data_crc32``: the
 CRC-32 of its variables' bytes as written (C order, the store's dtype, in variable order).
-``sweep verify`` compares it with what the files decode to (:mod:`pipeline.engine.verify`):
+``sweep verify`` compares it with what the files decode to (:mod:`pipeline.store.verify`):
 a file that decodes but holds other data (another chunk's file copied in, say) is caught.
 """
 
@@ -40,11 +40,11 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.engine.identity import check_identity, read_token
-from pipeline.engine.markers import FINGERPRINT, commit_marker, prepare_marker
-from pipeline.engine.plan import ChunkKey, chunk_slices, key_to_str
-from pipeline.engine.variables import store_variables
 from pipeline.spec.sweep import SweepSpec
+from pipeline.store.grid import ChunkKey, chunk_slices, key_to_str
+from pipeline.store.identity import check_identity, read_token
+from pipeline.store.markers import FINGERPRINT, commit_marker, prepare_marker
+from pipeline.store.variables import store_variables
 
 __all__ = ["CURRENT_TOKEN", "chunk_fingerprint", "write_chunk"]
 

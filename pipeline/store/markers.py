@@ -3,7 +3,7 @@
 Two places say that a chunk is done, and a chunk is done when either says so:
 
 * ``STORE/_done/<key>`` — one small JSON file per chunk (``"0.3.1"``), written by the worker
-  after all of the chunk's variables are in the store (:mod:`pipeline.engine.writer`). It
+  after all of the chunk's variables are in the store (:mod:`pipeline.store.writer`). It
   holds what the worker recorded (backend, device) and the chunk's data fingerprint
   (``data_crc32``: CRC-32 of the variables' decoded bytes, in variable order). These files
   are the source of truth until they are consolidated.
@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.engine.plan import ChunkKey, key_to_str
+from pipeline.store.grid import ChunkKey, key_to_str
 
 __all__ = [
     "DONE_DIR",
@@ -325,7 +325,7 @@ def consolidate(
     here; one that does not parse is left in place and passed to ``on_damaged(key, why)``.
     Only the lease holder may call this. Returns the number of chunks folded in.
     """
-    from pipeline.engine.plan import key_to_flat
+    from pipeline.store.grid import key_to_flat
 
     index, _ = load_index(store, counts, token)
     if index is None:
