@@ -45,10 +45,10 @@ from _report import machine_line, write_section  # noqa: E402  (benchmarks/ on s
 from pipeline.analysis.fractal import box_counting_dimension
 from pipeline.experiments import get_experiment
 from pipeline.run.execute import run_sweep
-from pipeline.run.refine import ATTR
 from pipeline.run.refine_plan import codes_of
 from pipeline.spec.sweep import parse_spec
 from pipeline.spec.workflow import load_workflow
+from pipeline.store.points import ATTR
 from pipeline.store.sweep import missing_keys, open_sweep
 
 ROOT = Path(__file__).resolve().parent.parent

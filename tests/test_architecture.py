@@ -184,10 +184,9 @@ def test_no_import_cycle_between_modules():
             dfs(m)
 
 
-KNOWN_LAZY_CYCLES = {frozenset({"pipeline.run.execute", "pipeline.run.refine"})}
-"""Cycles through function-level imports still to be removed (the execution layer's run
-context takes them apart); a cycle not listed here fails the test, and so does a listed one
-that is gone (so the list only shrinks)."""
+KNOWN_LAZY_CYCLES: set[frozenset[str]] = set()
+"""Cycles through function-level imports still to be removed (none left); a cycle not listed
+here fails the test, and so does a listed one that is gone (so the list only shrinks)."""
 
 
 def test_no_import_cycle_with_lazy_imports_included():
@@ -227,6 +226,39 @@ def test_no_import_cycle_with_lazy_imports_included():
     assert not new, "import cycles (lazy imports included): " + "; ".join(map(str, new))
     gone = [sorted(c) for c in KNOWN_LAZY_CYCLES if c not in cycles]
     assert not gone, f"these cycles are gone: remove them from KNOWN_LAZY_CYCLES: {gone}"
+
+
+MAX_PARAMETERS = 8
+"""The most parameters a function of the execution layer takes (``self``/``cls`` not
+counted, ``*args`` and ``**kwargs`` one each): settings travel in a run context, a store
+handle or a chunk grid, not as long argument lists."""
+
+
+def test_no_function_of_the_store_or_run_packages_takes_more_than_eight_parameters():
+    offenders = []
+    for path in sorted((PACKAGE / "store").glob("*.py")) + sorted((PACKAGE / "run").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                a = node.args
+                names = [x.arg for x in a.posonlyargs + a.args + a.kwonlyargs]
+                n = len([x for x in names if x not in ("self", "cls")])
+                n += (a.vararg is not None) + (a.kwarg is not None)
+                if n > MAX_PARAMETERS:
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {n}")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_one_driver_decides_where_chunks_run():
+    """The cluster kinds are the run context's: no run mode or command starts a cluster or
+    connects to a scheduler itself."""
+    pattern = re.compile(r"\b(local_cluster|connect_scheduler|slurm_client|check_submittable)\(")
+    allowed = {"pipeline/run/context.py", "pipeline/run/clients.py", "pipeline/slurm/cluster.py"}
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if str(p.relative_to(ROOT)) not in allowed and pattern.search(p.read_text())
+    ]
+    assert not offenders, offenders
 
 
 STAGES = (

@@ -278,9 +278,9 @@ def test_a_store_restored_from_its_backup_under_long_lived_workers_runs(made, cl
 def test_a_store_deleted_after_the_last_task_stops_the_run(tmp_path, client, monkeypatch):
     """The driver checks the store once more after the last task: a store deleted between a
     worker's last check and the end of the run is not reported as complete."""
-    from pipeline.run import execute
+    from pipeline.run import driving
 
-    real = execute.run_window
+    real = driving.run_window
     store = tmp_path / "gone.zarr"
 
     def then_delete(*args, **kwargs):
@@ -288,7 +288,7 @@ def test_a_store_deleted_after_the_last_task_stops_the_run(tmp_path, client, mon
         shutil.rmtree(store)
         return stats
 
-    monkeypatch.setattr(execute, "run_window", then_delete)
+    monkeypatch.setattr(driving, "run_window", then_delete)
     with pytest.raises(StoreChangedError, match="it was deleted"):
         run_sweep(parse_spec(stub(2)), store, client=client, progress=False, log=quiet)
 
@@ -320,8 +320,8 @@ def _points(path: Path) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("damage", ["truncated", "bit flipped", "garbage", "other points"])
 @pytest.mark.slow
 def test_damaged_refine_point_files_are_recomputed(tmp_path, client, damage):
-    from pipeline.run.refine import REFINE_DIR
     from pipeline.store.identity import read_token
+    from pipeline.store.points import REFINE_DIR
 
     register(sweep_stub.PLANE_EXPERIMENT, replace=True)
     spec = parse_spec(REFINED)

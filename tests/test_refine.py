@@ -29,15 +29,10 @@ import zarr  # noqa: E402
 
 from pipeline import open_sweep, parse_spec, register, run_sweep  # noqa: E402
 from pipeline.errors import SpecError  # noqa: E402
-from pipeline.run.refine import (  # noqa: E402
-    ATTR,
-    REFINE_DIR,
-    pack_chunks,
-    point_files,
-    refine_status,
-)
+from pipeline.run.refine import pack_chunks  # noqa: E402
 from pipeline.run.refine_plan import Refiner, codes_of, expected_fraction  # noqa: E402
 from pipeline.spec.refine import RefineSpec  # noqa: E402
+from pipeline.store.points import ATTR, REFINE_DIR, point_files, refine_status  # noqa: E402
 
 register(sweep_stub.PLANE_EXPERIMENT, replace=True)
 

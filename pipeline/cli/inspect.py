@@ -150,7 +150,7 @@ def _status_lines(store: str, show_all: bool) -> list[str]:
             f"since {run.get('since')}"
         )
     if spec.refine is not None:
-        from pipeline.run.refine import refine_status
+        from pipeline.store.points import refine_status
 
         lines.append(refine_status(store))
     lines += [f"note: {n}" for n in state.notes]

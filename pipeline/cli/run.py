@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pipeline.errors import SpecMismatchError, StoreError, UsageError
 
 if TYPE_CHECKING:
+    from pipeline.run.context import ClusterKind, RunContext
     from pipeline.run.zoom_out import ZoomOut
     from pipeline.slurm.cluster import SlurmOptions
     from pipeline.spec.sweep import SweepSpec
@@ -34,54 +33,37 @@ def _slurm_options(args: argparse.Namespace) -> SlurmOptions:
     )
 
 
-def _slurm_or_local(args: argparse.Namespace) -> SlurmOptions | None:
-    """The SLURM options of ``--cluster slurm`` (None for a local cluster or a scheduler);
-    flags that do not fit the chosen cluster are one-line errors."""
+def _cluster(args: argparse.Namespace) -> ClusterKind:
+    """The cluster kind the flags name: ``--cluster slurm`` (its profile and jobs), a
+    ``--scheduler`` address, else a local cluster of ``--workers``; flags that do not fit
+    the chosen cluster are one-line errors."""
+    from pipeline.run.context import Local, Scheduler, Slurm
+
     if args.cluster == "slurm":
         if args.scheduler or args.workers:
             raise UsageError("--cluster slurm: --scheduler and --workers do not apply")
-        return _slurm_options(args)
+        return Slurm(_slurm_options(args))
     if args.jobs is not None or args.adapt is not None:
         raise UsageError("--jobs/--adapt: they need --cluster slurm")
     if args.log_dir is not None:
         raise UsageError("--log-dir: it names the SLURM job logs; it needs --cluster slurm")
-    if args.scheduler is not None and not args.scheduler.strip():
-        raise UsageError(
-            "--scheduler: an empty address; give the address that `dask scheduler` printed "
-            "(e.g. tcp://HOST:8786), or leave the flag out for a local cluster"
-        )
-    return None
+    if args.scheduler is not None:
+        return Scheduler(args.scheduler)
+    return Local(args.workers)
 
 
-def _check_memory(
-    args: argparse.Namespace, spec: SweepSpec, slurm: SlurmOptions | None, client: Any
-) -> None:
-    """The engine's memory check (:func:`pipeline.run.resources.check_worker_memory`) for
-    the flags given, unless ``--no-memory-check``."""
-    from pipeline.run.resources import check_worker_memory
+def _context(args: argparse.Namespace) -> RunContext:
+    """The run context of ``sweep run`` / ``sweep zoom``'s flags."""
+    from pipeline.run.context import RunContext
 
-    if args.no_memory_check:
-        return
-    check_worker_memory(
-        spec,
-        args.backend,
-        slurm_profile=slurm.profile if slurm is not None else None,
-        client=client,
-        workers=getattr(args, "workers", None),  # `submit` has no --workers
+    return RunContext(
+        cluster=_cluster(args),
+        backend=args.backend,
+        retries=args.retries,
+        threads=args.threads,
+        progress=not args.no_progress,
+        memory_check=not args.no_memory_check,
     )
-
-
-@contextlib.contextmanager
-def _scheduler_client(args: argparse.Namespace) -> Iterator[Any]:
-    """The client of ``--scheduler`` (connected before anything is created), or None."""
-    if not args.scheduler:
-        yield None
-        return
-    from pipeline.run.clients import connect_scheduler
-
-    with connect_scheduler(args.scheduler) as client:
-        print(f"scheduler {args.scheduler}, dashboard: {client.dashboard_link}", file=sys.stderr)
-        yield client
 
 
 def _load(args: argparse.Namespace) -> SweepSpec:
@@ -103,20 +85,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.store.sweep import open_sweep
 
     spec = _load(args)
-    slurm = _slurm_or_local(args)
-    with _scheduler_client(args) as client:
-        _check_memory(args, spec, slurm, client)
-        report = run_sweep(
-            spec,
-            args.store,
-            client=client,
-            n_workers=args.workers,
-            retries=args.retries,
-            backend=args.backend,
-            threads=args.threads,
-            progress=not args.no_progress,
-            slurm=slurm,
-        )
+    report = run_sweep(spec, args.store, context=_context(args))
     if report.failed:
         print(
             f"{len(report.failed)} chunk(s) failed; finished chunks are kept. "
@@ -158,7 +127,8 @@ def _check_submit_store(store: str, spec: SweepSpec, frames: int | None) -> None
 def cmd_submit(args: argparse.Namespace) -> int:
     """``sweep submit``: the driver (``sweep run --cluster slurm``, or ``sweep zoom`` with
     ``--frames``) as a SLURM batch job."""
-    from pipeline.slurm.cluster import check_submittable, submit_driver
+    from pipeline.run.context import RunContext, Slurm
+    from pipeline.slurm.cluster import submit_driver
     from pipeline.slurm.scripts import check_memory, check_walltime, render_driver_script
     from pipeline.spec.workflow import load_workflow
 
@@ -170,7 +140,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     check_walltime(args.walltime)
     check_memory(args.driver_mem)
     slurm = _slurm_options(args)
-    _check_memory(args, spec, slurm, None)
+    if not args.no_memory_check:
+        RunContext(Slurm(slurm), backend=args.backend).check_memory(spec)
     if slurm.log_dir is None:  # the driver's worker jobs log beside it
         slurm = dataclasses.replace(slurm, log_dir=os.path.abspath("slurm-logs"))
     log_dir = slurm.log_dir
@@ -213,7 +184,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 0
-    check_submittable(slurm.profile)
+    Slurm(slurm).check()
     os.makedirs(log_dir, exist_ok=True)
     job_id = submit_driver(script)
     print(job_id)
@@ -273,22 +244,7 @@ def cmd_zoom(args: argparse.Namespace) -> int:
     check_zoomable(spec)  # before any cluster is started
     sequence = _zoom_sequence(args, spec)  # the windows' own checks, before any cluster too
     frames = args.frames if sequence is None else len(sequence.windows)
-    slurm = _slurm_or_local(args)
-    with _scheduler_client(args) as client:
-        _check_memory(args, spec, slurm, client)
-        run_zoom(
-            spec,
-            frames,
-            args.store,
-            sequence=sequence,
-            client=client,
-            n_workers=args.workers,
-            progress=not args.no_progress,
-            backend=args.backend,
-            slurm=slurm,
-            retries=args.retries,
-            threads=args.threads,
-        )
+    run_zoom(spec, frames, args.store, context=_context(args), sequence=sequence)
     if not args.no_summary:
         print(zoom_summary(args.store or spec.store))
     return 0

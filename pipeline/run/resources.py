@@ -24,12 +24,11 @@ from pipeline.run.plan import make_plan
 from pipeline.spec.sweep import SweepSpec
 
 if TYPE_CHECKING:
-    from pipeline.slurm.profiles import SlurmProfile
+    pass
 
 __all__ = [
     "TERMINATE_FRACTION",
     "check_task_memory",
-    "check_worker_memory",
     "client_worker_memory",
     "local_worker_memory",
     "slurm_worker_memory",
@@ -95,38 +94,3 @@ def check_task_memory(spec: SweepSpec, worker_bytes: float | None, where: str) -
             "each worker more memory (fewer --workers, a larger SLURM 'memory'), or pass "
             "--no-memory-check to run anyway"
         )
-
-
-def check_worker_memory(
-    spec: SweepSpec,
-    backend: str,
-    *,
-    slurm_profile: SlurmProfile | None = None,
-    client: Any = None,
-    workers: int | None = None,
-) -> None:
-    """One task's peak memory against a worker's, for where the sweep runs: SLURM jobs of
-    ``slurm_profile``, the workers of a connected scheduler's ``client``, or else a local
-    cluster of ``workers`` workers (:func:`check_task_memory`). The estimate is the NumPy
-    backend's host memory, so workers that run CuPy (``backend`` ``cupy``; ``auto`` on SLURM
-    jobs that ask for a GPU; ``auto`` on a local machine with GPUs) are not checked; other
-    workers that resolve ``auto`` themselves (a scheduler's) are checked as if they ran
-    NumPy."""
-    if backend == "cupy":
-        return
-    if slurm_profile is not None:
-        if backend == "auto" and slurm_profile.asks_for_gpu:
-            return  # GPU jobs resolve auto to cupy: the device's memory is what counts
-        per = slurm_worker_memory(dict(slurm_profile.options))
-        where = f"a worker of SLURM profile {slurm_profile.name!r}"
-    elif client is not None:
-        per = client_worker_memory(client)
-        where = "the smallest worker of the scheduler"
-    else:
-        from pipeline.gpu.backend import resolve_backend
-
-        if resolve_backend(backend) == "cupy":
-            return  # one worker per GPU: the device's memory is what counts
-        per = local_worker_memory(workers)
-        where = f"a local worker ({workers or 'one per core'} workers)"
-    check_task_memory(spec, per, where)

@@ -23,11 +23,8 @@ windows from the stored frames):
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import os
-import sys
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -45,8 +42,7 @@ from pipeline.analysis.fractal import (
 from pipeline.analysis.fractal.boundary import BoundaryDimension, boundary_dimension
 from pipeline.errors import PipelineError, SpecMismatchError, StoreError
 from pipeline.experiments import get_experiment
-from pipeline.gpu.backend import BACKENDS, resolve_backend
-from pipeline.run.clients import connect_scheduler, local_cluster, owned_cluster
+from pipeline.run.context import RunContext
 from pipeline.run.execute import RunReport, run_sweep
 from pipeline.spec.sweep import SweepSpec, parse_spec
 from pipeline.store.sweep import resolve_store_path
@@ -60,7 +56,7 @@ from pipeline.store.zoom import (
 )
 
 if TYPE_CHECKING:
-    from pipeline.slurm.cluster import SlurmOptions
+    pass
 
 __all__ = [
     "FrameSequence",
@@ -167,33 +163,6 @@ def _frame_spec(
     return parse_spec(raw)
 
 
-@contextlib.contextmanager
-def _client(
-    scheduler: str | None,
-    n_workers: int | None,
-    backend: str,
-    slurm: SlurmOptions | None,
-    say: Callable[[str], None],
-) -> Iterator[tuple[Any, Callable[[], None] | None]]:
-    """One client for all frames, with the SLURM job keeper where there is one: a
-    scheduler's, SLURM worker jobs (``slurm``), or a local cluster for ``backend`` (one
-    worker per GPU for ``cupy``)."""
-    from distributed import Client
-
-    if scheduler:
-        with connect_scheduler(scheduler) as c:
-            say(f"scheduler {scheduler}, dashboard: {c.dashboard_link}")
-            yield c, None
-    elif slurm is not None:
-        from pipeline.slurm.cluster import slurm_client
-
-        with slurm_client(slurm, say) as (c, watch):
-            yield c, watch
-    else:
-        with owned_cluster(local_cluster(n_workers, backend)) as cluster, Client(cluster) as c:
-            yield c, None
-
-
 class FrameSequence(Protocol):
     """How a zoom store's frames are chosen (:func:`run_zoom`): ``frame(k, prev, root)`` is
     frame k's spec (stored at ``root/frame_00k``; ``prev`` is frame k − 1's spec, computed
@@ -251,16 +220,9 @@ def run_zoom(
     spec: SweepSpec,
     frames: int,
     store: str | Path | None = None,
-    *,
-    client: Any = None,
-    scheduler: str | None = None,
-    n_workers: int | None = None,
-    progress: bool = True,
-    backend: str = "auto",
-    slurm: SlurmOptions | None = None,
-    log: Callable[[str], None] | None = None,
+    context: RunContext | None = None,
     sequence: FrameSequence | None = None,
-    **run_kw: Any,
+    **options: Any,
 ) -> list[ZoomFrame]:
     """Compute (or resume) a ``frames``-frame zoom sequence starting from ``spec``'s window.
 
@@ -268,12 +230,13 @@ def run_zoom(
     (:class:`ZoomIn`); another ``sequence`` (a :class:`FrameSequence`, e.g. the zoom-out of
     :mod:`pipeline.run.zoom_out`) picks the frames' windows instead. Frames
     already complete in the store are not recomputed. Returns one :class:`ZoomFrame` each.
-    Where the chunks run is chosen as in :func:`~pipeline.run.execute.run_sweep`
-    (``client``, ``scheduler``, ``slurm`` worker jobs, or a local cluster for ``backend``),
-    once for every frame; ``run_kw`` (``retries``, ``threads``) go to each frame's
-    ``run_sweep``.
+    Where the chunks run is the ``context``'s (:class:`~pipeline.run.context.RunContext`,
+    or its settings as keywords, as for :func:`~pipeline.run.execute.run_sweep`), opened
+    once for every frame.
     """
-    say = log or (lambda msg: print(msg, file=sys.stderr))
+    if context is not None and options:
+        raise TypeError("run_zoom: give a context or its options, not both")
+    ctx = context if context is not None else RunContext.from_options(**options)
     if frames < 1:
         raise PipelineError(f"frames: value {frames} must be >= 1", option="frames")
     given = store if store is not None else spec.store
@@ -281,74 +244,70 @@ def run_zoom(
         raise StoreError("store: no output path (set 'store' in the spec or give a store)")
     root = Path(resolve_store_path(given))
     check_zoomable(spec)
-    a, b = plane_axes(spec)
-    base = spec.to_dict()
-    seq = ZoomIn(base, (a, b)) if sequence is None else sequence
-    old = existing_zoom(root)
-    if old is not None:
-        diff = parse_spec(old["base_spec"]).differences(spec)
-        if diff:
-            raise SpecMismatchError(
-                f"store {str(root)!r} holds a zoom of another spec; fields that differ: "
-                f"{', '.join(diff)}. Use a new store path."
-            )
-        seq.check_resumable(old, str(root))
-        frames_total = max(frames, int(old.get("frames", 0)))  # a longer zoom extends it
-    else:
-        frames_total = frames
-    remote = client is not None or scheduler is not None or slurm is not None
-    if not remote:  # a local cluster: resolved here (cupy: one worker per GPU)
-        backend = resolve_backend(backend)
-    elif backend not in BACKENDS:
-        resolve_backend(backend)  # the usual error for an unknown name
-    if slurm is not None and client is None:
-        from pipeline.slurm.cluster import check_submittable
+    seq = ZoomIn(spec.to_dict(), plane_axes(spec)) if sequence is None else sequence
+    with ctx.opened(spec):
+        frames_total = _check_resumable(spec, root, seq, frames)
+        ctx.client()  # every frame's cluster, started before the store is made
+        _write_root(spec, root, seq, frames_total)
+        return _frames(ctx, spec, root, seq, frames)
 
-        check_submittable(slurm.profile)  # before the store is touched
-    out: list[ZoomFrame] = []
-    watch = None
-    with contextlib.ExitStack() as stack:
-        if client is None:  # connected first: a wrong --scheduler leaves nothing on disk
-            client, watch = stack.enter_context(_client(scheduler, n_workers, backend, slurm, say))
-        group = open_root(root)
-        created = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-        history = group.attrs.get("history")
-        group.attrs.update(
-            {
-                ZOOM_ATTR: {
-                    "base_spec": base,
-                    "frames": frames_total,
-                    "plane": [a, b],
-                    **seq.attrs,
-                },
-                "Conventions": "CF-1.10",
-                "title": f"{seq.title} the boundary of {spec.name or spec.experiment}",
-                "history": history or f"{created}: created by phase-sweep (sweep zoom)",
-            }
+
+def _check_resumable(spec: SweepSpec, root: Path, seq: FrameSequence, frames: int) -> int:
+    """The frames the store asks for (a longer zoom extends it); refuses a store of another
+    spec or sequence."""
+    old = existing_zoom(root)
+    if old is None:
+        return frames
+    diff = parse_spec(old["base_spec"]).differences(spec)
+    if diff:
+        raise SpecMismatchError(
+            f"store {str(root)!r} holds a zoom of another spec; fields that differ: "
+            f"{', '.join(diff)}. Use a new store path."
         )
-        fspec = seq.frame(0, spec, root)
-        for k in range(frames):
-            report = run_sweep(
-                fspec,
-                fspec.store,
-                client=client,
-                progress=progress,
-                backend=backend,
-                watch=watch,
-                log=say,
-                **run_kw,
+    seq.check_resumable(old, str(root))
+    return max(frames, int(old.get("frames", 0)))
+
+
+def _write_root(spec: SweepSpec, root: Path, seq: FrameSequence, frames_total: int) -> None:
+    """The zoom store's root group and its attrs (made if needed)."""
+    group = open_root(root)
+    created = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    history = group.attrs.get("history")
+    group.attrs.update(
+        {
+            ZOOM_ATTR: {
+                "base_spec": spec.to_dict(),
+                "frames": frames_total,
+                "plane": list(plane_axes(spec)),
+                **seq.attrs,
+            },
+            "Conventions": "CF-1.10",
+            "title": f"{seq.title} the boundary of {spec.name or spec.experiment}",
+            "history": history or f"{created}: created by phase-sweep (sweep zoom)",
+        }
+    )
+
+
+def _frames(
+    ctx: RunContext, spec: SweepSpec, root: Path, seq: FrameSequence, frames: int
+) -> list[ZoomFrame]:
+    """Each frame run as a sweep on the open context, the root's metadata renewed after."""
+    a, b = plane_axes(spec)
+    out: list[ZoomFrame] = []
+    fspec = seq.frame(0, spec, root)
+    for k in range(frames):
+        report = run_sweep(fspec, fspec.store, context=ctx)
+        consolidate_root(root)
+        if report.failed:
+            raise RuntimeError(
+                f"zoom: frame {k} has failed chunks: "
+                f"{', '.join(report.failed)}; run the command again"
             )
-            consolidate_root(root)
-            if report.failed:
-                raise RuntimeError(
-                    f"zoom: frame {k} has failed chunks: "
-                    f"{', '.join(report.failed)}; run the command again"
-                )
-            wa = (fspec.axis(a).values[0], fspec.axis(a).values[-1])
-            wb = (fspec.axis(b).values[0], fspec.axis(b).values[-1])
-            out.append(ZoomFrame(k, {a: wa, b: wb}, report))
-            if k + 1 < frames:
-                fspec = seq.frame(k + 1, fspec, root)
+        wa = (fspec.axis(a).values[0], fspec.axis(a).values[-1])
+        wb = (fspec.axis(b).values[0], fspec.axis(b).values[-1])
+        out.append(ZoomFrame(k, {a: wa, b: wb}, report))
+        if k + 1 < frames:
+            fspec = seq.frame(k + 1, fspec, root)
     return out
 
 
