@@ -2,7 +2,7 @@
 
 The stages, one folder each::
 
-    spec/ (YAML → SweepSpec) → engine/ (plan → Zarr store → Dask execution → zoom)
+    spec/ (YAML → SweepSpec) → run/ (plan → Dask execution → zoom) → store/ (Zarr)
         → experiments/<name>/ (NumPy or CuPy per chunk) → analysis/ → figures/
 
 The public API::

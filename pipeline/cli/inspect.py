@@ -29,33 +29,17 @@ __all__ = [
 
 def _check_store(store: str) -> bool:
     """Raise :class:`StoreError` unless ``store`` is a sweep or zoom store; True for a zoom
-    store."""
-    from pipeline.store.zoom import is_zoom_store
+    store (:class:`pipeline.store.handle.Store`)."""
+    from pipeline.store.handle import Store
 
-    try:
-        is_store = (Path(store) / "zarr.json").is_file()
-    except OSError as e:  # a name too long, no permission to look
-        raise StoreError(f"store: {store!r} cannot be read ({e.strerror})") from e
-    if not is_store:
-        raise StoreError(f"store: {store!r} is not a sweep or zoom store (no zarr.json)")
-    from pipeline.store.sweep import check_metadata
-
-    check_metadata(store)
-    return is_zoom_store(store)
+    return Store(store).check().is_zoom
 
 
 def _zoom_frames(store: str) -> list[str]:
     """The frame stores of a zoom store (``STORE/frame_000`` ...) that exist so far."""
-    return sorted(str(p.parent) for p in Path(store).glob("frame_*/zarr.json"))
+    from pipeline.store.zoom import frame_stores
 
-
-def _not_a_frame(store: str, command: str) -> StoreError:
-    frames = _zoom_frames(store)
-    last = frames[-1] if frames else f"{store}/frame_000"
-    return StoreError(
-        f"store: {store!r} is a zoom store ({len(frames)} frame(s)); {command} one frame, "
-        f"e.g. sweep {command} {last}"
-    )
+    return frame_stores(store)
 
 
 def _missing_files_line(store: str, spec: SweepSpec, state: DoneState) -> str | None:
@@ -180,14 +164,12 @@ def _stores(store: str) -> list[str | tuple[str, str]]:
     ``(path, text)`` pair) for the zoom root and for each frame not started yet."""
     import os
 
-    import zarr
-
-    from pipeline.store.zoom import ZOOM_ATTR, frame_group
+    from pipeline.store.zoom import frame_group, frames_asked
 
     store = os.path.expanduser(store)  # shown as given: a relative path stays relative
     if not _check_store(store):
         return [store]
-    n = int(zarr.open_group(store, mode="r").attrs[ZOOM_ATTR].get("frames", 0))
+    n = frames_asked(store)
     out: list[str | tuple[str, str]] = [(store, f"{store}: zoom store, {n} frame(s) asked for")]
     for k in range(n):
         frame = str(Path(store) / frame_group(k))
@@ -343,7 +325,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from pipeline.run.analyze import analyze_store
 
     if _check_store(args.store):
-        raise _not_a_frame(args.store, "analyze")
+        from pipeline.store.handle import Store
+
+        raise Store(args.store).not_a_frame("analyze")
     from pipeline.store.sweep import read_spec
 
     try:

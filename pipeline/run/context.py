@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pipeline.errors import UsageError
 from pipeline.gpu.backend import BACKENDS, backend_info, resolve_backend
 from pipeline.run.submit import WindowPolicy
+from pipeline.run.tasks import TaskSettings
 
 if TYPE_CHECKING:
     from pipeline.slurm.cluster import SlurmOptions
@@ -346,6 +347,11 @@ class RunContext:
             cm = self.cluster.open(self.worker_backend, self.say)
             self._live = self._stack.enter_context(cm)
         return self._live
+
+    @property
+    def task_settings(self) -> TaskSettings:
+        """What each task gets: the workers' backend name, tile threads, attempts."""
+        return TaskSettings(self.worker_backend, self.threads, self.retries + 1)
 
     @property
     def expected_threads(self) -> int:

@@ -36,7 +36,7 @@ from pipeline.run.report import RunReport, SweepFailed
 from pipeline.run.submit import chunks_per_task, total_threads
 from pipeline.run.tasks import run_chunk, run_chunks, same
 from pipeline.spec.sweep import SweepSpec
-from pipeline.store.grid import ChunkKey, chunk_counts, flat_to_key, key_to_str
+from pipeline.store.grid import ChunkGrid, ChunkKey, key_to_str
 from pipeline.store.handle import Store
 from pipeline.store.markers import consolidate
 from pipeline.store.sweep import create_or_open_store, resolve_store_path
@@ -106,12 +106,12 @@ class Sweep:
 
     def __init__(self, spec: SweepSpec) -> None:
         self.spec = spec
-        self.counts = chunk_counts(spec)
+        self.grid = ChunkGrid.of(spec)
 
     def run(self, ctx: RunContext, store: Store, created: bool) -> RunReport:
         """Run the missing chunks into ``store`` (made, leased, opened) under ``ctx``."""
         say = ctx.say
-        state = store.done(self.counts)
+        state = store.done(self.grid)
         for note in state.notes:
             say(f"note: {note}")
         if state.strays:
@@ -119,13 +119,13 @@ class Sweep:
             say(f"note: ignored {len(state.strays)} file(s) in the markers folder: {shown}")
         todo = state.missing()
         report = RunReport(
-            store=store.path, total=state.total, already_done=state.n_done, counts=self.counts
+            store=store.path, total=state.total, already_done=state.n_done, counts=state.counts
         )
         say(
             f"store {store.path}: {'created' if created else 'resuming'}; "
             f"{report.already_done}/{report.total} chunks already done, {len(todo)} to compute"
         )
-        keeper = _Markers(store, self.counts, leftovers=state.marker_flats, say=say)
+        keeper = _Markers(store, self.grid, leftovers=state.marker_flats, say=say)
         if len(todo) == 0:
             keeper.fold(final=True)
             return report
@@ -149,7 +149,7 @@ class Sweep:
         self, loop: TaskLoop, todo: np.ndarray, fuse: int, report: RunReport, markers: _Markers
     ) -> Any:
         """Run ``todo`` in tasks of ``fuse`` chunks through the window and fill ``report``."""
-        ctx, store, counts = loop.ctx, loop.store, self.counts
+        ctx, store, grid = loop.ctx, loop.store, self.grid
         run_id = uuid.uuid4().hex[:12]
         # The spec travels once, as a task that every chunk task depends on (recomputed if
         # the worker holding it is lost): inside each task it would be pickled once per
@@ -158,10 +158,10 @@ class Sweep:
         spec_ref = loop.client.submit(same, self.spec, key=f"spec-{run_id}", pure=False)
 
         def submit(flats: tuple[int, ...]) -> Any:
-            first = key_to_str(flat_to_key(flats[0], counts))
+            first = grid.name(flats[0])
             return loop.client.submit(
                 run_chunks, flats, spec=spec_ref, store=store.path, token=store.token,
-                backend=ctx.worker_backend, threads=ctx.threads, attempts=ctx.retries + 1,
+                how=ctx.task_settings,
                 # unique per run: a key reused on one client would return the old (other
                 # store's) result unrun
                 key=f"chunk-{first}-{len(flats)}-{run_id}", pure=False,
@@ -171,7 +171,7 @@ class Sweep:
             if result is None:  # not finished (a finished task's result is gathered)
                 text = task_error(fut)
                 for flat in flats:
-                    report.failed[key_to_str(flat_to_key(flat, counts))] = text
+                    report.failed[grid.name(flat)] = text
                 return None, len(flats)
             outcomes, seconds = result
             for flat, record, err in outcomes:
@@ -179,7 +179,7 @@ class Sweep:
                     report.add_computed(flat)
                     markers.add(flat, record)
                 else:
-                    report.failed[key_to_str(flat_to_key(flat, counts))] = err
+                    report.failed[grid.name(flat)] = err
             return seconds, len(flats)
 
         meter = Meter("chunks", "chunk", len(todo), report.total, report.already_done, "progress")
@@ -197,11 +197,11 @@ class _Markers:
     def __init__(
         self,
         store: Store,
-        counts: tuple[int, ...],
+        grid: ChunkGrid,
         leftovers: Any,
         say: Callable[[str], None] = lambda m: None,
     ):
-        self.store, self.counts, self.say = store, counts, say
+        self.store, self.grid, self.say = store, grid, say
         self.records: dict[int, dict[str, Any]] = {}
         self.leftovers = [int(f) for f in leftovers]
         self.last = time.monotonic()
@@ -221,10 +221,10 @@ class _Markers:
         self.leftovers = [] if final else self.leftovers[20000:]
         consolidate(
             self.store.path,
-            self.counts,
+            self.grid.counts,
             self.store.token,
             self.records,
-            (flat_to_key(f, self.counts) for f in batch),
+            (self.grid.key(f) for f in batch),
             on_damaged=self._damaged,
         )
         self.records = {}

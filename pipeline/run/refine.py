@@ -41,9 +41,9 @@ from pipeline.run.driving import Meter, TaskLoop, task_error
 from pipeline.run.refine_plan import Refiner, codes_of
 from pipeline.run.report import RunReport
 from pipeline.run.submit import total_threads
-from pipeline.run.tasks import resolved_here, same
+from pipeline.run.tasks import TaskSettings, resolved_here, same
 from pipeline.spec.sweep import SweepSpec
-from pipeline.store.grid import ChunkKey, chunk_counts, flat_to_key, key_to_str
+from pipeline.store.grid import ChunkGrid, ChunkKey
 from pipeline.store.handle import Store
 from pipeline.store.points import (
     drop_partial_files,
@@ -68,11 +68,12 @@ class PlaneLayout:
         self.pos = (spec.dims.index(plane[0]), spec.dims.index(plane[1]))
         self.shape = (spec.shape[self.pos[0]], spec.shape[self.pos[1]])
         self.chunk = (spec.chunks[self.pos[0]], spec.chunks[self.pos[1]])
-        self.counts = chunk_counts(spec)
+        self.grid = ChunkGrid.of(spec)
+        self.counts = self.grid.counts
 
     def name(self, flat: int) -> str:
         """The key string of the store chunk at plan position ``flat`` (a point file's name)."""
-        return key_to_str(flat_to_key(flat, self.counts))
+        return self.grid.name(flat)
 
     def chunk_of(self, points: np.ndarray) -> np.ndarray:
         """Flat store chunk index (plan order) of each flat plane pixel index."""
@@ -129,9 +130,7 @@ def refine_task(
     spec: SweepSpec,
     store: str,
     token: str | None,
-    backend: str,
-    threads: int,
-    attempts: int,
+    how: TaskSettings,
 ) -> tuple[list[int], float, str | None]:
     """A task: ``item`` is (round ``rnd``, store chunks ``flats``, ``points``): compute the
     plane pixels ``points[k]`` (flat indices, increasing) of round ``rnd`` that lie in store
@@ -139,7 +138,7 @@ def refine_task(
     Returns (flats, seconds, error)."""
     rnd, flats, points = item
     t0 = time.perf_counter()
-    name, _ = resolved_here(backend)
+    name, _ = resolved_here(how.backend)
     exp = get_experiment(spec.experiment)
     lay = PlaneLayout(spec)
     every = np.concatenate(points)
@@ -149,9 +148,9 @@ def refine_task(
     coords[lay.names[0]] = np.asarray(spec.axes[lay.pos[0]].values)[i]
     coords[lay.names[1]] = np.asarray(spec.axes[lay.pos[1]].values)[j]
     err = None
-    for _ in range(attempts):
+    for _ in range(how.attempts):
         try:
-            arrays = exp.compute_points(spec, coords, backend=name, threads=threads)
+            arrays = exp.compute_points(spec, coords, backend=name, threads=how.threads)
             codes = codes_of(exp.pixel_class(spec, arrays))
             parts = {k: np.split(v, bounds) for k, v in arrays.items()}
             for n, (flat, pts, cls) in enumerate(
@@ -182,7 +181,7 @@ def fill_task(
     ``sources[p]`` (itself when computed), read from the point files ``files`` ((round,
     chunk) pairs). Returns (flat, done marker record, error)."""
     lay = PlaneLayout(spec)
-    key = flat_to_key(flat, lay.counts)
+    key = lay.grid.key(flat)
     index, parts = [], []
     for rnd, src_flat in files:
         got = read_points(store, rnd, lay.name(src_flat))
@@ -233,15 +232,15 @@ class RefinedSweep:
     def __init__(self, spec: SweepSpec) -> None:
         self.spec = spec
         self.lay = PlaneLayout(spec)
-        self.counts = self.lay.counts
+        self.grid = self.lay.grid
 
     def run(self, ctx: RunContext, store: Store, created: bool) -> RunReport:
         """Run or resume the rounds and the fill into ``store`` (made, leased, opened); the
         report counts the store chunks (as any sweep's)."""
         say, path, lay = ctx.say, store.path, self.lay
-        state = store.done(self.counts)
+        state = store.done(self.grid)
         report = RunReport(
-            store=path, total=state.total, already_done=state.n_done, counts=self.counts
+            store=path, total=state.total, already_done=state.n_done, counts=state.counts
         )
         say(
             f"store {path}: {'created' if created else 'resuming'} (refined); "
@@ -326,8 +325,8 @@ class RefinedSweep:
         for r, f in files:
             by_chunk.setdefault(f, []).append((r, f))
         items = []
-        for f in (int(f) for f in store.done(self.counts).missing()):
-            src = sources[lay.pixels(flat_to_key(f, self.counts))]
+        for f in (int(f) for f in store.done(self.grid).missing()):
+            src = sources[lay.pixels(self.grid.key(f))]
             need = np.unique(lay.chunk_of(np.unique(src)))
             items.append((f, src, [rf for c in need for rf in by_chunk.get(int(c), [])]))
         ctx.say(
@@ -351,9 +350,8 @@ class RefinedSweep:
                     fill_task, *item, **common, key=f"fill-{item[0]}-{self.run_id}", pure=False
                 )
             return loop.client.submit(
-                refine_task, item, **common, backend=ctx.worker_backend, threads=ctx.threads,
-                attempts=ctx.retries + 1, key=f"refine-{item[0]}-{item[1][0]}-{self.run_id}",
-                pure=False,
+                refine_task, item, **common, how=ctx.task_settings,
+                key=f"refine-{item[0]}-{item[1][0]}-{self.run_id}", pure=False,
             )  # fmt: skip
 
         def on_done(item: Any, fut: Any, out: Any) -> tuple[float | None, int]:

@@ -6,16 +6,28 @@ from __future__ import annotations
 
 import functools
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from pipeline.errors import StoreChangedError
 from pipeline.experiments import get_experiment
 from pipeline.gpu.backend import backend_info, resolve_backend
 from pipeline.spec.sweep import SweepSpec
-from pipeline.store.grid import ChunkKey, chunk_coords, chunk_counts, flat_to_key
+from pipeline.store.grid import ChunkGrid, ChunkKey, chunk_coords
 from pipeline.store.writer import write_chunk
 
-__all__ = ["resolved_here", "run_chunk", "run_chunks", "same"]
+__all__ = ["TaskSettings", "resolved_here", "run_chunk", "run_chunks", "same"]
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    """How a task computes: the ``backend`` name it resolves (:func:`resolved_here`), tile
+    ``threads`` inside it, and ``attempts`` per chunk (1 + the run's retries)."""
+
+    backend: str
+    threads: int
+    attempts: int
+
 
 Outcome = tuple[int, dict[str, Any] | None, str | None]
 """A chunk's outcome in a task: (flat position, done marker record or None, error or None)."""
@@ -56,30 +68,28 @@ def run_chunks(
     spec: SweepSpec,
     store: str,
     token: str | None,
-    backend: str,
-    threads: int,
-    attempts: int,
+    how: TaskSettings,
 ) -> tuple[list[Outcome], float]:
     """A task: compute and write the chunks at plan positions ``flats`` into ``store``,
     whose identity ``token`` the driver read.
 
-    Each chunk gets up to ``attempts`` tries; one that still fails is reported, the others
+    Each chunk gets up to ``how.attempts`` tries; one that still fails is reported, the others
     are kept. Returns ``([(flat, marker record or None, error text or None), ...], seconds)``.
     A store that changed identity (:class:`~pipeline.errors.StoreChangedError`) stops the
     task: the driver then stops the run.
     """
     t0 = time.perf_counter()
-    name, info = resolved_here(backend)
+    name, info = resolved_here(how.backend)
     exp = get_experiment(spec.experiment)
-    counts = chunk_counts(spec)
+    grid = ChunkGrid.of(spec)
     out: list[Outcome] = []
     for flat in flats:
-        key = flat_to_key(flat, counts)
+        key = grid.key(flat)
         err = None
-        for _ in range(attempts):
+        for _ in range(how.attempts):
             try:
                 arrays = exp.compute_chunk(
-                    spec, chunk_coords(spec, key), backend=name, threads=threads
+                    spec, chunk_coords(spec, key), backend=name, threads=how.threads
                 )
                 record = write_chunk(spec, store, key, arrays, info=info, token=token)
             except StoreChangedError:

@@ -1,4 +1,8 @@
-"""Stage 2 of the pipeline: chunk keys and the cost of a sweep, before anything runs.
+"""The chunk grid of a sweep: chunk keys, their slices, flat positions and names.
+
+:class:`ChunkGrid` is the value object the run and the store pass around (the grid's shape,
+chunk lengths and chunks per axis, with key ↔ flat ↔ name ↔ slices); the functions below are
+the same mappings for a spec.
 
 A chunk key is a tuple of chunk indices, one per grid axis, in spec order. It maps to slices
 by a pure function (:func:`chunk_slices`), keys are enumerated in one deterministic order
@@ -13,6 +17,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -20,6 +25,7 @@ from pipeline.errors import PipelineError
 from pipeline.spec.sweep import SweepSpec
 
 __all__ = [
+    "ChunkGrid",
     "ChunkKey",
     "chunk_coords",
     "chunk_counts",
@@ -36,9 +42,59 @@ __all__ = [
 ChunkKey = tuple[int, ...]
 
 
+@dataclass(frozen=True)
+class ChunkGrid:
+    """A sweep's grid of chunks: ``shape`` (points per axis, spec order) cut into chunks of
+    ``chunks`` points (the last one along an axis may be short). Chunks are numbered in
+    row-major order over :attr:`counts` (their *flat* position); a chunk's name is its
+    key's string (``"0.3.1"``, its done marker's file name)."""
+
+    shape: tuple[int, ...]
+    chunks: tuple[int, ...]
+
+    @classmethod
+    def of(cls, spec: SweepSpec) -> ChunkGrid:
+        """The grid of ``spec``."""
+        return cls(tuple(spec.shape), tuple(spec.chunks))
+
+    @property
+    def counts(self) -> tuple[int, ...]:
+        """Chunks along each axis."""
+        return tuple(-(-n // c) for n, c in zip(self.shape, self.chunks, strict=True))
+
+    @property
+    def n_chunks(self) -> int:
+        """Chunks in the grid."""
+        return math.prod(self.counts)
+
+    def key(self, flat: int) -> ChunkKey:
+        """The key of the chunk at flat position ``flat``."""
+        return flat_to_key(flat, self.counts)
+
+    def flat(self, key: ChunkKey) -> int:
+        """The flat position of chunk ``key`` (``ValueError`` outside the grid)."""
+        return key_to_flat(key, self.counts)
+
+    def name(self, flat: int) -> str:
+        """The name of the chunk at flat position ``flat`` (``"0.3.1"``)."""
+        return key_to_str(self.key(flat))
+
+    def slices(self, key: ChunkKey) -> tuple[slice, ...]:
+        """Grid slices (one per axis) covered by chunk ``key``."""
+        self.flat(key)  # a key outside the grid is a ValueError
+        return tuple(
+            slice(i * c, min((i + 1) * c, n))
+            for i, c, n in zip(key, self.chunks, self.shape, strict=True)
+        )
+
+    def keys(self) -> Iterator[ChunkKey]:
+        """Every chunk key, in flat order."""
+        return itertools.product(*(range(n) for n in self.counts))
+
+
 def chunk_counts(spec: SweepSpec) -> tuple[int, ...]:
     """Number of chunks along each axis."""
-    return tuple(-(-n // c) for n, c in zip(spec.shape, spec.chunks, strict=True))
+    return ChunkGrid.of(spec).counts
 
 
 def n_chunks(spec: SweepSpec) -> int:

@@ -23,6 +23,7 @@ from pipeline.store.identity import check_identity
 
 if TYPE_CHECKING:
     from pipeline.spec.sweep import SweepSpec
+    from pipeline.store.grid import ChunkGrid
     from pipeline.store.markers import DoneState
     from pipeline.store.verify import VerifyReport
 
@@ -63,16 +64,28 @@ class Store:
         return self
 
     @property
-    def kind(self) -> str:
-        """``sweep``, ``refined``, ``zoom`` or ``frame`` (:data:`KINDS`)."""
+    def is_zoom(self) -> bool:
+        """Whether this is a zoom store's root (:mod:`pipeline.store.zoom`)."""
         from pipeline.store.zoom import is_zoom_store
 
-        if is_zoom_store(self.path):
+        return is_zoom_store(self.path)
+
+    @property
+    def kind(self) -> str:
+        """``sweep``, ``refined``, ``zoom`` or ``frame`` (:data:`KINDS`); a Zarr group that
+        ``sweep run`` did not make (no spec) counts as a sweep."""
+        from pipeline.store.zoom import is_zoom_store
+
+        if self.is_zoom:
             return "zoom"
         parent = Path(self.path).resolve().parent
         if Path(self.path).name.startswith("frame_") and is_zoom_store(parent):
             return "frame"
-        return "refined" if self.spec().refine is not None else "sweep"
+        try:
+            refined = self.spec().refine is not None
+        except StoreError:
+            return "sweep"
+        return "refined" if refined else "sweep"
 
     def spec(self) -> SweepSpec:
         """The spec that made the store (:func:`pipeline.store.sweep.read_spec`)."""
@@ -107,15 +120,15 @@ class Store:
         replaced since it was opened (its token differs)."""
         check_identity(self.path, self.token, self.path, what)
 
-    def done(self, counts: tuple[int, ...] | None = None) -> DoneState:
-        """Which chunks are done: read with the opened token and the grid's ``counts``
-        (a run), else as ``sweep status`` shows the store (a damaged token noted)."""
+    def done(self, grid: ChunkGrid | None = None) -> DoneState:
+        """Which chunks are done: read with the opened token on ``grid`` (a run), else as
+        ``sweep status`` shows the store (a damaged token noted)."""
         from pipeline.store.markers import read_done
         from pipeline.store.sweep import done_state
 
-        if counts is None:
+        if grid is None:
             return done_state(self.path)
-        return read_done(self.path, counts, self.token)
+        return read_done(self.path, grid.counts, self.token)
 
     def lease(
         self, command: str, log: Callable[[str], None] = lambda m: None
@@ -147,4 +160,4 @@ class Store:
 
     def sweeps(self) -> Iterator[Store]:
         """The sweep stores behind this one: itself, or a zoom store's frames."""
-        yield from (self.frames() if self.kind == "zoom" else [self])
+        yield from (self.frames() if self.is_zoom else [self])
