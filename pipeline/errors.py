@@ -7,7 +7,7 @@ command prints exactly these as ``error: ...`` and exits with status 2; any othe
 is a bug in the pipeline and keeps its traceback.
 
 Errors that are not the user's input (chunks that failed on a worker) are not here:
-:class:`pipeline.run.execute.SweepFailed` is a ``RuntimeError``.
+:class:`pipeline.run.report.SweepFailed` is a ``RuntimeError``.
 """
 
 from __future__ import annotations

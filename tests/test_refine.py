@@ -32,6 +32,7 @@ from pipeline.errors import SpecError  # noqa: E402
 from pipeline.run.refine import pack_chunks  # noqa: E402
 from pipeline.run.refine_plan import Refiner, codes_of, expected_fraction  # noqa: E402
 from pipeline.spec.refine import RefineSpec  # noqa: E402
+from pipeline.store.handle import Store  # noqa: E402
 from pipeline.store.points import ATTR, REFINE_DIR, point_files, refine_status  # noqa: E402
 
 register(sweep_stub.PLANE_EXPERIMENT, replace=True)
@@ -120,6 +121,7 @@ def test_refined_store_holds_the_full_field_with_its_mask(refined):
     assert m.mean() < 0.5
     assert attrs["audit"] == REFINE["audit"] and attrs["surprises"] == 0
     assert refine_status(str(store)).startswith(f"refined: {int(m.sum()):,} pixels computed")
+    assert Store(str(store)).kind == "refined" and Store(str(store)).frames() == []
     # the mask is exactly the union of the point files
     files = [p for r in (store / REFINE_DIR).iterdir() for p in point_files(r)]
     idx = np.concatenate([np.load(p)["_index"] for p in files])

@@ -16,6 +16,7 @@ import zarr
 from pipeline.run.zoom import next_window, run_zoom
 from pipeline.spec import parse_spec
 from pipeline.store.grid import key_to_str
+from pipeline.store.handle import Store
 from pipeline.store.sweep import chunk_info, done_keys
 from pipeline.store.zoom import frame_group, open_zoom
 
@@ -121,6 +122,11 @@ def test_five_frame_zoom_resumes_after_sigkill(tmp_path, client):
     np.testing.assert_allclose(widths, [9 / 2**k for k in range(5)])
     got, want = open_zoom(store), open_zoom(tmp_path / "ref.zarr")
     assert len(got) == len(want) == 5
+    # what the store handle makes of the root and its frames
+    root = Store(str(store))
+    assert root.kind == "zoom" and [f.kind for f in root.frames()] == ["frame"] * 5
+    assert [f.path for f in root.sweeps()] == [str(store / frame_group(k)) for k in range(5)]
+    assert Store(str(tmp_path / "ref.zarr" / frame_group(0))).done().n_done == 4
     for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g.score.values, w.score.values)
         np.testing.assert_array_equal(g.lr_in.values, w.lr_in.values)

@@ -8,8 +8,10 @@
 * :mod:`.clients`      local Dask clusters (CPU, one worker per GPU) and scheduler addresses
 * :mod:`.resources`    one task's peak memory against a worker's, before anything starts
 * :mod:`.submit`       the bounded submission window; chunks fused into tasks
-* :mod:`.tasks`        what runs on a worker: a task of chunks, a task of refinement points
-* :mod:`.execute`      the sweep strategy: the missing chunks through the window; run_sweep
+* :mod:`.driving`      the driver's loop shared by the run modes: window, progress, checks
+* :mod:`.tasks`        what runs on a worker: a task of chunks (run_chunks), run_chunk
+* :mod:`.report`       RunReport: what a run computed, skipped and failed
+* :mod:`.execute`      run_sweep, and the sweep strategy: the missing chunks through the window
 * :mod:`.refine`       the refined strategy: rounds of points, then the filled chunks
 * :mod:`.refine_plan`  refinement rounds: blocks, splits, guard band, audits, fill sources
 * :mod:`.zoom`         the zoom strategy: frames halving around a boundary point

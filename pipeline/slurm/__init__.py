@@ -5,8 +5,8 @@
 * :mod:`.scripts`   job scripts rendered by pure functions; sbatch time/memory syntax
 * :mod:`.cluster`   start, keep and stop the worker jobs of a sweep; submit the driver
 
-Only :mod:`pipeline.run.execute` (which calls :func:`.cluster.slurm_client`) and the
-command line use this package.
+Only the run context's :class:`pipeline.run.context.Slurm` kind (which calls
+:func:`.cluster.slurm_client`) and the command line use this package.
 """
 
 from pipeline.errors import SlurmCommandError, SlurmError

@@ -10,7 +10,7 @@ driver itself in a batch job.
 
 Losing a worker job loses no results: Dask recomputes its in-flight chunks elsewhere, and a
 chunk's done marker is written only after all of its data
-(:func:`pipeline.store.sweep.write_chunk`).
+(:func:`pipeline.store.writer.write_chunk`).
 """
 
 from __future__ import annotations
