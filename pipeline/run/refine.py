@@ -20,10 +20,12 @@ on the other points of its call). A resumed run replays the plan from the stored
 (the same plan: it is a pure function of them), keeps the point files that match it and
 computes the rest.
 
-Then every store chunk is written whole by the usual :func:`~pipeline.store.writer.write_chunk` (with its
-usual done marker): computed pixels with their values, the others with the values of the
-nearest corner of their block (:meth:`~.refine_plan.Refiner.fill_source`), and the
-``computed`` mask. The store's attrs record the refinement (:data:`ATTR`).
+Then every store chunk is written whole by the usual
+:func:`~pipeline.store.writer.write_chunk` (with its usual done marker): computed pixels with
+their values, the others with the values of the nearest corner of their block
+(:meth:`~.refine_plan.Refiner.fill_source`), and the ``computed`` mask. The store's attrs
+record the refinement (:data:`pipeline.store.points.ATTR`); its point files are
+:mod:`pipeline.store.points`'.
 """
 
 from __future__ import annotations
