@@ -95,9 +95,7 @@ def positive_stable(a: float, size: int, rng: np.random.Generator) -> NDArray[np
         return np.ones(size)
     v = rng.uniform(0.0, math.pi, size)
     e = rng.exponential(1.0, size)
-    return (np.sin(a * v) / np.sin(v) ** (1.0 / a)) * (np.sin((1.0 - a) * v) / e) ** (
-        (1.0 - a) / a
-    )
+    return (np.sin(a * v) / np.sin(v) ** (1.0 / a)) * (np.sin((1.0 - a) * v) / e) ** ((1.0 - a) / a)
 
 
 @dataclass(frozen=True)
