@@ -5,3 +5,7 @@
 * :mod:`.network`      one bias-free network: quenched weights, pre-activations
 * :mod:`.observables`  the variables of one layer Jacobian
 """
+
+from pipeline.experiments.jacobian.spec import EXPERIMENT, JacobianExperiment
+
+__all__ = ["EXPERIMENT", "JacobianExperiment"]
