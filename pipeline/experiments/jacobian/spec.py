@@ -218,17 +218,19 @@ class JacobianExperiment(Experiment):
 
     def chunk_cost(self, spec: SweepSpec, chunk_shape: tuple[int, ...]) -> dict[str, float]:
         """~25 N³ flops per eigendecomposition (points × layers × kinds), the draws and the
-        forward pass; peak bytes: the drawn matrices and ~6 N² complex work arrays."""
+        forward pass, with N³ and N² averaged over the width axis (a chunk holds one width);
+        peak bytes at the largest N: the drawn matrices and ~6 N² complex work arrays."""
         sizes = dict(zip(spec.dims, chunk_shape, strict=True))
-        n = float(max(spec.axis("width").values))
+        widths = np.asarray(spec.axis("width").values, np.float64)
+        n3, n2, n = float(np.mean(widths**3)), float(np.mean(widths**2)), float(widths.max())
         p = spec.params
         points = math.prod(chunk_shape)
         eigs = points * len(p.record_layers) * len(p.jac_kinds)
         nets = sizes["width"] * sizes["alpha"] * sizes["seed"]
         flops = (
-            eigs * EIG_FLOPS_PER_N3 * n**3
-            + points * p.depth * 2 * n * n
-            + nets * p.drawn_layers * 60 * n * n
+            eigs * EIG_FLOPS_PER_N3 * n3
+            + points * p.depth * 2 * n2
+            + nets * p.drawn_layers * 60 * n2
         )
         peak = p.drawn_layers * n * n * 8 + 6 * n * n * 16 + points * 4096 * 8
         return {"flops": float(flops), "peak_bytes": float(peak)}
