@@ -46,6 +46,7 @@ FIGURE_OPTIONS: dict[str, dict[str, OptionCheck]] = {
     "divergence": {},
     "trainability_grid": {},
     "eps_panel": {},
+    "d2_map": {"q": lambda v, f: bounded_number(v, f, 0, 20, lo_open=True)},
 }
 """Figure kind → its options by name, with their checks (the order kinds are listed in)."""
 
