@@ -6,7 +6,9 @@
 stored widths, divided by 1 − q. The per-width estimate ``⟨ln IPR_q⟩ / ((1 − q) ln N)`` (the
 paper's) carries the offset c / ln N (at α = 2 it reads ~0.85 at N ~ 10³, not 1). Jackknife:
 the fit repeated with each seed left out; standard error ``√((n−1)/n Σ (θ₍ᵢ₎ − θ̄)²)``.
-Works on the dataset alone (no experiment, no engine).
+Works on the dataset alone (no experiment, no engine); :func:`dq_analysis` is what
+``sweep analyze`` stores for a jacobian store (through the experiment's ``extra_analysis``
+hook) and :func:`format_dq` what it prints.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import xarray as xr
 
 from pipeline.errors import PipelineError
 
-__all__ = ["fit_dq", "per_width_dq"]
+__all__ = ["dq_analysis", "fit_dq", "format_dq", "per_width_dq"]
 
 
 def per_width_dq(ds: xr.Dataset) -> xr.DataArray:
@@ -74,3 +76,44 @@ def fit_dq(ds: xr.Dataset) -> xr.Dataset:
         },
         coords=coords,
     )
+
+
+def dq_analysis(ds: xr.Dataset) -> xr.Dataset:
+    """:func:`fit_dq` with CF attributes for the store's ``analysis`` group: ``dq``,
+    ``dq_se`` (NaN with one seed), ``dq_largest_width``, dims of ``mean_log_ipr`` less
+    ``width`` and ``seed`` (alpha, activation, sigma_w, layer, jac_kind, q); the widths
+    and the seed count are attributes of ``dq``."""
+    out = fit_dq(ds)
+    widths = " ".join(str(int(n)) for n in ds["width"].values)
+    n_seed = int(ds.sizes.get("seed", 1))
+    for name in out.data_vars:
+        out[name].attrs["units"] = "1"
+    out["dq"].attrs.update(
+        method="least-squares slope of the seed-mean <ln IPR_q> against ln N, / (1 - q)",
+        widths=widths,
+        seeds=n_seed,
+    )
+    out["dq_se"].attrs["method"] = "jackknife over seeds (each seed left out once)"
+    return out
+
+
+def format_dq(an: xr.Dataset) -> list[str]:
+    """The text table of :func:`dq_analysis`'s variables in an analysis dataset ``an``: one
+    line per (alpha, activation, sigma_w, layer, jac_kind, q) with D_q ± its jackknife
+    standard error and the largest-width per-N value."""
+    dq = an["dq"]
+    lines = [
+        f"D_q from <ln IPR_q> against ln N (N = {dq.attrs.get('widths', '?')}), "
+        f"jackknife over {dq.attrs.get('seeds', '?')} seeds; per-N value at the largest N"
+    ]
+    keys = [d for d in dq.dims if d != "q"] + ["q"]
+    lines.append("  " + " ".join(f"{k:>8}" for k in keys) + f" {'D_q':>7} {'± se':>7} {'per-N':>7}")
+    flat = an[["dq", "dq_se", "dq_largest_width"]].to_dataframe().reset_index()
+    for _, r in flat.iterrows():
+        cells = " ".join(
+            f"{r[k]:>8.4g}" if isinstance(r[k], float) else f"{str(r[k]):>8}" for k in keys
+        )
+        lines.append(
+            f"  {cells} {r['dq']:>7.3f} {r['dq_se']:>7.3f} {r['dq_largest_width']:>7.3f}"
+        )
+    return lines

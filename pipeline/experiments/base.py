@@ -216,6 +216,14 @@ class Experiment(ABC):
         default)."""
         return None
 
+    def extra_analysis(self, ds: xr.Dataset) -> xr.Dataset | None:
+        """The experiment's own results for ``sweep analyze`` (e.g. the jacobian
+        experiment's D_q fits), merged into the store's ``analysis`` group: variables with
+        CF ``long_name``/``units``, over dims of ``ds`` (default None: nothing beyond the
+        class boundary). An experiment without an image plane that returns a dataset here
+        is analysed by it alone."""
+        return None
+
     def has_critical_regime(self, ds: xr.Dataset) -> bool:
         """Whether ``ds`` has what the critical-regime analysis reads (critical lines vs
         mean field, regime maps: :mod:`pipeline.analysis.regimes`; default no)."""

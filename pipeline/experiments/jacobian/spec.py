@@ -275,6 +275,13 @@ class JacobianExperiment(Experiment):
                         out[name][(*idx, li, ki)] = arr
         return {k: v.astype(spec.dtype) for k, v in out.items()}
 
+    def extra_analysis(self, ds: xr.Dataset) -> xr.Dataset:
+        """D_q fitted across the ``width`` axis with a jackknife over seeds
+        (:func:`pipeline.analysis.multifractal.dq_analysis`); needs ≥ 2 widths."""
+        from pipeline.analysis.multifractal import dq_analysis
+
+        return dq_analysis(ds)
+
     def summary(self, ds: xr.Dataset) -> str:
         """Sizes, and the range of the spectral radius and J_log at the deepest layer."""
         rad = ds["spectral_radius"].isel(layer=-1)
