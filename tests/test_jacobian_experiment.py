@@ -98,3 +98,21 @@ def test_dq_fit_recovers_the_exponent_and_its_error():
     se = 0.05 / math.sqrt(20) / math.sqrt(np.sum((x - x.mean()) ** 2)) / np.abs(1 - noisy.q.values)
     np.testing.assert_allclose(noisy["dq_se"].values, se, rtol=0.4)
     assert np.all(np.abs(noisy["dq"].values - 0.7) < 4 * se)
+
+
+def test_cost_counts_geev_at_the_chunks_own_width():
+    """The plan's chunk cost averages N³ over the widths (its sum over chunks is exact); the
+    cost that calibration credits a timed chunk with is that of its own width, so the
+    measured rate is not inflated by mean(N³) / N_first³."""
+    raw = {**RAW, "axes": {**RAW["axes"], "width": [16, 64]}}
+    spec = parse_spec(raw)
+    exp = get_experiment("jacobian")
+    coords = _coords(spec)
+    per_width = [exp.cost_at(spec, {**coords, "width": np.array([n])}) for n in (16, 64)]
+    shape = tuple(1 if a.name == "width" else len(a) for a in spec.axes)
+    assert sum(per_width) == pytest.approx(2 * exp.chunk_cost(spec, shape)["flops"], rel=1e-12)
+    # one spec with width 16 alone: the same count; eig dominates: 25 N³ per point/layer/kind
+    alone = parse_spec({**RAW, "axes": {**RAW["axes"], "width": [16]}})
+    assert per_width[0] == pytest.approx(exp.chunk_cost(alone, shape)["flops"], rel=1e-12)
+    eigs = 2 * 2 * 2 * 2 * 2  # alpha, seed, sigma_w, layers, kinds
+    assert per_width[1] > eigs * 25 * 64**3 and per_width[1] < 1.2 * eigs * 25 * 64**3

@@ -86,6 +86,13 @@ class Experiment(ABC):
         """Cost of one chunk of ``chunk_shape`` grid points: ``flops``, ``peak_bytes`` (a
         task's host working memory, bytes) and optionally ``device_peak_bytes``."""
 
+    def cost_at(self, spec: SweepSpec, coords: dict[str, np.ndarray]) -> float:
+        """FLOPs of the chunk whose coordinates are ``coords`` (dim → its values in the
+        chunk), what ``sweep plan``'s calibration credits the chunk it times with. Default:
+        :meth:`chunk_cost` of its shape; an experiment whose cost per point varies along an
+        axis (and whose :meth:`chunk_cost` therefore averages over it) overrides this."""
+        return float(self.chunk_cost(spec, tuple(len(v) for v in coords.values()))["flops"])
+
     @abstractmethod
     def compute_chunk(
         self,

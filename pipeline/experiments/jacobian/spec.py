@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from pipeline.errors import SpecError
 from pipeline.experiments.base import Experiment, Variable
@@ -40,7 +41,8 @@ ACTIVATION_NAMES = ("erf", "tanh")
 PARAM_KEYS = ("depth", "record_layers", "jac_kinds", "q", "quantiles", "hist")
 MAX_WIDTH = 4096
 EIG_FLOPS_PER_N3 = 25.0
-"""General eigendecomposition with right vectors (LAPACK geev): ~25 N³ flops."""
+"""General real eigendecomposition with right eigenvectors (LAPACK ``geev``): ~25 N³ flops
+(Golub & Van Loan's count for the Schur form with vectors)."""
 
 AXIS_RULES = (
     AxisRule("width", "int", low=2, high=MAX_WIDTH, default=None, long_name="width N"),
@@ -140,6 +142,27 @@ def _parse_hist(raw: Any) -> tuple[float, ...]:
     return tuple(float(x) for x in np.linspace(low, high, bins + 1))
 
 
+def _flops(spec: SweepSpec, sizes: dict[str, int], widths: np.ndarray) -> float:
+    """FLOPs of a chunk of ``sizes`` (dim → points) with N³ and N² averaged over ``widths``:
+    one general eigendecomposition with right eigenvectors per point, recorded layer and
+    Jacobian kind, counted as :data:`EIG_FLOPS_PER_N3` N³ (LAPACK ``geev``: Hessenberg
+    reduction ~10/3 N³, QR iterations ~10 N³, back-transformation and vectors ~10 N³; the
+    rate ``sweep plan`` measures on it is far below a matrix product's), plus ⅔ N³ (LU) for the
+    ``slogdet`` per network and weight matrix, the forward pass (2 N² per point and layer)
+    and the draws (~60 N² per weight matrix)."""
+    p = spec.params
+    n3, n2 = float(np.mean(widths**3)), float(np.mean(widths**2))
+    points = math.prod(sizes.values())
+    eigs = points * len(p.record_layers) * len(p.jac_kinds)
+    nets = sizes["width"] * sizes["alpha"] * sizes["seed"]
+    return float(
+        eigs * EIG_FLOPS_PER_N3 * n3
+        + nets * len(p.record_layers) * len(p.jac_kinds) * n3 * 2.0 / 3.0
+        + points * p.depth * 2 * n2
+        + nets * p.drawn_layers * 60 * n2
+    )
+
+
 class JacobianExperiment(Experiment):
     """Layer-Jacobian spectra over (width, α, seed, activation, σ_w); see the module doc."""
 
@@ -217,23 +240,20 @@ class JacobianExperiment(Experiment):
         }
 
     def chunk_cost(self, spec: SweepSpec, chunk_shape: tuple[int, ...]) -> dict[str, float]:
-        """~25 N³ flops per eigendecomposition (points × layers × kinds), the draws and the
-        forward pass, with N³ and N² averaged over the width axis (a chunk holds one width);
-        peak bytes at the largest N: the drawn matrices and ~6 N² complex work arrays."""
-        sizes = dict(zip(spec.dims, chunk_shape, strict=True))
+        """FLOPs of a chunk (:func:`_flops`) with N³ and N² averaged over the width axis (a
+        chunk holds one width, so the plan's sum over chunks is exact); peak bytes at the
+        largest N: the drawn matrices and ~6 N² complex work arrays."""
         widths = np.asarray(spec.axis("width").values, np.float64)
-        n3, n2, n = float(np.mean(widths**3)), float(np.mean(widths**2)), float(widths.max())
+        n = float(widths.max())
         p = spec.params
-        points = math.prod(chunk_shape)
-        eigs = points * len(p.record_layers) * len(p.jac_kinds)
-        nets = sizes["width"] * sizes["alpha"] * sizes["seed"]
-        flops = (
-            eigs * EIG_FLOPS_PER_N3 * n3
-            + points * p.depth * 2 * n2
-            + nets * p.drawn_layers * 60 * n2
-        )
-        peak = p.drawn_layers * n * n * 8 + 6 * n * n * 16 + points * 4096 * 8
-        return {"flops": float(flops), "peak_bytes": float(peak)}
+        flops = _flops(spec, dict(zip(spec.dims, chunk_shape, strict=True)), widths)
+        peak = p.drawn_layers * n * n * 8 + 6 * n * n * 16 + math.prod(chunk_shape) * 4096 * 8
+        return {"flops": flops, "peak_bytes": float(peak)}
+
+    def cost_at(self, spec: SweepSpec, coords: dict[str, np.ndarray]) -> float:
+        """FLOPs of the chunk at ``coords``, at its own widths (what calibration times)."""
+        sizes = {k: len(v) for k, v in coords.items()}
+        return _flops(spec, sizes, np.asarray(coords["width"], np.float64))
 
     def compute_chunk(
         self,
@@ -244,7 +264,15 @@ class JacobianExperiment(Experiment):
     ) -> dict[str, np.ndarray]:
         """Every variable for the chunk; arrays (width, alpha, seed, activation, sigma_w,
         layer, jac_kind, …). ``backend`` ``cupy`` runs the eigensolver on the GPU where CuPy
-        has one (else the host); the rest is NumPy. Results do not depend on ``threads``."""
+        has one (else the host); the rest is NumPy. BLAS/LAPACK run on ``threads`` threads (one
+        per worker by default: an oversubscribed ``geev`` is many times slower); results do
+        not depend on it."""
+        with threadpool_limits(limits=max(1, int(threads)), user_api="blas"):
+            return self._compute(spec, coords, backend)
+
+    def _compute(
+        self, spec: SweepSpec, coords: dict[str, np.ndarray], backend: str
+    ) -> dict[str, np.ndarray]:
         p = spec.params
         xp: Any = np
         if backend == "cupy":
