@@ -56,6 +56,7 @@ def _reference(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
     return dq, se
 
 
+@pytest.mark.slow  # a module fixture runs a 24-point sweep (~7 s on 2 cores)
 def test_analyze_fits_dq_across_widths_with_a_seed_jackknife(store, capsys):
     assert main(["analyze", str(store)]) == 0
     out = capsys.readouterr().out

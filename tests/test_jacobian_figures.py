@@ -75,6 +75,7 @@ def test_largest_power():
     assert np.isnan(largest_power(d)[2])
 
 
+@pytest.mark.slow
 def test_density_figure_matches_the_empirical_moduli(store):
     plt = pytest.importorskip("matplotlib.pyplot")
     from pipeline.figures import store_figure, store_notes
@@ -103,6 +104,7 @@ def small_map():
     return l_map([1.0, 1.5, 2.0], [0.5, 1.0, 1.5, 2.0, 2.5, 3.0], n_samples=5000)
 
 
+@pytest.mark.slow
 def test_l_map_against_its_definition(small_map):
     m = small_map
     # ΔJ is J minus J on the cavity line; the α = 2 line is σ_w = 1 (tanh), a grid point
@@ -119,6 +121,7 @@ def test_l_map_against_its_definition(small_map):
     assert np.all(np.diff(m["line"]) > 0) and 0.4 < m["line"][0] < 0.6
 
 
+@pytest.mark.slow
 def test_l_map_and_d2_map_figures_pass_the_checks(store, small_map):
     plt = pytest.importorskip("matplotlib.pyplot")
     from pipeline.figures import draw, figure_notes
