@@ -25,6 +25,7 @@ import xarray as xr
 from pipeline.analysis.fractal.boundary import LABELS, boundary_dimension
 from pipeline.analysis.fractal.estimators import DEFAULT_ESTIMATOR
 from pipeline.analysis.labels import distinct_labels
+from pipeline.analysis.multifractal import format_dq
 from pipeline.analysis.regimes import (
     CHAOTIC,
     CRITICAL,
@@ -207,19 +208,27 @@ class SignedField:
 
 def analyze_field(
     ds: xr.Dataset,
-    signed: SignedField,
+    signed: SignedField | None,
     *,
     factor: float = 10.0,
     burn_in: int = 0,
     threshold: float = 0.01,
+    extra: xr.Dataset | None = None,
 ) -> xr.Dataset:
     """The analysis dataset of a sweep ``ds`` whose class boundary is ``signed``: boundary
     dimensions per image, and with ``signed.critical_regime`` critical lines vs mean field,
-    regime maps (``factor``, ``burn_in``, Lévy ``threshold``) and the critical area; CF and
-    provenance attributes."""
-    parts = [_boundary_dimensions(signed.field, *signed.plane, what=signed.what)]
-    if signed.critical_regime:
+    regime maps (``factor``, ``burn_in``, Lévy ``threshold``) and the critical area; then
+    ``extra`` (the experiment's own results, e.g. D_q fits) merged in; CF and provenance
+    attributes. ``signed`` None (no class boundary) needs ``extra``."""
+    parts = [] if signed is None else [
+        _boundary_dimensions(signed.field, *signed.plane, what=signed.what)
+    ]
+    if signed is not None and signed.critical_regime:
         parts.insert(0, _critical_regime(ds, factor, burn_in, threshold))
+    if extra is not None:
+        parts.append(extra)
+    if not parts:
+        raise ValueError("analyze_field: neither a class boundary nor extra results")
     out = xr.merge(parts, combine_attrs="override")
     for name in out.coords:  # the sweep's coordinates keep their CF attributes
         if name in ds.coords:
@@ -253,12 +262,17 @@ def _keys(row: Any, names: list[str]) -> str:
 
 def format_analysis(an: xr.Dataset) -> str:
     """Text tables: critical lines vs theory and critical-regime areas (stores with λ_L),
-    then the boundary dimensions."""
+    D_q fits (jacobian stores), then the boundary dimensions (stores with a class
+    boundary)."""
     lines: list[str] = []
     if "partial" in an.attrs:
         lines.append(f"{an.attrs['partial']} (the missing ones read as NaN; sweep run resumes)")
     if "regime_lyapunov" in an:
         lines += _critical_lines_text(an)
+    if "dq" in an:
+        lines += format_dq(an)
+    if "boundary_dimension" not in an:
+        return "\n".join(lines)
     other = list(an["boundary_dimension"].dims)
     if bool(np.isfinite(an["boundary_dimension"].values).any()):
         lines.append("Dimension of the class boundary, 95 % interval, and its flags")

@@ -7,7 +7,9 @@ packages and are imported on first use:
 * ``propagation`` (:mod:`.propagation`): signal propagation through random finite-width
   networks (λ_L, q, c, circle CV, batch rank);
 * ``trainability`` (:mod:`.trainability`): gradient descent on small MLPs over a
-  learning-rate plane (converged or not).
+  learning-rate plane (converged or not);
+* ``jacobian`` (:mod:`.jacobian`): eigenvalues and eigenvectors of the layer Jacobians of
+  heavy-tailed networks (spectral radius, J_log, IPR_q).
 
 Adding one: a package ``pipeline/experiments/<name>/`` whose ``__init__`` defines
 ``EXPERIMENT`` (an ``Experiment`` instance), plus its line in :data:`BUILTIN`. From another
@@ -41,6 +43,7 @@ __all__ = [
 BUILTIN: dict[str, str] = {
     "propagation": "pipeline.experiments.propagation",
     "trainability": "pipeline.experiments.trainability",
+    "jacobian": "pipeline.experiments.jacobian",
 }
 """Built-in experiments: name -> module holding ``EXPERIMENT`` (imported on first use)."""
 

@@ -86,6 +86,13 @@ class Experiment(ABC):
         """Cost of one chunk of ``chunk_shape`` grid points: ``flops``, ``peak_bytes`` (a
         task's host working memory, bytes) and optionally ``device_peak_bytes``."""
 
+    def cost_at(self, spec: SweepSpec, coords: dict[str, np.ndarray]) -> float:
+        """FLOPs of the chunk whose coordinates are ``coords`` (dim → its values in the
+        chunk), what ``sweep plan``'s calibration credits the chunk it times with. Default:
+        :meth:`chunk_cost` of its shape; an experiment whose cost per point varies along an
+        axis (and whose :meth:`chunk_cost` therefore averages over it) overrides this."""
+        return float(self.chunk_cost(spec, tuple(len(v) for v in coords.values()))["flops"])
+
     @abstractmethod
     def compute_chunk(
         self,
@@ -214,6 +221,14 @@ class Experiment(ABC):
         """The image plane (:meth:`plane`) of a stored dataset ``ds``, read from its dims and
         attributes without parsing its spec; None when the experiment has no plane (the
         default)."""
+        return None
+
+    def extra_analysis(self, ds: xr.Dataset) -> xr.Dataset | None:
+        """The experiment's own results for ``sweep analyze`` (e.g. the jacobian
+        experiment's D_q fits), merged into the store's ``analysis`` group: variables with
+        CF ``long_name``/``units``, over dims of ``ds`` (default None: nothing beyond the
+        class boundary). An experiment without an image plane that returns a dataset here
+        is analysed by it alone."""
         return None
 
     def has_critical_regime(self, ds: xr.Dataset) -> bool:

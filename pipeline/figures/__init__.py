@@ -11,6 +11,9 @@ axes and the mean-field theory overlaid, and the few numbers behind it.
 * :mod:`.frontier`           ``frontier`` (D'Inverno et al. 2025)
 * :mod:`.trainability_grid`  ``trainability_grid`` (Sohl-Dickstein 2024)
 * :mod:`.eps_panel`          ``eps_panel`` (weight perturbations ε)
+* :mod:`.d2_map`             ``d2_map`` (Qu, Wardak & Gong 2022, Fig. 3b: D_q of the Jacobian)
+* :mod:`.jacobian_density`   ``jacobian_density`` (Qu et al. Fig. 2a: cavity vs empirical |λ|)
+* :mod:`.l_map`              ``l_map`` (Qu et al. Fig. 2b: largest L with ΔJ_f1 > 0)
 * :mod:`.zoom`               a zoom store's frames side by side (``zoom_frames``)
 * :mod:`.render`             draw a store to PNG and PDF; the notes behind it
 * :mod:`.common`             helpers shared by the figures
@@ -42,6 +45,9 @@ KIND_MODULES = (
     "divergence",
     "trainability_grid",
     "eps_panel",
+    "d2_map",
+    "jacobian_density",
+    "l_map",
 )
 """The figure modules, in the order their kinds are listed; importing one registers its kind."""
 

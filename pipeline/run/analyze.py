@@ -68,9 +68,21 @@ def analyze(
     threshold: float = 0.01,
 ) -> xr.Dataset:
     """The analysis dataset of a sweep ``ds`` (see :func:`analyze_store`)."""
+    exp = stored_experiment(ds)
+    extra = exp.extra_analysis(ds)  # the experiment's own results (D_q fits), or None
+    alone = extra is not None and _plane(exp, ds) is None  # no class boundary to analyse
+    signed = None if alone else signed_field_of(ds)
     return analyze_field(
-        ds, signed_field_of(ds), factor=factor, burn_in=burn_in, threshold=threshold
+        ds, signed, factor=factor, burn_in=burn_in, threshold=threshold, extra=extra
     )
+
+
+def _plane(exp: Experiment, ds: xr.Dataset) -> tuple[str, str] | None:
+    from pipeline.spec.sweep import parse_spec
+
+    if "sweep_spec" in ds.attrs:
+        return exp.plane(parse_spec(ds.attrs["sweep_spec"]))
+    return exp.stored_plane(ds)
 
 
 def analyze_store(

@@ -99,7 +99,7 @@ def calibrate(spec: SweepSpec, backend: str = "numpy", budget_s: float = 2.5) ->
     gemm = gemm_rate(backend, spec.dtype, budget_s=min(0.25, budget_s / 4))
     full = [min(c, len(a)) for c, a in zip(spec.chunks, spec.axes, strict=True)]
     parts = _parts(full)
-    cost = [float(exp.chunk_cost(spec, p)["flops"]) for p in parts]
+    cost = [exp.cost_at(spec, _first(spec, p)) for p in parts]  # the timed chunks' own FLOPs
     if cost[0] <= 0 or cost[0] / gemm > budget_s / 2:
         return Calibration(
             gemm, backend, f"{spec.dtype} matrix products (one grid point is too long to time)"

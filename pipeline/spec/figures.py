@@ -46,6 +46,15 @@ FIGURE_OPTIONS: dict[str, dict[str, OptionCheck]] = {
     "divergence": {},
     "trainability_grid": {},
     "eps_panel": {},
+    "d2_map": {"q": lambda v, f: bounded_number(v, f, 0, 20, lo_open=True)},
+    # cavity Monte Carlo draws per theory curve (about 1 s per curve at 20 000)
+    "jacobian_density": {"samples": lambda v, f: positive_int(v, f, 100, 1_000_000)},
+    # ~0.8 s per theory point at 10 000 samples; the paper's grid 0.05 × 0.05 at 10⁵ is ~3 h
+    "l_map": {
+        "alpha_step": lambda v, f: bounded_number(v, f, 0.01, 1.0),
+        "sigma_w_step": lambda v, f: bounded_number(v, f, 0.01, 3.0),
+        "samples": lambda v, f: positive_int(v, f, 100, 1_000_000),
+    },
 }
 """Figure kind → its options by name, with their checks (the order kinds are listed in)."""
 
