@@ -40,8 +40,11 @@ def store(tmp_path_factory):
 def _reference(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
     """D_q and its jackknife error by hand: polyfit per seed subset, dims
     (alpha, activation, sigma_w, layer, jac_kind, q)."""
-    m = ds["mean_log_ipr"].transpose("seed", "alpha", "activation", "sigma_w", "layer",
-                                     "jac_kind", "q", "width").values
+    m = (
+        ds["mean_log_ipr"]
+        .transpose("seed", "alpha", "activation", "sigma_w", "layer", "jac_kind", "q", "width")
+        .values
+    )
     lnn = np.log(ds["width"].values.astype(float))
     scale = 1.0 - ds["q"].values
 
@@ -86,8 +89,11 @@ def test_analyze_fits_dq_across_widths_with_a_seed_jackknife(store, capsys):
 
 
 def test_analyze_one_width_is_a_one_line_error(tmp_path, capsys):
-    raw = {**RAW, "axes": {**RAW["axes"], "width": [16], "seed": [0], "alpha": [2.0],
-                           "sigma_w": [1.0]}, "store": str(tmp_path / "o.zarr")}
+    raw = {
+        **RAW,
+        "axes": {**RAW["axes"], "width": [16], "seed": [0], "alpha": [2.0], "sigma_w": [1.0]},
+        "store": str(tmp_path / "o.zarr"),
+    }
     (tmp_path / "o.yaml").write_text(yaml.safe_dump(raw))
     assert main(["run", str(tmp_path / "o.yaml"), "--no-progress", "--no-summary"]) == 0
     capsys.readouterr()

@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from pipeline.cli import main
-from pipeline.store.sweep import open_sweep
 from pipeline.numerics.cavity import cavity_samples
 from pipeline.numerics.cavity_maps import cavity_log_bin_shares, l_map, largest_power
+from pipeline.store.sweep import open_sweep
 
 SW = [0.5, 1.0, 1.5, 2.5]
 RAW = {
@@ -134,10 +134,13 @@ def test_l_map_and_d2_map_figures_pass_the_checks(store, small_map):
     check_layout(fig)
     ax = fig.axes[0]
     mesh = ax.collections[0]
-    np.testing.assert_array_equal(np.asarray(mesh.get_array()).reshape(6, 3).T,
-                                  small_map["largest"])
+    np.testing.assert_array_equal(
+        np.asarray(mesh.get_array()).reshape(6, 3).T, small_map["largest"]
+    )
     assert {ln.get_label() for ln in ax.lines} == {
-        "ordered line r_cut = 1 (cavity)", "ordered line q* = 0.01 (mean field)"}
+        "ordered line r_cut = 1 (cavity)",
+        "ordered line q* = 0.01 (mean field)",
+    }
     plt.close(fig)
     notes = figure_notes(ds, opts)
     assert notes[1].startswith("l_map: alpha = 1: line r_cut=1 ")
@@ -151,7 +154,8 @@ def test_l_map_and_d2_map_figures_pass_the_checks(store, small_map):
     check_layout(fig)
     assert np.ma.getmaskarray(fig.axes[0].collections[0].get_array()).sum() == 1
     assert [t.get_text() for leg in fig.legends for t in leg.get_texts()] == [
-        "no data (chunk not computed, or not a number)"]
+        "no data (chunk not computed, or not a number)"
+    ]
     plt.close(fig)
 
 

@@ -21,8 +21,13 @@ RAW = {
     "name": "jac-gpu",
     "experiment": "jacobian",
     "store": "unused.zarr",
-    "axes": {"width": [96], "alpha": [1.0, 2.0], "seed": [0, 1], "activation": ["tanh"],
-             "sigma_w": [0.8, 1.5]},  # fmt: skip
+    "axes": {
+        "width": [96],
+        "alpha": [1.0, 2.0],
+        "seed": [0, 1],
+        "activation": ["tanh"],
+        "sigma_w": [0.8, 1.5],
+    },  # fmt: skip
     "depth": 6,
     "record_layers": [5, 6],
     "jac_kinds": ["pre", "post"],

@@ -33,8 +33,9 @@ def _first_nan_layer(lam) -> np.ndarray:
 
 @pytest.mark.parametrize("architecture", [None, "dense"])
 @pytest.mark.slow
-def test_the_nonfinite_flag_is_the_first_layer_where_lyapunov_is_nan(client, tmp_path,
-                                                                     architecture):
+def test_the_nonfinite_flag_is_the_first_layer_where_lyapunov_is_nan(
+    client, tmp_path, architecture
+):
     extra = {} if architecture is None else {"architecture": architecture}
     ds = _run(client, tmp_path, "relu", depth=30, dtype="float32", **extra, axes={
         "width": [8, 64, 256], "alpha": [1.0], "seed": [0, 1, 2], "activation": ["relu"],

@@ -113,7 +113,5 @@ def format_dq(an: xr.Dataset) -> list[str]:
         cells = " ".join(
             f"{r[k]:>8.4g}" if isinstance(r[k], float) else f"{str(r[k]):>8}" for k in keys
         )
-        lines.append(
-            f"  {cells} {r['dq']:>7.3f} {r['dq_se']:>7.3f} {r['dq_largest_width']:>7.3f}"
-        )
+        lines.append(f"  {cells} {r['dq']:>7.3f} {r['dq_se']:>7.3f} {r['dq_largest_width']:>7.3f}")
     return lines

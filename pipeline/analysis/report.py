@@ -220,9 +220,11 @@ def analyze_field(
     regime maps (``factor``, ``burn_in``, Lévy ``threshold``) and the critical area; then
     ``extra`` (the experiment's own results, e.g. D_q fits) merged in; CF and provenance
     attributes. ``signed`` None (no class boundary) needs ``extra``."""
-    parts = [] if signed is None else [
-        _boundary_dimensions(signed.field, *signed.plane, what=signed.what)
-    ]
+    parts = (
+        []
+        if signed is None
+        else [_boundary_dimensions(signed.field, *signed.plane, what=signed.what)]
+    )
     if signed is not None and signed.critical_regime:
         parts.insert(0, _critical_regime(ds, factor, burn_in, threshold))
     if extra is not None:

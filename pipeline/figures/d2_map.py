@@ -71,7 +71,7 @@ def d2_map(ds: xr.Dataset, *, q: float = 2.0) -> Figure:
     ax.plot(alphas, lines["cavity"], "r-", lw=1.5, label="ordered line r_cut = 1 (cavity)")
     ax.plot(alphas, lines["q_star"], "w--", lw=1.2, label="ordered line q* = 0.01 (mean field)")
     ax.set_xlabel("α")
-    ax.set_ylabel("σ_w = D_w^{1/α}")
+    ax.set_ylabel(r"$\sigma_w = D_w^{1/\alpha}$")
     ax.set_ylim(sws.min(), sws.max())
     ax.legend(fontsize=7, loc="upper right")
     layer = int(ds.layer.values[-1])

@@ -58,10 +58,7 @@ def density_curves(ds: xr.Dataset, samples: int = DEFAULT_SAMPLES) -> dict[str, 
     act = str(ds.activation.values[0]) if "activation" in ds.coords else "tanh"
     alphas, sws = emp.alpha.values[:MAX_PANELS], emp.sigma_w.values
     theory = np.array(
-        [
-            [cavity_log_bin_shares(a, s, edges, act, n_samples=samples) for s in sws]
-            for a in alphas
-        ]
+        [[cavity_log_bin_shares(a, s, edges, act, n_samples=samples) for s in sws] for a in alphas]
     )
     return {"centres": centres, "edges": edges, "empirical": emp.values[: len(alphas)],
             "theory": theory, "alphas": alphas, "sigma_ws": sws, "activation": act}  # fmt: skip

@@ -109,7 +109,7 @@ def l_map_figure(
             ax.scatter(aa[inside], ss[inside], c=emp.values[inside], cmap=cmap, norm=norm, s=36,
                        edgecolors="w", linewidths=0.8, label="empirical (store)")  # fmt: skip
     ax.set_xlabel("α")
-    ax.set_ylabel("σ_w = D_w^{1/α}")
+    ax.set_ylabel(r"$\sigma_w = D_w^{1/\alpha}$")
     ax.legend(fontsize=7, loc="upper right")
     ax.set_title(
         f"Jacobian averages vs the ordered line, {t['activation']}, cavity {int(samples)} "

@@ -48,7 +48,7 @@ def cavity_log_bin_shares(
     e = np.asarray(edges, np.float64)
     k = e.size - 1
     frac = (np.arange(sub) + 0.5) / sub
-    u = (e[:-1, None] + (e[1:] - e[:-1])[:, None] * frac[None, :])  # (K, sub)
+    u = e[:-1, None] + (e[1:] - e[:-1])[:, None] * frac[None, :]  # (K, sub)
     r = 10.0**u
     cs = cavity_samples(alpha, sigma_w, activation, n_samples=n_samples, seed=seed)
     rho = cavity_density(cs, r)

@@ -102,8 +102,9 @@ def spec_file(path: str | Path) -> Path:
         raise SpecError("<file>", f"{str(p)!r} is a directory; give a spec (YAML) file")
     if not stat.S_ISREG(st.st_mode):
         raise SpecError(
-            "<file>", f"{str(p)!r} is not a regular file (a device, a FIFO, a socket); "
-            "give a spec (YAML) file"
+            "<file>",
+            f"{str(p)!r} is not a regular file (a device, a FIFO, a socket); "
+            "give a spec (YAML) file",
         )
     size = st.st_size
     if size > MAX_BYTES:

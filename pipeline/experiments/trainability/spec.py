@@ -254,9 +254,7 @@ class TrainabilityExperiment(Experiment):
             if dataset == "single" and batch != 1:
                 raise SpecError("batch", f"value {batch} with dataset: single (one row: 1)")
             if dataset == "minibatch" and batch < MINIBATCH:
-                raise SpecError(
-                    "batch", f"value {batch} is below the minibatch size {MINIBATCH}"
-                )
+                raise SpecError("batch", f"value {batch} is below the minibatch size {MINIBATCH}")
         draws = parse_draws(raw.get("draws"))
         if draws is not None:
             check_draws_axes(axes)
@@ -270,9 +268,7 @@ class TrainabilityExperiment(Experiment):
                     batch,
                     (score_steps or (steps,)),
                 )
-        params = TrainabilityParams(
-            steps, dataset, mode, keep, score_steps, batch, every, draws
-        )
+        params = TrainabilityParams(steps, dataset, mode, keep, score_steps, batch, every, draws)
         canonical: dict[str, Any] = {
             "steps": list(score_steps) if score_steps else steps,
             "dataset": dataset,
