@@ -397,9 +397,15 @@ def test_submit_cancel_resubmit_computes_only_missing(tmp_path, reference, no_jo
     first = sweep(*submit, cwd=tmp_path, check=True).stdout.strip()
     assert first.isdigit()
     wait_for(lambda: len(done_keys(store)) >= 1, 120, "the first chunk")
-    status = sweep("status", store, cwd=tmp_path, check=True).stdout  # while it runs
-    assert re.match(rf"{store}: \d/{TOTAL} chunks done", status), status
+    # status while the job runs and is cancelled: started first, the cancel not waiting on it
+    # (a CLI start takes seconds under load, the compiled kernels a chunk in under one)
+    env = {**os.environ, "DASK_CONFIG": str(tmp_path / "dask-config")}
+    cmd = [sys.executable, "-m", "pipeline", "status", str(store)]
+    status_proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
     slurm_command(["scancel", first])
+    status = status_proc.communicate(timeout=240)[0]
+    assert status_proc.returncode == 0
+    assert re.match(rf"{store}: \d/{TOTAL} chunks done", status), status
     wait_for(lambda: not my_jobs(), 60, "the driver and its worker job to end")
     before = done_keys(store)
     assert 1 <= len(before) < TOTAL, f"cancelled too late: {len(before)}/{TOTAL}"
