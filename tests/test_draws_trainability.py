@@ -119,12 +119,12 @@ def _crop(spec, n: int) -> tuple[np.ndarray, np.ndarray]:
     return ga.ravel(), gb.ravel()
 
 
-def _ours(spec, ga, gb, backend="numpy"):
+def _ours(spec, ga, gb, backend="numpy", threads=1):
     exp = get_experiment("trainability")
     coords = {ax.name: np.asarray(ax.values) for ax in spec.axes}
     a_name, b_name = spec.params.plane
     coords[a_name], coords[b_name] = ga, gb
-    return exp.compute_points(spec, coords, backend=backend)
+    return exp.compute_points(spec, coords, backend=backend, threads=threads)
 
 
 # ---- the files ---------------------------------------------------------------------------------
@@ -249,15 +249,15 @@ def test_offset_every_step_differs_from_offset_at_init():
 @pytest.mark.parametrize("panel", ["tanh_full", "relu_full"])
 def test_16x16_crop_classes_at_500_steps_on_every_backend(panel):
     """A 16² crop of the tanh and ReLU final windows at 500 steps: the NumPy path's classes
-    are the notebook's (the transcription, on every third point of the crop), and every
+    are the notebook's (the transcription, on every fourth point of the crop), and every
     other CPU backend present gives the same classes."""
     spec = load_workflow(WORKFLOWS / f"sohl_dickstein2024_{panel}.yaml")
     spec = parse_spec({**spec.to_dict(), "steps": 500})
     d = _draws("sohl_dickstein2024_w16_draws.npz")
     ga, gb = _crop(spec, 16)
-    ours = _ours(spec, ga, gb)["converged"]
+    ours = _ours(spec, ga, gb, threads=2)["converged"]  # the numbers do not depend on threads
     assert 0.05 < ours.mean() < 0.95, "the crop holds both classes (the boundary)"
-    sub = np.arange(0, 256, 3)
+    sub = np.arange(0, 256, 4)
     ref = notebook_losses(
         d["W0"], d["W1"], d["X"], d["Y"], panel.split("_")[0], 10.0 ** ga[sub], 10.0 ** gb[sub], 500
     )
