@@ -19,6 +19,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from pipeline.errors import SpecError
+from pipeline.experiments.axes import ALPHA_RULE, seed_rule
 from pipeline.experiments.base import Experiment, Variable
 from pipeline.experiments.jacobian import network as net
 from pipeline.experiments.jacobian.observables import (
@@ -46,24 +47,8 @@ EIG_FLOPS_PER_N3 = 25.0
 
 AXIS_RULES = (
     AxisRule("width", "int", low=2, high=MAX_WIDTH, default=None, long_name="width N"),
-    AxisRule(
-        "alpha",
-        "float",
-        low=0,
-        high=2,
-        low_open=True,
-        default=(2.0,),
-        long_name="tail index α of the α-stable weights",
-    ),
-    AxisRule(
-        "seed",
-        "int",
-        low=0,
-        high=2**64 - 1,
-        default=(0,),
-        long_name="seed of the quenched disorder",
-        dtype="uint64",
-    ),
+    ALPHA_RULE,
+    seed_rule("seed of the quenched disorder"),
     AxisRule(
         "activation",
         "str",

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.errors import PipelineError, SpecError
+from pipeline.experiments.axes import ALPHA_RULE, seed_rule
 from pipeline.experiments.base import Experiment, Variable
 from pipeline.experiments.propagation.architectures import (
     ARCHITECTURES,
@@ -66,24 +67,8 @@ GPU_SUSTAINED_FLOPS = {k: GPU_EFFICIENCY * v for k, v in GPU_PEAK_FLOPS.items()}
 # in the long_name), no units on strings.
 AXIS_RULES = (
     AxisRule("width", "int", low=1, default=None, long_name="width N (units per layer)"),
-    AxisRule(
-        "alpha",
-        "float",
-        low=0,
-        high=2,
-        low_open=True,
-        default=(2.0,),
-        long_name="tail index α of the α-stable weights",
-    ),
-    AxisRule(
-        "seed",
-        "int",
-        low=0,
-        high=2**64 - 1,
-        default=(0,),
-        long_name="seed of the quenched disorder",
-        dtype="uint64",  # seeds >= 2**63 exact and distinct
-    ),
+    ALPHA_RULE,
+    seed_rule("seed of the quenched disorder"),
     AxisRule(
         "activation",
         "str",

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.errors import PipelineError, SpecError
+from pipeline.experiments.axes import seed_rule
 from pipeline.experiments.base import Experiment, Variable
 from pipeline.experiments.trainability.draws import (
     check_draws_axes,
@@ -79,15 +80,7 @@ NETWORK_RULES = (
         default=(0.0,),
         long_name="perturbation scale ε of the initial weights",
     ),
-    AxisRule(
-        "seed",
-        "int",
-        low=0,
-        high=2**64 - 1,
-        default=(0,),
-        long_name="seed of weights and data",
-        dtype="uint64",  # seeds >= 2**63 exact and distinct
-    ),
+    seed_rule("seed of weights and data"),
 )
 PLANE_RULES = {
     "lr_vs_lr": (
