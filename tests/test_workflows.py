@@ -550,6 +550,7 @@ def test_every_store_kind_is_cf_conventional(smoke_stores, zoom_stores, tmp_path
         for flag, yes in (
             ("disagree", "disagree"),
             ("drifting", "drifting"),
+            ("cutoff_limited", "cutoff_limited"),
             ("noise", "noise_dominated"),
         ):
             v = an[f"boundary_dimension_{flag}"]
@@ -579,7 +580,9 @@ def test_analyze_a_trainability_store_and_the_levy_line_in_summaries(smoke_store
     # boundary dimensions make sense for the trainability plane too: one per image
     ds = open_sweep(smoke_stores["sohl_dickstein2024_trainability"])
     an = analyze(ds)
-    flags = ("needed_side", "disagree", "drifting", "noise", "frontier", "report")
+    flags = (
+        "needed_side", "disagree", "drifting", "cutoff_limited", "noise", "frontier", "report",
+    )  # fmt: skip
     assert set(an.data_vars) == {
         "boundary_dimension", "boundary_dimension_low", "boundary_dimension_high",
         *(f"boundary_dimension_{f}" for f in flags),
@@ -605,6 +608,7 @@ def test_analyze_a_trainability_store_and_the_levy_line_in_summaries(smoke_store
             assert int(got.boundary_dimension_disagree) == bool(want.disagreeing)
             assert int(got.boundary_dimension_drifting) == want.drifting
             assert int(got.boundary_dimension_noise) == want.noise_dominated
+            assert int(got.boundary_dimension_cutoff_limited) == want.cutoff_limited
     assert "Critical line" not in text and "Dimension of the class boundary" in text
     out = sweep("analyze", str(smoke_stores["trainability_tanh_w8"]), "--no-write", cwd=tmp_path)
     assert out.returncode == 0 and "width=8 depth=2 activation=tanh" in out.stdout, out.stderr
@@ -638,3 +642,19 @@ def test_frontier_without_a_box_counting_fit_is_the_map_alone(smoke_stores):
     assert "no boundary-dimension fit on this 41 × 4 grid" in ax.get_xlabel().replace("\n", " ")
     check_layout(fig)
     plt.close(fig)
+
+
+def test_deep_window_axes_are_drawn_relative_to_their_centre():
+    """A window 7.7e-7 decades wide about 1.12 (Sohl-Dickstein's tanh panel) is drawn as
+    (value − centre) / 1e-7 with the centre in the label, so no offset text is needed; a
+    wide axis is drawn as it is."""
+    from pipeline.figures.common import relative_axis
+
+    v = np.linspace(1.1238438794349184, 1.1238446543208616, 64)
+    x, label = relative_axis(v, "log10 lr_in")
+    assert label == "log10 lr_in\n(value − 1.123844267) / 1e-7"
+    np.testing.assert_allclose(x * 1e-7 + 1.123844267, v, rtol=0, atol=1e-15)
+    assert -4 < x.min() < -3.5 and 3.5 < x.max() < 4
+    wide = np.linspace(-3.0, 6.0, 9)
+    same, same_label = relative_axis(wide, "log10 lr_in")
+    assert same_label == "log10 lr_in" and np.array_equal(same, wide)

@@ -190,14 +190,38 @@ def show_score(ax: Any, ds: xr.Dataset, score: np.ndarray, a: str, b: str, norm:
     ``norm`` (one norm for all panels of a figure, so one colour bar explains them); returns
     the mesh."""
     exp = stored_experiment(ds)
-    x = np.asarray(ds[a].values, np.float64)
-    y = np.asarray(ds[b].values, np.float64)
+    x, xl = relative_axis(np.asarray(ds[a].values, np.float64), exp.axis_label(a))
+    y, yl = relative_axis(np.asarray(ds[b].values, np.float64), exp.axis_label(b))
     mesh = ax.pcolormesh(
         x, y, exp.display_field(score).T, shading="nearest", cmap=colour_map("RdBu_r"), norm=norm
     )
-    ax.set_xlabel(exp.axis_label(a))
-    ax.set_ylabel(exp.axis_label(b))
+    ax.set_xlabel(xl)
+    ax.set_ylabel(yl)
     return mesh
+
+
+RELATIVE_SPAN = 1e-3
+"""An axis whose span is below this share of its largest magnitude is drawn relative to its
+centre (deep zoom windows: 7.7e-7 decades wide about 1.12)."""
+
+
+def relative_axis(values: np.ndarray, label: str) -> tuple[np.ndarray, str]:
+    """(coordinates to draw, axis label) of an axis: unchanged when its span is at least
+    :data:`RELATIVE_SPAN` of its magnitude; else (values − c) / 10^k with c the centre
+    (10 significant digits) and 10^k the span's decade, labelled on a second line
+    ``(value − c) / 1ek``, so a deep window's ticks read as small numbers and no offset text
+    collides with the label."""
+    v = np.asarray(values, np.float64)
+    finite = v[np.isfinite(v)]
+    if finite.size < 2:
+        return v, label
+    lo, hi = float(finite.min()), float(finite.max())
+    span, mag = hi - lo, max(abs(lo), abs(hi))
+    if span <= 0 or span >= RELATIVE_SPAN * mag:
+        return v, label
+    c = float(f"{0.5 * (lo + hi):.10g}")
+    k = int(np.floor(np.log10(span)))
+    return (v - c) / 10.0**k, f"{label}\n(value − {c:.10g}) / 1e{k}"
 
 
 def display_limit(ds: xr.Dataset, images: Sequence[np.ndarray]) -> float:
