@@ -37,6 +37,9 @@ FIELDS = BATTERY | TRUST_BATTERY
 RESULTS = Path(__file__).with_name("fractal_battery_trust.json")
 # realisations per field: (random fields, deterministic fields) at each resolution
 REPS = {2048: (4, 3), 4096: (2, 2)}
+HELD_OUT_SEED0 = 10
+"""Realisations from this seed on are a held-out check of the flag rules (calibrated on the
+seeds below it): ``--held-out N:RANDOM:DETERMINISTIC`` adds them, reported apart."""
 CLOSE = 0.03
 
 
@@ -62,6 +65,7 @@ def measure(name: str, n: int, seed: int) -> dict:
         "too_small": bool(r.too_small),
         "disagree": r.disagreeing,
         "drifting": bool(r.drifting),
+        "cutoff_limited": bool(r.cutoff_limited),
         "trend": r.trend,
         "trending": bool(r.trending),
         "noisy": bool(r.noise_dominated),
@@ -73,9 +77,11 @@ def measure(name: str, n: int, seed: int) -> dict:
     }
 
 
-def run(reps: dict[int, tuple[int, int]], jobs: int, fields: list[str]) -> list[dict]:
+def run(
+    reps: dict[int, tuple[int, int]], jobs: int, fields: list[str], seed0: int = 0
+) -> list[dict]:
     tasks = [
-        (name, n, seed)
+        (name, n, seed0 + seed)
         for n, (r_rand, r_det) in reps.items()
         for name in fields
         for seed in range(r_rand if FIELDS[name].random else r_det)
@@ -96,47 +102,23 @@ def run(reps: dict[int, tuple[int, int]], jobs: int, fields: list[str]) -> list[
 
 
 def _flagged(r: dict) -> bool:
-    return r["too_small"] or bool(r["disagree"]) or r["drifting"] or r["noisy"]
+    return (
+        r["too_small"]
+        or bool(r["disagree"])
+        or r["drifting"]
+        or r.get("cutoff_limited", False)
+        or r["noisy"]
+    )
 
 
-def table(results: list[dict]) -> str:
-    """The BENCHMARKS.md section from the raw results."""
+def _per_field(results: list[dict]) -> tuple[list[str], dict]:
+    """Rows of the per-field table and the per-family totals
+    ((family, n) -> [runs, ok, unflagged covered, unflagged, noise flags, any flag])."""
     sizes = sorted({r["n"] for r in results})
     by: dict = {}
     for r in results:
         by.setdefault((r["name"], r["n"]), []).append(r)
-    lines = [
-        "## Boundary report: flags and coverage",
-        "",
-        machine_line(),
-        "",
-        "Command: `python benchmarks/fractal_battery_trust.py`. Every battery field "
-        "(`BATTERY`, and `TRUST_BATTERY`: steep Koch islands with 10° and 12° wedges, zero "
-        "sets of fractional Brownian surfaces, a smooth frontier beside pixel noise) at "
-        + ", ".join(f"{n}²" for n in sizes)
-        + " through `boundary_dimension`, the report every command prints. cov = runs whose "
-        "95 % interval holds the truth; flags: s = too small, a = estimators disagree, "
-        "d = drifts with resolution (of which t: local slopes move across the fit range), "
-        "n = noise-dominated; *unflagged cov* = coverage of the runs no flag marks; *ok* = "
-        f"runs within {CLOSE} of the truth with the interval covering, or flagged. For the "
-        "noisy fields the truth is the frontier's (1): the noise flag must fire, and "
-        "*frontier* is the dimension of the frontier with the noise separated. "
-        "*Stress* fields do not reach their dimension at these sizes (`.stress` says why). "
-        "Realisations per field: "
-        + ", ".join(f"{r} random / {d} deterministic at {n}²" for n, (r, d) in REPS.items())
-        + ". The default's 95 % half-width is 1.96 × (spatial jackknife and range spread in "
-        "quadrature; the spread includes fits from 16 px on frames of >= 2048 px) plus the "
-        "swing bound 3a/L (a: the largest residual of the log-log fit, L: its log-range); "
-        "the upper end adds the cutoff bound b (`cutoff_bound`: the local slope from 1 to 4 px "
-        "falling short of the fit, carried into the range as a deficit decaying like "
-        "eps^-(2-D)); *mean b* is its mean. "
-        "The noise flag: local box-counting dimension >= 1.93 over an octave below 1/16 of "
-        "the frame (`pipeline.analysis.fractal.noise`).",
-        "",
-        "| field | D | size | runs | bias | largest \\|err\\| | mean ±hw | mean b | cov "
-        "| flags s/a/d(t)/n | unflagged cov | ok | frontier (noisy) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    lines: list[str] = []
     fam_tot: dict = {}
     for f in FIELDS.values():
         for n in sizes:
@@ -155,6 +137,7 @@ def table(results: list[dict]) -> str:
                 sum(bool(r["disagree"]) for r in rows),
                 sum(r["drifting"] for r in rows),
                 sum(r["trending"] for r in rows),
+                sum(r.get("cutoff_limited", False) for r in rows),
                 sum(r["noisy"] for r in rows),
             )
             fr = "—"
@@ -169,8 +152,8 @@ def table(results: list[dict]) -> str:
             lines.append(
                 f"| {f.name}{tag} | {f.dimension:.4f} | {n}² | {len(rows)} | "
                 f"{e.mean() - f.dimension:+.3f} | {np.abs(e - f.dimension).max():.3f} | "
-                f"{hw:.3f} | {cut:.3f} | "
-                f"{sum(cov)}/{len(rows)} | {cnt[0]}/{cnt[1]}/{cnt[2]}({cnt[3]})/{cnt[4]} | "
+                f"{hw:.3f} | {cut:.3f} | {sum(cov)}/{len(rows)} | "
+                f"{cnt[0]}/{cnt[1]}/{cnt[2]}({cnt[3]})/{cnt[4]}/{cnt[5]} | "
                 f"{sum(unf)}/{len(unf)} | {sum(ok)}/{len(rows)} | {fr} |"
             )
             key = "noisy" if f.noisy else ("clean, stress" if f.stress else "clean")
@@ -180,10 +163,13 @@ def table(results: list[dict]) -> str:
             t[1] += sum(ok)
             t[2] += sum(unf)
             t[3] += len(unf)
-            t[4] += cnt[4]
+            t[4] += cnt[5]
             t[5] += sum(fl)
-    lines += [
-        "",
+    return lines, fam_tot
+
+
+def _totals(fam_tot: dict) -> list[str]:
+    lines = [
         "| fields | size | runs | ok | unflagged cov | noise flag | any flag |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -192,7 +178,81 @@ def table(results: list[dict]) -> str:
             f"| {key} | {n}² | {t[0]} | {t[1]}/{t[0]} | {t[2]}/{t[3]} | {t[4]}/{t[0]} | "
             f"{t[5]}/{t[0]} |"
         )
+    return lines
+
+
+def table(results: list[dict]) -> str:
+    """The BENCHMARKS.md section from the raw results."""
+    calib = [r for r in results if r["seed"] < HELD_OUT_SEED0]
+    held = [r for r in results if r["seed"] >= HELD_OUT_SEED0]
+    sizes = sorted({r["n"] for r in calib})
+    lines = [
+        "## Boundary report: flags and coverage",
+        "",
+        machine_line(),
+        "",
+        "Command: `python benchmarks/fractal_battery_trust.py"
+        + (" --held-out " + " --held-out ".join(_reps_text(held)) if held else "")
+        + "`. Every battery field "
+        "(`BATTERY`, and `TRUST_BATTERY`: steep Koch islands with 10° and 12° wedges, zero "
+        "sets of fractional Brownian surfaces, a smooth frontier beside pixel noise) at "
+        + ", ".join(f"{n}²" for n in sizes)
+        + " through `boundary_dimension`, the report every command prints. cov = runs whose "
+        "95 % interval holds the truth; flags: s = too small, a = estimators disagree, "
+        "d = drifts with resolution (of which t: local slopes move across the fit range), "
+        "c = cutoff-limited (the cutoff bound exceeds the symmetric half-width and 0.03), "
+        "n = noise-dominated; *unflagged cov* = coverage of the runs no flag marks; "
+        f"*ok* = runs within {CLOSE} of the truth with the interval covering, or flagged. "
+        "For the noisy fields the truth is the frontier's (1): the noise flag must fire, and "
+        "*frontier* is the dimension of the frontier with the noise separated. "
+        "*Stress* fields do not reach their dimension at these sizes (`.stress` says why). "
+        "Realisations per field: "
+        + ", ".join(f"{r} random / {d} deterministic at {n}²" for n, (r, d) in REPS.items())
+        + " (seeds from 0: the rules were set on these). The default's 95 % half-width is "
+        "1.96 × (spatial jackknife and range spread in "
+        "quadrature; the spread includes fits from 16 px on frames of >= 2048 px) plus the "
+        "swing bound 3a/L (a: the largest residual of the log-log fit, L: its log-range); "
+        "the upper end adds the cutoff bound b (`cutoff_bound`: the local slope from 1 to 4 px "
+        "falling short of the fit, carried into the range as a deficit decaying like "
+        "eps^-(2-D)); *mean b* is its mean. "
+        "The noise flag: local box-counting dimension >= 1.93 over an octave below 1/16 of "
+        "the frame (`pipeline.analysis.fractal.noise`).",
+        "",
+        "| field | D | size | runs | bias | largest \\|err\\| | mean ±hw | mean b | cov "
+        "| flags s/a/d(t)/c/n | unflagged cov | ok | frontier (noisy) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    rows, fam_tot = _per_field(calib)
+    lines += [*rows, "", *_totals(fam_tot)]
+    if held:
+        rows, fam_tot = _per_field(held)
+        lines += [
+            "",
+            f"Held-out realisations (seeds from {HELD_OUT_SEED0}, not seen when the flag "
+            "rules and their thresholds were set):",
+            "",
+            "| field | D | size | runs | bias | largest \\|err\\| | mean ±hw | mean b | cov "
+            "| flags s/a/d(t)/c/n | unflagged cov | ok | frontier (noisy) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            *rows,
+            "",
+            *_totals(fam_tot),
+        ]
     return "\n".join(lines)
+
+
+def _reps_text(results: list[dict]) -> list[str]:
+    """``N:RANDOM:DETERMINISTIC`` of the realisations in ``results``, per resolution."""
+    out = []
+    for n in sorted({r["n"] for r in results}):
+        seeds = {r["name"]: set() for r in results if r["n"] == n}
+        for r in results:
+            if r["n"] == n:
+                seeds[r["name"]].add(r["seed"])
+        rand = max((len(v) for k, v in seeds.items() if FIELDS[k].random), default=0)
+        det = max((len(v) for k, v in seeds.items() if not FIELDS[k].random), default=0)
+        out.append(f"{n}:{rand}:{det}")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,6 +267,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N:RANDOM:DETERMINISTIC",
         help="realisations at resolution N (repeatable; replaces the default resolutions)",
     )
+    p.add_argument(
+        "--held-out",
+        action="append",
+        metavar="N:RANDOM:DETERMINISTIC",
+        help=f"also run realisations from seed {HELD_OUT_SEED0} at resolution N, reported apart",
+    )
     a = p.parse_args(argv)
     fields = a.fields.split(",")
     unknown = sorted(set(fields) - set(FIELDS))
@@ -218,11 +284,19 @@ def main(argv: list[str] | None = None) -> int:
             reps = {int(n): (int(r), int(d)) for n, r, d in (x.split(":") for x in a.reps)}
         except ValueError:
             p.error(f"--reps: expected N:RANDOM:DETERMINISTIC integers, got {a.reps}")
+    held: dict[int, tuple[int, int]] = {}
+    if a.held_out:
+        try:
+            held = {int(n): (int(r), int(d)) for n, r, d in (x.split(":") for x in a.held_out)}
+        except ValueError:
+            p.error(f"--held-out: expected N:RANDOM:DETERMINISTIC integers, got {a.held_out}")
     if a.table_only:
         results = json.loads(RESULTS.read_text())
     else:
         t0 = time.time()
         results = run(reps, a.jobs, fields)
+        if held:
+            results += run(held, a.jobs, fields, seed0=HELD_OUT_SEED0)
         print(f"total {time.time() - t0:.0f} s", file=sys.stderr)
         if not a.no_write:
             RESULTS.write_text(json.dumps(results))

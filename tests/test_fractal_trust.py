@@ -245,3 +245,59 @@ def test_flag_rules_use_the_symmetric_half_width():
     steps = tuple((s, _est(v, 0.5)) for s, v in ((256, 1.44), (512, 1.47)))
     drift = BoundaryDimension((1024, 1024), wide, resolutions=(*steps, (1024, wide)))
     assert drift.drifting  # 1.44 -> 1.47 -> 1.50: one way by 0.06 > 0.03
+
+
+# ---------------------------------------------------------------------- cutoff-limited
+
+
+def _with_bounds(scatter: float, cut: float, deficit: float = 0.1) -> BoundaryDimension:
+    """A report whose default interval is ``scatter`` below and ``scatter + cut`` above."""
+    d = 1.6
+    e = dataclasses.replace(
+        _est(d, scatter, "directional-uncertainty"),
+        interval=(d - scatter, d + scatter + cut),
+        extra={"cutoff_bound": cut, "cutoff_deficit": deficit},
+    )
+    return BoundaryDimension((2048, 2048), e)
+
+
+@pytest.mark.parametrize(
+    ("scatter", "cut", "flag"),
+    [
+        (0.027, 0.10, True),  # a rough level set: the bound is four times the scatter
+        (0.05, 0.06, True),
+        (0.06, 0.05, False),  # the scatter covers what the cutoff could hold down
+        (0.01, 0.025, False),  # beyond the scatter, but within CUTOFF_MIN
+        (0.03, 0.0, False),
+    ],
+)
+def test_cutoff_limited_when_the_bound_exceeds_the_scatter_and_the_accuracy(
+    scatter: float, cut: float, flag: bool
+):
+    """The flag compares the one-sided cutoff bound with the symmetric half-width and
+    CUTOFF_MIN; the warning gives the bound and the deficit, and the interval is kept."""
+    from pipeline.analysis.fractal.boundary import CUTOFF_MIN
+
+    r = _with_bounds(scatter, cut)
+    assert r.cutoff == pytest.approx(cut)
+    assert r.cutoff_limited is flag
+    assert flag == (cut > max(CUTOFF_MIN, scatter))
+    assert ("cutoff-limited" in r.text()) is flag and ("cutoff-limited" in r.short()) is flag
+    if flag:
+        assert f"up to {cut:.3f} low" in r.text() and "0.100 below the fit" in r.text()
+    assert r.estimate.interval == pytest.approx((1.6 - scatter, 1.6 + scatter + cut))
+
+
+def test_cutoff_limited_fires_on_the_rough_level_set_and_not_on_a_sharp_island():
+    """The zero set of a rough surface (H = 0.3, D = 1.7) reads ~0.04 low at 2048² with no
+    other flag: its cutoff bound (~0.1) exceeds its scatter, and the report says it may
+    read low; the Koch snowflake (within 0.01, no deficit below 4 px) does not."""
+    rough = boundary_dimension(
+        TRUST_BATTERY["level_set_h0.3"].render(2048, 0), resolutions=False, noise=False
+    )
+    assert rough.estimate.estimate < 1.68 and rough.cutoff_limited, rough.text()
+    assert rough.estimate.interval[1] >= 1.7
+    snow = boundary_dimension(
+        BATTERY["koch_snowflake"].render(2048, 0), resolutions=False, noise=False
+    )
+    assert abs(snow.estimate.estimate - 1.2619) < 0.01 and not snow.cutoff_limited, snow.text()

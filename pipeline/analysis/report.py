@@ -59,15 +59,16 @@ def _boundary_dimensions(field: xr.DataArray, a: str, b: str, what: str) -> xr.D
     of the class boundary (sign changes in 2×2 blocks) in every (a, b) slice of ``field``:
     the default estimate and its 95 % interval (NaN where the plane is too small or has no
     boundary), whether the plane is too small (the side it would need), whether the
-    estimators disagree, the dimension drifts with resolution or the boundary is
-    noise-dominated (with the dimension of the frontier with the noise separated), and the
-    report's line."""
+    estimators disagree, the dimension drifts with resolution, the number is cutoff-limited or
+    the boundary is noise-dominated (with the dimension of the frontier with the noise
+    separated), and the report's line."""
     other = [d for d in field.dims if d not in (a, b)]
     shape = tuple(field.sizes[d] for d in other)
     est, lo, hi = (np.full(shape, np.nan) for _ in range(3))
     need = np.zeros(shape, np.int64)
     disagree = np.zeros(shape, np.int8)
     drift = np.zeros(shape, np.int8)
+    cutoff = np.zeros(shape, np.int8)
     noise = np.zeros(shape, np.int8)
     frontier = np.full(shape, np.nan)
     text = np.full(shape, "", dtype=object)
@@ -82,6 +83,7 @@ def _boundary_dimensions(field: xr.DataArray, a: str, b: str, what: str) -> xr.D
             est[idx], (lo[idx], hi[idx]) = r.estimate.estimate, r.estimate.interval
             need[idx] = r.needed_side if r.too_small else 0
             disagree[idx], drift[idx] = bool(r.disagreeing), r.drifting
+            cutoff[idx] = r.cutoff_limited
             noise[idx] = r.noise_dominated
             if r.noise_dominated and r.noise.frontier is not None:  # type: ignore[union-attr]
                 frontier[idx] = r.noise.frontier.estimate  # type: ignore[union-attr]
@@ -136,6 +138,16 @@ def _boundary_dimensions(field: xr.DataArray, a: str, b: str, what: str) -> xr.D
                     "long_name": "whether the estimate at 1/2 or 1/4 of the resolution "
                     "excludes boundary_dimension, or the three move one way",
                     **_yes_no("steady", "drifting"),
+                },
+            ),
+            "boundary_dimension_cutoff_limited": (
+                other,
+                cutoff,
+                {
+                    "long_name": "whether boundary_dimension may read low by more than its "
+                    "scatter: the pixel-cutoff bound on its interval's upper end exceeds the "
+                    "symmetric half-width and 0.03",
+                    **_yes_no("scatter_limited", "cutoff_limited"),
                 },
             ),
             "boundary_dimension_noise": (

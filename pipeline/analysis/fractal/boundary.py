@@ -23,7 +23,13 @@ function, so the same boundary gets the same number and interval everywhere. It 
   their data, so their intervals overstate the noise of their differences), or the local
   slopes move across the fit range: the default's fit on the upper half of its range (in
   log scale) differs from the fit on the lower half by more than :data:`TREND_MIN` and more
-  than the full fit's half-width (what a finer grid would add is the next octave up).
+  than the full fit's half-width (what a finer grid would add is the next octave up);
+* whether the number is **cutoff-limited**: the one-sided pixel-cutoff bound on the
+  default's upper end (:func:`~.estimators.cutoff_bound`: detail below the pixel is lost, so
+  the local slopes from 1 to 4 px fall short of the fit, and that deficit can hold the fit
+  down) exceeds both the symmetric part of its interval (its scatter and swing bounds) and
+  :data:`CUTOFF_MIN`. The interval still holds (its upper end carries the bound), but the
+  number may sit low by more than its scatter: quote the interval, or refine the grid.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ from pipeline.analysis.fractal.noise import NoiseCheck, noise_check
 from pipeline.errors import PipelineError
 
 __all__ = [
+    "CUTOFF_MIN",
     "TREND_MIN",
     "BoundaryDimension",
     "boundary_dimension",
@@ -63,6 +70,14 @@ TREND_MIN = 0.05
 """The smallest change of the fitted dimension between the lower and the upper half of the
 fit range that counts as drift (clean battery fields at 2048²: up to 0.09 on the Takagi
 graphs and the percolation cluster, whose top octave climbs or falls)."""
+CUTOFF_MIN = 0.03
+"""The smallest cutoff bound worth a flag (:attr:`BoundaryDimension.cutoff_limited`): an
+accuracy of ±0.03 is what an unflagged number is held to on the battery. Measured there
+(benchmarks/fractal_battery_trust.py): the zero sets of rough surfaces (H = 0.3, D = 1.7),
+which read 0.035-0.046 low at 2048²-4096² with no other flag, carry bounds of 0.09-0.11
+against symmetric half-widths of 0.03-0.05; the flag also marks percolation hulls (bounds
+0.05-0.09, reading within 0.03) and one of the Koch islands with 12° wedges at 4096², where
+the bound is as large and the number happens to hold."""
 PAIRED = ("box-counting", "directional-uncertainty")
 """The estimators compared with the default by their combined uncertainty."""
 
@@ -206,6 +221,19 @@ class BoundaryDimension:
         )
 
     @property
+    def cutoff(self) -> float:
+        """The default's one-sided cutoff bound (0 without one, e.g. for box counting)."""
+        return 0.0 if self.estimate is None else float(self.estimate.extra.get("cutoff_bound", 0))
+
+    @property
+    def cutoff_limited(self) -> bool:
+        """Whether the default's cutoff bound exceeds its symmetric half-width and
+        :data:`CUTOFF_MIN` (see the module docstring)."""
+        if self.estimate is None:
+            return False
+        return self.cutoff > max(CUTOFF_MIN, _half(self.estimate))
+
+    @property
     def noise_dominated(self) -> bool:
         """Whether the boundary fills the plane over an octave (:mod:`.noise`)."""
         return self.noise is not None and self.noise.noisy
@@ -259,6 +287,14 @@ class BoundaryDimension:
                 t = f"local slopes move by {self.trend:+.3f} from {a:g} to {b:g} px"
                 vals = f"{vals}; {t}" if vals else t
             out.append(f"drifts with resolution: {vals}")
+        if self.cutoff_limited:
+            deficit = float(self.estimate.extra.get("cutoff_deficit", math.nan))
+            out.append(
+                f"cutoff-limited: detail below the pixel is lost (local slopes from 1 to 4 px "
+                f"{deficit:.3f} below the fit), so the number may read up to {self.cutoff:.3f} "
+                f"low, more than its scatter (+-{_half(self.estimate):.3f}): quote the "
+                "interval or refine the grid"
+            )
         if self.noise_dominated:
             out.append(self.noise.text())  # type: ignore[union-attr]
         return out
@@ -278,6 +314,8 @@ class BoundaryDimension:
                 flags.append("estimators disagree")
             if self.drifting:
                 flags.append("drifts with resolution")
+            if self.cutoff_limited:
+                flags.append(f"cutoff-limited: may read up to {self.cutoff:.2f} low")
             if self.noise_dominated:
                 fr = self.noise.frontier  # type: ignore[union-attr]
                 flags.append(
