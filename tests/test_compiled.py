@@ -440,3 +440,48 @@ def test_compiled_pass_pre_activations_are_numpys(dtype):
         np.testing.assert_allclose(y[ok], want_y[ok], rtol=1.2e-7)
     d = (y[0::2] - y[1::2]).astype(np.float64)
     np.testing.assert_allclose(err[:3], (d * d).sum(-1)[:3] / n, rtol=1e-14)
+
+
+# ---------------------------------------------------------------- the compiled Philox generator
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_compiled_generator_changes_no_number(dtype, monkeypatch):
+    """Both numba paths draw each layer's weights and biases through the compiled Philox
+    (``philox="numba"``; the probe inputs, drawn once, stay on NumPy's), and their results are
+    bit-identical to the same runs on the NumPy generator."""
+    from pipeline.experiments.propagation import compiled
+    from pipeline.numerics import rng
+
+    asked: list[str] = []
+    pick = rng._tile_generator
+
+    def spy(philox: str):  # noqa: ANN202
+        asked.append(philox)
+        return pick(philox)
+
+    def numpy_only(philox: str):  # noqa: ANN202
+        return pick("numpy")
+
+    sw, sb = _sigma_plane(5)
+    groups = [("erf", sw, sb), ("tanh", sw, sb)]
+    kw = dict(depth=6, record_layers=[3, 6], probes=PROBES, dtype=dtype)
+    net = Network("dense", "per_layer", "projected")
+    arch = dict(depth=6, record_layers=[6], probes=DIV_PROBES, network=net, dtype=dtype)
+
+    def runs() -> list[list[dict[str, np.ndarray]]]:
+        return [
+            compiled.propagate_network(20, 1.5, 3, groups, **kw),
+            propagate_architecture(20, 2.0, 3, groups, backend="numba", **arch),
+        ]
+
+    monkeypatch.setattr(rng, "_tile_generator", spy)
+    got = runs()
+    assert asked.count("numba") >= 2 * 2 * 6  # two runs, a weight and a bias block per layer
+    monkeypatch.setattr(rng, "_tile_generator", numpy_only)
+    want = runs()
+    for g_run, w_run in zip(got, want, strict=True):
+        for g, w in zip(g_run, w_run, strict=True):
+            for k in w:
+                assert np.array_equal(g[k], w[k], equal_nan=True), k

@@ -8,14 +8,15 @@ update φ'(h_a) ⊙ δh / |δh| and the pair observables, written straight into 
 operand. NumPy needs a dozen passes over the tile for the same (erf alone costs several GEMMs
 at N = 100); here the rows are read once, while they are in L1.
 
-Weights never enter the epilogue: the driver loop draws (or takes) them as the reference does,
-so draws and chunking independence are the reference's. Sums run in float64 in a fixed
-sequential order (NumPy's einsum order differs), φ and φ' come from the vectorisable erf,
-tanh and exp of :mod:`pipeline.numerics.vecmath` (float64: ``erf64``, ≤ 3 ulp; float32:
-``erf32``) rather than SciPy/NumPy (sigmoid: C's ``tanh``): values agree with the
-reference to a few ulp per layer, not bit for bit (docs/conventions.md states the measured
-contract). Circle and batch observables are computed by the reference's NumPy code on the
-compiled φ values.
+Weights never enter the epilogue: the driver loop draws them as the reference does, through
+the compiled Philox generator of :mod:`pipeline.numerics.rng_compiled` (the same uniforms bit
+for bit, then NumPy's transform), so draws and chunking independence are the reference's.
+Sums run in float64 in a fixed sequential order (NumPy's einsum order differs), φ and φ' come
+from the vectorisable erf, tanh and exp of :mod:`pipeline.numerics.vecmath` (float64:
+``erf64``, ≤ 3 ulp; float32: ``erf32``) rather than SciPy/NumPy (sigmoid: C's ``tanh``):
+values agree with the reference to a few ulp per layer, not bit for bit (docs/conventions.md
+states the measured contract). Circle and batch observables are computed by the reference's
+NumPy code on the compiled φ values.
 """
 
 from __future__ import annotations
@@ -260,7 +261,8 @@ def propagate_network(
     **kwargs: Any,
 ) -> list[dict[str, np.ndarray]]:
     """:func:`.reference.propagate_network` (same arguments, returns, tiles and draws) with the
-    compiled elementwise pass; ``threads`` tiles run at once (one BLAS thread each)."""
+    compiled elementwise pass and the compiled Philox generator (the same draws bit for bit);
+    ``threads`` tiles run at once (one BLAS thread each)."""
     return reference.propagate_network(
-        width, alpha, seed, groups, elementwise=_compiled_elementwise, **kwargs
+        width, alpha, seed, groups, elementwise=_compiled_elementwise, philox="numba", **kwargs
     )
