@@ -299,6 +299,37 @@ def test_erf64_within_three_ulp_of_the_c_library():
     assert np.signbit(out[4])
 
 
+@needs_numba
+def test_float32_erf_pass_is_scipys_float32_erf():
+    """The float32 pass's φ = erf (erf64 rounded once, the kernel's own ``_phi_row``) against
+    SciPy's float32 erf on a dense grid, normal samples and tiny arguments: equal at ≥ 99.99 %
+    (measured: every one), never more than 1 ulp of float32 apart; NaN and ±inf kept."""
+    from scipy.special import erf
+
+    from pipeline.experiments.propagation.compiled import _phi_row
+
+    g = np.random.default_rng(5)
+    x = np.concatenate(
+        [
+            np.linspace(-7.0, 7.0, 400_001),
+            g.standard_normal(200_000) * 3.0,
+            g.standard_normal(50_000) * 1e-3,
+            np.nextafter(np.float32(1.0), np.float32([0.0, 2.0])),
+            [1.0, -1.0, 0.0, 6.0, -30.0],
+        ]
+    ).astype(np.float32)
+    got = np.empty_like(x)
+    _phi_row(x, got, np.float32(1.0), 2, True)
+    want = erf(x)
+    assert want.dtype == np.float32
+    diff = np.abs(got.view(np.int32).astype(np.int64) - want.view(np.int32).astype(np.int64))
+    assert diff.max() <= 1 and np.mean(diff > 0) <= 1e-4
+    special = np.array([np.nan, np.inf, -np.inf], np.float32)
+    out = np.empty_like(special)
+    _phi_row(special, out, np.float32(1.0), 2, True)
+    assert np.isnan(out[0]) and out[1:].tolist() == [1.0, -1.0]
+
+
 # ---------------------------------------------------------------- architecture path, compiled
 
 DIV_PROBES = Probes(divergence=DivergenceProbe(mean_last=5))

@@ -12,8 +12,8 @@ Weights never enter the epilogue: the driver loop draws them as the reference do
 the compiled Philox generator of :mod:`pipeline.numerics.rng_compiled` (the same uniforms bit
 for bit, then NumPy's transform), so draws and chunking independence are the reference's.
 Sums run in float64 in a fixed sequential order (NumPy's einsum order differs), φ and φ' come
-from the vectorisable erf, tanh and exp of :mod:`pipeline.numerics.vecmath` (float64:
-``erf64``, ≤ 3 ulp; float32: ``erf32``) rather than SciPy/NumPy (sigmoid: C's ``tanh``):
+from the vectorisable erf, tanh and exp of :mod:`pipeline.numerics.vecmath` (``erf64``, ≤ 3
+ulp of float64; float32 runs round it once) rather than SciPy/NumPy (sigmoid: C's ``tanh``):
 values agree with the reference to a few ulp per layer, not bit for bit (docs/conventions.md
 states the measured contract). Circle and batch observables are computed by the reference's
 NumPy code on the compiled φ values.
@@ -31,7 +31,7 @@ from numba import njit
 from pipeline.experiments.propagation import reference
 from pipeline.experiments.propagation.probes import Probes
 from pipeline.numerics.observables import ROW_OBSERVABLES
-from pipeline.numerics.vecmath import erf32, erf64, exp_neg, tanh64
+from pipeline.numerics.vecmath import erf64, exp_neg, tanh64
 
 __all__ = ["propagate_network"]
 
@@ -44,8 +44,8 @@ _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 @njit(**_JIT)
 def _phi_row(src, dst, ws, act, fast):  # noqa: ANN001, ANN202
     """dst[i] = φ(src[i]) · ws (kernel ids: tanh, relu, erf, linear, sigmoid); erf and tanh
-    by :mod:`pipeline.numerics.vecmath` (vectorised): ``fast`` (float32 runs) the float32
-    erf, else the float64 one."""
+    by :mod:`pipeline.numerics.vecmath` (vectorised), in float64; ``fast`` (float32 runs):
+    φ rounded to float32 first, then the product in float32 (as NumPy's float32 pass)."""
     n = src.shape[0]
     if act == 0:
         if fast:
@@ -63,7 +63,7 @@ def _phi_row(src, dst, ws, act, fast):  # noqa: ANN001, ANN202
     elif act == 2:
         if fast:
             for i in range(n):
-                dst[i] = erf32(float(src[i]))  # rounded to the dtype at the store
+                dst[i] = erf64(float(src[i]))  # rounded to the dtype at the store
             for i in range(n):
                 dst[i] = dst[i] * ws
         else:
