@@ -164,6 +164,9 @@ def _epilogue(  # noqa: ANN202, PLR0913
                 sab += a * b
                 stt += t * t
                 sdd += d * d
+            # φ(h_a) unscaled in its own row (φ' of tanh/sigmoid reads it), φ(h_b) · ws
+            _phi_row(h[ra], x[ra, :n], one[0], act, fast)
+            _phi_row(h[rb], x[rb, :n], w_scale[rb], act, fast)
             bad = not (saa <= fmax) or not (sbb <= fmax) or not (stt <= fmax)
             lost = bad or other_bad
             ws_t = float(w_scale[rt])
@@ -180,14 +183,10 @@ def _epilogue(  # noqa: ANN202, PLR0913
             if lost:
                 scale = np.nan
             cast[1] = scale  # the scale in the dtype, as the reference's
-            # φ(h_a) unscaled into the tangent row first (φ' of tanh/sigmoid reads it)
-            _phi_row(h[ra], x[rt, :n], one[0], act, fast)
-            _tangent_row(h[ra], h[rt], x[rt, :n], x[rb, :n], cast[1], act, fast)
-            for i in range(n):  # rows: a <- φ(h_a) ws, tangent <- (from row b's slot)
-                va = x[rt, i]
-                x[rt, i] = x[rb, i]
-                x[ra, i] = va * w_scale[ra]
-            _phi_row(h[rb], x[rb, :n], w_scale[rb], act, fast)
+            _tangent_row(h[ra], h[rt], x[ra, :n], x[rt, :n], cast[1], act, fast)
+            ws_a = w_scale[ra]
+            for i in range(n):
+                x[ra, i] = x[ra, i] * ws_a
             if rec >= 0:
                 out_q[pt, rec] = saa / n
                 out_c[pt, rec] = sab / math.sqrt(saa * sbb)
