@@ -53,6 +53,7 @@ Uniforms
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
@@ -446,6 +447,22 @@ def _tiles(n_rows: int, n_cols: int, tile: int) -> list[tuple[int, int, int, int
     ]
 
 
+PHILOX = ("numpy", "numba")
+"""Implementations of the tile generator: NumPy (the reference, :func:`_philox_tile_uniforms`)
+or Numba (:mod:`pipeline.numerics.rng_compiled`, bit-identical, for the compiled backend)."""
+
+
+def _tile_generator(philox: str) -> Callable[..., tuple[np.ndarray, ...]]:
+    """The tile generator named by ``philox`` (:data:`PHILOX`)."""
+    if philox == "numpy":
+        return _philox_tile_uniforms
+    if philox == "numba":
+        from pipeline.numerics import rng_compiled  # needs Numba; imported on first use
+
+        return rng_compiled.tile_uniforms
+    raise PipelineError(f"philox: expected one of {', '.join(PHILOX)}, got {philox!r}")
+
+
 def _block(
     seed: int,
     stream: int,
@@ -458,6 +475,7 @@ def _block(
     out: np.ndarray | None,
     threads: int,
     normal: bool,
+    philox: str = "numpy",
 ) -> np.ndarray:
     seed = _check_int(seed, "seed", 0, 2**64)
     stream = _check_int(stream, "stream", 0, 2**32)
@@ -477,6 +495,7 @@ def _block(
             )
         if out.shape != (n_rows, n_cols):
             raise ValueError(f"out: expected shape {(n_rows, n_cols)}, got {out.shape}")
+    tile_uniforms = _tile_generator(philox)
     tile = int(_TILE if threads == 1 else _TILE_THREADED)
     tiles = _tiles(n_rows, n_cols, tile) if n_rows and n_cols else []
     keys = _key_schedule(seed)
@@ -488,7 +507,7 @@ def _block(
             bufs = views.get((nr, nc))
             if bufs is None:
                 bufs = views[nr, nc] = tuple(f[: nr * nc].reshape(nr, nc) for f in flat)
-            d, u2, s1, s2 = _philox_tile_uniforms(
+            d, u2, s1, s2 = tile_uniforms(
                 keys, stream, layer, row_start + r, nr, col_start + c, nc, bufs
             )
             _cms(d, u2, alpha, s1, s2, out[r : r + nr, c : c + nc], normal=normal)
@@ -515,6 +534,7 @@ def stable_block(
     out: np.ndarray | None = None,
     *,
     threads: int = 1,
+    philox: str = "numpy",
 ) -> np.ndarray:
     """S_α(1) draws for rows ``row_start ..`` and columns ``col_start ..`` of (stream, layer).
 
@@ -526,7 +546,9 @@ def stable_block(
     ``seed`` in [0, 2**64); stream, layer, rows and columns in [0, 2**32); α in (0, 2].
 
     ``threads`` > 1 splits the tiles over a thread pool (NumPy releases the GIL); results are
-    bit-identical for any thread count and any tiling.
+    bit-identical for any thread count and any tiling. ``philox``: ``numpy`` (the reference)
+    or ``numba`` (the compiled generator of :mod:`pipeline.numerics.rng_compiled`, for the
+    compiled backend; needs Numba): the same uniforms bit for bit, so the same draws.
     """
     return _block(
         seed,
@@ -540,6 +562,7 @@ def stable_block(
         out,
         threads,
         normal=False,
+        philox=philox,
     )
 
 
@@ -554,6 +577,7 @@ def normal_block(
     out: np.ndarray | None = None,
     *,
     threads: int = 1,
+    philox: str = "numpy",
 ) -> np.ndarray:
     """Standard normal N(0, 1) draws, shape (n_rows, n_cols), float64 unless ``out`` is given.
 
@@ -573,4 +597,5 @@ def normal_block(
         out,
         threads,
         normal=True,
+        philox=philox,
     )

@@ -173,27 +173,31 @@ def draw_operator(
     alpha: float,
     dtype: str | np.dtype,
     xp: Any = np,
+    *,
+    philox: str = "numpy",
 ) -> Operator:
     """The operator of ``layer`` (1-based) of the network (N = ``n``, α, seed), in ``dtype``
     (``struct``: the matching complex dtype) on the array module ``xp``; keyed by
     :meth:`Network.operator_key`, so a weight-tied network gets the same operator at every
-    layer. ``struct`` and ``conv`` are Gaussian (α = 2 only; the spec enforces it)."""
+    layer. ``struct`` and ``conv`` are Gaussian (α = 2 only; the spec enforces it).
+    ``philox``: the generator of the blocks (``rng.stable_block``'s; the same draws)."""
     key = network.operator_key(layer)
     stream = rng.STREAMS["weight"]
     if network.architecture == "dense":
-        z = rng.stable_block(seed, stream, key, 0, n, 0, n, alpha)
+        z = rng.stable_block(seed, stream, key, 0, n, 0, n, alpha, philox=philox)
         w = (z * (2.0 * n) ** (-1.0 / alpha)).astype(np.dtype(dtype))
         return make_operator("dense", w, dtype, xp)
     if network.architecture == "struct":
         u1, _ = rng.uniforms(seed, stream, key, np.arange(2)[:, None], np.arange(n)[None, :])
         return make_operator("struct", np.exp(2j * np.pi * (u1 - 0.5)), dtype, xp)
-    c = rng.normal_block(seed, stream, key, 0, 1, 0, n)[0] / math.sqrt(n)
+    c = rng.normal_block(seed, stream, key, 0, 1, 0, n, philox=philox)[0] / math.sqrt(n)
     return make_operator("conv", c, dtype, xp)
 
 
-def bias_matrix(seed: int, n: int) -> np.ndarray:
-    """B of the ``projected`` bias law: (N, N) float64, entries N(0, 1)."""
-    return rng.normal_block(seed, rng.STREAMS["bias_matrix"], 0, 0, n, 0, n)
+def bias_matrix(seed: int, n: int, *, philox: str = "numpy") -> np.ndarray:
+    """B of the ``projected`` bias law: (N, N) float64, entries N(0, 1) (``philox``: the
+    generator, ``rng.normal_block``'s; the same draws)."""
+    return rng.normal_block(seed, rng.STREAMS["bias_matrix"], 0, 0, n, 0, n, philox=philox)
 
 
 def draw_bias(
@@ -203,18 +207,20 @@ def draw_bias(
     n: int,
     alpha: float,
     b_matrix: np.ndarray | None = None,
+    *,
+    philox: str = "numpy",
 ) -> np.ndarray:
     """The unscaled bias bˡ of ``layer``, float64 (N,): the layer's term is σ_b bˡ.
 
     ``iid``: 2^(−1/α) ζˡ (variance 1 per unit at α = 2). ``projected``: B sˡ with
-    sˡ = ξ/|ξ| (``b_matrix``: :func:`bias_matrix`, drawn once per network by the caller)."""
+    sˡ = ξ/|ξ| (``b_matrix``: :func:`bias_matrix`, drawn once per network by the caller).
+    ``philox``: the generator of the blocks (``rng.stable_block``'s; the same draws)."""
     stream = rng.STREAMS["bias"]
     if network.bias == "iid":
-        return rng.stable_block(seed, stream, layer, 0, n, 0, 1, alpha)[:, 0] * 2.0 ** (
-            -1.0 / alpha
-        )
-    s = rng.normal_block(seed, stream, layer, 0, n, 0, 1)[:, 0]
-    b = bias_matrix(seed, n) if b_matrix is None else b_matrix
+        zeta = rng.stable_block(seed, stream, layer, 0, n, 0, 1, alpha, philox=philox)
+        return zeta[:, 0] * 2.0 ** (-1.0 / alpha)
+    s = rng.normal_block(seed, stream, layer, 0, n, 0, 1, philox=philox)[:, 0]
+    b = bias_matrix(seed, n, philox=philox) if b_matrix is None else b_matrix
     return b @ (s / np.linalg.norm(s))
 
 

@@ -8,14 +8,15 @@ update φ'(h_a) ⊙ δh / |δh| and the pair observables, written straight into 
 operand. NumPy needs a dozen passes over the tile for the same (erf alone costs several GEMMs
 at N = 100); here the rows are read once, while they are in L1.
 
-Weights never enter the epilogue: the driver loop draws (or takes) them as the reference does,
-so draws and chunking independence are the reference's. Sums run in float64 in a fixed
-sequential order (NumPy's einsum order differs), φ and φ' come from the vectorisable erf,
-tanh and exp of :mod:`pipeline.numerics.vecmath` (float64: ``erf64``, ≤ 3 ulp; float32:
-``erf32``) rather than SciPy/NumPy (sigmoid: C's ``tanh``): values agree with the
-reference to a few ulp per layer, not bit for bit (docs/conventions.md states the measured
-contract). Circle and batch observables are computed by the reference's NumPy code on the
-compiled φ values.
+Weights never enter the epilogue: the driver loop draws them as the reference does, through
+the compiled Philox generator of :mod:`pipeline.numerics.rng_compiled` (the same uniforms bit
+for bit, then NumPy's transform), so draws and chunking independence are the reference's.
+Sums run in float64 in a fixed sequential order (NumPy's einsum order differs), φ and φ' come
+from the vectorisable erf, tanh and exp of :mod:`pipeline.numerics.vecmath` (``erf64``, ≤ 3
+ulp of float64; float32 runs round it once) rather than SciPy/NumPy (sigmoid: C's ``tanh``):
+values agree with the reference to a few ulp per layer, not bit for bit (docs/conventions.md
+states the measured contract). Circle and batch observables are computed by the reference's
+NumPy code on the compiled φ values.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from numba import njit
 from pipeline.experiments.propagation import reference
 from pipeline.experiments.propagation.probes import Probes
 from pipeline.numerics.observables import ROW_OBSERVABLES
-from pipeline.numerics.vecmath import erf32, erf64, exp_neg, tanh64
+from pipeline.numerics.vecmath import erf64, exp_neg, tanh64
 
 __all__ = ["propagate_network"]
 
@@ -43,8 +44,8 @@ _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 @njit(**_JIT)
 def _phi_row(src, dst, ws, act, fast):  # noqa: ANN001, ANN202
     """dst[i] = φ(src[i]) · ws (kernel ids: tanh, relu, erf, linear, sigmoid); erf and tanh
-    by :mod:`pipeline.numerics.vecmath` (vectorised): ``fast`` (float32 runs) the float32
-    erf, else the float64 one."""
+    by :mod:`pipeline.numerics.vecmath` (vectorised), in float64; ``fast`` (float32 runs):
+    φ rounded to float32 first, then the product in float32 (as NumPy's float32 pass)."""
     n = src.shape[0]
     if act == 0:
         if fast:
@@ -62,7 +63,7 @@ def _phi_row(src, dst, ws, act, fast):  # noqa: ANN001, ANN202
     elif act == 2:
         if fast:
             for i in range(n):
-                dst[i] = erf32(float(src[i]))  # rounded to the dtype at the store
+                dst[i] = erf64(float(src[i]))  # rounded to the dtype at the store
             for i in range(n):
                 dst[i] = dst[i] * ws
         else:
@@ -163,6 +164,9 @@ def _epilogue(  # noqa: ANN202, PLR0913
                 sab += a * b
                 stt += t * t
                 sdd += d * d
+            # φ(h_a) unscaled in its own row (φ' of tanh/sigmoid reads it), φ(h_b) · ws
+            _phi_row(h[ra], x[ra, :n], one[0], act, fast)
+            _phi_row(h[rb], x[rb, :n], w_scale[rb], act, fast)
             bad = not (saa <= fmax) or not (sbb <= fmax) or not (stt <= fmax)
             lost = bad or other_bad
             ws_t = float(w_scale[rt])
@@ -179,14 +183,10 @@ def _epilogue(  # noqa: ANN202, PLR0913
             if lost:
                 scale = np.nan
             cast[1] = scale  # the scale in the dtype, as the reference's
-            # φ(h_a) unscaled into the tangent row first (φ' of tanh/sigmoid reads it)
-            _phi_row(h[ra], x[rt, :n], one[0], act, fast)
-            _tangent_row(h[ra], h[rt], x[rt, :n], x[rb, :n], cast[1], act, fast)
-            for i in range(n):  # rows: a <- φ(h_a) ws, tangent <- (from row b's slot)
-                va = x[rt, i]
-                x[rt, i] = x[rb, i]
-                x[ra, i] = va * w_scale[ra]
-            _phi_row(h[rb], x[rb, :n], w_scale[rb], act, fast)
+            _tangent_row(h[ra], h[rt], x[ra, :n], x[rt, :n], cast[1], act, fast)
+            ws_a = w_scale[ra]
+            for i in range(n):
+                x[ra, i] = x[ra, i] * ws_a
             if rec >= 0:
                 out_q[pt, rec] = saa / n
                 out_c[pt, rec] = sab / math.sqrt(saa * sbb)
@@ -260,7 +260,8 @@ def propagate_network(
     **kwargs: Any,
 ) -> list[dict[str, np.ndarray]]:
     """:func:`.reference.propagate_network` (same arguments, returns, tiles and draws) with the
-    compiled elementwise pass; ``threads`` tiles run at once (one BLAS thread each)."""
+    compiled elementwise pass and the compiled Philox generator (the same draws bit for bit);
+    ``threads`` tiles run at once (one BLAS thread each)."""
     return reference.propagate_network(
-        width, alpha, seed, groups, elementwise=_compiled_elementwise, **kwargs
+        width, alpha, seed, groups, elementwise=_compiled_elementwise, philox="numba", **kwargs
     )

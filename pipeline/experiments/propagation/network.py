@@ -235,7 +235,8 @@ def propagate_architecture(
     the same layer loop runs on them).
     ``backend``: ``numpy``, or ``numba`` for the compiled elementwise pass of
     :mod:`.compiled_network` where it applies (:func:`.compiled_network.supported`; elsewhere
-    the NumPy pass runs): the same operators and draws, values within its stated contract.
+    the NumPy pass runs) and the compiled Philox generator for the keyed draws: the same
+    operators and draws bit for bit, values within its stated contract.
     """
     dt = np.dtype(dtype)
     n = int(width)
@@ -266,12 +267,16 @@ def propagate_architecture(
             tiles.append((g, tile))
 
     step: Any = _step
+    philox = "numpy"
     if backend == "numba":
         from pipeline.experiments.propagation import compiled_network
 
+        philox = "numba"  # the compiled Philox generator: the same draws, bit for bit
         if compiled_network.supported(network, probes, xp):
             step = compiled_network.compiled_step
-    b_mat = bias_matrix(seed, n) if network.bias == "projected" and draws is None else None
+    b_mat = None
+    if network.bias == "projected" and draws is None:
+        b_mat = bias_matrix(seed, n, philox=philox)
     use_pool = threads > 1 and xp is np
     op: Operator | None = None
     op_key = -1
@@ -284,11 +289,11 @@ def propagate_architecture(
             if network.operator_key(layer) != op_key:  # a tied network draws once
                 op_key = network.operator_key(layer)
                 if draws is None:
-                    op = draw_operator(network, seed, layer, n, alpha, dt, xp)
+                    op = draw_operator(network, seed, layer, n, alpha, dt, xp, philox=philox)
                 else:
                     op = draws.operator(network, layer, dt, xp)
             if draws is None:
-                b = draw_bias(network, seed, layer, n, alpha, b_mat)
+                b = draw_bias(network, seed, layer, n, alpha, b_mat, philox=philox)
             else:
                 b = draws.bias(layer)
             bias = xp.asarray(b[None, :], dt)

@@ -304,6 +304,7 @@ def propagate_network(
     threads: int = 1,
     points_per_tile: int | None = None,
     elementwise: Callable[..., None] | None = None,
+    philox: str = "numpy",
 ) -> list[dict[str, np.ndarray]]:
     """Propagate every probe of every point of one network (N = ``width``, α, seed).
 
@@ -322,6 +323,9 @@ def propagate_network(
         the sweep passes the value derived from the whole grid, never from the chunk.
     elementwise : the pass after each layer's GEMM, ``f(tile, h, layer, record_at, probes)``
         (:mod:`.compiled`'s); None: this module's NumPy pass.
+    philox : the generator behind the keyed draws, ``numpy`` (the reference) or ``numba``
+        (:mod:`pipeline.numerics.rng_compiled`, the compiled backend's): the same draws bit
+        for bit (``rng.stable_block``'s ``philox``).
 
     Returns
     -------
@@ -368,7 +372,9 @@ def propagate_network(
 
     def gen(block: tuple[int, int], layer: int) -> None:
         a, b = block
-        rng.stable_block(seed, rng.STREAMS["weight"], layer, a, b - a, 0, n, alpha, out=z[a:b, :n])
+        rng.stable_block(
+            seed, rng.STREAMS["weight"], layer, a, b - a, 0, n, alpha, z[a:b, :n], philox=philox
+        )
 
     with (
         threadpool_limits(limits=1, user_api="blas"),
@@ -379,11 +385,13 @@ def propagate_network(
         for layer in range(1, depth + 1):
             if pool is None:
                 rng.stable_block(
-                    seed, rng.STREAMS["weight"], layer, 0, n, 0, n, alpha, out=z[:, :n]
+                    seed, rng.STREAMS["weight"], layer, 0, n, 0, n, alpha, z[:, :n], philox=philox
                 )
             else:
                 list(pool.map(lambda blk, layer=layer: gen(blk, layer), row_blocks))
-            rng.stable_block(seed, rng.STREAMS["bias"], layer, 0, n, 0, 1, alpha, out=zeta)
+            rng.stable_block(
+                seed, rng.STREAMS["bias"], layer, 0, n, 0, 1, alpha, zeta, philox=philox
+            )
             ri = int(rec_index[layer])
             list(
                 run(
