@@ -652,9 +652,13 @@ def test_deep_window_axes_are_drawn_relative_to_their_centre():
 
     v = np.linspace(1.1238438794349184, 1.1238446543208616, 64)
     x, label = relative_axis(v, "log10 lr_in")
-    assert label == "log10 lr_in\n(value − 1.123844267) / 1e-7"
-    np.testing.assert_allclose(x * 1e-7 + 1.123844267, v, rtol=0, atol=1e-15)
-    assert -4 < x.min() < -3.5 and 3.5 < x.max() < 4
+    assert label == "log10 lr_in\n(value − 1.1238443) / 1e-7"
+    np.testing.assert_allclose(x * 1e-7 + 1.1238443, v, rtol=0, atol=1e-15)
+    assert -4.5 < x.min() < -3.5 and 3 < x.max() < 4
+    # a window 1.3e-12 wide: the centre to 12 decimals, ticks within a few units of it
+    deep = np.linspace(2.2412214093301, 2.2412214093314, 16)
+    x, label = relative_axis(deep, "y")
+    assert label == "y\n(value − 2.241221409331) / 1e-12" and np.abs(x).max() < 1.5
     wide = np.linspace(-3.0, 6.0, 9)
     same, same_label = relative_axis(wide, "log10 lr_in")
     assert same_label == "log10 lr_in" and np.array_equal(same, wide)

@@ -207,8 +207,8 @@ centre (deep zoom windows: 7.7e-7 decades wide about 1.12)."""
 
 def relative_axis(values: np.ndarray, label: str) -> tuple[np.ndarray, str]:
     """(coordinates to draw, axis label) of an axis: unchanged when its span is at least
-    :data:`RELATIVE_SPAN` of its magnitude; else (values − c) / 10^k with c the centre
-    (10 significant digits) and 10^k the span's decade, labelled on a second line
+    :data:`RELATIVE_SPAN` of its magnitude; else (values − c) / 10^k with 10^k the span's decade
+    and c the centre rounded to it, labelled on a second line
     ``(value − c) / 1ek``, so a deep window's ticks read as small numbers and no offset text
     collides with the label."""
     v = np.asarray(values, np.float64)
@@ -219,9 +219,10 @@ def relative_axis(values: np.ndarray, label: str) -> tuple[np.ndarray, str]:
     span, mag = hi - lo, max(abs(lo), abs(hi))
     if span <= 0 or span >= RELATIVE_SPAN * mag:
         return v, label
-    c = float(f"{0.5 * (lo + hi):.10g}")
     k = int(np.floor(np.log10(span)))
-    return (v - c) / 10.0**k, f"{label}\n(value − {c:.10g}) / 1e{k}"
+    text = f"{0.5 * (lo + hi):.{max(-k, 0)}f}"  # the centre to the span's decade
+    c = float(text)
+    return (v - c) / 10.0**k, f"{label}\n(value − {text}) / 1e{k}"
 
 
 def display_limit(ds: xr.Dataset, images: Sequence[np.ndarray]) -> float:
