@@ -368,6 +368,7 @@ def test_zoom_store_renders_frames_with_dimensions(name, zoom_stores, tmp_path):
     titles = [ax.get_title() for ax in fig.axes]
     assert stem == "zoom_frames" and sum(t.startswith("frame ") for t in titles) == 3
     assert any("Sohl-Dickstein pooled" in t for t in titles)
+    assert "3 frames, each window 1/2 of the previous, around the boundary" in (fig.get_suptitle())
     check_layout(fig)  # every frame has its colour bar
     fig.clf()
 
@@ -662,3 +663,25 @@ def test_deep_window_axes_are_drawn_relative_to_their_centre():
     wide = np.linspace(-3.0, 6.0, 9)
     same, same_label = relative_axis(wide, "log10 lr_in")
     assert same_label == "log10 lr_in" and np.array_equal(same, wide)
+
+
+def test_zoom_figure_title_says_how_the_windows_follow():
+    """A zoom out (widest first, one centre) and a zoom in (halving, moving centres) are
+    told apart from the frames' coordinates; a window 1e-7 wide keeps its centre."""
+    import xarray as xr
+
+    from pipeline.figures.zoom import _sequence_title
+
+    def frame(c: tuple[float, float], w: float) -> xr.Dataset:
+        return xr.Dataset(coords={
+            "x": np.linspace(c[0] - w / 2, c[0] + w / 2, 8),
+            "y": np.linspace(c[1] - w / 2, c[1] + w / 2, 8),
+        })  # fmt: skip
+
+    out = [frame((1.1238443, 2.3018), 6.5 / 2**k) for k in range(24)]
+    t = _sequence_title(out, "x", "y", "score")
+    assert "24 frames, each window 1/2 of the previous, widths grown about" in t
+    zin = [frame((0.1 * k, -0.05 * k), 4.0 / 2**k) for k in range(3)]
+    assert "each window 1/2 of the previous, around the boundary" in _sequence_title(
+        zin, "x", "y", "score"
+    )

@@ -25,6 +25,7 @@ from pipeline.figures.common import (
     loglog_labels,
     plot_loglog,
     pyplot,
+    relative_axis,
     signed_limit,
 )
 from pipeline.figures.layout import colour_map, note_missing
@@ -69,8 +70,9 @@ def zoom_frames(frames: Sequence[xr.Dataset], *, max_frames: int = 6) -> Figure:
     drawn = []
     for ax, k in zip(axes[:-2], shown, strict=True):
         f = fields[k]
-        x = np.asarray(frames[k][a].values, np.float64)
-        y = np.asarray(frames[k][b].values, np.float64)
+        x0 = np.asarray(frames[k][a].values, np.float64)
+        x, xlabel = relative_axis(x0, exp.axis_label(a))
+        y, ylabel = relative_axis(np.asarray(frames[k][b].values, np.float64), exp.axis_label(b))
         v = exp.display_field(f)
         lim = signed_limit(v)  # each frame on its own scale: deeper frames are closer to 0
         v = np.where(np.isneginf(v), -lim, v)
@@ -81,17 +83,17 @@ def zoom_frames(frames: Sequence[xr.Dataset], *, max_frames: int = 6) -> Figure:
         cbar = fig.colorbar(mesh, ax=ax, location="bottom", aspect=30, pad=0.02)
         cbar.ax.tick_params(labelsize=6)
         cbar.set_label(exp.display_label, fontsize=7)
-        ax.set_xlabel(exp.axis_label(a), fontsize=8)
+        ax.set_xlabel(xlabel, fontsize=7)
         ax.xaxis.set_label_position("top")
-        ax.set_ylabel(exp.axis_label(b), fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=7)
         ax.tick_params(labelsize=6, top=True, labeltop=True, bottom=False, labelbottom=False)
-        width = x[-1] - x[0]
-        ax.set_title(f"frame {k}: width {width:.3g}\n{dim_text(dims[k])}", fontsize=8)
+        width = x0[-1] - x0[0]
+        ax.set_title(f"frame {k}: width {width:.3g}\n{dim_text(dims[k])}", fontsize=7)
     ax = axes[-2]
     colours = plt.cm.viridis(np.linspace(0.05, 0.9, len(frames)))
     for k, d in enumerate(dims):
-        if d is not None:
-            plot_loglog(ax, d, f"frame {k}", colours[k])
+        if d is not None:  # every frame's curve; the legend names the frames drawn
+            plot_loglog(ax, d, f"frame {k}" if k in shown else "_nolegend_", colours[k])
     xl, yl = loglog_labels(next((d for d in dims if d is not None), None))
     ax.set_xlabel(xl)
     ax.set_ylabel(yl)
@@ -107,9 +109,26 @@ def zoom_frames(frames: Sequence[xr.Dataset], *, max_frames: int = 6) -> Figure:
     )
     draw_depth_and_resolution(axes[-1], dims)
     note_missing(fig, drawn)
-    what = exp.field_description
-    fig.suptitle(f"zoom into the boundary ({what}); each window half the previous", fontsize=10)
+    fig.suptitle(_sequence_title(frames, a, b, exp.field_description), fontsize=10)
     return fig
+
+
+def _sequence_title(frames: Sequence[xr.Dataset], a: str, b: str, what: str) -> str:
+    """The figure's title: how the windows follow one another, read off the frames (a zoom
+    in halves each window around the boundary; a zoom out, stored widest first, shares the
+    final window's centre)."""
+    wid = np.array([float(f[a].values[-1] - f[a].values[0]) for f in frames])
+    n = len(frames)
+    if n < 2 or not np.all(wid > 0):
+        return f"zoom sequence of the boundary ({what}): {n} frame(s)"
+    ratio = float(np.median(wid[:-1] / wid[1:]))
+    cen = np.array([[float(f[c].values[[0, -1]].mean()) for c in (a, b)] for f in frames])
+    shared = np.allclose(cen, cen[-1], rtol=0, atol=1e-9 * max(float(np.abs(cen).max()), 1.0))
+    how = "widths grown about the last frame's centre" if shared else "around the boundary"
+    return (
+        f"zoom sequence of the boundary ({what}): {n} frames, each window 1/{ratio:.3g} of "
+        f"the previous, {how}"
+    )
 
 
 def draw_depth_and_resolution(ax: Any, dims: Sequence[BoundaryDimension]) -> None:

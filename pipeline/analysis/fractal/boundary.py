@@ -305,7 +305,7 @@ class BoundaryDimension:
         return "; ".join([head, *self.warnings()])
 
     def short(self) -> str:
-        """The value, and on a second line its flags, for figure titles."""
+        """The value, and below it its flags, one per line, for figure titles."""
         flags = []
         if self.estimate is not None:
             if self.too_small:
@@ -315,13 +315,13 @@ class BoundaryDimension:
             if self.drifting:
                 flags.append("drifts with resolution")
             if self.cutoff_limited:
-                flags.append(f"cutoff-limited: may read up to {self.cutoff:.2f} low")
+                flags.append(f"cutoff-limited: up to {self.cutoff:.2f} low")
             if self.noise_dominated:
                 fr = self.noise.frontier  # type: ignore[union-attr]
                 flags.append(
                     "noise-dominated" + ("" if fr is None else f": frontier D = {fr.estimate:.3f}")
                 )
-        return self.value_text() + ("" if not flags else "\n(" + "; ".join(flags) + ")")
+        return self.value_text() + "".join(f"\n({f})" for f in flags)
 
 
 def dimension_vs_resolution(
