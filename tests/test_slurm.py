@@ -218,6 +218,27 @@ def test_submit_dry_run_of_a_zoom(tmp_path):
     out = sweep("submit", spec, "--frames", "2", "--store", "s.zarr", "--profiles",
                 LOCAL_PROFILES, "--profile", "local", "--dry-run", cwd=tmp_path)  # fmt: skip
     assert out.returncode == 2 and "is a sweep store, not a zoom" in out.stderr
+    # a zoom out: the driver runs `sweep zoom --direction out` with the flags given; a zoom
+    # in's store at its path is refused before submitting
+    out = sweep(
+        "submit", spec, "--direction", "out", "--max-width", "12", "--profiles", LOCAL_PROFILES,
+        "--profile", "local", "--dry-run", cwd=tmp_path, check=True,
+    ).stdout  # fmt: skip
+    want = f"-m pipeline zoom {spec} --direction out --max-width 12 --store {tmp_path}/z.zarr "
+    assert want in out
+    import zarr
+
+    from pipeline.run.zoom import ZOOM_IN_RULE
+    from pipeline.store.zoom import ZOOM_ATTR
+
+    zarr.open_group(tmp_path / "zin.zarr", mode="w").attrs[ZOOM_ATTR] = {"rule": ZOOM_IN_RULE}
+    out = sweep("submit", spec, "--direction", "out", "--store", "zin.zarr", "--profiles",
+                LOCAL_PROFILES, "--profile", "local", "--dry-run", cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 2 and "holds a zoom made by another rule" in out.stderr, out.stderr
+    out = sweep("submit", spec, "--direction", "out", "--frames", "2", "--dry-run", cwd=tmp_path)
+    assert out.returncode == 2 and "--frames: value 2 not allowed with --direction out" in (
+        out.stderr
+    )
 
 
 def test_walltime_and_memory_are_checked_before_submitting():

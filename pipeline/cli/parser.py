@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="submit a zoom of K frames (the driver runs `sweep zoom`) instead of a sweep",
     )
+    _add_direction_args(submit, "submit a zoom out (the driver runs `sweep zoom --direction out`)")
     submit.add_argument("--retries", type=int, default=2, help="extra attempts per chunk")
     submit.add_argument(
         "--backend",
@@ -174,25 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     zoom.add_argument(
         "--frames", type=int, help=f"number of frames K, 1..{MAX_FRAMES} (zoom in only)"
     )
-    zoom.add_argument(
-        "--direction",
-        choices=["in", "out"],
-        default="in",
-        help="in (default): each frame halves around the boundary; out: from the spec's window "
-        "out, widths doubled about its centre until >= --max-width (Sohl-Dickstein's sequence)",
-    )
-    zoom.add_argument(
-        "--max-width",
-        type=float,
-        metavar="W",
-        help="zoom out: the widest frame's smaller width reaches W (plane units; default 6)",
-    )
-    zoom.add_argument(
-        "--growth",
-        type=float,
-        metavar="G",
-        help="zoom out: factor between consecutive frames' widths, > 1 (default 2)",
-    )
+    _add_direction_args(zoom)
     _add_scale_arg(zoom)
     zoom.add_argument("--store", help="output zoom store (default: the spec's 'store')")
     _add_compute_args(zoom)
@@ -257,6 +240,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="sohl-dickstein2024: step counts of the minibatch tables (default 500 1000)",
     )
     return p
+
+
+def _add_direction_args(p: argparse.ArgumentParser, out_help: str | None = None) -> None:
+    """``--direction in|out``, ``--max-width W``, ``--growth G`` (``sweep zoom``, and
+    ``sweep submit`` for a zoom's driver)."""
+    p.add_argument(
+        "--direction",
+        choices=["in", "out"],
+        default="in",
+        help=out_help
+        or "in (default): each frame halves around the boundary; out: from the spec's window "
+        "out, widths doubled about its centre until >= --max-width (Sohl-Dickstein's sequence)",
+    )
+    p.add_argument(
+        "--max-width",
+        type=float,
+        metavar="W",
+        help="zoom out: the widest frame's smaller width reaches W (plane units; default 6)",
+    )
+    p.add_argument(
+        "--growth",
+        type=float,
+        metavar="G",
+        help="zoom out: factor between consecutive frames' widths, > 1 (default 2)",
+    )
 
 
 def _add_scale_arg(p: argparse.ArgumentParser) -> None:

@@ -98,25 +98,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_submit_store(store: str, spec: SweepSpec, frames: int | None) -> None:
+def _check_submit_store(store: str, spec: SweepSpec, rule: str | None) -> None:
     """Refuse, before submitting, a store that the driver would refuse: one made by another
-    spec, a zoom store for a sweep or a sweep store for a zoom."""
+    spec, a zoom store for a sweep, a sweep store for a zoom, or a zoom in for a zoom out
+    (``rule``: the zoom's rule, :data:`~pipeline.run.zoom.ZOOM_IN_RULE` or
+    :data:`~pipeline.run.zoom_out.ZOOM_OUT_RULE`; None for a sweep)."""
     import zarr
 
-    from pipeline.run.zoom import check_zoomable
+    from pipeline.run.zoom import ZOOM_IN_RULE, check_zoomable
     from pipeline.spec.sweep import parse_spec
     from pipeline.store.sweep import read_spec
     from pipeline.store.zoom import ZOOM_ATTR
 
-    if frames is not None:
+    if rule is not None:
         check_zoomable(spec)
     if not (Path(store) / "zarr.json").exists():
         return
     zoom = zarr.open_group(store, mode="r").attrs.get(ZOOM_ATTR)
-    if frames is None and zoom is not None:
-        raise StoreError(f"store: {store!r} is a zoom store; submit a zoom with --frames K")
-    if frames is not None and zoom is None:
+    if rule is None and zoom is not None:
+        raise StoreError(
+            f"store: {store!r} is a zoom store; submit a zoom with --frames K or --direction out"
+        )
+    if rule is not None and zoom is None:
         raise StoreError(f"store: {store!r} is a sweep store, not a zoom; use another path")
+    if rule is not None and (had := zoom.get("rule", ZOOM_IN_RULE)) != rule:
+        raise StoreError(
+            f"store: {store!r} holds a zoom made by another rule ({had!r}, not {rule!r}); "
+            "use another path"
+        )
     old = parse_spec(zoom["base_spec"]) if zoom is not None else read_spec(store)
     if diff := old.differences(spec):
         raise SpecMismatchError(
@@ -126,17 +135,25 @@ def _check_submit_store(store: str, spec: SweepSpec, frames: int | None) -> None
 
 def cmd_submit(args: argparse.Namespace) -> int:
     """``sweep submit``: the driver (``sweep run --cluster slurm``, or ``sweep zoom`` with
-    ``--frames``) as a SLURM batch job."""
+    ``--frames`` or ``--direction out``) as a SLURM batch job."""
     from pipeline.run.context import RunContext, Slurm
+    from pipeline.run.zoom import ZOOM_IN_RULE
+    from pipeline.run.zoom_out import ZOOM_OUT_RULE
     from pipeline.slurm.cluster import submit_driver
     from pipeline.slurm.scripts import check_memory, check_walltime, render_driver_script
     from pipeline.spec.workflow import load_workflow
 
+    zoom_out = args.direction == "out"
+    if zoom_out or args.max_width is not None or args.growth is not None:
+        _check_zoom_flags(args)  # as `sweep zoom`: --frames or --direction out, not both
     spec = load_workflow(args.spec, args.scale)
     if not (args.store or spec.store):
         raise StoreError("store: no output path (set 'store' in the spec or pass --store)")
     store = os.path.abspath(args.store or spec.store or "")
-    _check_submit_store(store, spec, args.frames)
+    rule = ZOOM_OUT_RULE if zoom_out else (ZOOM_IN_RULE if args.frames is not None else None)
+    _check_submit_store(store, spec, rule)
+    if zoom_out:
+        _zoom_sequence(args, spec)  # the windows' own checks, before anything is submitted
     check_walltime(args.walltime)
     check_memory(args.driver_mem)
     slurm = _slurm_options(args)
@@ -157,9 +174,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
         scale=args.scale,
         frames=args.frames,
         memory_check=not args.no_memory_check,
+        zoom_out=(args.max_width, args.growth) if zoom_out else None,
     )
     opts = slurm.profile.options
-    what = "zoom" if args.frames is not None else "driver"
+    what = "zoom" if rule is not None else "driver"
     script = render_driver_script(
         argv,
         python=sys.executable,
@@ -291,10 +309,20 @@ def driver_argv(
     scale: str | None = None,
     frames: int | None = None,
     memory_check: bool = True,
+    zoom_out: tuple[float | None, float | None] | None = None,
 ) -> list[str]:
-    """The ``sweep run`` (or, with ``frames``, ``sweep zoom``) arguments the driver job runs
-    with (absolute paths)."""
-    argv = ["run", spec] if frames is None else ["zoom", spec, "--frames", str(frames)]
+    """The ``sweep run`` (or, with ``frames``, ``sweep zoom``; with ``zoom_out`` = (max
+    width, growth), either None for the default, ``sweep zoom --direction out``) arguments
+    the driver job runs with (absolute paths)."""
+    if zoom_out is not None:
+        argv = ["zoom", spec, "--direction", "out"]
+        for flag, value in zip(("--max-width", "--growth"), zoom_out, strict=True):
+            if value is not None:
+                argv += [flag, f"{value:g}"]
+    elif frames is None:
+        argv = ["run", spec]
+    else:
+        argv = ["zoom", spec, "--frames", str(frames)]
     argv += ["--store", store, "--cluster", "slurm"]
     if scale is not None:
         argv += ["--scale", scale]
