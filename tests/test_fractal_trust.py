@@ -301,3 +301,19 @@ def test_cutoff_limited_fires_on_the_rough_level_set_and_not_on_a_sharp_island()
         BATTERY["koch_snowflake"].render(2048, 0), resolutions=False, noise=False
     )
     assert abs(snow.estimate.estimate - 1.2619) < 0.01 and not snow.cutoff_limited, snow.text()
+
+
+def test_a_frontier_fit_outside_one_to_two_is_no_frontier(monkeypatch):
+    """The separated frontier of a noise region that fills most of the frame in a few
+    blocky patches can fit to a negative 'dimension' (Sohl-Dickstein's offset panel at 512²:
+    -1.72 [-3.66, 0.22]); a region's boundary has 1 <= D <= 2, so such a fit is reported as
+    n/a with its reason, never as a number."""
+    from pipeline.analysis.fractal import estimators
+
+    f = TRUST_BATTERY["noisy_iid"].render(1024, 0)
+    assert noise_check(f).frontier is not None  # the frontier is found on this field
+    bad = _est(-1.72, 1.94, "directional-uncertainty")
+    monkeypatch.setattr(estimators, "default_dimension", lambda *a, **k: bad)
+    nc = noise_check(f)
+    assert nc.noisy and nc.frontier is None
+    assert "shows no scaling: its fit reads -1.72 [-3.66, 0.22], outside 1-2" in nc.text()

@@ -211,4 +211,12 @@ def noise_check(
         est = default_dimension(region)
     except PipelineError as e:
         return NoiseCheck(lo, dims, filling, share, rshare, None, str(e))
+    if est.interval[1] < 1.0 or est.interval[0] > 2.0:
+        # the boundary of a region of the plane has 1 <= D <= 2: a fit whose whole interval
+        # lies outside saw no scaling (a few blocky patches filling most of the frame)
+        why = (
+            f"the noise region's boundary shows no scaling: its fit reads {est.estimate:.2f} "
+            f"[{est.interval[0]:.2f}, {est.interval[1]:.2f}], outside 1-2"
+        )
+        return NoiseCheck(lo, dims, filling, share, rshare, None, why)
     return NoiseCheck(lo, dims, filling, share, rshare, est)
